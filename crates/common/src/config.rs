@@ -1,0 +1,78 @@
+//! The flags both servers share, and where state lives by default.
+
+use std::path::{Path, PathBuf};
+
+/// Flags common to `server_a` and `server_b`.
+#[derive(Debug, Clone, clap::Args)]
+pub struct ServerArgs {
+    /// The state directory (journal, locks, queues, temporary files).
+    /// Default: a hidden sibling of --dir, `.<dir>.lab3-state`; never inside --dir.
+    #[arg(long, value_name = "PATH")]
+    pub state_dir: Option<PathBuf>,
+
+    /// Shared secret every peer and client must present.
+    #[arg(long, env = "LAB3_TOKEN", hide_env_values = true)]
+    pub token: Option<String>,
+
+    /// Extra names to neither list nor sync (`*` and `?` wildcards; repeatable).
+    #[arg(long = "ignore", value_name = "PATTERN")]
+    pub ignore: Vec<String>,
+
+    /// Seconds between safety-net rescans of the directory (events do the real work).
+    #[arg(long, default_value_t = 3.0, value_name = "SECS")]
+    pub rescan_secs: f64,
+
+    /// Accept that the directory, which held files at the last sync, is now
+    /// empty or missing, and propagate those deletes.
+    #[arg(long)]
+    pub confirm_empty: bool,
+
+    /// Serve listings only; do not synchronise (the lab's part 1).
+    #[arg(long)]
+    pub no_sync: bool,
+}
+
+/// The default state directory for `dir`: `<parent>/.<name>.lab3-state`.
+pub fn default_state_dir(dir: &Path) -> PathBuf {
+    let abs = std::path::absolute(dir).unwrap_or_else(|_| dir.to_path_buf());
+    let name = abs
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_else(|| "root".into());
+    let parent = abs
+        .parent()
+        .map(Path::to_path_buf)
+        .unwrap_or_else(|| PathBuf::from("."));
+    parent.join(format!(".{name}.lab3-state"))
+}
+
+/// Resolves the state directory and refuses one inside the synced directory.
+pub fn state_dir_for(dir: &Path, given: Option<&Path>) -> anyhow::Result<PathBuf> {
+    let state = given
+        .map(Path::to_path_buf)
+        .unwrap_or_else(|| default_state_dir(dir));
+    let abs_state = std::path::absolute(&state)?;
+    let abs_dir = std::path::absolute(dir)?;
+    if abs_state.starts_with(&abs_dir) {
+        anyhow::bail!(
+            "--state-dir {} is inside --dir {}; it must be outside",
+            state.display(),
+            dir.display()
+        );
+    }
+    Ok(state)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn default_is_hidden_sibling() {
+        assert_eq!(
+            default_state_dir(Path::new("/x/directory_a")),
+            PathBuf::from("/x/.directory_a.lab3-state")
+        );
+        assert!(state_dir_for(Path::new("/x/d"), Some(Path::new("/x/d/state"))).is_err());
+    }
+}

@@ -1,0 +1,245 @@
+//! Bytes to frames to messages, with a size cap checked before allocating.
+//!
+//! A frame is a 4-byte big-endian length, then one kind byte, then the
+//! payload: kind 0 is a JSON [`Message`], kind 1 raw file bytes. The codec
+//! tells "not enough bytes yet" (wait) apart from "invalid" (an error that
+//! ends this one connection).
+
+use bytes::{Buf, BufMut, Bytes, BytesMut};
+use futures::{SinkExt, StreamExt};
+use tokio::io::{AsyncRead, AsyncWrite};
+use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
+use tokio::net::TcpStream;
+use tokio_util::codec::{Decoder, Encoder, FramedRead, FramedWrite, LengthDelimitedCodec};
+
+use crate::protocol::{Message, MAX_FRAME_LEN};
+
+const KIND_MESSAGE: u8 = 0;
+const KIND_DATA: u8 = 1;
+
+/// One decoded frame.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Frame {
+    Message(Message),
+    Data(Bytes),
+}
+
+/// Why a connection could not go on.
+#[derive(Debug, thiserror::Error)]
+pub enum ProtocolError {
+    #[error("{0}")]
+    Io(#[from] std::io::Error),
+    #[error("frame of {0} bytes is over the {MAX_FRAME_LEN}-byte limit")]
+    TooLarge(usize),
+    #[error("empty frame")]
+    Empty,
+    #[error("unknown frame kind {0}")]
+    UnknownKind(u8),
+    #[error("malformed message: {0}")]
+    BadJson(#[from] serde_json::Error),
+    #[error("connection closed")]
+    Closed,
+    #[error("unexpected message: {0}")]
+    Unexpected(String),
+    #[error("{0}")]
+    Refused(String),
+}
+
+/// The codec for [`Frame`]s.
+pub struct FrameCodec {
+    inner: LengthDelimitedCodec,
+}
+
+impl Default for FrameCodec {
+    fn default() -> Self {
+        FrameCodec {
+            inner: LengthDelimitedCodec::builder()
+                .length_field_length(4)
+                .max_frame_length(MAX_FRAME_LEN + 1)
+                .new_codec(),
+        }
+    }
+}
+
+impl Decoder for FrameCodec {
+    type Item = Frame;
+    type Error = ProtocolError;
+
+    fn decode(&mut self, src: &mut BytesMut) -> Result<Option<Frame>, ProtocolError> {
+        // Check the announced length ourselves first, for a clear error.
+        if src.len() >= 4 {
+            let len = u32::from_be_bytes([src[0], src[1], src[2], src[3]]) as usize;
+            if len > MAX_FRAME_LEN + 1 {
+                return Err(ProtocolError::TooLarge(len));
+            }
+        }
+        let Some(mut frame) = self.inner.decode(src).map_err(map_codec_error)? else {
+            return Ok(None);
+        };
+        if frame.is_empty() {
+            return Err(ProtocolError::Empty);
+        }
+        match frame.get_u8() {
+            KIND_MESSAGE => Ok(Some(Frame::Message(serde_json::from_slice(&frame)?))),
+            KIND_DATA => Ok(Some(Frame::Data(frame.freeze()))),
+            other => Err(ProtocolError::UnknownKind(other)),
+        }
+    }
+}
+
+fn map_codec_error(e: std::io::Error) -> ProtocolError {
+    if e.kind() == std::io::ErrorKind::InvalidData {
+        ProtocolError::TooLarge(0)
+    } else {
+        ProtocolError::Io(e)
+    }
+}
+
+impl Encoder<Frame> for FrameCodec {
+    type Error = ProtocolError;
+
+    fn encode(&mut self, item: Frame, dst: &mut BytesMut) -> Result<(), ProtocolError> {
+        let (kind, body) = match item {
+            Frame::Message(m) => (KIND_MESSAGE, Bytes::from(serde_json::to_vec(&m)?)),
+            Frame::Data(b) => (KIND_DATA, b),
+        };
+        if body.len() > MAX_FRAME_LEN {
+            return Err(ProtocolError::TooLarge(body.len() + 1));
+        }
+        dst.reserve(5 + body.len());
+        dst.put_u32(body.len() as u32 + 1);
+        dst.put_u8(kind);
+        dst.put_slice(&body);
+        Ok(())
+    }
+}
+
+/// Reads frames from one half of a connection.
+pub struct FrameReader<R> {
+    inner: FramedRead<R, FrameCodec>,
+}
+
+/// Writes frames to one half of a connection.
+pub struct FrameWriter<W> {
+    inner: FramedWrite<W, FrameCodec>,
+}
+
+impl<R: AsyncRead + Unpin> FrameReader<R> {
+    pub fn new(r: R) -> Self {
+        FrameReader {
+            inner: FramedRead::with_capacity(r, FrameCodec::default(), 256 * 1024),
+        }
+    }
+
+    /// The next frame, or `None` when the peer closed cleanly between frames.
+    pub async fn read_frame(&mut self) -> Result<Option<Frame>, ProtocolError> {
+        self.inner.next().await.transpose()
+    }
+
+    /// The next frame, which must be a message.
+    pub async fn read_message(&mut self) -> Result<Message, ProtocolError> {
+        match self.read_frame().await? {
+            Some(Frame::Message(Message::Error { message })) => {
+                Err(ProtocolError::Refused(message))
+            }
+            Some(Frame::Message(m)) => Ok(m),
+            Some(Frame::Data(_)) => Err(ProtocolError::Unexpected("data frame".into())),
+            None => Err(ProtocolError::Closed),
+        }
+    }
+}
+
+impl<W: AsyncWrite + Unpin> FrameWriter<W> {
+    pub fn new(w: W) -> Self {
+        let mut inner = FramedWrite::new(w, FrameCodec::default());
+        inner.set_backpressure_boundary(256 * 1024);
+        FrameWriter { inner }
+    }
+
+    /// Sends one message and flushes.
+    pub async fn send(&mut self, m: Message) -> Result<(), ProtocolError> {
+        self.inner.send(Frame::Message(m)).await
+    }
+
+    /// Queues one message without flushing (call [`FrameWriter::flush`]).
+    pub async fn feed(&mut self, m: Message) -> Result<(), ProtocolError> {
+        self.inner.feed(Frame::Message(m)).await
+    }
+
+    /// Queues one data frame without flushing.
+    pub async fn feed_data(&mut self, b: Bytes) -> Result<(), ProtocolError> {
+        self.inner.feed(Frame::Data(b)).await
+    }
+
+    pub async fn flush(&mut self) -> Result<(), ProtocolError> {
+        self.inner.flush().await
+    }
+}
+
+/// A TCP connection speaking lab3 frames, split into its two halves.
+pub struct Connection {
+    pub reader: FrameReader<OwnedReadHalf>,
+    pub writer: FrameWriter<OwnedWriteHalf>,
+}
+
+impl Connection {
+    pub fn new(stream: TcpStream) -> Connection {
+        let _ = stream.set_nodelay(true);
+        let (r, w) = stream.into_split();
+        Connection {
+            reader: FrameReader::new(r),
+            writer: FrameWriter::new(w),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn encode(f: Frame) -> BytesMut {
+        let mut b = BytesMut::new();
+        FrameCodec::default().encode(f, &mut b).unwrap();
+        b
+    }
+
+    #[test]
+    fn message_round_trips() {
+        let mut b = encode(Frame::Message(Message::ListRequest));
+        assert_eq!(&b[..5], &[0, 0, 0, 26, 0]);
+        let got = FrameCodec::default().decode(&mut b).unwrap();
+        assert_eq!(got, Some(Frame::Message(Message::ListRequest)));
+    }
+
+    #[test]
+    fn partial_frame_waits() {
+        let full = encode(Frame::Data(Bytes::from_static(b"hello")));
+        let mut part = BytesMut::from(&full[..7]);
+        assert_eq!(FrameCodec::default().decode(&mut part).unwrap(), None);
+    }
+
+    #[test]
+    fn oversized_length_is_refused_before_allocating() {
+        let mut b = BytesMut::from(&[0xff, 0xff, 0xff, 0xff, 0][..]);
+        assert!(matches!(
+            FrameCodec::default().decode(&mut b),
+            Err(ProtocolError::TooLarge(_))
+        ));
+    }
+
+    #[test]
+    fn garbage_is_an_error_not_a_panic() {
+        let mut b = BytesMut::from(&[0, 0, 0, 3, 0, b'{', b'x'][..]);
+        assert!(FrameCodec::default().decode(&mut b).is_err());
+        let mut b = BytesMut::from(&[0, 0, 0, 1, 9][..]);
+        assert!(matches!(
+            FrameCodec::default().decode(&mut b),
+            Err(ProtocolError::UnknownKind(9))
+        ));
+        let mut b = BytesMut::from(&[0, 0, 0, 0][..]);
+        assert!(matches!(
+            FrameCodec::default().decode(&mut b),
+            Err(ProtocolError::Empty)
+        ));
+    }
+}

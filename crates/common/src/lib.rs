@@ -1,0 +1,37 @@
+//! # lab3 common
+//!
+//! Everything both servers and the client share: the protocol, the file
+//! model and the sync engine. The binaries are thin glue over this crate.
+//!
+//! # Layout
+//! - [`protocol`]: the messages, as plain data.
+//! - [`connection`]: length-prefixed frames over TCP, with a size cap.
+//! - [`handshake`]: version, role and token at the start of a connection.
+//! - [`server`]: the accept loop (connection cap, one task per connection).
+//! - [`meta`], [`paths`], [`scan`], [`ignore`]: the file model: metadata,
+//!   safe relative paths, walking a directory, what is never synced.
+//! - [`inventory`]: a side's file list over the wire, in chunks.
+//! - [`listing`]: merging both sides into the composite listing.
+//! - [`console`]: the one-line-per-action announcements and logging.
+//! - [`config`]: flags both servers share and the default state directory.
+
+pub mod config;
+pub mod connection;
+pub mod console;
+pub mod handshake;
+pub mod ignore;
+pub mod inventory;
+pub mod listing;
+pub mod meta;
+pub mod paths;
+pub mod protocol;
+pub mod scan;
+pub mod server;
+
+/// Prints `listening on ADDR` as the first line of stdout and flushes.
+pub fn print_listening(addr: std::net::SocketAddr) {
+    use std::io::Write;
+    let mut out = std::io::stdout().lock();
+    let _ = writeln!(out, "listening on {addr}");
+    let _ = out.flush();
+}

@@ -1,0 +1,201 @@
+//! The messages lab3 programs exchange, as plain data.
+//!
+//! Every message is one JSON frame (see [`crate::connection`] for framing);
+//! file bodies never travel inside JSON but as raw data frames that follow a
+//! message announcing them. `docs/PROTOCOL.md` describes the conversation.
+
+use serde::{Deserialize, Serialize};
+
+use crate::meta::FileMeta;
+
+/// Bumped whenever a message changes shape or meaning.
+pub const PROTOCOL_VERSION: u32 = 1;
+
+/// Largest frame (JSON or data) any lab3 program accepts, checked before allocating.
+pub const MAX_FRAME_LEN: usize = 8 * 1024 * 1024;
+
+/// Largest number of entries put in one listing or inventory chunk, so that
+/// even 100,000-file trees stay far below [`MAX_FRAME_LEN`] per frame.
+pub const ENTRIES_PER_CHUNK: usize = 2_000;
+
+/// Who is on the other end of a connection, as told in the handshake.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Role {
+    /// A `lab3` command-line client.
+    Client,
+    /// Server A (dials Server B).
+    ServerA,
+    /// Server B.
+    ServerB,
+}
+
+impl std::fmt::Display for Role {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Role::Client => "client",
+            Role::ServerA => "server A",
+            Role::ServerB => "server B",
+        })
+    }
+}
+
+/// One row of the composite listing as Server A sends it to a client.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ListingRow {
+    pub index: usize,
+    pub name: String,
+    pub size: u64,
+    pub mtime_ns: i64,
+    /// `"a"`, `"b"` or `"both"`.
+    #[serde(rename = "where")]
+    pub location: String,
+    pub locked: bool,
+    pub queued: usize,
+}
+
+/// Whether Server A could reach Server B for this answer.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum PeerState {
+    Connected,
+    Unreachable,
+}
+
+/// What a lock or unlock did to one queued update, reported to the client.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AppliedUpdate {
+    /// Position in the FIFO queue, from 1.
+    pub seq: u64,
+    /// `"write"` or `"delete"`.
+    pub action: String,
+    pub size: u64,
+    pub mtime_ns: i64,
+    /// `"applied"` or `"superseded"`.
+    pub outcome: String,
+}
+
+/// One entry of a lock listing.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LockInfo {
+    pub name: String,
+    pub queued: usize,
+}
+
+/// A path's state as one side reports it in an inventory.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "state", rename_all = "snake_case")]
+pub enum InventoryEntry {
+    /// The file exists with this metadata; `dirty` says it changed since this
+    /// side last agreed with the peer about it.
+    Present {
+        #[serde(flatten)]
+        meta: FileMeta,
+        dirty: bool,
+    },
+    /// The file was deleted at `deleted_ns` (a tombstone of the journal).
+    Deleted { path: String, deleted_ns: i64 },
+}
+
+impl InventoryEntry {
+    pub fn path(&self) -> &str {
+        match self {
+            InventoryEntry::Present { meta, .. } => &meta.path,
+            InventoryEntry::Deleted { path, .. } => path,
+        }
+    }
+}
+
+/// Every message of the protocol. Tagged as `{"type": ..., "body": ...}`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "type", content = "body", rename_all = "snake_case")]
+pub enum Message {
+    // ---- handshake (every connection) ----
+    /// First frame of every connection, from the side that dialled.
+    Hello {
+        version: u32,
+        role: Role,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        token: Option<String>,
+        /// Sender's wall clock, nanoseconds since the Unix epoch (skew check).
+        time_ns: i64,
+    },
+    /// The answer to an accepted `Hello`.
+    Welcome {
+        version: u32,
+        role: Role,
+        time_ns: i64,
+    },
+    /// A refusal or failure; the sender closes the connection after a fatal one.
+    Error { message: String },
+
+    // ---- client -> Server A ----
+    /// Ask for the composite listing.
+    ListRequest,
+    /// Lock the file at this index of the current listing, or by name.
+    Lock { target: Target },
+    /// Unlock it and replay its queue.
+    Unlock { target: Target },
+    /// List the locks and their queue lengths.
+    LocksRequest,
+
+    // ---- Server A -> client ----
+    /// A chunk of the composite listing; the last chunk has `done: true`.
+    ListingChunk {
+        peer: PeerState,
+        rows: Vec<ListingRow>,
+        done: bool,
+    },
+    /// A lock was taken.
+    Locked { name: String },
+    /// A lock was released; what its queue replay did, in order.
+    Unlocked {
+        name: String,
+        updates: Vec<AppliedUpdate>,
+    },
+    /// The current locks.
+    Locks { locks: Vec<LockInfo> },
+
+    // ---- Server A -> Server B, one-shot listing connection ----
+    /// Ask for a fresh listing of B's directory.
+    InventoryRequest,
+    /// A chunk of inventory; the last has `done: true`.
+    InventoryChunk {
+        entries: Vec<InventoryEntry>,
+        done: bool,
+    },
+
+    // ---- sync link, both directions ----
+    /// Opens the sync link (from A, after the handshake).
+    SyncStart,
+    /// A file's content follows as data frames, then `FileEnd`.
+    FileBegin {
+        meta: FileMeta,
+        base: Option<FileMeta>,
+    },
+    /// The end of a file's data frames, with the BLAKE3 hash of the bytes.
+    FileEnd { hash: String },
+    /// The sender gave up on the file it was sending (it changed meanwhile).
+    FileAbort,
+    /// The sender deleted a path at `deleted_ns`.
+    Delete { path: String, deleted_ns: i64 },
+    /// The sender renamed `from` to `meta.path`; the receiver should do the
+    /// same if its `from` matches `meta` (same size and mtime), or ask.
+    Rename {
+        from: String,
+        meta: FileMeta,
+        deleted_ns: i64,
+    },
+    /// The mode bits or mtime changed but not the content.
+    Touch { meta: FileMeta },
+    /// Please send me this path's content (answer with `FileBegin` ... ).
+    Want { path: String },
+}
+
+/// How a client names a file: its index in the listing or its path.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Target {
+    Index(usize),
+    Name(String),
+}

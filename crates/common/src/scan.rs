@@ -1,0 +1,126 @@
+//! Walks a directory and reports its files: the inventory both servers
+//! build for listings and for reconciliation.
+//!
+//! Symbolic links are never followed (they are reported so the caller can
+//! warn once); lab3's own temporary files and the usual file-manager junk
+//! are left out (see [`crate::ignore`]).
+
+use std::path::{Path, PathBuf};
+
+use crate::ignore::Ignore;
+use crate::meta::FileMeta;
+use crate::paths;
+
+/// What one walk of a directory found.
+#[derive(Debug, Default)]
+pub struct Scan {
+    /// Regular files, sorted by path.
+    pub files: Vec<FileMeta>,
+    /// Paths skipped: symbolic links, names that are not UTF-8, unreadable entries.
+    pub skipped: Vec<(PathBuf, String)>,
+}
+
+/// Walks `root` (which must exist) and returns every regular file below it.
+pub fn scan_dir(root: &Path, ignore: &Ignore) -> std::io::Result<Scan> {
+    let md = std::fs::metadata(root)?;
+    if !md.is_dir() {
+        return Err(std::io::Error::new(
+            std::io::ErrorKind::NotADirectory,
+            format!("{} is not a directory", root.display()),
+        ));
+    }
+    let mut scan = Scan::default();
+    let walker = walkdir::WalkDir::new(root)
+        .follow_links(false)
+        .min_depth(1)
+        .into_iter()
+        .filter_entry(|e| !ignore.is_ignored_name(e.file_name()));
+    for entry in walker {
+        let entry = match entry {
+            Ok(e) => e,
+            Err(e) => {
+                let p = e.path().map(Path::to_path_buf).unwrap_or_default();
+                scan.skipped.push((p, e.to_string()));
+                continue;
+            }
+        };
+        let ft = entry.file_type();
+        if ft.is_dir() {
+            continue;
+        }
+        if ft.is_symlink() {
+            scan.skipped.push((
+                entry.path().to_path_buf(),
+                "symbolic link, not followed".into(),
+            ));
+            continue;
+        }
+        if !ft.is_file() {
+            scan.skipped
+                .push((entry.path().to_path_buf(), "not a regular file".into()));
+            continue;
+        }
+        let Some(rel) = paths::relative(root, entry.path()) else {
+            scan.skipped
+                .push((entry.path().to_path_buf(), "name is not UTF-8".into()));
+            continue;
+        };
+        match entry.metadata() {
+            Ok(md) => scan.files.push(FileMeta::from_fs(rel, &md)),
+            // Vanished between readdir and stat: it is simply not there.
+            Err(e) if e.io_error().map(|e| e.kind()) == Some(std::io::ErrorKind::NotFound) => {}
+            Err(e) => scan
+                .skipped
+                .push((entry.path().to_path_buf(), e.to_string())),
+        }
+    }
+    scan.files.sort_unstable_by(|a, b| a.path.cmp(&b.path));
+    Ok(scan)
+}
+
+/// Stats one file: `Ok(None)` when it does not exist (or is not a regular file).
+pub fn stat_file(root: &Path, rel: &str) -> std::io::Result<Option<FileMeta>> {
+    let full = paths::resolve(root, rel)
+        .map_err(|e| std::io::Error::new(std::io::ErrorKind::InvalidInput, e))?;
+    match std::fs::symlink_metadata(&full) {
+        Ok(md) if md.is_file() => Ok(Some(FileMeta::from_fs(rel.to_string(), &md))),
+        Ok(_) => Ok(None),
+        Err(e)
+            if matches!(
+                e.kind(),
+                std::io::ErrorKind::NotFound | std::io::ErrorKind::NotADirectory
+            ) =>
+        {
+            Ok(None)
+        }
+        Err(e) => Err(e),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn finds_nested_files_and_skips_links_and_junk() {
+        let d = tempfile::tempdir().unwrap();
+        std::fs::create_dir(d.path().join("sub")).unwrap();
+        std::fs::write(d.path().join("b.txt"), "bb").unwrap();
+        std::fs::write(d.path().join("sub/a.txt"), "a").unwrap();
+        std::fs::write(d.path().join(".DS_Store"), "junk").unwrap();
+        #[cfg(unix)]
+        std::os::unix::fs::symlink("b.txt", d.path().join("link")).unwrap();
+        let s = scan_dir(d.path(), &Ignore::default()).unwrap();
+        let names: Vec<_> = s.files.iter().map(|f| (f.path.as_str(), f.size)).collect();
+        assert_eq!(names, [("b.txt", 2), ("sub/a.txt", 1)]);
+        #[cfg(unix)]
+        assert_eq!(s.skipped.len(), 1);
+    }
+}
+
+/// [`scan_dir`] on the blocking thread pool.
+pub async fn scan_dir_async(root: PathBuf, ignore: Ignore) -> std::io::Result<Scan> {
+    tokio::task::spawn_blocking(move || scan_dir(&root, &ignore))
+        .await
+        .map_err(std::io::Error::other)?
+}

@@ -1,0 +1,121 @@
+//! The command line: clap for the conventional spellings, plus the lab's
+//! own `-lock -<index>` / `-unlock -<index>`, rewritten before clap sees them.
+
+use std::ffi::OsString;
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+
+/// lab3: the composite listing of Server A's and Server B's folders, and file locks.
+///
+/// Examples:
+///   lab3                      list both folders, merged and indexed
+///   lab3 --json               the same as one JSON document
+///   lab3 -lock -3             lock the file at index 3 at Server A
+///   lab3 -unlock -3           unlock it and apply Server B's queued updates
+///   lab3 lock notes.txt       lock by name
+///   lab3 locks                list the locks and their queues
+#[derive(Debug, Parser)]
+#[command(name = "lab3", version, verbatim_doc_comment)]
+pub struct Cli {
+    /// Server A's address.
+    #[arg(
+        long,
+        global = true,
+        env = "LAB3_SERVER",
+        default_value = "127.0.0.1:6000"
+    )]
+    pub server: String,
+    /// Shared secret, if the servers require one.
+    #[arg(long, global = true, env = "LAB3_TOKEN", hide_env_values = true)]
+    pub token: Option<String>,
+    /// Print one JSON document instead of a table.
+    #[arg(long, global = true)]
+    pub json: bool,
+    #[command(subcommand)]
+    pub command: Option<Command>,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// The composite listing (the default).
+    List,
+    /// Lock a file at Server A, by index in the listing or by name.
+    Lock { target: String },
+    /// Unlock a file; Server A applies its queued updates in order.
+    Unlock { target: String },
+    /// The locks and how many updates wait in each queue.
+    Locks,
+}
+
+/// Parses the command line; on failure prints help, version or one error
+/// line and returns the exit status to use.
+pub fn parse(args: impl IntoIterator<Item = OsString>) -> Result<Cli, ExitCode> {
+    match Cli::try_parse_from(rewrite_lab_flags(args.into_iter().collect())) {
+        Ok(cli) => Ok(cli),
+        Err(e) if !e.use_stderr() => {
+            let _ = e.print();
+            Err(ExitCode::SUCCESS)
+        }
+        Err(e) => {
+            let text = e.render().to_string();
+            let first = text.lines().next().unwrap_or("malformed command");
+            let first = first.strip_prefix("error: ").unwrap_or(first);
+            eprintln!("lab3: {first} (try 'lab3 --help')");
+            Err(ExitCode::from(2))
+        }
+    }
+}
+
+/// `-lock -3` becomes `lock 3`, `-unlock -3` `unlock 3`, `--lock X` `lock X`.
+fn rewrite_lab_flags(mut args: Vec<OsString>) -> Vec<OsString> {
+    let mut i = 1;
+    while i < args.len() {
+        let word = args[i].to_str().unwrap_or("");
+        if let Some(cmd) = ["lock", "unlock"].into_iter().find(|c| {
+            word.strip_prefix('-')
+                .map(|w| w.strip_prefix('-').unwrap_or(w))
+                == Some(c)
+        }) {
+            args[i] = cmd.into();
+            if let Some(next) = args.get(i + 1).and_then(|a| a.to_str()) {
+                if let Some(n) = next
+                    .strip_prefix('-')
+                    .filter(|n| !n.is_empty() && n.bytes().all(|b| b.is_ascii_digit()))
+                {
+                    args[i + 1] = n.into();
+                }
+            }
+        }
+        i += 1;
+    }
+    args
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse_ok(words: &[&str]) -> Cli {
+        let args = std::iter::once("lab3")
+            .chain(words.iter().copied())
+            .map(OsString::from);
+        parse(args).expect("parses")
+    }
+
+    #[test]
+    fn lab_spellings() {
+        assert!(
+            matches!(parse_ok(&["-lock", "-3"]).command, Some(Command::Lock { target }) if target == "3")
+        );
+        assert!(
+            matches!(parse_ok(&["-unlock", "-12"]).command, Some(Command::Unlock { target }) if target == "12")
+        );
+        assert!(
+            matches!(parse_ok(&["--lock", "a.txt"]).command, Some(Command::Lock { target }) if target == "a.txt")
+        );
+        let c = parse_ok(&["-lock", "-0", "--json"]);
+        assert!(c.json);
+        assert!(parse_ok(&[]).command.is_none());
+    }
+}

@@ -1,0 +1,61 @@
+//! Server A: answers `lab3` clients (listing, locks), dials Server B for
+//! its listing and keeps the sync link to it up.
+//!
+//! # Layout
+//! - [`client_api`]: one task per client connection, request by request.
+//! - [`peer`]: talking to Server B (fresh listings).
+
+pub mod client_api;
+pub mod peer;
+
+use std::future::Future;
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use common::config::ServerArgs;
+use common::ignore::Ignore;
+use common::protocol::Role;
+use tokio::net::TcpListener;
+
+/// Everything Server A needs to run.
+#[derive(Debug, Clone)]
+pub struct Config {
+    pub dir: PathBuf,
+    pub state_dir: PathBuf,
+    /// Server B's address.
+    pub peer: String,
+    pub args: ServerArgs,
+    pub ignore: Ignore,
+}
+
+impl Config {
+    pub fn new(dir: PathBuf, peer: String, args: ServerArgs) -> anyhow::Result<Config> {
+        let state_dir = common::config::state_dir_for(&dir, args.state_dir.as_deref())?;
+        std::fs::create_dir_all(&dir)?;
+        let ignore = Ignore::with_patterns(args.ignore.clone());
+        Ok(Config {
+            dir,
+            state_dir,
+            peer,
+            args,
+            ignore,
+        })
+    }
+}
+
+/// Serves clients until `shutdown` completes.
+pub async fn run(
+    listener: TcpListener,
+    cfg: Config,
+    shutdown: impl Future<Output = ()>,
+) -> anyhow::Result<()> {
+    let cfg = Arc::new(cfg);
+    let settings = common::server::Listener {
+        me: Role::ServerA,
+        allowed: vec![Role::Client],
+        token: cfg.args.token.clone(),
+    };
+    let handler = move |conn, peer| client_api::handle(conn, peer, cfg.clone());
+    common::server::serve(listener, settings, handler, shutdown).await;
+    Ok(())
+}

@@ -1,0 +1,48 @@
+//! `server_a`: owns directory_a, answers `lab3` clients, dials Server B.
+
+use std::path::PathBuf;
+
+use clap::Parser;
+
+/// Server A of lab3: owns one directory, answers `lab3`, keeps in sync with Server B.
+///
+/// Examples:
+///   server_a                                  # directory_a on 127.0.0.1:6000, B at 127.0.0.1:6001
+///   server_a --dir ~/shared --peer b.example:6001 --token s3cret
+#[derive(Debug, Parser)]
+#[command(version, verbatim_doc_comment)]
+struct Args {
+    /// The directory this server owns.
+    #[arg(long, default_value = "directory_a")]
+    dir: PathBuf,
+    /// Address to listen on for `lab3` clients (port 0: the kernel picks).
+    #[arg(long, default_value = "127.0.0.1:6000")]
+    listen: String,
+    /// Server B's address.
+    #[arg(long, default_value = "127.0.0.1:6001")]
+    peer: String,
+    #[command(flatten)]
+    common: common::config::ServerArgs,
+}
+
+#[tokio::main]
+async fn main() -> std::process::ExitCode {
+    common::console::init_logging();
+    let args = Args::parse();
+    match run(args).await {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("server_a: {e:#}");
+            std::process::ExitCode::FAILURE
+        }
+    }
+}
+
+async fn run(args: Args) -> anyhow::Result<()> {
+    let cfg = server_a::Config::new(args.dir, args.peer, args.common)?;
+    let listener = tokio::net::TcpListener::bind(&args.listen)
+        .await
+        .map_err(|e| anyhow::anyhow!("cannot listen on {}: {e}", args.listen))?;
+    common::print_listening(listener.local_addr()?);
+    server_a::run(listener, cfg, common::server::shutdown_signal()).await
+}

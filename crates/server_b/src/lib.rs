@@ -1,0 +1,92 @@
+//! Server B: serves its directory's inventory to Server A, and runs its
+//! half of the sync link that Server A dials.
+
+use std::future::Future;
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use common::config::ServerArgs;
+use common::connection::Connection;
+use common::handshake::{kind_of, PeerInfo};
+use common::ignore::Ignore;
+use common::protocol::{InventoryEntry, Message, Role};
+use tokio::net::TcpListener;
+
+/// Everything Server B needs to run.
+#[derive(Debug, Clone)]
+pub struct Config {
+    pub dir: PathBuf,
+    pub state_dir: PathBuf,
+    pub args: ServerArgs,
+}
+
+impl Config {
+    pub fn new(dir: PathBuf, args: ServerArgs) -> anyhow::Result<Config> {
+        let state_dir = common::config::state_dir_for(&dir, args.state_dir.as_deref())?;
+        std::fs::create_dir_all(&dir)?;
+        Ok(Config {
+            dir,
+            state_dir,
+            args,
+        })
+    }
+}
+
+/// Serves Server A until `shutdown` completes.
+pub async fn run(
+    listener: TcpListener,
+    cfg: Config,
+    shutdown: impl Future<Output = ()>,
+) -> anyhow::Result<()> {
+    let cfg = Arc::new(cfg);
+    let ignore = Arc::new(Ignore::with_patterns(cfg.args.ignore.clone()));
+    let settings = common::server::Listener {
+        me: Role::ServerB,
+        allowed: vec![Role::ServerA],
+        token: cfg.args.token.clone(),
+    };
+    let handler = move |conn: Connection, peer: PeerInfo| {
+        let cfg = cfg.clone();
+        let ignore = ignore.clone();
+        async move { handle(conn, peer, &cfg, &ignore).await }
+    };
+    common::server::serve(listener, settings, handler, shutdown).await;
+    Ok(())
+}
+
+async fn handle(
+    mut conn: Connection,
+    _peer: PeerInfo,
+    cfg: &Config,
+    ignore: &Ignore,
+) -> anyhow::Result<()> {
+    while let Some(frame) = conn.reader.read_frame().await? {
+        let common::connection::Frame::Message(msg) = frame else {
+            anyhow::bail!("unexpected data frame");
+        };
+        match msg {
+            Message::InventoryRequest => {
+                let entries = listing_entries(cfg, ignore).await?;
+                common::inventory::send(&mut conn.writer, &entries).await?;
+            }
+            other => {
+                let message = format!("unexpected request: {}", kind_of(&other));
+                conn.writer
+                    .send(Message::Error {
+                        message: message.clone(),
+                    })
+                    .await?;
+            }
+        }
+    }
+    Ok(())
+}
+
+async fn listing_entries(cfg: &Config, ignore: &Ignore) -> anyhow::Result<Vec<InventoryEntry>> {
+    let scan = common::scan::scan_dir_async(cfg.dir.clone(), ignore.clone()).await?;
+    Ok(scan
+        .files
+        .into_iter()
+        .map(|meta| InventoryEntry::Present { meta, dirty: false })
+        .collect())
+}

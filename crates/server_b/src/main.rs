@@ -1,0 +1,45 @@
+//! `server_b`: owns directory_b and serves Server A.
+
+use std::path::PathBuf;
+
+use clap::Parser;
+
+/// Server B of lab3: owns one directory and keeps it in sync with Server A.
+///
+/// Examples:
+///   server_b                                  # directory_b on 127.0.0.1:6001
+///   server_b --dir ~/shared --listen 0.0.0.0:6001 --token s3cret
+#[derive(Debug, Parser)]
+#[command(version, verbatim_doc_comment)]
+struct Args {
+    /// The directory this server owns.
+    #[arg(long, default_value = "directory_b")]
+    dir: PathBuf,
+    /// Address to listen on for Server A (port 0: the kernel picks).
+    #[arg(long, default_value = "127.0.0.1:6001")]
+    listen: String,
+    #[command(flatten)]
+    common: common::config::ServerArgs,
+}
+
+#[tokio::main]
+async fn main() -> std::process::ExitCode {
+    common::console::init_logging();
+    let args = Args::parse();
+    match run(args).await {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("server_b: {e:#}");
+            std::process::ExitCode::FAILURE
+        }
+    }
+}
+
+async fn run(args: Args) -> anyhow::Result<()> {
+    let cfg = server_b::Config::new(args.dir, args.common)?;
+    let listener = tokio::net::TcpListener::bind(&args.listen)
+        .await
+        .map_err(|e| anyhow::anyhow!("cannot listen on {}: {e}", args.listen))?;
+    common::print_listening(listener.local_addr()?);
+    server_b::run(listener, cfg, common::server::shutdown_signal()).await
+}
