@@ -63,6 +63,25 @@ pub fn state_dir_for(dir: &Path, given: Option<&Path>) -> anyhow::Result<PathBuf
     Ok(state)
 }
 
+/// The sync engine's settings for a server over `dir`.
+pub fn sync_config(
+    dir: &Path,
+    state_dir: &Path,
+    args: &ServerArgs,
+    me: crate::protocol::Role,
+    gate: Option<std::sync::Arc<dyn crate::sync::Gate>>,
+) -> crate::sync::SyncConfig {
+    crate::sync::SyncConfig {
+        root: dir.to_path_buf(),
+        state_dir: state_dir.to_path_buf(),
+        ignore: crate::ignore::Ignore::with_patterns(args.ignore.clone()),
+        me,
+        rescan_every: std::time::Duration::from_secs_f64(args.rescan_secs.max(0.1)),
+        confirm_empty: args.confirm_empty,
+        gate,
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -21,26 +21,34 @@ pub fn use_colour() -> bool {
     std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty()) && std::io::stdout().is_terminal()
 }
 
-/// Prints one action line: time, direction, action, path, size.
+/// Prints one action line: time, direction, action, path, size, detail.
 ///
-/// `direction` is e.g. `A->B` (sent), `B->A` (received and applied) or
-/// `A` (local only); `action` one of created, updated, deleted, renamed,
-/// conflict, queued, applied, superseded.
-pub fn announce(direction: &str, action: &str, path: &str, size: Option<u64>) {
-    let time = chrono::Local::now().format("%H:%M:%S%.3f");
-    let size = size.map(human_size).unwrap_or_default();
-    let colour = use_colour();
-    let (on, off) = match (colour, action) {
+/// `direction` is `A->B` (sent), `B->A` (received and applied) or a side's
+/// letter (local only); `action` one of created, updated, deleted, renamed,
+/// conflict, queued, applied, superseded, error.
+pub fn announce(a: &crate::protocol::Action) {
+    let time = chrono::DateTime::from_timestamp_nanos(a.time_ns).with_timezone(&chrono::Local);
+    let size = a.size.map(human_size).unwrap_or_default();
+    let (on, off) = match (use_colour(), a.action.as_str()) {
         (false, _) => ("", ""),
-        (true, "deleted") => ("\x1b[31m", "\x1b[0m"),
+        (true, "deleted" | "error") => ("\x1b[31m", "\x1b[0m"),
         (true, "conflict" | "superseded") => ("\x1b[33m", "\x1b[0m"),
         (true, "queued") => ("\x1b[35m", "\x1b[0m"),
         (true, _) => ("\x1b[32m", "\x1b[0m"),
     };
+    let detail = if a.detail.is_empty() {
+        String::new()
+    } else {
+        format!("  ({})", a.detail)
+    };
     let mut out = std::io::stdout().lock();
     let _ = writeln!(
         out,
-        "{time}  {direction:<5} {on}{action:<10}{off} {path}  {size}"
+        "{}  {:<5} {on}{:<10}{off} {}  {size}{detail}",
+        time.format("%H:%M:%S%.3f"),
+        a.direction,
+        a.action,
+        a.path
     );
     let _ = out.flush();
 }

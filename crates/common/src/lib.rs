@@ -14,6 +14,7 @@
 //! - [`listing`]: merging both sides into the composite listing.
 //! - [`console`]: the one-line-per-action announcements and logging.
 //! - [`config`]: flags both servers share and the default state directory.
+//! - [`sync`]: the sync engine (watcher, journal, decide, transfer, apply, link).
 
 pub mod config;
 pub mod connection;
@@ -27,6 +28,7 @@ pub mod paths;
 pub mod protocol;
 pub mod scan;
 pub mod server;
+pub mod sync;
 
 /// Prints `listening on ADDR` as the first line of stdout and flushes.
 pub fn print_listening(addr: std::net::SocketAddr) {

@@ -177,19 +177,28 @@ pub enum Message {
     FileEnd { hash: String },
     /// The sender gave up on the file it was sending (it changed meanwhile).
     FileAbort,
-    /// The sender deleted a path at `deleted_ns`.
-    Delete { path: String, deleted_ns: i64 },
-    /// The sender renamed `from` to `meta.path`; the receiver should do the
-    /// same if its `from` matches `meta` (same size and mtime), or ask.
+    /// The sender deleted a path at `deleted_ns`; `base` is the file it deleted.
+    Delete {
+        path: String,
+        deleted_ns: i64,
+        base: Option<FileMeta>,
+    },
+    /// The sender renamed `from` to `meta.path`; the receiver does the same
+    /// if its `from` matches `meta` and nothing is at the target, or asks.
     Rename {
         from: String,
         meta: FileMeta,
         deleted_ns: i64,
     },
-    /// The mode bits or mtime changed but not the content.
-    Touch { meta: FileMeta },
-    /// Please send me this path's content (answer with `FileBegin` ... ).
-    Want { path: String },
+    /// Please send this path; `have` is what I hold now (it becomes the base).
+    Want {
+        path: String,
+        have: Option<FileMeta>,
+    },
+    /// Keeps an idle link alive; ignored by the receiver.
+    Ping,
+    /// One announced action, relayed for `lab3 watch`.
+    Action(Action),
 }
 
 /// How a client names a file: its index in the listing or its path.
@@ -198,4 +207,22 @@ pub enum Message {
 pub enum Target {
     Index(usize),
     Name(String),
+}
+
+/// One line of a server's console: a sync action as it happens.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Action {
+    pub time_ns: i64,
+    /// The server that printed it: `"A"` or `"B"`.
+    pub side: String,
+    /// `A->B`, `B->A`, or the side's letter for local-only actions.
+    pub direction: String,
+    /// created, updated, deleted, renamed, conflict, queued, applied, superseded, error.
+    pub action: String,
+    pub path: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub size: Option<u64>,
+    /// Extra words (the other name of a rename, who won a conflict).
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub detail: String,
 }

@@ -3,7 +3,7 @@
 //!
 //! # Layout
 //! - [`client_api`]: one task per client connection, request by request.
-//! - [`peer`]: talking to Server B (fresh listings).
+//! - [`peer`]: talking to Server B (fresh listings, the sync link).
 
 pub mod client_api;
 pub mod peer;
@@ -31,7 +31,9 @@ pub struct Config {
 impl Config {
     pub fn new(dir: PathBuf, peer: String, args: ServerArgs) -> anyhow::Result<Config> {
         let state_dir = common::config::state_dir_for(&dir, args.state_dir.as_deref())?;
-        std::fs::create_dir_all(&dir)?;
+        if args.no_sync {
+            std::fs::create_dir_all(&dir)?;
+        }
         let ignore = Ignore::with_patterns(args.ignore.clone());
         Ok(Config {
             dir,
@@ -49,6 +51,16 @@ pub async fn run(
     cfg: Config,
     shutdown: impl Future<Output = ()>,
 ) -> anyhow::Result<()> {
+    if !cfg.args.no_sync {
+        let sc =
+            common::config::sync_config(&cfg.dir, &cfg.state_dir, &cfg.args, Role::ServerA, None);
+        let sync = common::sync::start(sc)?;
+        tokio::spawn(peer::keep_link(
+            sync,
+            cfg.peer.clone(),
+            cfg.args.token.clone(),
+        ));
+    }
     let cfg = Arc::new(cfg);
     let settings = common::server::Listener {
         me: Role::ServerA,

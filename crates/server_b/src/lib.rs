@@ -10,6 +10,7 @@ use common::connection::Connection;
 use common::handshake::{kind_of, PeerInfo};
 use common::ignore::Ignore;
 use common::protocol::{InventoryEntry, Message, Role};
+use common::sync::SyncHandle;
 use tokio::net::TcpListener;
 
 /// Everything Server B needs to run.
@@ -38,6 +39,13 @@ pub async fn run(
     cfg: Config,
     shutdown: impl Future<Output = ()>,
 ) -> anyhow::Result<()> {
+    let sync = if cfg.args.no_sync {
+        None
+    } else {
+        let sc =
+            common::config::sync_config(&cfg.dir, &cfg.state_dir, &cfg.args, Role::ServerB, None);
+        Some(common::sync::start(sc)?)
+    };
     let cfg = Arc::new(cfg);
     let ignore = Arc::new(Ignore::with_patterns(cfg.args.ignore.clone()));
     let settings = common::server::Listener {
@@ -48,7 +56,8 @@ pub async fn run(
     let handler = move |conn: Connection, peer: PeerInfo| {
         let cfg = cfg.clone();
         let ignore = ignore.clone();
-        async move { handle(conn, peer, &cfg, &ignore).await }
+        let sync = sync.clone();
+        async move { handle(conn, peer, &cfg, &ignore, sync.as_ref()).await }
     };
     common::server::serve(listener, settings, handler, shutdown).await;
     Ok(())
@@ -56,9 +65,10 @@ pub async fn run(
 
 async fn handle(
     mut conn: Connection,
-    _peer: PeerInfo,
+    peer: PeerInfo,
     cfg: &Config,
     ignore: &Ignore,
+    sync: Option<&SyncHandle>,
 ) -> anyhow::Result<()> {
     while let Some(frame) = conn.reader.read_frame().await? {
         let common::connection::Frame::Message(msg) = frame else {
@@ -69,6 +79,13 @@ async fn handle(
                 let entries = listing_entries(cfg, ignore).await?;
                 common::inventory::send(&mut conn.writer, &entries).await?;
             }
+            Message::SyncStart => match sync {
+                Some(sync) => return sync.run_link(conn, peer).await,
+                None => {
+                    let message = "server B runs with --no-sync".to_string();
+                    conn.writer.send(Message::Error { message }).await?;
+                }
+            },
             other => {
                 let message = format!("unexpected request: {}", kind_of(&other));
                 conn.writer

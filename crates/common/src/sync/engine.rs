@@ -1,0 +1,1070 @@
+//! The engine actor: one task owns the journal and the link's sending side
+//! and makes every decision, so no two decisions about a path can race.
+//! File bytes move in the link's tasks; the engine only stats, renames and
+//! records.
+
+use std::collections::{BTreeSet, HashMap, HashSet};
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use tokio::sync::{broadcast, mpsc};
+use tokio::time::Instant;
+
+use super::decide::{self, Plan, State, Winner};
+use super::journal::Journal;
+use super::transfer::{self, Received, Sent};
+use super::watcher::{self, Hint, RescanFlag, Urgency};
+use super::{
+    apply, side_letter, Command, HeldUpdate, LinkStatus, QueuedUpdate, SyncConfig, SyncHandle,
+};
+use crate::meta::{now_ns, FileMeta};
+use crate::paths;
+use crate::protocol::{AppliedUpdate, InventoryEntry, Message, Role};
+use crate::scan::{self, Scan};
+
+/// Everything that reaches the engine.
+pub(crate) enum Event {
+    LinkUp {
+        id: u64,
+        out: mpsc::UnboundedSender<Outgoing>,
+        clock_skew_ns: i64,
+    },
+    LinkDown {
+        id: u64,
+    },
+    Peer {
+        id: u64,
+        msg: PeerMsg,
+    },
+    Sent {
+        id: u64,
+        meta: FileMeta,
+        base: Option<FileMeta>,
+        outcome: Sent,
+    },
+    Scanned {
+        scan: std::io::Result<Scan>,
+        reconcile: bool,
+    },
+    Command(Command),
+}
+
+/// What the peer sent, already checked for path safety by the link.
+pub(crate) enum PeerMsg {
+    Inventory(Vec<InventoryEntry>),
+    File(Received),
+    Delete {
+        path: String,
+        deleted_ns: i64,
+        base: Option<FileMeta>,
+    },
+    Rename {
+        from: String,
+        meta: FileMeta,
+        deleted_ns: i64,
+    },
+    Want {
+        path: String,
+        have: Option<FileMeta>,
+    },
+    /// A file from the peer could not be stored here (disk full,
+    /// permissions): ask again later.
+    StoreFailed {
+        path: String,
+    },
+}
+
+/// What the link's writer sends.
+pub(crate) enum Outgoing {
+    Msg(Message),
+    Inventory(Vec<InventoryEntry>),
+    File {
+        meta: FileMeta,
+        base: Option<FileMeta>,
+    },
+}
+
+/// How long to wait before asking again for a file that could not be stored.
+const RETRY_AFTER: Duration = Duration::from_secs(3);
+
+struct Link {
+    id: u64,
+    out: mpsc::UnboundedSender<Outgoing>,
+    /// Inventories exchanged and the plan carried out: changes are sent as they happen.
+    reconciled: bool,
+    inventory_sent: bool,
+    peer_inventory: Option<Vec<InventoryEntry>>,
+}
+
+struct Engine {
+    cfg: Arc<SyncConfig>,
+    handle: SyncHandle,
+    journal: Journal,
+    /// Paths hinted by the watcher or a rescan, and when to look at them.
+    pending: HashMap<String, Instant>,
+    /// Paths to ask the peer for again, and when.
+    wants: HashMap<String, Instant>,
+    link: Option<Link>,
+    /// The base of a send that was aborted, for the next send of that path.
+    aborted_base: HashMap<String, Option<FileMeta>>,
+    /// Files being sent (for status).
+    sending: usize,
+    /// A periodic rescan is running.
+    scanning: bool,
+    /// Skipped paths already warned about.
+    warned: HashSet<PathBuf>,
+}
+
+/// Starts the engine over `cfg.root`: opens the journal, records what
+/// changed while the server was not running, starts watching.
+pub fn start(cfg: SyncConfig) -> anyhow::Result<SyncHandle> {
+    let mut cfg = cfg;
+    let journal = Journal::open(&cfg.state_dir)?;
+    if !cfg.root.exists() {
+        let known = journal.present().count();
+        if known > 0 && !cfg.confirm_empty {
+            anyhow::bail!(
+                "{} is missing, but it held {known} files at the last sync (an unmounted disk? a wrong path?); \
+                 restore it, or pass --confirm-empty to treat its files as deleted",
+                cfg.root.display()
+            );
+        }
+        std::fs::create_dir_all(&cfg.root)?;
+    }
+    cfg.root = std::fs::canonicalize(&cfg.root)?;
+    let tmp_dir = transfer::temp_dir_for(&cfg.root, &cfg.state_dir)?;
+    let (events, rx) = mpsc::unbounded_channel();
+    let (actions, _) = broadcast::channel(1024);
+    let cfg = Arc::new(cfg);
+    let handle = SyncHandle {
+        events,
+        cfg: cfg.clone(),
+        tmp_dir,
+        actions,
+        status: Arc::new(Mutex::new(LinkStatus::default())),
+    };
+    let (hint_tx, hint_rx) = mpsc::channel(16 * 1024);
+    let flag = Arc::new(RescanFlag::default());
+    let watch = match watcher::watch(&cfg.root, cfg.ignore.clone(), hint_tx, flag.clone()) {
+        Ok(w) => Some(w),
+        Err(e) => {
+            tracing::error!(
+                "cannot watch {}: {e}; falling back to rescans every {:?}",
+                cfg.root.display(),
+                cfg.rescan_every
+            );
+            None
+        }
+    };
+    let mut engine = Engine {
+        cfg,
+        handle: handle.clone(),
+        journal,
+        pending: HashMap::new(),
+        wants: HashMap::new(),
+        link: None,
+        aborted_base: HashMap::new(),
+        sending: 0,
+        scanning: false,
+        warned: HashSet::new(),
+    };
+    engine.startup_scan()?;
+    tokio::spawn(async move {
+        let _watch = watch;
+        engine.run(rx, hint_rx, flag).await;
+    });
+    Ok(handle)
+}
+
+impl Engine {
+    fn i_am_a(&self) -> bool {
+        self.cfg.me != Role::ServerB
+    }
+
+    fn me(&self) -> &'static str {
+        side_letter(self.cfg.me)
+    }
+
+    fn other(&self) -> &'static str {
+        if self.i_am_a() {
+            "B"
+        } else {
+            "A"
+        }
+    }
+
+    fn outbound(&self) -> String {
+        format!("{}->{}", self.me(), self.other())
+    }
+
+    fn inbound(&self) -> String {
+        format!("{}->{}", self.other(), self.me())
+    }
+
+    fn announce(
+        &self,
+        action: &str,
+        direction: &str,
+        path: &str,
+        size: Option<u64>,
+        detail: String,
+    ) {
+        self.handle.announce(action, direction, path, size, detail);
+    }
+
+    async fn run(
+        mut self,
+        mut rx: mpsc::UnboundedReceiver<Event>,
+        mut hints: mpsc::Receiver<Hint>,
+        flag: Arc<RescanFlag>,
+    ) {
+        let mut rescan = tokio::time::interval(self.cfg.rescan_every);
+        rescan.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        rescan.tick().await;
+        loop {
+            let next = self
+                .pending
+                .values()
+                .chain(self.wants.values())
+                .min()
+                .copied();
+            let far = Instant::now() + Duration::from_secs(3600);
+            tokio::select! {
+                Some(h) = hints.recv() => {
+                    self.hint(h);
+                    while let Ok(h) = hints.try_recv() {
+                        self.hint(h);
+                    }
+                }
+                ev = rx.recv() => match ev {
+                    Some(ev) => self.event(ev),
+                    None => break,
+                },
+                _ = tokio::time::sleep_until(next.unwrap_or(far)), if next.is_some() => self.process_due(),
+                _ = rescan.tick() => {
+                    self.journal.alive();
+                    self.start_scan(false);
+                }
+                _ = flag.wake.notified() => {
+                    if flag.take() {
+                        self.start_scan(false);
+                    }
+                }
+            }
+            self.journal.flush();
+        }
+    }
+
+    fn hint(&mut self, h: Hint) {
+        let due = Instant::now() + h.urgency.delay();
+        let slot = self.pending.entry(h.path).or_insert(due);
+        *slot = match h.urgency {
+            Urgency::Quiet => due,
+            _ => (*slot).min(due),
+        };
+    }
+
+    fn event(&mut self, ev: Event) {
+        match ev {
+            Event::LinkUp {
+                id,
+                out,
+                clock_skew_ns,
+            } => self.link_up(id, out, clock_skew_ns),
+            Event::LinkDown { id } => {
+                if self.link.as_ref().is_some_and(|l| l.id == id) {
+                    self.link = None;
+                    self.sending = 0;
+                    tracing::info!("link to server {} is down", self.other());
+                    let mut st = self.handle.status.lock().unwrap();
+                    st.up = false;
+                    st.since_ns = Some(now_ns());
+                    st.sending = 0;
+                }
+            }
+            Event::Peer { id, msg } => {
+                if self.link.as_ref().is_some_and(|l| l.id == id) {
+                    self.peer(msg);
+                }
+            }
+            Event::Sent {
+                id,
+                meta,
+                base,
+                outcome,
+            } => {
+                if self.link.as_ref().is_some_and(|l| l.id == id) {
+                    self.sent(meta, base, outcome);
+                }
+            }
+            Event::Scanned { scan, reconcile } => self.scanned(scan, reconcile),
+            Event::Command(Command::Replay { updates, reply }) => {
+                let report = self.replay(updates);
+                let _ = reply.send(report);
+            }
+        }
+    }
+
+    // ---------------------------------------------------------------- scans
+
+    /// At start: record silently what changed while the server was down.
+    fn startup_scan(&mut self) -> anyhow::Result<()> {
+        let scan = scan::scan_dir(&self.cfg.root, &self.cfg.ignore)?;
+        self.warn_skipped(&scan);
+        let known = self.journal.present().count();
+        if known > 0 && scan.files.is_empty() && !self.cfg.confirm_empty {
+            tracing::warn!(
+                "{} is empty, but it held {known} files at the last sync; not propagating those deletes \
+                 (an unmounted disk?). The peer's copies will come back; to delete them everywhere instead, \
+                 restart with --confirm-empty",
+                self.cfg.root.display()
+            );
+            let paths: Vec<String> = self.journal.present().map(|m| m.path.clone()).collect();
+            for p in paths {
+                self.journal.forget(&p);
+            }
+        } else {
+            // Deleted while we were not running: at some time after we last ran.
+            let deleted_ns = self.journal.last_alive_ns().unwrap_or_else(now_ns);
+            let on_disk: HashSet<&str> = scan.files.iter().map(|f| f.path.as_str()).collect();
+            for f in &scan.files {
+                if !self.journal.local(&f.path).is_some_and(|j| j.same_state(f)) {
+                    self.journal.set_present(f, false);
+                }
+            }
+            let gone: Vec<String> = self
+                .journal
+                .present()
+                .filter(|m| !on_disk.contains(m.path.as_str()))
+                .map(|m| m.path.clone())
+                .collect();
+            for p in gone {
+                self.journal.set_deleted(&p, deleted_ns, false);
+            }
+        }
+        self.journal.alive();
+        self.journal.flush();
+        Ok(())
+    }
+
+    fn start_scan(&mut self, reconcile: bool) {
+        if !reconcile {
+            if self.scanning {
+                return;
+            }
+            self.scanning = true;
+        }
+        let root = self.cfg.root.clone();
+        let ignore = self.cfg.ignore.clone();
+        let events = self.handle.events.clone();
+        tokio::task::spawn_blocking(move || {
+            let scan = scan::scan_dir(&root, &ignore);
+            let _ = events.send(Event::Scanned { scan, reconcile });
+        });
+    }
+
+    fn scanned(&mut self, scan: std::io::Result<Scan>, reconcile: bool) {
+        if !reconcile {
+            self.scanning = false;
+        }
+        match scan {
+            Ok(scan) => {
+                self.warn_skipped(&scan);
+                // The scan is only a hint: each differing path is stat'ed again now.
+                let on_disk: HashSet<&str> = scan.files.iter().map(|f| f.path.as_str()).collect();
+                let mut differ: Vec<String> = scan
+                    .files
+                    .iter()
+                    .filter(|f| !self.journal.local(&f.path).is_some_and(|j| j.same_state(f)))
+                    .map(|f| f.path.clone())
+                    .collect();
+                differ.extend(
+                    self.journal
+                        .present()
+                        .filter(|m| !on_disk.contains(m.path.as_str()))
+                        .map(|m| m.path.clone()),
+                );
+                if !differ.is_empty() {
+                    tracing::debug!("rescan found {} changed paths", differ.len());
+                    self.process_paths(differ);
+                }
+            }
+            Err(e) => tracing::error!("scanning {}: {e}", self.cfg.root.display()),
+        }
+        if reconcile {
+            self.send_inventory();
+        }
+    }
+
+    fn warn_skipped(&mut self, scan: &Scan) {
+        for (p, why) in &scan.skipped {
+            if self.warned.insert(p.clone()) {
+                tracing::warn!("skipping {}: {why}", p.display());
+            }
+        }
+    }
+
+    // -------------------------------------------------------- local changes
+
+    fn process_due(&mut self) {
+        let now = Instant::now();
+        let due: Vec<String> = self
+            .pending
+            .iter()
+            .filter(|(_, t)| **t <= now)
+            .map(|(p, _)| p.clone())
+            .collect();
+        for p in &due {
+            self.pending.remove(p);
+        }
+        if !due.is_empty() {
+            self.process_paths(due);
+        }
+        let wants: Vec<String> = self
+            .wants
+            .iter()
+            .filter(|(_, t)| **t <= now)
+            .map(|(p, _)| p.clone())
+            .collect();
+        for p in wants {
+            self.wants.remove(&p);
+            let have = self.stat(&p);
+            self.send(Outgoing::Msg(Message::Want { path: p, have }));
+        }
+    }
+
+    /// Looks at `paths` on disk and records (and, with a reconciled link,
+    /// sends) whatever differs from the journal.
+    fn process_paths(&mut self, paths: Vec<String>) {
+        let send = self.link.as_ref().is_some_and(|l| l.reconciled);
+        let mut files = BTreeSet::new();
+        for p in paths {
+            self.expand(p, &mut files);
+        }
+        let mut changed = Vec::new();
+        let mut vanished = Vec::new();
+        for p in files {
+            let disk = self.stat(&p);
+            let known = self.journal.local(&p).cloned();
+            match (disk, known) {
+                (Some(d), Some(k)) if d.same_state(&k) => {}
+                (Some(d), k) => changed.push((d, k)),
+                (None, Some(k)) => vanished.push(k),
+                (None, None) => {}
+            }
+        }
+        let now = now_ns();
+        for (d, k) in changed {
+            // A new path with the metadata of one that just vanished: a rename.
+            if k.is_none() {
+                if let Some(i) = vanished
+                    .iter()
+                    .position(|v| v.size == d.size && v.mtime_ns == d.mtime_ns && v.mode == d.mode)
+                {
+                    let v = vanished.swap_remove(i);
+                    self.journal.set_deleted(&v.path, now, send);
+                    self.journal.set_present(&d, send);
+                    if send {
+                        self.announce(
+                            "renamed",
+                            &self.outbound(),
+                            &d.path,
+                            Some(d.size),
+                            format!("from {}", v.path),
+                        );
+                        self.send(Outgoing::Msg(Message::Rename {
+                            from: v.path,
+                            meta: d,
+                            deleted_ns: now,
+                        }));
+                    }
+                    continue;
+                }
+            }
+            self.journal.set_present(&d, send);
+            if send {
+                let base = self.aborted_base.remove(&d.path).unwrap_or(k);
+                self.send_file(d, base);
+            }
+        }
+        for v in vanished {
+            self.journal.set_deleted(&v.path, now, send);
+            if send {
+                self.announce("deleted", &self.outbound(), &v.path, None, String::new());
+                self.send(Outgoing::Msg(Message::Delete {
+                    path: v.path.clone(),
+                    deleted_ns: now,
+                    base: Some(v),
+                }));
+            }
+        }
+    }
+
+    /// A hinted path may be a folder (created, moved in, moved away or
+    /// deleted): stand in the files below it, on disk and in the journal.
+    fn expand(&mut self, p: String, out: &mut BTreeSet<String>) {
+        let Ok(full) = paths::resolve(&self.cfg.root, &p) else {
+            return;
+        };
+        match std::fs::symlink_metadata(&full) {
+            Ok(md) if md.is_dir() => {
+                match scan::scan_dir(&full, &self.cfg.ignore) {
+                    Ok(scan) => {
+                        self.warn_skipped(&scan);
+                        out.extend(scan.files.into_iter().map(|f| format!("{p}/{}", f.path)));
+                    }
+                    Err(e) => tracing::warn!("scanning {}: {e}", full.display()),
+                }
+                self.expand_known(&p, out);
+            }
+            Ok(md) if md.file_type().is_symlink() => {
+                if self.warned.insert(full.clone()) {
+                    tracing::warn!("skipping {}: symbolic link, not followed", full.display());
+                }
+                out.insert(p);
+            }
+            _ => {
+                if self.journal.get(&p).is_none() {
+                    self.expand_known(&p, out);
+                }
+                out.insert(p);
+            }
+        }
+    }
+
+    fn expand_known(&self, dir: &str, out: &mut BTreeSet<String>) {
+        let prefix = format!("{dir}/");
+        out.extend(
+            self.journal
+                .paths()
+                .filter(|k| k.starts_with(&prefix))
+                .cloned(),
+        );
+    }
+
+    fn stat(&self, rel: &str) -> Option<FileMeta> {
+        match scan::stat_file(&self.cfg.root, rel) {
+            Ok(m) => m,
+            Err(e) => {
+                tracing::warn!("cannot stat {rel}: {e}");
+                None
+            }
+        }
+    }
+
+    fn send(&self, item: Outgoing) {
+        if let Some(l) = &self.link {
+            let _ = l.out.send(item);
+        }
+    }
+
+    fn send_file(&mut self, meta: FileMeta, base: Option<FileMeta>) {
+        if self.link.is_some() {
+            self.sending += 1;
+            self.handle.status.lock().unwrap().sending = self.sending;
+            self.send(Outgoing::File { meta, base });
+        }
+    }
+
+    fn sent(&mut self, meta: FileMeta, base: Option<FileMeta>, outcome: Sent) {
+        self.sending = self.sending.saturating_sub(1);
+        self.handle.status.lock().unwrap().sending = self.sending;
+        match outcome {
+            Sent::Done => {
+                let action = if base.is_none() { "created" } else { "updated" };
+                self.announce(
+                    action,
+                    &self.outbound(),
+                    &meta.path,
+                    Some(meta.size),
+                    String::new(),
+                );
+            }
+            Sent::Changed => {
+                // Changed under us: look again once it is quiet, from the same base.
+                self.aborted_base.insert(meta.path.clone(), base);
+                self.pending
+                    .insert(meta.path, Instant::now() + Urgency::Quiet.delay());
+            }
+        }
+    }
+
+    // ----------------------------------------------------------------- link
+
+    fn link_up(&mut self, id: u64, out: mpsc::UnboundedSender<Outgoing>, clock_skew_ns: i64) {
+        tracing::info!("link to server {} is up; reconciling", self.other());
+        if clock_skew_ns.abs() > 1_000_000_000 {
+            tracing::warn!(
+                "server {}'s clock differs from ours by {:.1} s; \"most recent wins\" compares their times",
+                self.other(),
+                clock_skew_ns as f64 / 1e9
+            );
+        }
+        self.link = Some(Link {
+            id,
+            out,
+            reconciled: false,
+            inventory_sent: false,
+            peer_inventory: None,
+        });
+        self.sending = 0;
+        self.aborted_base.clear();
+        {
+            let mut st = self.handle.status.lock().unwrap();
+            st.up = true;
+            st.since_ns = Some(now_ns());
+            st.clock_skew_ns = Some(clock_skew_ns);
+            st.sending = 0;
+        }
+        self.start_scan(true);
+    }
+
+    fn send_inventory(&mut self) {
+        let inventory = self.journal.inventory();
+        let Some(link) = self.link.as_mut() else {
+            return;
+        };
+        if link.inventory_sent {
+            return;
+        }
+        link.inventory_sent = true;
+        let _ = link.out.send(Outgoing::Inventory(inventory));
+        if let Some(theirs) = link.peer_inventory.take() {
+            self.reconcile(theirs);
+        }
+    }
+
+    /// Both inventories are known: carry out this side's part of the plan.
+    fn reconcile(&mut self, theirs: Vec<InventoryEntry>) {
+        let theirs: HashMap<String, InventoryEntry> = theirs
+            .into_iter()
+            .filter(|e| !self.cfg.ignore.is_ignored_path(e.path()))
+            .map(|e| (e.path().to_string(), e))
+            .collect();
+        let mine: HashMap<String, InventoryEntry> = self
+            .journal
+            .inventory()
+            .into_iter()
+            .map(|e| (e.path().to_string(), e))
+            .collect();
+        let all: BTreeSet<&String> = mine.keys().chain(theirs.keys()).collect();
+        let (mut pushed, mut deleted, mut agreed) = (0, 0, 0);
+        for p in all {
+            match decide::plan(mine.get(p), theirs.get(p), self.i_am_a()) {
+                Plan::Agree => {
+                    agreed += 1;
+                    self.journal.set_synced(p);
+                }
+                Plan::Push { base, tie } => {
+                    let Some(meta) = self.journal.local(p).cloned() else {
+                        continue;
+                    };
+                    if tie {
+                        self.announce(
+                            "conflict",
+                            self.me(),
+                            p,
+                            Some(meta.size),
+                            format!("same time, different copies: {}'s wins", self.me()),
+                        );
+                    }
+                    pushed += 1;
+                    self.journal.set_synced(p);
+                    self.send_file(meta, base);
+                }
+                Plan::DeleteLocal { deleted_ns } => {
+                    deleted += 1;
+                    let base = self.journal.local(p).cloned();
+                    self.apply_delete(p.clone(), deleted_ns, base);
+                }
+                Plan::AwaitPeer => {}
+            }
+        }
+        tracing::info!(
+            "reconciled with server {}: {agreed} in agreement, {pushed} to send, {deleted} deleted here",
+            self.other()
+        );
+        if let Some(l) = self.link.as_mut() {
+            l.reconciled = true;
+        }
+        self.handle.status.lock().unwrap().last_reconcile_ns = Some(now_ns());
+    }
+
+    fn peer(&mut self, msg: PeerMsg) {
+        match msg {
+            PeerMsg::Inventory(theirs) => {
+                let Some(link) = self.link.as_mut() else {
+                    return;
+                };
+                if link.inventory_sent {
+                    self.reconcile(theirs);
+                } else {
+                    link.peer_inventory = Some(theirs);
+                }
+            }
+            PeerMsg::File(r) => self.apply_file(r),
+            PeerMsg::Delete {
+                path,
+                deleted_ns,
+                base,
+            } => self.apply_delete(path, deleted_ns, base),
+            PeerMsg::Rename {
+                from,
+                meta,
+                deleted_ns,
+            } => self.apply_rename(from, meta, deleted_ns),
+            PeerMsg::Want { path, have } => self.answer_want(path, have),
+            PeerMsg::StoreFailed { path } => {
+                self.wants.insert(path, Instant::now() + RETRY_AFTER);
+            }
+        }
+    }
+
+    // ------------------------------------------------------ peer's changes
+
+    fn held(&self, path: &str) -> bool {
+        self.cfg.gate.as_ref().is_some_and(|g| g.holds(path))
+    }
+
+    fn hold(&self, update: HeldUpdate) {
+        if let Some(g) = &self.cfg.gate {
+            let (path, size) = match &update {
+                HeldUpdate::Write(r) => (r.meta.path.clone(), Some(r.meta.size)),
+                HeldUpdate::Delete { path, .. } => (path.clone(), None),
+            };
+            let what = if size.is_some() { "write" } else { "delete" };
+            g.hold(update);
+            self.announce(
+                "queued",
+                &self.inbound(),
+                &path,
+                size,
+                format!("{what} held by a lock"),
+            );
+        }
+    }
+
+    fn apply_file(&mut self, r: Received) {
+        let p = r.meta.path.clone();
+        if self.cfg.ignore.is_ignored_path(&p) {
+            return;
+        }
+        if self.held(&p) {
+            self.hold(HeldUpdate::Write(r));
+            return;
+        }
+        let local = self.stat(&p);
+        if local.as_ref().is_some_and(|l| l.same_state(&r.meta)) {
+            self.journal.set_present(&r.meta, true);
+            return;
+        }
+        let clean = match (&local, &r.base) {
+            (None, None) => true,
+            (Some(l), Some(b)) => l.same_state(b),
+            _ => false,
+        };
+        if !clean {
+            let mine = self.local_state(&p, local.as_ref());
+            let (w, _) = decide::winner(
+                mine,
+                State::Present {
+                    meta: &r.meta,
+                    dirty: true,
+                },
+                self.i_am_a(),
+            );
+            if w != Winner::Theirs {
+                self.keep_mine(&p, local, Some(r.meta.clone()));
+                return;
+            }
+            if local.is_some() && !self.save_conflict(&p, "the peer's newer copy") {
+                return;
+            }
+        }
+        let size = r.meta.size;
+        let action = if local.is_some() {
+            "updated"
+        } else {
+            "created"
+        };
+        match apply::install(&self.cfg.root, &p, r.temp) {
+            Ok(()) => {
+                self.journal.set_present(&r.meta, true);
+                self.announce(action, &self.inbound(), &p, Some(size), String::new());
+            }
+            Err(e) => {
+                self.announce(
+                    "error",
+                    &self.inbound(),
+                    &p,
+                    Some(size),
+                    format!("cannot write: {e}; will retry"),
+                );
+                self.wants.insert(p, Instant::now() + RETRY_AFTER);
+            }
+        }
+    }
+
+    fn apply_delete(&mut self, path: String, deleted_ns: i64, base: Option<FileMeta>) {
+        if self.cfg.ignore.is_ignored_path(&path) {
+            return;
+        }
+        if self.held(&path) {
+            self.hold(HeldUpdate::Delete { path, deleted_ns });
+            return;
+        }
+        let Some(local) = self.stat(&path) else {
+            self.journal.set_deleted(&path, deleted_ns, true);
+            return;
+        };
+        let clean = base.as_ref().is_some_and(|b| local.same_state(b));
+        if !clean {
+            let (w, _) = decide::winner(
+                State::Present {
+                    meta: &local,
+                    dirty: true,
+                },
+                State::Deleted { deleted_ns },
+                self.i_am_a(),
+            );
+            if w != Winner::Theirs {
+                self.keep_mine(&path, Some(local), None);
+                return;
+            }
+            if !self.save_conflict(&path, "a later delete") {
+                return;
+            }
+        }
+        match apply::delete(&self.cfg.root, &path) {
+            Ok(()) => {
+                self.journal.set_deleted(&path, deleted_ns, true);
+                self.announce("deleted", &self.inbound(), &path, None, String::new());
+            }
+            Err(e) => self.announce(
+                "error",
+                &self.inbound(),
+                &path,
+                None,
+                format!("cannot delete: {e}"),
+            ),
+        }
+    }
+
+    fn apply_rename(&mut self, from: String, meta: FileMeta, deleted_ns: i64) {
+        let to = meta.path.clone();
+        let from_meta = FileMeta {
+            path: from.clone(),
+            ..meta.clone()
+        };
+        let local_from = self.stat(&from);
+        let local_to = self.stat(&to);
+        let movable = !self.held(&from)
+            && !self.held(&to)
+            && !self.cfg.ignore.is_ignored_path(&to)
+            && local_from.as_ref().is_some_and(|l| l.same_state(&meta))
+            && local_to.is_none();
+        if movable {
+            match apply::rename(&self.cfg.root, &from, &to) {
+                Ok(()) => {
+                    self.journal.set_deleted(&from, deleted_ns, true);
+                    self.journal.set_present(&meta, true);
+                    self.announce(
+                        "renamed",
+                        &self.inbound(),
+                        &to,
+                        Some(meta.size),
+                        format!("from {from}"),
+                    );
+                    return;
+                }
+                Err(e) => tracing::warn!("renaming {from} to {to}: {e}; fetching it instead"),
+            }
+        }
+        self.apply_delete(from, deleted_ns, Some(from_meta));
+        if !self.cfg.ignore.is_ignored_path(&to) {
+            self.send(Outgoing::Msg(Message::Want {
+                path: to,
+                have: local_to,
+            }));
+        }
+    }
+
+    fn answer_want(&mut self, path: String, have: Option<FileMeta>) {
+        match self.stat(&path) {
+            Some(meta) => self.send_file(meta, have),
+            None => {
+                if let Some(deleted_ns) = self.journal.get(&path).and_then(|r| r.deleted_ns) {
+                    self.send(Outgoing::Msg(Message::Delete {
+                        path,
+                        deleted_ns,
+                        base: have,
+                    }));
+                }
+            }
+        }
+    }
+
+    /// This side's state of `p` for a conflict: the file, its tombstone, or nothing.
+    fn local_state<'a>(&self, p: &str, local: Option<&'a FileMeta>) -> State<'a> {
+        match local {
+            Some(meta) => State::Present { meta, dirty: true },
+            None => match self.journal.get(p).and_then(|r| r.deleted_ns) {
+                Some(deleted_ns) => State::Deleted { deleted_ns },
+                None => State::Absent,
+            },
+        }
+    }
+
+    /// Our copy (or delete) won a conflict: say so and make sure the peer gets it.
+    fn keep_mine(&mut self, p: &str, local: Option<FileMeta>, theirs: Option<FileMeta>) {
+        self.announce(
+            "conflict",
+            self.me(),
+            p,
+            local.as_ref().map(|l| l.size),
+            format!("{}'s copy is newer and stays", self.me()),
+        );
+        match local {
+            Some(l) => {
+                self.journal.set_present(&l, true);
+                self.send_file(l, theirs);
+            }
+            None => {
+                if let Some(deleted_ns) = self.journal.get(p).and_then(|r| r.deleted_ns) {
+                    self.send(Outgoing::Msg(Message::Delete {
+                        path: p.to_string(),
+                        deleted_ns,
+                        base: theirs,
+                    }));
+                }
+            }
+        }
+    }
+
+    /// Moves our losing copy into the state directory; false if that failed
+    /// (then nothing is replaced).
+    fn save_conflict(&self, p: &str, winner: &str) -> bool {
+        match apply::keep_conflict(&self.cfg.root, &self.cfg.state_dir, p) {
+            Ok(saved) => {
+                self.announce(
+                    "conflict",
+                    &self.inbound(),
+                    p,
+                    None,
+                    format!(
+                        "{winner} wins; this side's copy kept at {}",
+                        saved.display()
+                    ),
+                );
+                true
+            }
+            Err(e) => {
+                self.announce(
+                    "error",
+                    self.me(),
+                    p,
+                    None,
+                    format!("cannot keep the losing copy: {e}; not replaced"),
+                );
+                false
+            }
+        }
+    }
+
+    // ------------------------------------------------------------- replay
+
+    /// Applies held updates in order (Server A's unlock); an update older
+    /// than the current copy is superseded, not applied.
+    fn replay(&mut self, updates: Vec<QueuedUpdate>) -> Vec<AppliedUpdate> {
+        let mut report = Vec::new();
+        let mut touched = BTreeSet::new();
+        for u in updates {
+            let (seq, path, mtime_ns, size, action) = match &u {
+                QueuedUpdate::Write { seq, meta, .. } => {
+                    (*seq, meta.path.clone(), meta.mtime_ns, meta.size, "write")
+                }
+                QueuedUpdate::Delete {
+                    seq,
+                    path,
+                    deleted_ns,
+                } => (*seq, path.clone(), *deleted_ns, 0, "delete"),
+            };
+            touched.insert(path.clone());
+            let local = self.stat(&path);
+            let superseded = local.as_ref().is_some_and(|l| l.mtime_ns > mtime_ns);
+            let outcome = if superseded {
+                if let QueuedUpdate::Write { file, .. } = &u {
+                    let _ = std::fs::remove_file(file);
+                }
+                "superseded"
+            } else {
+                match self.replay_one(&u) {
+                    Ok(()) => "applied",
+                    Err(e) => {
+                        self.announce(
+                            "error",
+                            &self.inbound(),
+                            &path,
+                            Some(size),
+                            format!("replay: {e}"),
+                        );
+                        "failed"
+                    }
+                }
+            };
+            let detail = format!("queued {action} #{seq}");
+            self.announce(
+                outcome,
+                &self.inbound(),
+                &path,
+                (action == "write").then_some(size),
+                detail,
+            );
+            report.push(AppliedUpdate {
+                seq,
+                action: action.into(),
+                size,
+                mtime_ns,
+                outcome: outcome.into(),
+            });
+        }
+        // Afterwards the file syncs as any other.
+        let now = Instant::now();
+        for p in touched {
+            self.pending.insert(p, now);
+        }
+        report
+    }
+
+    fn replay_one(&mut self, u: &QueuedUpdate) -> std::io::Result<()> {
+        match u {
+            QueuedUpdate::Write { meta, file, .. } => {
+                crate::meta::set_times_and_mode(file, meta.mtime_ns, meta.mode)?;
+                let target =
+                    paths::resolve(&self.cfg.root, &meta.path).map_err(std::io::Error::other)?;
+                if let Some(parent) = target.parent() {
+                    std::fs::create_dir_all(parent)?;
+                }
+                if std::fs::rename(file, &target).is_err() {
+                    // The queue lives on another filesystem: copy to a temp file here, then rename.
+                    let tmp = tempfile::Builder::new()
+                        .prefix(crate::ignore::TEMP_PREFIX)
+                        .tempfile_in(&self.handle.tmp_dir)?;
+                    std::fs::copy(file, tmp.path())?;
+                    crate::meta::set_times_and_mode(tmp.path(), meta.mtime_ns, meta.mode)?;
+                    tmp.persist(&target).map_err(|e| e.error)?;
+                    let _ = std::fs::remove_file(file);
+                }
+                self.journal.set_present(meta, true);
+            }
+            QueuedUpdate::Delete {
+                path, deleted_ns, ..
+            } => {
+                apply::delete(&self.cfg.root, path)?;
+                self.journal.set_deleted(path, *deleted_ns, true);
+            }
+        }
+        Ok(())
+    }
+}

@@ -1,0 +1,283 @@
+//! The state journal: what this side last saw of every path, and the
+//! tombstones of deleted ones, kept in the state directory.
+//!
+//! On disk it is an append-only file of JSON lines, compacted on open. A
+//! torn last line (a kill -9 mid-write) is ignored. Without the journal a
+//! restart could not tell "deleted while I was away" from "new on the peer",
+//! nor "changed while I was away" from "unchanged".
+
+use std::collections::HashMap;
+use std::fs::{File, OpenOptions};
+use std::io::{BufRead, BufReader, BufWriter, Write};
+use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Serialize};
+
+use crate::meta::{now_ns, FileMeta};
+use crate::protocol::InventoryEntry;
+
+/// What the journal knows of one path.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Record {
+    /// The file as last seen here, or `None` once deleted.
+    pub local: Option<FileMeta>,
+    /// When it was deleted (a tombstone), if `local` is `None`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub deleted_ns: Option<i64>,
+    /// Whether the peer is believed to hold this same state.
+    #[serde(default)]
+    pub synced: bool,
+}
+
+/// One line of the journal file.
+#[derive(Debug, Serialize, Deserialize)]
+#[serde(untagged)]
+enum Line {
+    Path { p: String, r: Record },
+    Alive { alive_ns: i64 },
+}
+
+/// The journal: an in-memory map, mirrored to an append-only file.
+pub struct Journal {
+    path: PathBuf,
+    records: HashMap<String, Record>,
+    out: BufWriter<File>,
+    /// The last time this server was known to be running (see [`Journal::alive`]).
+    last_alive_ns: Option<i64>,
+    /// Lines written since the last compaction.
+    appended: usize,
+}
+
+impl Journal {
+    /// Opens (or creates) the journal in `state_dir`, compacting it.
+    pub fn open(state_dir: &Path) -> std::io::Result<Journal> {
+        std::fs::create_dir_all(state_dir)?;
+        let path = state_dir.join("journal.jsonl");
+        let mut records = HashMap::new();
+        let mut last_alive_ns = None;
+        if let Ok(f) = File::open(&path) {
+            for line in BufReader::new(f).lines() {
+                let Ok(line) = line else { break };
+                match serde_json::from_str::<Line>(&line) {
+                    Ok(Line::Path { p, r }) => {
+                        records.insert(p, r);
+                    }
+                    Ok(Line::Alive { alive_ns }) => last_alive_ns = Some(alive_ns),
+                    Err(_) => break, // a torn tail: everything before it stands
+                }
+            }
+        }
+        let out = Self::rewrite(&path, &records, last_alive_ns)?;
+        Ok(Journal {
+            path,
+            records,
+            out,
+            last_alive_ns,
+            appended: 0,
+        })
+    }
+
+    /// Writes a compact copy atomically and opens it for appending.
+    fn rewrite(
+        path: &Path,
+        records: &HashMap<String, Record>,
+        alive: Option<i64>,
+    ) -> std::io::Result<BufWriter<File>> {
+        let tmp = path.with_extension("jsonl.tmp");
+        {
+            let mut w = BufWriter::new(File::create(&tmp)?);
+            if let Some(alive_ns) = alive {
+                serde_json::to_writer(&mut w, &Line::Alive { alive_ns })?;
+                w.write_all(b"\n")?;
+            }
+            for (p, r) in records {
+                serde_json::to_writer(
+                    &mut w,
+                    &Line::Path {
+                        p: p.clone(),
+                        r: r.clone(),
+                    },
+                )?;
+                w.write_all(b"\n")?;
+            }
+            w.into_inner().map_err(|e| e.into_error())?.sync_all()?;
+        }
+        std::fs::rename(&tmp, path)?;
+        Ok(BufWriter::new(OpenOptions::new().append(true).open(path)?))
+    }
+
+    pub fn get(&self, path: &str) -> Option<&Record> {
+        self.records.get(path)
+    }
+
+    /// The file as last seen here, if present.
+    pub fn local(&self, path: &str) -> Option<&FileMeta> {
+        self.records.get(path).and_then(|r| r.local.as_ref())
+    }
+
+    /// Records that `meta.path` is present with `meta`.
+    pub fn set_present(&mut self, meta: &FileMeta, synced: bool) {
+        let r = Record {
+            local: Some(meta.clone()),
+            deleted_ns: None,
+            synced,
+        };
+        self.put(meta.path.clone(), r);
+    }
+
+    /// Records that `path` was deleted at `deleted_ns`.
+    pub fn set_deleted(&mut self, path: &str, deleted_ns: i64, synced: bool) {
+        let r = Record {
+            local: None,
+            deleted_ns: Some(deleted_ns),
+            synced,
+        };
+        self.put(path.to_string(), r);
+    }
+
+    /// Marks the current state of `path` as held by the peer too.
+    pub fn set_synced(&mut self, path: &str) {
+        if let Some(r) = self.records.get(path) {
+            if !r.synced {
+                let mut r = r.clone();
+                r.synced = true;
+                self.put(path.to_string(), r);
+            }
+        }
+    }
+
+    /// Forgets `path` entirely (no tombstone).
+    pub fn forget(&mut self, path: &str) {
+        if self.records.remove(path).is_some() {
+            self.append(&Line::Path {
+                p: path.to_string(),
+                r: Record {
+                    local: None,
+                    deleted_ns: None,
+                    synced: false,
+                },
+            });
+        }
+    }
+
+    fn put(&mut self, p: String, r: Record) {
+        if self.records.get(&p) == Some(&r) {
+            return;
+        }
+        self.append(&Line::Path {
+            p: p.clone(),
+            r: r.clone(),
+        });
+        self.records.insert(p, r);
+    }
+
+    fn append(&mut self, line: &Line) {
+        let res = serde_json::to_writer(&mut self.out, line)
+            .map_err(std::io::Error::from)
+            .and_then(|_| self.out.write_all(b"\n"));
+        if let Err(e) = res {
+            tracing::error!("journal {}: {e}", self.path.display());
+        }
+        self.appended += 1;
+    }
+
+    /// Notes that this server is running now (used to date deletes made while it was not).
+    pub fn alive(&mut self) {
+        let alive_ns = now_ns();
+        self.last_alive_ns = Some(alive_ns);
+        self.append(&Line::Alive { alive_ns });
+    }
+
+    /// The last time this server was known to run, before this start.
+    pub fn last_alive_ns(&self) -> Option<i64> {
+        self.last_alive_ns
+    }
+
+    /// Pushes buffered lines to the file, compacting it when it has grown
+    /// to several times the live records.
+    pub fn flush(&mut self) {
+        if self.appended > 10_000 && self.appended > 4 * self.records.len() {
+            match Self::rewrite(&self.path, &self.records, self.last_alive_ns) {
+                Ok(out) => {
+                    self.out = out;
+                    self.appended = 0;
+                }
+                Err(e) => tracing::error!("compacting journal {}: {e}", self.path.display()),
+            }
+        }
+        if let Err(e) = self.out.flush() {
+            tracing::error!("journal {}: {e}", self.path.display());
+        }
+    }
+
+    /// Paths of files believed present.
+    pub fn present(&self) -> impl Iterator<Item = &FileMeta> {
+        self.records.values().filter_map(|r| r.local.as_ref())
+    }
+
+    /// Every path the journal knows, present or deleted.
+    pub fn paths(&self) -> impl Iterator<Item = &String> {
+        self.records.keys()
+    }
+
+    /// This side's inventory for reconciliation.
+    pub fn inventory(&self) -> Vec<InventoryEntry> {
+        let mut v: Vec<InventoryEntry> = self
+            .records
+            .iter()
+            .filter_map(|(p, r)| match (&r.local, r.deleted_ns) {
+                (Some(meta), _) => Some(InventoryEntry::Present {
+                    meta: meta.clone(),
+                    dirty: !r.synced,
+                }),
+                (None, Some(deleted_ns)) => Some(InventoryEntry::Deleted {
+                    path: p.clone(),
+                    deleted_ns,
+                }),
+                (None, None) => None,
+            })
+            .collect();
+        v.sort_unstable_by(|a, b| a.path().cmp(b.path()));
+        v
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn meta(p: &str, size: u64) -> FileMeta {
+        FileMeta {
+            path: p.into(),
+            size,
+            mtime_ns: 5,
+            mode: 0o644,
+        }
+    }
+
+    #[test]
+    fn survives_reopen_and_a_torn_tail() {
+        let d = tempfile::tempdir().unwrap();
+        {
+            let mut j = Journal::open(d.path()).unwrap();
+            j.set_present(&meta("a", 1), true);
+            j.set_present(&meta("b", 2), false);
+            j.set_deleted("b", 99, true);
+            j.alive();
+            j.flush();
+        }
+        let mut f = OpenOptions::new()
+            .append(true)
+            .open(d.path().join("journal.jsonl"))
+            .unwrap();
+        f.write_all(b"{\"p\":\"c\",\"r\":{\"loc").unwrap();
+        drop(f);
+        let j = Journal::open(d.path()).unwrap();
+        assert_eq!(j.local("a"), Some(&meta("a", 1)));
+        assert_eq!(j.get("b").unwrap().deleted_ns, Some(99));
+        assert!(j.get("c").is_none());
+        assert!(j.last_alive_ns().is_some());
+        let inv = j.inventory();
+        assert_eq!(inv.len(), 2);
+    }
+}

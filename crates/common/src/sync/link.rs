@@ -1,0 +1,188 @@
+//! A connected sync link: a writer task that owns the socket's sending half
+//! (messages, inventories, files streamed from disk, a ping when idle) and a
+//! reader loop that turns frames into engine events, receiving file bytes
+//! into temporary files as they arrive.
+//!
+//! The engine never waits on the writer (an unbounded queue of small
+//! items), so two engines can never block each other through the socket.
+
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
+
+use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
+use tokio::sync::mpsc;
+
+use super::engine::{Event, Outgoing, PeerMsg};
+use super::transfer::{self, ReceiveError};
+use super::SyncHandle;
+use crate::connection::{Connection, Frame, FrameReader, FrameWriter, ProtocolError};
+use crate::handshake::{kind_of, PeerInfo};
+use crate::paths;
+use crate::protocol::{InventoryEntry, Message};
+
+/// An idle link sends a ping this often...
+const PING_EVERY: Duration = Duration::from_secs(5);
+/// ...and is declared dead when nothing arrives for this long.
+const SILENCE_LIMIT: Duration = Duration::from_secs(20);
+
+static NEXT_ID: AtomicU64 = AtomicU64::new(1);
+
+pub(super) async fn run(
+    handle: &SyncHandle,
+    conn: Connection,
+    peer: PeerInfo,
+) -> anyhow::Result<()> {
+    let id = NEXT_ID.fetch_add(1, Ordering::Relaxed);
+    let (out, out_rx) = mpsc::unbounded_channel();
+    handle
+        .events
+        .send(Event::LinkUp {
+            id,
+            out,
+            clock_skew_ns: peer.clock_skew_ns,
+        })
+        .map_err(|_| anyhow::anyhow!("sync engine stopped"))?;
+    let Connection { reader, writer } = conn;
+    let mut writer_task = tokio::spawn(write_loop(writer, out_rx, handle.clone(), id));
+    let res = tokio::select! {
+        r = read_loop(reader, handle, id) => r,
+        w = &mut writer_task => match w {
+            Ok(r) => r,
+            Err(e) => Err(anyhow::anyhow!("link writer: {e}")),
+        },
+    };
+    writer_task.abort();
+    let _ = handle.events.send(Event::LinkDown { id });
+    res
+}
+
+async fn write_loop(
+    mut w: FrameWriter<OwnedWriteHalf>,
+    mut rx: mpsc::UnboundedReceiver<Outgoing>,
+    handle: SyncHandle,
+    id: u64,
+) -> anyhow::Result<()> {
+    let root = handle.cfg.root.clone();
+    let mut ping = tokio::time::interval(PING_EVERY);
+    ping.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tokio::select! {
+            item = rx.recv() => {
+                let Some(item) = item else { return Ok(()) };
+                match item {
+                    Outgoing::Msg(m) => w.feed(m).await?,
+                    Outgoing::Inventory(entries) => crate::inventory::send(&mut w, &entries).await?,
+                    Outgoing::File { meta, base } => {
+                        let outcome = transfer::send_file(&mut w, &root, &meta, base.clone()).await?;
+                        let _ = handle.events.send(Event::Sent { id, meta, base, outcome });
+                    }
+                }
+                if rx.is_empty() {
+                    w.flush().await?;
+                }
+                ping.reset();
+            }
+            _ = ping.tick() => w.send(Message::Ping).await?,
+        }
+    }
+}
+
+async fn read_loop(
+    mut r: FrameReader<OwnedReadHalf>,
+    handle: &SyncHandle,
+    id: u64,
+) -> anyhow::Result<()> {
+    let mut inventory: Vec<InventoryEntry> = Vec::new();
+    let send = |msg: PeerMsg| handle.events.send(Event::Peer { id, msg }).is_ok();
+    loop {
+        let frame = match tokio::time::timeout(SILENCE_LIMIT, r.read_frame()).await {
+            Ok(f) => f?,
+            Err(_) => anyhow::bail!("no word from the peer for {SILENCE_LIMIT:?}"),
+        };
+        let msg = match frame {
+            None => return Ok(()),
+            Some(Frame::Data(_)) => anyhow::bail!("data frame outside a file transfer"),
+            Some(Frame::Message(m)) => m,
+        };
+        let ok = match msg {
+            Message::Ping => true,
+            Message::InventoryChunk { entries, done } => {
+                inventory.extend(entries.into_iter().filter(|e| checked(e.path())));
+                if done {
+                    send(PeerMsg::Inventory(std::mem::take(&mut inventory)))
+                } else {
+                    true
+                }
+            }
+            Message::FileBegin { meta, base } => {
+                let path = meta.path.clone();
+                match transfer::receive_file(&mut r, &handle.tmp_dir, meta, base).await {
+                    Ok(received) => send(PeerMsg::File(received)),
+                    Err(ReceiveError::Protocol(e)) => return Err(e.into()),
+                    Err(ReceiveError::Aborted(_)) => true,
+                    Err(e @ ReceiveError::Rejected { .. }) => {
+                        tracing::error!("from the peer: {e}");
+                        true
+                    }
+                    Err(e @ ReceiveError::Local { .. }) => {
+                        handle.announce(
+                            "error",
+                            handle.side(),
+                            &path,
+                            None,
+                            format!("{e}; will retry"),
+                        );
+                        send(PeerMsg::StoreFailed { path })
+                    }
+                }
+            }
+            Message::Delete {
+                path,
+                deleted_ns,
+                base,
+            } => {
+                !checked(&path)
+                    || send(PeerMsg::Delete {
+                        path,
+                        deleted_ns,
+                        base,
+                    })
+            }
+            Message::Rename {
+                from,
+                meta,
+                deleted_ns,
+            } => {
+                !(checked(&from) && checked(&meta.path))
+                    || send(PeerMsg::Rename {
+                        from,
+                        meta,
+                        deleted_ns,
+                    })
+            }
+            Message::Want { path, have } => !checked(&path) || send(PeerMsg::Want { path, have }),
+            Message::Error { message } => {
+                tracing::warn!("the peer reports: {message}");
+                true
+            }
+            other => {
+                tracing::warn!("ignoring unexpected {} on the sync link", kind_of(&other));
+                true
+            }
+        };
+        if !ok {
+            return Err(ProtocolError::Closed.into());
+        }
+    }
+}
+
+/// Whether a path from the peer is safe; logs the refusal if not.
+fn checked(path: &str) -> bool {
+    match paths::check(path) {
+        Ok(()) => true,
+        Err(e) => {
+            tracing::error!("from the peer: {e}");
+            false
+        }
+    }
+}

@@ -1,0 +1,201 @@
+//! The sync engine both servers run: it keeps one directory equal to the
+//! peer's, in both directions, over the one link that Server A dials.
+//!
+//! # Layout
+//! - [`engine`]: the actor that owns the state and decides; everything else
+//!   sends it events.
+//! - [`watcher`]: OS events turned into hints about paths.
+//! - [`journal`]: what this side last saw of each path, tombstones included.
+//! - [`decide`]: the one rule for who wins a disagreement.
+//! - [`transfer`]: file bytes over the link, into verified temporary files.
+//! - [`apply`]: the only code that changes the synced directory.
+//! - [`link`]: the reader and writer tasks of a connected link.
+//!
+//! # How a change travels
+//! The watcher hints a path; once it settles the engine stats it and
+//! compares it with the journal. A difference is recorded and, when the
+//! link is up, sent: a file as `FileBegin` + data + `FileEnd`, a vanished
+//! file as `Delete`, a vanished file reappearing under another name as
+//! `Rename`. Each carries the sender's previous state (its *base*). The
+//! receiver applies it at once if its own copy is that base; otherwise both
+//! sides hold different changes and [`decide::winner`] settles it the same
+//! way on both. A peer's change is recorded in the journal as it is
+//! applied, so the watcher event it causes compares equal and is not sent
+//! back. On every (re)connection both sides exchange inventories and
+//! [`decide::plan`] says who pushes what.
+
+pub mod apply;
+pub mod decide;
+mod engine;
+pub mod journal;
+mod link;
+pub mod transfer;
+pub mod watcher;
+
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use tokio::sync::{broadcast, mpsc, oneshot};
+
+use crate::connection::Connection;
+use crate::handshake::PeerInfo;
+use crate::ignore::Ignore;
+use crate::meta::FileMeta;
+use crate::protocol::{Action, AppliedUpdate, Role};
+
+pub use engine::start;
+
+/// What the engine needs to know.
+#[derive(Clone)]
+pub struct SyncConfig {
+    /// The synced directory.
+    pub root: PathBuf,
+    pub state_dir: PathBuf,
+    pub ignore: Ignore,
+    /// Which server this is (breaks exact ties: Server A's copy wins).
+    pub me: Role,
+    /// Interval of the safety-net rescan.
+    pub rescan_every: Duration,
+    /// The user confirmed that an emptied directory means "delete everything".
+    pub confirm_empty: bool,
+    /// Server A's lock table: holds back updates of locked paths.
+    pub gate: Option<Arc<dyn Gate>>,
+}
+
+/// An update from the peer that a [`Gate`] holds back.
+#[derive(Debug)]
+pub enum HeldUpdate {
+    /// New content, already verified, in a temporary file the gate now owns.
+    Write(transfer::Received),
+    /// The peer deleted (or renamed away) the path at `deleted_ns`.
+    Delete { path: String, deleted_ns: i64 },
+}
+
+impl HeldUpdate {
+    pub fn path(&self) -> &str {
+        match self {
+            HeldUpdate::Write(r) => &r.meta.path,
+            HeldUpdate::Delete { path, .. } => path,
+        }
+    }
+}
+
+/// Decides whether the peer's updates of a path are applied now or held.
+pub trait Gate: Send + Sync {
+    /// Whether updates of `path` from the peer are held back.
+    fn holds(&self, path: &str) -> bool;
+    /// Takes one held update (in arrival order).
+    fn hold(&self, update: HeldUpdate);
+}
+
+/// A held update handed back for replay, with its content (if any) in a
+/// file of the state directory that replay consumes.
+#[derive(Debug, Clone)]
+pub enum QueuedUpdate {
+    Write {
+        seq: u64,
+        meta: FileMeta,
+        file: PathBuf,
+    },
+    Delete {
+        seq: u64,
+        path: String,
+        deleted_ns: i64,
+    },
+}
+
+/// The link's state, for `lab3 status`.
+#[derive(Debug, Clone, Default, serde::Serialize, serde::Deserialize)]
+pub struct LinkStatus {
+    pub up: bool,
+    /// When the link last went up or down (ns since the epoch).
+    pub since_ns: Option<i64>,
+    /// The peer's clock minus ours, measured at the handshake.
+    pub clock_skew_ns: Option<i64>,
+    /// When the last reconciliation finished.
+    pub last_reconcile_ns: Option<i64>,
+    /// Files queued to send or being sent.
+    pub sending: usize,
+}
+
+/// Commands from the server that embeds the engine.
+pub(crate) enum Command {
+    Replay {
+        updates: Vec<QueuedUpdate>,
+        reply: oneshot::Sender<Vec<AppliedUpdate>>,
+    },
+}
+
+/// The embedding server's handle on a running engine.
+#[derive(Clone)]
+pub struct SyncHandle {
+    events: mpsc::UnboundedSender<engine::Event>,
+    cfg: Arc<SyncConfig>,
+    tmp_dir: PathBuf,
+    actions: broadcast::Sender<Action>,
+    status: Arc<Mutex<LinkStatus>>,
+}
+
+impl SyncHandle {
+    /// Runs the sync link over `conn` until it breaks. One link at a time:
+    /// a new one replaces the old.
+    pub async fn run_link(&self, conn: Connection, peer: PeerInfo) -> anyhow::Result<()> {
+        link::run(self, conn, peer).await
+    }
+
+    /// Applies updates that a gate held, in order; reports each outcome.
+    pub async fn replay(&self, updates: Vec<QueuedUpdate>) -> anyhow::Result<Vec<AppliedUpdate>> {
+        let (reply, rx) = oneshot::channel();
+        self.events
+            .send(engine::Event::Command(Command::Replay { updates, reply }))
+            .map_err(|_| anyhow::anyhow!("sync engine stopped"))?;
+        Ok(rx.await?)
+    }
+
+    /// Every action this side announces, as it happens.
+    pub fn subscribe(&self) -> broadcast::Receiver<Action> {
+        self.actions.subscribe()
+    }
+
+    /// The link's state now.
+    pub fn status(&self) -> LinkStatus {
+        self.status.lock().unwrap().clone()
+    }
+
+    /// Announces an action on the console and to subscribers (also used by
+    /// the embedding server, e.g. for lock queue events).
+    pub fn announce(
+        &self,
+        action: &str,
+        direction: &str,
+        path: &str,
+        size: Option<u64>,
+        detail: String,
+    ) {
+        let a = Action {
+            time_ns: crate::meta::now_ns(),
+            side: side_letter(self.cfg.me).to_string(),
+            direction: direction.to_string(),
+            action: action.to_string(),
+            path: path.to_string(),
+            size,
+            detail,
+        };
+        crate::console::announce(&a);
+        let _ = self.actions.send(a);
+    }
+
+    /// This side's letter.
+    pub fn side(&self) -> &'static str {
+        side_letter(self.cfg.me)
+    }
+}
+
+/// `A` or `B`.
+pub fn side_letter(r: Role) -> &'static str {
+    match r {
+        Role::ServerB => "B",
+        _ => "A",
+    }
+}

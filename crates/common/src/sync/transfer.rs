@@ -1,0 +1,252 @@
+//! Moving file bytes over the link: streamed in chunks with bounded memory,
+//! hashed with BLAKE3 on both ends, and landing in a temporary file outside
+//! the directory that only [`crate::sync::apply`] renames into place.
+//!
+//! The sender checks that the file did not change while it was read (size
+//! and mtime before and after); if it did, it aborts, and the engine sends
+//! the new version instead.
+
+use std::fs::File;
+use std::io::{Read, Write};
+use std::path::{Path, PathBuf};
+
+use bytes::BytesMut;
+use tokio::io::{AsyncRead, AsyncWrite};
+
+use crate::connection::{Frame, FrameReader, FrameWriter, ProtocolError};
+use crate::meta::{self, FileMeta};
+use crate::paths;
+use crate::protocol::Message;
+
+/// Bytes per data frame.
+pub const CHUNK: usize = 256 * 1024;
+
+/// How sending a file ended.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Sent {
+    /// Sent whole, as `meta` says.
+    Done,
+    /// The file changed or vanished before or while it was read; nothing
+    /// (or an aborted transfer) reached the peer.
+    Changed,
+}
+
+/// Sends `meta.path` under `root`: `FileBegin`, data frames, `FileEnd`.
+pub async fn send_file<W: AsyncWrite + Unpin>(
+    w: &mut FrameWriter<W>,
+    root: &Path,
+    meta: &FileMeta,
+    base: Option<FileMeta>,
+) -> Result<Sent, ProtocolError> {
+    let full = match paths::resolve(root, &meta.path) {
+        Ok(p) => p,
+        Err(e) => {
+            tracing::error!("{e}");
+            return Ok(Sent::Changed);
+        }
+    };
+    let Ok(mut file) = File::open(&full) else {
+        return Ok(Sent::Changed);
+    };
+    if !unchanged(&file, meta) {
+        return Ok(Sent::Changed);
+    }
+    w.feed(Message::FileBegin {
+        meta: meta.clone(),
+        base,
+    })
+    .await?;
+    let mut hasher = blake3::Hasher::new();
+    let mut total = 0u64;
+    loop {
+        let mut buf = BytesMut::zeroed(CHUNK);
+        let n = match file.read(&mut buf) {
+            Ok(n) => n,
+            Err(e) => {
+                tracing::warn!("reading {}: {e}", meta.path);
+                w.send(Message::FileAbort).await?;
+                return Ok(Sent::Changed);
+            }
+        };
+        if n == 0 {
+            break;
+        }
+        buf.truncate(n);
+        hasher.update(&buf);
+        total += n as u64;
+        if total > meta.size {
+            break; // grew while we read it: abort below
+        }
+        w.feed_data(buf.freeze()).await?;
+    }
+    if total != meta.size || !unchanged(&file, meta) {
+        w.send(Message::FileAbort).await?;
+        return Ok(Sent::Changed);
+    }
+    w.feed(Message::FileEnd {
+        hash: hasher.finalize().to_hex().to_string(),
+    })
+    .await?;
+    Ok(Sent::Done)
+}
+
+fn unchanged(file: &File, meta: &FileMeta) -> bool {
+    match file.metadata() {
+        Ok(md) => FileMeta::from_fs(meta.path.clone(), &md).same_state(meta),
+        Err(_) => false,
+    }
+}
+
+/// A file received whole and verified, waiting in a temporary file.
+#[derive(Debug)]
+pub struct Received {
+    pub meta: FileMeta,
+    /// What the sender believed this side held (see `FileBegin`).
+    pub base: Option<FileMeta>,
+    /// The temporary file, with mtime and mode already set; deleted on drop.
+    pub temp: tempfile::TempPath,
+}
+
+/// Why a received file was not accepted.
+#[derive(Debug, thiserror::Error)]
+pub enum ReceiveError {
+    #[error("{0}")]
+    Protocol(#[from] ProtocolError),
+    /// The peer sent something wrong for this one file; the link can go on.
+    #[error("rejected {path}: {why}")]
+    Rejected { path: String, why: String },
+    /// We could not store it (disk full, permissions); worth retrying later.
+    #[error("cannot store {path}: {why}")]
+    Local { path: String, why: String },
+    /// The sender aborted (the file changed at its side).
+    #[error("{0} was aborted by the sender")]
+    Aborted(String),
+}
+
+/// Reads the data frames and `FileEnd` that follow a `FileBegin`, into a
+/// temporary file in `tmp_dir`. Always consumes the whole transfer, so the
+/// link stays in step even when the file is refused.
+pub async fn receive_file<R: AsyncRead + Unpin>(
+    r: &mut FrameReader<R>,
+    tmp_dir: &Path,
+    meta: FileMeta,
+    base: Option<FileMeta>,
+) -> Result<Received, ReceiveError> {
+    let mut problem: Option<ReceiveError> =
+        paths::check(&meta.path)
+            .err()
+            .map(|e| ReceiveError::Rejected {
+                path: meta.path.clone(),
+                why: e.why.to_string(),
+            });
+    let mut temp = match (&problem, new_temp(tmp_dir)) {
+        (None, Ok(t)) => Some(t),
+        (None, Err(e)) => {
+            problem = Some(local_error(&meta.path, e));
+            None
+        }
+        _ => None,
+    };
+    let mut hasher = blake3::Hasher::new();
+    let mut total = 0u64;
+    let hash = loop {
+        match r.read_frame().await? {
+            Some(Frame::Data(b)) => {
+                total += b.len() as u64;
+                if total > meta.size && problem.is_none() {
+                    problem = Some(rejected(&meta.path, "more bytes than announced"));
+                    temp = None;
+                }
+                if let Some(t) = temp.as_mut() {
+                    hasher.update(&b);
+                    if let Err(e) = t.write_all(&b) {
+                        problem = Some(local_error(&meta.path, e));
+                        temp = None;
+                    }
+                }
+            }
+            Some(Frame::Message(Message::FileEnd { hash })) => break hash,
+            Some(Frame::Message(Message::FileAbort)) => {
+                return Err(ReceiveError::Aborted(meta.path))
+            }
+            Some(Frame::Message(other)) => {
+                return Err(ProtocolError::Unexpected(format!(
+                    "{} inside a file transfer",
+                    crate::handshake::kind_of(&other)
+                ))
+                .into())
+            }
+            None => return Err(ProtocolError::Closed.into()),
+        }
+    };
+    if let Some(p) = problem {
+        return Err(p);
+    }
+    if total != meta.size {
+        return Err(rejected(&meta.path, "fewer bytes than announced"));
+    }
+    if hasher.finalize().to_hex().as_str() != hash {
+        return Err(rejected(&meta.path, "content hash does not match"));
+    }
+    let temp = temp.expect("no problem means a temp file");
+    let (file, path) = temp.into_parts();
+    drop(file);
+    meta::set_times_and_mode(&path, meta.mtime_ns, meta.mode)
+        .map_err(|e| local_error(&meta.path, e))?;
+    Ok(Received {
+        meta,
+        base,
+        temp: path,
+    })
+}
+
+fn new_temp(tmp_dir: &Path) -> std::io::Result<tempfile::NamedTempFile> {
+    tempfile::Builder::new()
+        .prefix(crate::ignore::TEMP_PREFIX)
+        .tempfile_in(tmp_dir)
+}
+
+fn rejected(path: &str, why: &str) -> ReceiveError {
+    ReceiveError::Rejected {
+        path: path.to_string(),
+        why: why.to_string(),
+    }
+}
+
+fn local_error(path: &str, e: std::io::Error) -> ReceiveError {
+    ReceiveError::Local {
+        path: path.to_string(),
+        why: e.to_string(),
+    }
+}
+
+/// Where temporary files go: the state directory when it is on the same
+/// filesystem as the synced directory (so a rename is atomic), otherwise a
+/// hidden `.lab3-tmp` folder inside it (never listed or synced). Emptied at start.
+pub fn temp_dir_for(dir: &Path, state_dir: &Path) -> std::io::Result<PathBuf> {
+    let in_state = state_dir.join("tmp");
+    let tmp = if same_filesystem(dir, state_dir) {
+        in_state
+    } else {
+        dir.join(format!("{}tmp", crate::ignore::TEMP_PREFIX))
+    };
+    if tmp.exists() {
+        std::fs::remove_dir_all(&tmp)?;
+    }
+    std::fs::create_dir_all(&tmp)?;
+    Ok(tmp)
+}
+
+#[cfg(unix)]
+fn same_filesystem(a: &Path, b: &Path) -> bool {
+    use std::os::unix::fs::MetadataExt;
+    match (std::fs::metadata(a), std::fs::metadata(b)) {
+        (Ok(x), Ok(y)) => x.dev() == y.dev(),
+        _ => false,
+    }
+}
+
+#[cfg(not(unix))]
+fn same_filesystem(_: &Path, _: &Path) -> bool {
+    true
+}
