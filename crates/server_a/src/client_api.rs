@@ -1,38 +1,48 @@
 //! What Server A answers a `lab3` client, one request at a time.
 //!
-//! An unknown or malformed-but-framed request gets an `Error` reply and the
-//! connection stays; broken framing ends this connection only.
+//! An unknown request, or one that cannot be done (a bad index, a double
+//! lock), gets an `Error` reply and the connection stays; broken framing
+//! ends this connection only.
 
 use std::sync::Arc;
 
 use common::connection::{Connection, Frame};
 use common::handshake::{kind_of, PeerInfo};
-use common::protocol::{ListingRow, Message, PeerState, ENTRIES_PER_CHUNK};
+use common::protocol::{ListingRow, Message, PeerState, Target, ENTRIES_PER_CHUNK};
 
-use crate::Config;
+use crate::App;
 
 /// Serves one client connection until it closes.
-pub async fn handle(mut conn: Connection, _peer: PeerInfo, cfg: Arc<Config>) -> anyhow::Result<()> {
+pub async fn handle(mut conn: Connection, _peer: PeerInfo, app: Arc<App>) -> anyhow::Result<()> {
     while let Some(frame) = conn.reader.read_frame().await? {
         let Frame::Message(msg) = frame else {
             anyhow::bail!("unexpected data frame from a client");
         };
-        match msg {
+        let reply = match msg {
             Message::ListRequest => {
-                let (peer, rows) = listing(&cfg).await?;
+                let (peer, rows) = listing(&app).await?;
                 send_listing(&mut conn, peer, rows).await?;
+                continue;
             }
-            other => {
-                let message = format!("unknown request: {}", kind_of(&other));
-                conn.writer.send(Message::Error { message }).await?;
-            }
-        }
+            Message::Lock { target } => lock(&app, target).await,
+            Message::Unlock { target } => unlock(&app, target).await,
+            Message::LocksRequest => Ok(Message::Locks {
+                locks: app.locks.list(),
+            }),
+            other => Err(anyhow::anyhow!("unknown request: {}", kind_of(&other))),
+        };
+        let reply = reply.unwrap_or_else(|e| Message::Error {
+            message: format!("{e:#}"),
+        });
+        conn.writer.send(reply).await?;
     }
     Ok(())
 }
 
-/// Builds the composite listing: A's directory now, and B's as B reports it now.
-pub async fn listing(cfg: &Config) -> anyhow::Result<(PeerState, Vec<ListingRow>)> {
+/// Builds the composite listing: A's directory now, and B's as B reports
+/// it now, with each path's lock state.
+pub async fn listing(app: &App) -> anyhow::Result<(PeerState, Vec<ListingRow>)> {
+    let cfg = &app.cfg;
     let own = common::scan::scan_dir_async(cfg.dir.clone(), cfg.ignore.clone());
     let theirs = crate::peer::fetch_listing(&cfg.peer, cfg.args.token.as_deref());
     let (own, theirs) = tokio::join!(own, theirs);
@@ -47,7 +57,70 @@ pub async fn listing(cfg: &Config) -> anyhow::Result<(PeerState, Vec<ListingRow>
             (PeerState::Unreachable, Vec::new())
         }
     };
-    Ok((peer, common::listing::merge(&own.files, &theirs)))
+    let mut rows = common::listing::merge(&own.files, &theirs);
+    for r in &mut rows {
+        (r.locked, r.queued) = app.locks.state_of(&r.name);
+    }
+    Ok((peer, rows))
+}
+
+/// The path a client means: a row of the current listing, or a name.
+async fn resolve(app: &App, target: Target) -> anyhow::Result<String> {
+    match target {
+        Target::Index(i) => {
+            let (_, rows) = listing(app).await?;
+            match rows.get(i) {
+                Some(r) => Ok(r.name.clone()),
+                None if rows.is_empty() => {
+                    anyhow::bail!("no file at index {i}: the listing is empty")
+                }
+                None => anyhow::bail!(
+                    "no file at index {i}: valid indexes are 0 to {} ({} files)",
+                    rows.len() - 1,
+                    rows.len()
+                ),
+            }
+        }
+        Target::Name(name) => {
+            common::paths::check(&name)?;
+            Ok(name)
+        }
+    }
+}
+
+async fn lock(app: &App, target: Target) -> anyhow::Result<Message> {
+    let name = resolve(app, target).await?;
+    app.locks.lock(&name)?;
+    if let Some(sync) = &app.sync {
+        sync.announce("locked", "A", &name, None, String::new());
+    }
+    Ok(Message::Locked { name })
+}
+
+async fn unlock(app: &App, target: Target) -> anyhow::Result<Message> {
+    let name = resolve(app, target).await?;
+    if !app.locks.is_locked(&name) {
+        anyhow::bail!("{name} is not locked");
+    }
+    let updates = match &app.sync {
+        Some(sync) => sync.unlock(&name).await?,
+        None => {
+            use common::sync::Gate;
+            app.locks.begin_unlock(&name)?;
+            app.locks.end_unlock(&name);
+            Vec::new()
+        }
+    };
+    if let Some(sync) = &app.sync {
+        sync.announce(
+            "unlocked",
+            "A",
+            &name,
+            None,
+            format!("{} queued updates replayed", updates.len()),
+        );
+    }
+    Ok(Message::Unlocked { name, updates })
 }
 
 async fn send_listing(

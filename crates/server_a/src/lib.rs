@@ -4,8 +4,10 @@
 //! # Layout
 //! - [`client_api`]: one task per client connection, request by request.
 //! - [`peer`]: talking to Server B (fresh listings, the sync link).
+//! - [`locks`]: the lock table and the per-file FIFO queues, on disk.
 
 pub mod client_api;
+pub mod locks;
 pub mod peer;
 
 use std::future::Future;
@@ -15,6 +17,7 @@ use std::sync::Arc;
 use common::config::ServerArgs;
 use common::ignore::Ignore;
 use common::protocol::Role;
+use common::sync::SyncHandle;
 use tokio::net::TcpListener;
 
 /// Everything Server A needs to run.
@@ -45,29 +48,54 @@ impl Config {
     }
 }
 
+/// What every client connection shares.
+pub struct App {
+    pub cfg: Config,
+    pub locks: Arc<locks::Locks>,
+    /// The sync engine (absent with `--no-sync`).
+    pub sync: Option<SyncHandle>,
+}
+
 /// Serves clients until `shutdown` completes.
 pub async fn run(
     listener: TcpListener,
     cfg: Config,
     shutdown: impl Future<Output = ()>,
 ) -> anyhow::Result<()> {
-    if !cfg.args.no_sync {
-        let sc =
-            common::config::sync_config(&cfg.dir, &cfg.state_dir, &cfg.args, Role::ServerA, None);
+    let locks = Arc::new(locks::Locks::open(&cfg.state_dir)?);
+    let sync = if cfg.args.no_sync {
+        None
+    } else {
+        let gate: Arc<dyn common::sync::Gate> = locks.clone();
+        let sc = common::config::sync_config(
+            &cfg.dir,
+            &cfg.state_dir,
+            &cfg.args,
+            Role::ServerA,
+            Some(gate),
+        );
         let sync = common::sync::start(sc)?;
+        // An unlock interrupted by a crash is finished first.
+        for path in locks.interrupted() {
+            tracing::info!("resuming the interrupted unlock of {path}");
+            if let Err(e) = sync.unlock(&path).await {
+                tracing::error!("resuming the unlock of {path}: {e:#}");
+            }
+        }
         tokio::spawn(peer::keep_link(
-            sync,
+            sync.clone(),
             cfg.peer.clone(),
             cfg.args.token.clone(),
         ));
-    }
-    let cfg = Arc::new(cfg);
+        Some(sync)
+    };
+    let app = Arc::new(App { cfg, locks, sync });
     let settings = common::server::Listener {
         me: Role::ServerA,
         allowed: vec![Role::Client],
-        token: cfg.args.token.clone(),
+        token: app.cfg.args.token.clone(),
     };
-    let handler = move |conn, peer| client_api::handle(conn, peer, cfg.clone());
+    let handler = move |conn, peer| client_api::handle(conn, peer, app.clone());
     common::server::serve(listener, settings, handler, shutdown).await;
     Ok(())
 }

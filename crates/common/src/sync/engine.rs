@@ -299,9 +299,8 @@ impl Engine {
                 }
             }
             Event::Scanned { scan, reconcile } => self.scanned(scan, reconcile),
-            Event::Command(Command::Replay { updates, reply }) => {
-                let report = self.replay(updates);
-                let _ = reply.send(report);
+            Event::Command(Command::Unlock { path, reply }) => {
+                let _ = reply.send(self.unlock(&path));
             }
         }
     }
@@ -974,8 +973,21 @@ impl Engine {
 
     // ------------------------------------------------------------- replay
 
-    /// Applies held updates in order (Server A's unlock); an update older
-    /// than the current copy is superseded, not applied.
+    /// Server A's unlock: the gate lets go of `path`, then its held updates
+    /// are applied in order. All in one step, so no update of the peer's
+    /// can slip in between.
+    fn unlock(&mut self, path: &str) -> anyhow::Result<Vec<AppliedUpdate>> {
+        let Some(gate) = self.cfg.gate.clone() else {
+            anyhow::bail!("this server holds no locks");
+        };
+        let updates = gate.begin_unlock(path)?;
+        let report = self.replay(updates);
+        gate.end_unlock(path);
+        Ok(report)
+    }
+
+    /// Applies held updates in order; an update older than the current copy
+    /// is superseded, not applied.
     fn replay(&mut self, updates: Vec<QueuedUpdate>) -> Vec<AppliedUpdate> {
         let mut report = Vec::new();
         let mut touched = BTreeSet::new();
@@ -1040,6 +1052,10 @@ impl Engine {
     fn replay_one(&mut self, u: &QueuedUpdate) -> std::io::Result<()> {
         match u {
             QueuedUpdate::Write { meta, file, .. } => {
+                if !file.exists() {
+                    // Consumed by a replay that a crash interrupted: already in place.
+                    return Ok(());
+                }
                 crate::meta::set_times_and_mode(file, meta.mtime_ns, meta.mode)?;
                 let target =
                     paths::resolve(&self.cfg.root, &meta.path).map_err(std::io::Error::other)?;

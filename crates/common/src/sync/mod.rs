@@ -81,12 +81,20 @@ impl HeldUpdate {
     }
 }
 
-/// Decides whether the peer's updates of a path are applied now or held.
+/// Decides whether the peer's updates of a path are applied now or held
+/// (Server A's lock table). The engine calls it from its own task only, so
+/// an unlock and the peer's updates can never interleave.
 pub trait Gate: Send + Sync {
     /// Whether updates of `path` from the peer are held back.
     fn holds(&self, path: &str) -> bool;
     /// Takes one held update (in arrival order).
     fn hold(&self, update: HeldUpdate);
+    /// Stops holding `path` and hands back its queue, oldest first. The
+    /// queue's files stay until [`Gate::end_unlock`], so a crash during
+    /// replay resumes it.
+    fn begin_unlock(&self, path: &str) -> anyhow::Result<Vec<QueuedUpdate>>;
+    /// The replay of `path`'s queue finished: forget the queue.
+    fn end_unlock(&self, path: &str);
 }
 
 /// A held update handed back for replay, with its content (if any) in a
@@ -121,9 +129,9 @@ pub struct LinkStatus {
 
 /// Commands from the server that embeds the engine.
 pub(crate) enum Command {
-    Replay {
-        updates: Vec<QueuedUpdate>,
-        reply: oneshot::Sender<Vec<AppliedUpdate>>,
+    Unlock {
+        path: String,
+        reply: oneshot::Sender<anyhow::Result<Vec<AppliedUpdate>>>,
     },
 }
 
@@ -144,13 +152,15 @@ impl SyncHandle {
         link::run(self, conn, peer).await
     }
 
-    /// Applies updates that a gate held, in order; reports each outcome.
-    pub async fn replay(&self, updates: Vec<QueuedUpdate>) -> anyhow::Result<Vec<AppliedUpdate>> {
+    /// Releases `path` from the gate and applies its held updates in
+    /// order, in one step of the engine; reports each outcome.
+    pub async fn unlock(&self, path: &str) -> anyhow::Result<Vec<AppliedUpdate>> {
         let (reply, rx) = oneshot::channel();
+        let path = path.to_string();
         self.events
-            .send(engine::Event::Command(Command::Replay { updates, reply }))
+            .send(engine::Event::Command(Command::Unlock { path, reply }))
             .map_err(|_| anyhow::anyhow!("sync engine stopped"))?;
-        Ok(rx.await?)
+        rx.await?
     }
 
     /// Every action this side announces, as it happens.
