@@ -18,7 +18,12 @@ fn peak_rss_kib(pid: u32) -> u64 {
 }
 
 fn queued_lines(s: &Server) -> usize {
-    s.stdout.lock().unwrap().iter().filter(|l| l.contains("queued")).count()
+    s.stdout
+        .lock()
+        .unwrap()
+        .iter()
+        .filter(|l| l.contains("queued"))
+        .count()
 }
 
 fn main() {
@@ -26,7 +31,12 @@ fn main() {
     let n: usize = if quick { 100 } else { 1_000 };
     let size = 64 * 1024;
     let pair = Pair::start_with(|a, _| {
-        write_file(a, "big.bin", &vec![0u8; size], Some(1_600_000_000_000_000_000));
+        write_file(
+            a,
+            "big.bin",
+            &vec![0u8; size],
+            Some(1_600_000_000_000_000_000),
+        );
     });
     pair.wait(30, "initial sync", || pair.dir_b.join("big.bin").exists());
     let out = pair.lab3(&["-lock", "-0"]);
@@ -36,7 +46,12 @@ fn main() {
     for i in 0..n {
         let mut body = vec![(i % 251) as u8; size];
         body[..8].copy_from_slice(&(i as u64).to_le_bytes());
-        write_file(&pair.dir_b, "big.bin", &body, Some(1_700_000_000_000_000_000 + i as i64 * 1_000));
+        write_file(
+            &pair.dir_b,
+            "big.bin",
+            &body,
+            Some(1_700_000_000_000_000_000 + i as i64 * 1_000),
+        );
         pair.wait(30, "the update to be queued", || queued_lines(&pair.a) > i);
     }
     let fill = fill.elapsed();
@@ -48,12 +63,29 @@ fn main() {
     let applied = doc["updates"].as_array().map_or(0, |u| u.len());
     let rss_after = peak_rss_kib(pair.a.pid().unwrap());
     let last = read(&pair.dir_a.join("big.bin")).unwrap();
-    assert_eq!(&last[..8], &((n - 1) as u64).to_le_bytes(), "the last version is in place");
+    assert_eq!(
+        &last[..8],
+        &((n - 1) as u64).to_le_bytes(),
+        "the last version is in place"
+    );
     println!("| lock queue ({n} x 64 KiB) | value |");
     println!("| --- | --- |");
     println!("| updates queued, then replayed | {applied} |");
-    println!("| time to queue them (write at B, wait for A's 'queued') | {:.2} s |", fill.as_secs_f64());
-    println!("| replay on unlock (lab3 -unlock, end to end) | {:.0} ms |", replay.as_secs_f64() * 1e3);
-    println!("| per update | {:.2} ms |", replay.as_secs_f64() * 1e3 / n as f64);
-    println!("| Server A peak RSS before queueing / after replay | {} / {} MiB |", rss_before / 1024, rss_after / 1024);
+    println!(
+        "| time to queue them (write at B, wait for A's 'queued') | {:.2} s |",
+        fill.as_secs_f64()
+    );
+    println!(
+        "| replay on unlock (lab3 -unlock, end to end) | {:.0} ms |",
+        replay.as_secs_f64() * 1e3
+    );
+    println!(
+        "| per update | {:.2} ms |",
+        replay.as_secs_f64() * 1e3 / n as f64
+    );
+    println!(
+        "| Server A peak RSS before queueing / after replay | {} / {} MiB |",
+        rss_before / 1024,
+        rss_after / 1024
+    );
 }

@@ -11,7 +11,8 @@ fn synced_pair() -> Pair {
         write_file(a, "other.txt", b"o0", Some(1_700_000_000_000_000_000));
     });
     pair.wait(20, "initial sync", || {
-        read(&pair.dir_b.join("f.txt")).as_deref() == Some(b"v0") && pair.dir_b.join("other.txt").exists()
+        read(&pair.dir_b.join("f.txt")).as_deref() == Some(b"v0")
+            && pair.dir_b.join("other.txt").exists()
     });
     pair
 }
@@ -33,7 +34,9 @@ fn ok(out: &std::process::Output) -> String {
 
 fn edit_on_b(pair: &Pair, content: &[u8], mtime_ns: i64, expect_queued: u64) {
     write_file(&pair.dir_b, "f.txt", content, Some(mtime_ns));
-    pair.wait(20, "the update to be queued", || queued(pair, "f.txt") == expect_queued);
+    pair.wait(20, "the update to be queued", || {
+        queued(pair, "f.txt") == expect_queued
+    });
 }
 
 #[test]
@@ -51,15 +54,31 @@ fn three_updates_wait_in_order_and_apply_on_unlock() {
     });
     let doc = pair.listing();
     let row = &doc["files"][0];
-    assert_eq!((row["locked"].as_bool(), row["queued"].as_u64()), (Some(true), Some(3)));
+    assert_eq!(
+        (row["locked"].as_bool(), row["queued"].as_u64()),
+        (Some(true), Some(3))
+    );
 
-    let out: serde_json::Value = serde_json::from_str(&ok(&pair.lab3(&["--json", "-unlock", "-0"]))).unwrap();
+    let out: serde_json::Value =
+        serde_json::from_str(&ok(&pair.lab3(&["--json", "-unlock", "-0"]))).unwrap();
     assert_eq!(out["unlocked"], "f.txt");
-    let seqs: Vec<_> = out["updates"].as_array().unwrap().iter().map(|u| u["seq"].as_u64().unwrap()).collect();
+    let seqs: Vec<_> = out["updates"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|u| u["seq"].as_u64().unwrap())
+        .collect();
     assert_eq!(seqs, [1, 2, 3]);
-    assert!(out["updates"].as_array().unwrap().iter().all(|u| u["outcome"] == "applied"));
+    assert!(out["updates"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .all(|u| u["outcome"] == "applied"));
     assert_eq!(read(&pair.dir_a.join("f.txt")).unwrap(), b"v3!");
-    assert_eq!(mtime_ns(&pair.dir_a.join("f.txt")), Some(1_700_000_003_000_000_007));
+    assert_eq!(
+        mtime_ns(&pair.dir_a.join("f.txt")),
+        Some(1_700_000_003_000_000_007)
+    );
     let applied: Vec<String> = pair
         .a
         .stdout
@@ -73,7 +92,9 @@ fn three_updates_wait_in_order_and_apply_on_unlock() {
     assert!(applied[0].contains("#1") && applied[2].contains("#3"));
     // Afterwards the file syncs as any other.
     write_file(&pair.dir_b, "f.txt", b"v4", None);
-    pair.wait(20, "sync after unlock", || read(&pair.dir_a.join("f.txt")).as_deref() == Some(b"v4"));
+    pair.wait(20, "sync after unlock", || {
+        read(&pair.dir_a.join("f.txt")).as_deref() == Some(b"v4")
+    });
 }
 
 #[test]
@@ -81,7 +102,9 @@ fn a_queued_delete_applies_on_unlock() {
     let pair = synced_pair();
     ok(&pair.lab3(&["lock", "f.txt"]));
     std::fs::remove_file(pair.dir_b.join("f.txt")).unwrap();
-    pair.wait(20, "the delete to be queued", || pair.a.said(&["queued", "f.txt"]));
+    pair.wait(20, "the delete to be queued", || {
+        pair.a.said(&["queued", "f.txt"])
+    });
     assert!(pair.dir_a.join("f.txt").exists());
     let out = ok(&pair.lab3(&["unlock", "f.txt"]));
     assert!(out.contains("delete") && out.contains("applied"), "{out}");
@@ -94,8 +117,15 @@ fn an_update_older_than_a_later_edit_at_a_is_superseded() {
     ok(&pair.lab3(&["-lock", "-0"]));
     edit_on_b(&pair, b"from b", 1_700_000_001_000_000_000, 1);
     // A edits its copy afterwards (a later mtime); that edit still travels to B.
-    write_file(&pair.dir_a, "f.txt", b"from a", Some(1_700_000_005_000_000_000));
-    pair.wait(20, "A's edit to reach B", || read(&pair.dir_b.join("f.txt")).as_deref() == Some(b"from a"));
+    write_file(
+        &pair.dir_a,
+        "f.txt",
+        b"from a",
+        Some(1_700_000_005_000_000_000),
+    );
+    pair.wait(20, "A's edit to reach B", || {
+        read(&pair.dir_b.join("f.txt")).as_deref() == Some(b"from a")
+    });
     let out = ok(&pair.lab3(&["-unlock", "-0"]));
     assert!(out.contains("superseded"), "{out}");
     assert_eq!(read(&pair.dir_a.join("f.txt")).unwrap(), b"from a");
@@ -121,7 +151,9 @@ fn a_lock_on_a_file_only_at_b_holds_it_back() {
     let pair = synced_pair();
     ok(&pair.lab3(&["lock", "new.txt"]));
     write_file(&pair.dir_b, "new.txt", b"hello", None);
-    pair.wait(20, "the create to be queued", || pair.a.said(&["queued", "new.txt"]));
+    pair.wait(20, "the create to be queued", || {
+        pair.a.said(&["queued", "new.txt"])
+    });
     assert!(!pair.dir_a.join("new.txt").exists());
     ok(&pair.lab3(&["unlock", "new.txt"]));
     assert_eq!(read(&pair.dir_a.join("new.txt")).unwrap(), b"hello");
@@ -136,7 +168,10 @@ fn bad_index_and_double_lock_or_unlock_are_clear_errors() {
         assert!(out.stdout.is_empty());
         let err = text(&out.stderr);
         assert_eq!(err.lines().count(), 1, "{err}");
-        assert!(err.starts_with("lab3: ") && words.iter().all(|w| err.contains(w)), "{err}");
+        assert!(
+            err.starts_with("lab3: ") && words.iter().all(|w| err.contains(w)),
+            "{err}"
+        );
     };
     fail(&["-lock", "-7"], &["7", "0 to 1"]);
     fail(&["-unlock", "-0"], &["f.txt", "not locked"]);
@@ -151,6 +186,9 @@ fn lock_state_is_kept_in_the_state_directory_only() {
     let pair = synced_pair();
     ok(&pair.lab3(&["-lock", "-0"]));
     assert!(Path::new(&pair.state_a).join("locks/table.json").exists());
-    let names: Vec<_> = std::fs::read_dir(&pair.dir_a).unwrap().map(|e| e.unwrap().file_name()).collect();
+    let names: Vec<_> = std::fs::read_dir(&pair.dir_a)
+        .unwrap()
+        .map(|e| e.unwrap().file_name())
+        .collect();
     assert_eq!(names.len(), 2, "{names:?}");
 }
