@@ -139,8 +139,10 @@ fn an_applied_change_is_not_sent_back() {
 #[test]
 fn folders_are_created_renamed_and_deleted_on_the_other_side() {
     let pair = Pair::start_linked();
-    write_file(&pair.dir_a, "d1/d2/deep.txt", b"deep", None);
-    write_file(&pair.dir_a, "d1/top.txt", b"top", None);
+    // Same size and time: only their names tell them apart when the folder moves.
+    let t = 1_700_000_000_000_000_000;
+    write_file(&pair.dir_a, "d1/d2/deep.txt", b"deep", Some(t));
+    write_file(&pair.dir_a, "d1/top.txt", b"top!", Some(t));
     pair.wait_same(SECS, "d1/d2/deep.txt");
     pair.wait_same(SECS, "d1/top.txt");
 
@@ -150,6 +152,10 @@ fn folders_are_created_renamed_and_deleted_on_the_other_side() {
     pair.wait(SECS, "the old folder to go", || {
         !pair.dir_b.join("d1").exists()
     });
+    assert!(pair
+        .b
+        .said(&["A->B", "renamed", "d3/top.txt", "from d1/top.txt"]));
+    assert_eq!(read(&pair.dir_b.join("d3/top.txt")).unwrap(), b"top!");
 
     std::fs::remove_dir_all(pair.dir_b.join("d3")).unwrap();
     pair.wait(SECS, "the folder to be deleted on A", || {
@@ -231,4 +237,23 @@ fn symbolic_links_are_skipped_with_a_warning() {
     pair.wait_same(SECS, "after.txt");
     pair.wait_same(SECS, "target.txt");
     assert_eq!(files_in(&pair.dir_b), ["after.txt", "target.txt"]);
+}
+
+#[test]
+fn files_with_the_same_size_and_time_renamed_crosswise_keep_their_content() {
+    let pair = Pair::start_linked();
+    let t = 1_700_000_000_000_000_000;
+    write_file(&pair.dir_a, "a.txt", b"content of a", Some(t));
+    write_file(&pair.dir_a, "b.txt", b"content of b", Some(t));
+    pair.wait_same(SECS, "a.txt");
+    pair.wait_same(SECS, "b.txt");
+    // In one burst: a.txt becomes d.txt and b.txt becomes c.txt.
+    std::fs::rename(pair.dir_a.join("a.txt"), pair.dir_a.join("d.txt")).unwrap();
+    std::fs::rename(pair.dir_a.join("b.txt"), pair.dir_a.join("c.txt")).unwrap();
+    pair.wait(SECS, "the new names at B", || {
+        files_in(&pair.dir_b) == ["c.txt", "d.txt"]
+    });
+    pair.wait_same(SECS, "c.txt");
+    pair.wait_same(SECS, "d.txt");
+    assert_eq!(read(&pair.dir_b.join("d.txt")).unwrap(), b"content of a");
 }

@@ -87,7 +87,9 @@ fn a_burst_of_2000_files_reaches_b_completely() {
         let rel = format!("burst/d{:02}/f{i:04}.txt", i % 20);
         write_file(&pair.dir_a, &rel, rel.as_bytes(), None);
     }
-    pair.wait(60, "2000 files at B", || files_in(&pair.dir_b).len() == 2000);
+    pair.wait(60, "2000 files at B", || {
+        files_in(&pair.dir_b).len() == 2000
+    });
     pair.wait_same_tree(SECS);
     println!("2000 files synced in {:?}", started.elapsed());
 }
