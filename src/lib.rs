@@ -551,3 +551,20 @@ impl Pair {
 pub fn holds_for(window: Duration, mut cond: impl FnMut() -> bool) -> bool {
     !wait_until(window, || !cond())
 }
+
+impl Pair {
+    /// Writes `content` with `mtime_ns` to a staging file in the pair's
+    /// temporary root, then renames it to `dir/rel`: the folder only ever
+    /// sees the finished file, with its final mtime (as after a save-by-rename).
+    pub fn put(&self, dir: &Path, rel: &str, content: &[u8], mtime_ns: i64) -> PathBuf {
+        let staged = tempfile::NamedTempFile::new_in(self.root.path()).unwrap();
+        std::fs::write(staged.path(), content).unwrap();
+        set_mtime_ns(staged.path(), mtime_ns);
+        let target = dir.join(rel);
+        if let Some(parent) = target.parent() {
+            std::fs::create_dir_all(parent).unwrap();
+        }
+        staged.persist(&target).unwrap();
+        target
+    }
+}

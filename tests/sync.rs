@@ -115,6 +115,28 @@ fn an_editors_save_by_rename_replaces_the_file_both_ways() {
 }
 
 #[test]
+fn a_save_that_moves_the_old_copy_to_a_backup_first_replaces_the_file_both_ways() {
+    let pair = Pair::start_linked();
+    for w in pair.ways() {
+        let name = named(&w, "vim");
+        let backup = format!("{name}~");
+        write_file(w.from, &name, b"draft 1", Some(1_700_000_000_000_000_000));
+        pair.wait_same(SECS, &name);
+        // What vim does by default: move the old file to a backup, write
+        // the new one under the name, then delete the backup.
+        std::fs::rename(w.from.join(&name), w.from.join(&backup)).unwrap();
+        write_file(w.from, &name, b"draft 2, saved by vim", None);
+        std::fs::remove_file(w.from.join(&backup)).unwrap();
+        pair.wait(SECS, "the saved content", || {
+            read(&w.to.join(&name)).as_deref() == Some(b"draft 2, saved by vim")
+        });
+        pair.wait_same(SECS, &name);
+        pair.wait(SECS, "no backup left", || !w.to.join(&backup).exists());
+    }
+    pair.wait_same_tree(SECS);
+}
+
+#[test]
 fn an_applied_change_is_not_sent_back() {
     let pair = Pair::start_linked();
     for w in pair.ways() {
@@ -134,6 +156,69 @@ fn an_applied_change_is_not_sent_back() {
         });
         assert!(quiet, "{name} came back to its source\n{}", pair.output());
     }
+}
+
+#[test]
+fn an_applied_rename_or_delete_is_not_sent_back() {
+    let pair = Pair::start_linked();
+    let window = Duration::from_millis(1000);
+    for w in pair.ways() {
+        let (old, new) = (named(&w, "echo-old"), named(&w, "echo-new"));
+        write_file(w.from, &old, b"moves, then goes", None);
+        pair.wait_same(SECS, &old);
+        std::fs::rename(w.from.join(&old), w.from.join(&new)).unwrap();
+        pair.wait(SECS, "the 'renamed' line", || {
+            w.to_server.said(&[w.arrow, "renamed", &new])
+        });
+        let quiet = holds_for(window, || {
+            !pair.a.said(&[back(w.arrow), &new]) && !pair.b.said(&[back(w.arrow), &new])
+        });
+        assert!(quiet, "the rename of {new} came back\n{}", pair.output());
+
+        std::fs::remove_file(w.from.join(&new)).unwrap();
+        pair.wait(SECS, "the delete", || !w.to.join(&new).exists());
+        let quiet = holds_for(window, || {
+            !w.from.join(&new).exists()
+                && !pair.a.said(&[back(w.arrow), "deleted", &new])
+                && !pair.b.said(&[back(w.arrow), "deleted", &new])
+        });
+        assert!(quiet, "the delete of {new} came back\n{}", pair.output());
+    }
+}
+
+#[test]
+fn edits_on_both_sides_at_once_end_with_the_newer_copy_on_both() {
+    let pair = Pair::start_linked();
+    for w in pair.ways() {
+        let name = named(&w, "contested");
+        write_file(w.from, &name, b"v1", Some(1_700_000_000_000_000_000));
+        pair.wait_same(SECS, &name);
+        let t = now_ns();
+        pair.put(w.to, &name, b"the older edit", t);
+        pair.put(w.from, &name, b"the newer edit wins", t + 1_000_000);
+        pair.wait(SECS, "the newer edit on both sides", || {
+            read(&w.to.join(&name)).as_deref() == Some(b"the newer edit wins")
+                && read(&w.from.join(&name)).as_deref() == Some(b"the newer edit wins")
+        });
+        pair.wait_same(SECS, &name);
+    }
+}
+
+#[test]
+fn a_folder_moved_in_arrives_and_one_moved_out_is_deleted() {
+    let pair = Pair::start_linked();
+    let outside = pair.root.path().join("outside");
+    write_file(&outside, "album/one.jpg", b"one", None);
+    write_file(&outside, "album/sub/two.jpg", b"two", None);
+    std::fs::rename(outside.join("album"), pair.dir_a.join("album")).unwrap();
+    pair.wait_same(SECS, "album/one.jpg");
+    pair.wait_same(SECS, "album/sub/two.jpg");
+
+    std::fs::rename(pair.dir_b.join("album"), outside.join("album")).unwrap();
+    pair.wait(SECS, "the folder to leave A", || {
+        !pair.dir_a.join("album").exists()
+    });
+    assert!(files_in(&pair.dir_a).is_empty());
 }
 
 #[test]
