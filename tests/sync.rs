@@ -39,6 +39,18 @@ fn a_new_file_travels_both_ways() {
 }
 
 #[test]
+fn a_change_arrives_within_5_seconds_through_events_alone() {
+    // With the safety-net rescan pushed out of the way, only the watcher can do it.
+    let pair = Pair::start_with_args(&["--rescan-secs", "600"], |_, _| {});
+    pair.wait_linked(20);
+    for w in pair.ways() {
+        let name = named(&w, "prompt");
+        write_file(w.from, &name, b"on time", None);
+        pair.wait_same(5, &name);
+    }
+}
+
+#[test]
 fn a_modified_file_travels_both_ways() {
     let pair = Pair::start_linked();
     for w in pair.ways() {

@@ -176,6 +176,10 @@ fn a_kill_during_a_batch_of_changes_loses_nothing_and_both_converge() {
         !files_in(&pair.dir_b).is_empty()
     });
     pair.b.kill();
+    println!(
+        "B held {} of 300 files when killed",
+        files_in(&pair.dir_b).len()
+    );
     pair.restart_b();
     pair.wait_same_tree(60);
     assert_eq!(files_in(&pair.dir_b).len(), 300);
@@ -185,6 +189,10 @@ fn a_kill_during_a_batch_of_changes_loses_nothing_and_both_converge() {
         files_in(&pair.dir_a).len() > 300
     });
     pair.a.kill();
+    println!(
+        "A held {} of 600 files when killed",
+        files_in(&pair.dir_a).len()
+    );
     pair.restart_a();
     pair.wait_same_tree(60);
     assert_eq!(files_in(&pair.dir_a).len(), 600);
