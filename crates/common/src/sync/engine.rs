@@ -489,36 +489,21 @@ impl Engine {
             .filter(|(_, k)| k.is_none())
             .map(|(d, _)| d.clone())
             .collect();
+        // A new path with the metadata of one that just vanished: a rename.
+        let mut renames = Vec::new();
+        let mut writes = Vec::new();
         for (d, k) in changed {
-            // A new path with the metadata of one that just vanished: a rename.
             if k.is_none() {
                 if let Some(i) = rename_source(&d, &vanished, &new_files) {
-                    let v = vanished.swap_remove(i);
-                    self.journal.set_deleted(&v.path, now, send);
-                    self.journal.set_present(&d, send);
-                    if send {
-                        self.announce(
-                            "renamed",
-                            &self.outbound(),
-                            &d.path,
-                            Some(d.size),
-                            format!("from {}", v.path),
-                        );
-                        self.send(Outgoing::Msg(Message::Rename {
-                            from: v.path,
-                            meta: d,
-                            deleted_ns: now,
-                        }));
-                    }
+                    renames.push((vanished.swap_remove(i), d));
                     continue;
                 }
             }
-            self.journal.set_present(&d, send);
-            if send {
-                let base = self.aborted_base.remove(&d.path).unwrap_or(k);
-                self.send_file(d, base);
-            }
+            writes.push((d, k));
         }
+        // Deletes go first: a file may be making room for a folder of the
+        // same name (or a folder for a file), which the peer can only
+        // create once the old one is gone.
         for v in vanished {
             self.journal.set_deleted(&v.path, now, send);
             if send {
@@ -528,6 +513,31 @@ impl Engine {
                     deleted_ns: now,
                     base: Some(v),
                 }));
+            }
+        }
+        for (v, d) in renames {
+            self.journal.set_deleted(&v.path, now, send);
+            self.journal.set_present(&d, send);
+            if send {
+                self.announce(
+                    "renamed",
+                    &self.outbound(),
+                    &d.path,
+                    Some(d.size),
+                    format!("from {}", v.path),
+                );
+                self.send(Outgoing::Msg(Message::Rename {
+                    from: v.path,
+                    meta: d,
+                    deleted_ns: now,
+                }));
+            }
+        }
+        for (d, k) in writes {
+            self.journal.set_present(&d, send);
+            if send {
+                let base = self.aborted_base.remove(&d.path).unwrap_or(k);
+                self.send_file(d, base);
             }
         }
     }
@@ -540,6 +550,10 @@ impl Engine {
         };
         match std::fs::symlink_metadata(&full) {
             Ok(md) if md.is_dir() => {
+                // A file of that name that became a folder: it vanished.
+                if self.journal.local(&p).is_some() {
+                    out.insert(p.clone());
+                }
                 match scan::scan_dir(&full, &self.cfg.ignore) {
                     Ok(scan) => {
                         self.warn_skipped(&scan);
@@ -556,7 +570,8 @@ impl Engine {
                 out.insert(p);
             }
             _ => {
-                if self.journal.get(&p).is_none() {
+                // Not known as a file here: it may have been a folder.
+                if self.journal.local(&p).is_none() {
                     self.expand_known(&p, out);
                 }
                 out.insert(p);
