@@ -354,3 +354,22 @@ fn files_with_the_same_size_and_time_renamed_crosswise_keep_their_content() {
     pair.wait_same(SECS, "d.txt");
     assert_eq!(read(&pair.dir_b.join("d.txt")).unwrap(), b"content of a");
 }
+
+#[test]
+fn a_file_replaced_by_a_folder_of_the_same_name_and_back() {
+    let pair = Pair::start_linked();
+    write_file(&pair.dir_a, "notes", b"a plain file", None);
+    pair.wait_same(SECS, "notes");
+
+    std::fs::remove_file(pair.dir_a.join("notes")).unwrap();
+    write_file(&pair.dir_a, "notes/monday.txt", b"now a folder", None);
+    pair.wait_same(SECS, "notes/monday.txt");
+    pair.wait_same_tree(SECS);
+
+    std::fs::remove_dir_all(pair.dir_a.join("notes")).unwrap();
+    write_file(&pair.dir_a, "notes", b"a file again", None);
+    pair.wait(SECS, "the file again at B", || {
+        read(&pair.dir_b.join("notes")).as_deref() == Some(b"a file again")
+    });
+    pair.wait_same_tree(SECS);
+}
