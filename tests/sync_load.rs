@@ -148,3 +148,35 @@ fn a_file_being_received_is_never_visible_half_written() {
     pair.wait_same(SECS, "big.bin");
     println!("polled B's folder {polls} times while receiving");
 }
+
+#[test]
+fn a_transfer_that_races_a_new_write_is_redone() {
+    let pair = Pair::start_linked();
+    let mut content = big_content();
+    let staged = pair.root.path().join("growing.bin");
+    std::fs::write(&staged, &content).unwrap();
+    let source = pair.dir_a.join("growing.bin");
+    std::fs::rename(&staged, &source).unwrap();
+    // Grow it while the first version is on its way.
+    let mut sizes = vec![content.len() as u64];
+    for i in 0..5u8 {
+        std::thread::sleep(Duration::from_millis(100));
+        let more = vec![i; 1024 * 1024];
+        let mut f = std::fs::OpenOptions::new()
+            .append(true)
+            .open(&source)
+            .unwrap();
+        f.write_all(&more).unwrap();
+        content.extend_from_slice(&more);
+        sizes.push(content.len() as u64);
+    }
+    let target = pair.dir_b.join("growing.bin");
+    pair.wait(60, "B's copy to be the last version", || {
+        if let Some(s) = size(&target) {
+            assert!(sizes.contains(&s), "B showed growing.bin with {s} bytes");
+        }
+        size(&target) == sizes.last().copied()
+    });
+    assert!(read(&target).unwrap() == content, "B's copy differs");
+    pair.wait_same(SECS, "growing.bin");
+}
