@@ -547,3 +547,192 @@ fn is_closed(e: &std::io::Error) -> bool {
         UnexpectedEof | ConnectionReset | ConnectionAborted | BrokenPipe
     )
 }
+
+// ------------------------------------------------------------------ sync tests
+
+/// Now, in nanoseconds since the Unix epoch.
+pub fn now_ns() -> i64 {
+    let d = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .expect("clock after 1970");
+    d.as_nanos() as i64
+}
+
+/// A file's permission bits, or `None` if it does not exist.
+#[cfg(unix)]
+pub fn mode(p: &Path) -> Option<u32> {
+    use std::os::unix::fs::PermissionsExt;
+    Some(std::fs::metadata(p).ok()?.permissions().mode() & 0o7777)
+}
+
+/// Sets a file's permission bits.
+#[cfg(unix)]
+pub fn set_mode(p: &Path, mode: u32) {
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(p, std::fs::Permissions::from_mode(mode)).unwrap();
+}
+
+/// A file's inode number, or `None` if it does not exist (to tell a
+/// rewritten file from an untouched one).
+#[cfg(unix)]
+pub fn inode(p: &Path) -> Option<u64> {
+    use std::os::unix::fs::MetadataExt;
+    Some(std::fs::symlink_metadata(p).ok()?.ino())
+}
+
+/// Whether `a` and `b` both exist with the same content, mtime (to the
+/// nanosecond) and permission bits.
+pub fn same_file(a: &Path, b: &Path) -> bool {
+    let (Some(ca), Some(cb)) = (read(a), read(b)) else {
+        return false;
+    };
+    ca == cb && mtime_ns(a) == mtime_ns(b) && perm_bits(a) == perm_bits(b)
+}
+
+#[cfg(unix)]
+fn perm_bits(p: &Path) -> Option<u32> {
+    mode(p)
+}
+
+#[cfg(not(unix))]
+fn perm_bits(p: &Path) -> Option<u32> {
+    Some(std::fs::metadata(p).ok()?.permissions().readonly() as u32)
+}
+
+/// Every entry below `dir` that is not a folder (files and symbolic links),
+/// as sorted `/`-separated relative paths.
+pub fn files_in(dir: &Path) -> Vec<String> {
+    fn walk(root: &Path, dir: &Path, out: &mut Vec<String>) {
+        let Ok(entries) = std::fs::read_dir(dir) else {
+            return;
+        };
+        for e in entries.map_while(Result::ok) {
+            let p = e.path();
+            let ft = e.file_type().unwrap();
+            if ft.is_dir() {
+                walk(root, &p, out);
+            } else {
+                let rel = p.strip_prefix(root).unwrap();
+                let parts: Vec<_> = rel.iter().map(|c| c.to_string_lossy()).collect();
+                out.push(parts.join("/"));
+            }
+        }
+    }
+    let mut out = Vec::new();
+    walk(dir, dir, &mut out);
+    out.sort();
+    out
+}
+
+/// Whether two folders hold the same files, each with the same content,
+/// mtime and permission bits.
+pub fn same_tree(a: &Path, b: &Path) -> bool {
+    let files = files_in(a);
+    files == files_in(b) && files.iter().all(|f| same_file(&a.join(f), &b.join(f)))
+}
+
+/// One way a change can travel between the two servers of a [`Pair`].
+pub struct Way<'a> {
+    /// The folder the change is made in, and its server.
+    pub from: &'a Path,
+    pub from_server: &'a Server,
+    /// The folder that must follow, and its server.
+    pub to: &'a Path,
+    pub to_server: &'a Server,
+    /// The direction as the servers print it: `A->B` or `B->A`.
+    pub arrow: &'static str,
+}
+
+impl Server {
+    /// How many stdout lines contain all of `words`.
+    pub fn said_count(&self, words: &[&str]) -> usize {
+        let lines = self.stdout.lock().unwrap();
+        lines
+            .iter()
+            .filter(|l| words.iter().all(|w| l.contains(w)))
+            .count()
+    }
+}
+
+impl Pair {
+    /// Both ways a change can travel: made on A and followed by B, then the reverse.
+    pub fn ways(&self) -> [Way<'_>; 2] {
+        [
+            Way {
+                from: &self.dir_a,
+                from_server: &self.a,
+                to: &self.dir_b,
+                to_server: &self.b,
+                arrow: "A->B",
+            },
+            Way {
+                from: &self.dir_b,
+                from_server: &self.b,
+                to: &self.dir_a,
+                to_server: &self.a,
+                arrow: "B->A",
+            },
+        ]
+    }
+
+    /// Waits until both servers have reconciled over the link, so that
+    /// changes made from now on travel as runtime changes.
+    pub fn wait_linked(&self, secs: u64) {
+        self.wait(secs, "both servers to reconcile", || {
+            self.a.logged(&["reconciled with server B"])
+                && self.b.logged(&["reconciled with server A"])
+        });
+    }
+
+    /// Starts a pair over empty folders and waits until they are linked.
+    pub fn start_linked() -> Pair {
+        let pair = Pair::start();
+        pair.wait_linked(20);
+        pair
+    }
+
+    /// Waits until `rel` exists on both sides with the same content, mtime and mode.
+    pub fn wait_same(&self, secs: u64, rel: &str) {
+        self.wait(secs, &format!("{rel} to be the same on both sides"), || {
+            same_file(&self.dir_a.join(rel), &self.dir_b.join(rel))
+        });
+    }
+
+    /// Waits until the two folders hold exactly the same files.
+    pub fn wait_same_tree(&self, secs: u64) {
+        self.wait(secs, "both folders to hold the same files", || {
+            same_tree(&self.dir_a, &self.dir_b)
+        });
+    }
+
+    /// Restarts Server A (after a kill) with extra flags added to the usual ones.
+    pub fn restart_a_with(&mut self, more: &[&str]) {
+        self.a.kill();
+        let mut extra = self.extra.clone();
+        extra.extend(more.iter().map(|s| s.to_string()));
+        self.a = start_a(&self.dir_a, &self.state_a, &self.b.addr, &extra);
+    }
+}
+
+/// Whether `cond` holds at every poll for the whole of `window` (a bounded
+/// check that something does *not* happen).
+pub fn holds_for(window: Duration, mut cond: impl FnMut() -> bool) -> bool {
+    !wait_until(window, || !cond())
+}
+
+impl Pair {
+    /// Writes `content` with `mtime_ns` to a staging file in the pair's
+    /// temporary root, then renames it to `dir/rel`: the folder only ever
+    /// sees the finished file, with its final mtime (as after a save-by-rename).
+    pub fn put(&self, dir: &Path, rel: &str, content: &[u8], mtime_ns: i64) -> PathBuf {
+        let staged = tempfile::NamedTempFile::new_in(self.root.path()).unwrap();
+        std::fs::write(staged.path(), content).unwrap();
+        set_mtime_ns(staged.path(), mtime_ns);
+        let target = dir.join(rel);
+        if let Some(parent) = target.parent() {
+            std::fs::create_dir_all(parent).unwrap();
+        }
+        staged.persist(&target).unwrap();
+        target
+    }
+}

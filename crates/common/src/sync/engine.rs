@@ -177,6 +177,35 @@ pub fn start(cfg: SyncConfig) -> anyhow::Result<SyncHandle> {
     Ok(handle)
 }
 
+/// Which vanished file `new` was renamed from, judged by metadata (size,
+/// mtime, mode), if that is unambiguous. Copies with equal metadata cannot
+/// be told apart, and a wrong pairing would make the peer move the wrong
+/// content under the new name while both journals believe they agree; so
+/// among several look-alikes only a unique one with the same file name (a
+/// moved folder) counts, and otherwise the file is sent whole.
+fn rename_source(new: &FileMeta, vanished: &[FileMeta], new_files: &[FileMeta]) -> Option<usize> {
+    let alike =
+        |a: &FileMeta| a.size == new.size && a.mtime_ns == new.mtime_ns && a.mode == new.mode;
+    let name = |p: &str| p.rsplit('/').next().unwrap_or(p).to_string();
+    let candidates: Vec<usize> = (0..vanished.len())
+        .filter(|&i| alike(&vanished[i]))
+        .collect();
+    let rivals = new_files.iter().filter(|n| alike(n)).count();
+    if candidates.len() == 1 && rivals == 1 {
+        return Some(candidates[0]);
+    }
+    let mine = name(&new.path);
+    let same_name: Vec<usize> = candidates
+        .into_iter()
+        .filter(|&i| name(&vanished[i].path) == mine)
+        .collect();
+    let rivals = new_files
+        .iter()
+        .filter(|n| alike(n) && name(&n.path) == mine)
+        .count();
+    (same_name.len() == 1 && rivals == 1).then(|| same_name[0])
+}
+
 impl Engine {
     fn i_am_a(&self) -> bool {
         self.cfg.me != Role::ServerB
@@ -454,39 +483,26 @@ impl Engine {
             }
         }
         let now = now_ns();
+        let new_files: Vec<FileMeta> = changed
+            .iter()
+            .filter(|(_, k)| k.is_none())
+            .map(|(d, _)| d.clone())
+            .collect();
+        // A new path with the metadata of one that just vanished: a rename.
+        let mut renames = Vec::new();
+        let mut writes = Vec::new();
         for (d, k) in changed {
-            // A new path with the metadata of one that just vanished: a rename.
             if k.is_none() {
-                if let Some(i) = vanished
-                    .iter()
-                    .position(|v| v.size == d.size && v.mtime_ns == d.mtime_ns && v.mode == d.mode)
-                {
-                    let v = vanished.swap_remove(i);
-                    self.journal.set_deleted(&v.path, now, send);
-                    self.journal.set_present(&d, send);
-                    if send {
-                        self.announce(
-                            "renamed",
-                            &self.outbound(),
-                            &d.path,
-                            Some(d.size),
-                            format!("from {}", v.path),
-                        );
-                        self.send(Outgoing::Msg(Message::Rename {
-                            from: v.path,
-                            meta: d,
-                            deleted_ns: now,
-                        }));
-                    }
+                if let Some(i) = rename_source(&d, &vanished, &new_files) {
+                    renames.push((vanished.swap_remove(i), d));
                     continue;
                 }
             }
-            self.journal.set_present(&d, send);
-            if send {
-                let base = self.aborted_base.remove(&d.path).unwrap_or(k);
-                self.send_file(d, base);
-            }
+            writes.push((d, k));
         }
+        // Deletes go first: a file may be making room for a folder of the
+        // same name (or a folder for a file), which the peer can only
+        // create once the old one is gone.
         for v in vanished {
             self.journal.set_deleted(&v.path, now, send);
             if send {
@@ -496,6 +512,31 @@ impl Engine {
                     deleted_ns: now,
                     base: Some(v),
                 }));
+            }
+        }
+        for (v, d) in renames {
+            self.journal.set_deleted(&v.path, now, send);
+            self.journal.set_present(&d, send);
+            if send {
+                self.announce(
+                    "renamed",
+                    &self.outbound(),
+                    &d.path,
+                    Some(d.size),
+                    format!("from {}", v.path),
+                );
+                self.send(Outgoing::Msg(Message::Rename {
+                    from: v.path,
+                    meta: d,
+                    deleted_ns: now,
+                }));
+            }
+        }
+        for (d, k) in writes {
+            self.journal.set_present(&d, send);
+            if send {
+                let base = self.aborted_base.remove(&d.path).unwrap_or(k);
+                self.send_file(d, base);
             }
         }
     }
@@ -508,6 +549,10 @@ impl Engine {
         };
         match std::fs::symlink_metadata(&full) {
             Ok(md) if md.is_dir() => {
+                // A file of that name that became a folder: it vanished.
+                if self.journal.local(&p).is_some() {
+                    out.insert(p.clone());
+                }
                 match scan::scan_dir(&full, &self.cfg.ignore) {
                     Ok(scan) => {
                         self.warn_skipped(&scan);
@@ -524,7 +569,8 @@ impl Engine {
                 out.insert(p);
             }
             _ => {
-                if self.journal.get(&p).is_none() {
+                // Not known as a file here: it may have been a folder.
+                if self.journal.local(&p).is_none() {
                     self.expand_known(&p, out);
                 }
                 out.insert(p);
@@ -1082,5 +1128,35 @@ impl Engine {
             }
         }
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn f(path: &str, size: u64) -> FileMeta {
+        FileMeta {
+            path: path.into(),
+            size,
+            mtime_ns: 7,
+            mode: 0o644,
+        }
+    }
+
+    #[test]
+    fn a_rename_is_only_guessed_when_unambiguous() {
+        let new = [f("c", 1), f("d", 1)];
+        // One look-alike on each side: a rename.
+        assert_eq!(rename_source(&new[0], &[f("a", 1)], &new[..1]), Some(0));
+        // Two look-alikes with other names: no guess, the file is sent.
+        assert_eq!(rename_source(&new[0], &[f("a", 1), f("b", 1)], &new), None);
+        assert_eq!(rename_source(&new[0], &[f("a", 1)], &new), None);
+        // A moved folder: the same file name decides.
+        let moved = [f("y/a", 1), f("y/b", 1)];
+        let gone = [f("x/a", 1), f("x/b", 1)];
+        assert_eq!(rename_source(&moved[1], &gone, &moved), Some(1));
+        // Different metadata is never a rename.
+        assert_eq!(rename_source(&f("c", 2), &[f("a", 1)], &[f("c", 2)]), None);
     }
 }
