@@ -22,6 +22,9 @@ const KIND_DATA: u8 = 1;
 pub enum Frame {
     Message(Message),
     Data(Bytes),
+    /// A well-formed JSON message whose `type` this version does not know
+    /// (a newer peer, or a typo): answered with an error, not a hang-up.
+    Unknown(String),
 }
 
 /// Why a connection could not go on.
@@ -81,7 +84,13 @@ impl Decoder for FrameCodec {
             return Err(ProtocolError::Empty);
         }
         match frame.get_u8() {
-            KIND_MESSAGE => Ok(Some(Frame::Message(serde_json::from_slice(&frame)?))),
+            KIND_MESSAGE => match serde_json::from_slice(&frame) {
+                Ok(m) => Ok(Some(Frame::Message(m))),
+                Err(e) => match unknown_type(&frame) {
+                    Some(t) => Ok(Some(Frame::Unknown(t))),
+                    None => Err(e.into()),
+                },
+            },
             KIND_DATA => Ok(Some(Frame::Data(frame.freeze()))),
             other => Err(ProtocolError::UnknownKind(other)),
         }
@@ -91,6 +100,24 @@ impl Decoder for FrameCodec {
 /// Turns the inner codec's "frame size too big" into [`ProtocolError::TooLarge`]
 /// with the announced length, which is still at the front of `src` (the
 /// inner codec refuses a header before consuming it).
+/// The `type` of a JSON object whose type is not one of ours.
+fn unknown_type(payload: &[u8]) -> Option<String> {
+    #[derive(serde::Deserialize)]
+    struct Typed {
+        #[serde(rename = "type")]
+        kind: String,
+    }
+    let t: Typed = serde_json::from_slice(payload).ok()?;
+    let known = serde_json::from_value::<Message>(serde_json::json!({ "type": t.kind }));
+    // A known type with a bad body is malformed, not unknown.
+    match known {
+        Err(e) if e.to_string().starts_with("unknown variant") => {
+            Some(t.kind.chars().take(64).collect())
+        }
+        _ => None,
+    }
+}
+
 fn map_codec_error(e: std::io::Error, src: &BytesMut) -> ProtocolError {
     if e.kind() == std::io::ErrorKind::InvalidData {
         let len = src
@@ -110,6 +137,10 @@ impl Encoder<Frame> for FrameCodec {
         let (kind, body) = match item {
             Frame::Message(m) => (KIND_MESSAGE, Bytes::from(serde_json::to_vec(&m)?)),
             Frame::Data(b) => (KIND_DATA, b),
+            Frame::Unknown(t) => (
+                KIND_MESSAGE,
+                Bytes::from(serde_json::to_vec(&serde_json::json!({ "type": t }))?),
+            ),
         };
         if body.len() > MAX_FRAME_LEN {
             return Err(ProtocolError::TooLarge(body.len() + 1));
@@ -152,6 +183,9 @@ impl<R: AsyncRead + Unpin> FrameReader<R> {
             }
             Some(Frame::Message(m)) => Ok(m),
             Some(Frame::Data(_)) => Err(ProtocolError::Unexpected("data frame".into())),
+            Some(Frame::Unknown(t)) => Err(ProtocolError::Unexpected(format!(
+                "unknown message type {t:?}"
+            ))),
             None => Err(ProtocolError::Closed),
         }
     }
@@ -218,6 +252,25 @@ mod tests {
         assert_eq!(&b[..5], &[0, 0, 0, 24, 0]);
         let got = FrameCodec::default().decode(&mut b).unwrap();
         assert_eq!(got, Some(Frame::Message(Message::ListRequest)));
+    }
+
+    #[test]
+    fn an_unknown_type_is_its_own_frame_but_a_bad_body_is_an_error() {
+        let body = br#"{"type":"frobnicate","body":{"x":1}}"#;
+        let mut b = BytesMut::new();
+        b.put_u32(body.len() as u32 + 1);
+        b.put_u8(0);
+        b.put_slice(body);
+        assert_eq!(
+            FrameCodec::default().decode(&mut b).unwrap(),
+            Some(Frame::Unknown("frobnicate".into()))
+        );
+        let body = br#"{"type":"lock","body":{"nope":1}}"#;
+        let mut b = BytesMut::new();
+        b.put_u32(body.len() as u32 + 1);
+        b.put_u8(0);
+        b.put_slice(body);
+        assert!(FrameCodec::default().decode(&mut b).is_err());
     }
 
     #[test]
