@@ -835,15 +835,28 @@ impl Engine {
             return;
         }
         let local = self.stat(&p);
-        if local.as_ref().is_some_and(|l| l.same_state(&r.meta)) {
-            self.journal.set_present(&r.meta, true);
-            return;
-        }
-        let clean = match (&local, &r.base) {
+        let mut clean = match (&local, &r.base) {
             (None, None) => true,
             (Some(l), Some(b)) => l.same_state(b),
             _ => false,
         };
+        if let Some(l) = local.as_ref().filter(|l| l.same_state(&r.meta)) {
+            let mine = match self.journal.hash_of(l) {
+                Some(h) => Some(h.to_string()),
+                None => transfer::hash_file(&self.cfg.root, l),
+            };
+            if mine.is_none() || mine.as_deref() == Some(r.hash.as_str()) {
+                self.journal.set_present(&r.meta, true);
+                self.journal.set_hash(&r.meta, r.hash);
+                return;
+            }
+            // Same size and time, different content: the peer's copy won the
+            // tie (see `decide`); ours is kept, not destroyed.
+            if !self.save_conflict(&p, "the peer's copy (same time, other content)") {
+                return;
+            }
+            clean = true;
+        }
         if !clean {
             let mine = self.local_state(&p, local.as_ref());
             let (w, _) = decide::winner(
