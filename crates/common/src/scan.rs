@@ -97,6 +97,13 @@ pub fn stat_file(root: &Path, rel: &str) -> std::io::Result<Option<FileMeta>> {
     }
 }
 
+/// [`scan_dir`] on the blocking thread pool.
+pub async fn scan_dir_async(root: PathBuf, ignore: Ignore) -> std::io::Result<Scan> {
+    tokio::task::spawn_blocking(move || scan_dir(&root, &ignore))
+        .await
+        .map_err(std::io::Error::other)?
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -116,11 +123,4 @@ mod tests {
         #[cfg(unix)]
         assert_eq!(s.skipped.len(), 1);
     }
-}
-
-/// [`scan_dir`] on the blocking thread pool.
-pub async fn scan_dir_async(root: PathBuf, ignore: Ignore) -> std::io::Result<Scan> {
-    tokio::task::spawn_blocking(move || scan_dir(&root, &ignore))
-        .await
-        .map_err(std::io::Error::other)?
 }
