@@ -29,7 +29,7 @@ pub enum Frame {
 pub enum ProtocolError {
     #[error("{0}")]
     Io(#[from] std::io::Error),
-    #[error("frame of {0} bytes is over the {MAX_FRAME_LEN}-byte limit")]
+    #[error("frame of {0} bytes is over the size limit")]
     TooLarge(usize),
     #[error("empty frame")]
     Empty,
@@ -58,6 +58,16 @@ impl Default for FrameCodec {
                 .max_frame_length(MAX_FRAME_LEN + 1)
                 .new_codec(),
         }
+    }
+}
+
+impl FrameCodec {
+    /// Changes the cap on the payload of the frames decoded from now on (at
+    /// most [`MAX_FRAME_LEN`]). The handshake reads its one small frame under
+    /// a low cap, so that a stranger cannot make us buffer megabytes.
+    pub fn set_max_len(&mut self, max_len: usize) {
+        self.inner
+            .set_max_frame_length(max_len.min(MAX_FRAME_LEN) + 1);
     }
 }
 
@@ -137,6 +147,12 @@ impl<R: AsyncRead + Unpin> FrameReader<R> {
         FrameReader {
             inner: FramedRead::with_capacity(r, FrameCodec::default(), 256 * 1024),
         }
+    }
+
+    /// Changes the size cap for the frames read from now on (see
+    /// [`FrameCodec::set_max_len`]).
+    pub fn set_max_frame_len(&mut self, max_len: usize) {
+        self.inner.decoder_mut().set_max_len(max_len);
     }
 
     /// The next frame, or `None` when the peer closed cleanly between frames.
@@ -258,6 +274,20 @@ mod tests {
             FrameCodec::default().decode(&mut b),
             Err(ProtocolError::TooLarge(n)) if n == MAX_FRAME_LEN + 2
         ));
+    }
+
+    #[test]
+    fn a_lower_cap_refuses_what_the_default_takes() {
+        let b = encode(Frame::Data(Bytes::from(vec![7u8; 100])));
+        let mut codec = FrameCodec::default();
+        codec.set_max_len(99);
+        assert!(matches!(
+            codec.decode(&mut b.clone()),
+            Err(ProtocolError::TooLarge(101))
+        ));
+        let mut codec = FrameCodec::default();
+        codec.set_max_len(100);
+        assert!(codec.decode(&mut b.clone()).unwrap().is_some());
     }
 
     #[test]
