@@ -61,7 +61,7 @@ pub async fn dial(
         } if version == PROTOCOL_VERSION => {
             let info = PeerInfo {
                 role,
-                clock_skew_ns: time_ns - now_ns(),
+                clock_skew_ns: time_ns.saturating_sub(now_ns()),
             };
             Ok((conn, info))
         }
@@ -134,7 +134,7 @@ pub async fn accept(
         .await?;
     Ok(PeerInfo {
         role,
-        clock_skew_ns: time_ns - now_ns(),
+        clock_skew_ns: time_ns.saturating_sub(now_ns()),
     })
 }
 
@@ -255,6 +255,26 @@ mod tests {
             conn.reader.read_frame().await.unwrap(),
             Some(Frame::Data(big))
         );
+    }
+
+    #[tokio::test]
+    async fn a_hostile_clock_does_not_overflow_the_skew() {
+        for time_ns in [i64::MIN, i64::MAX] {
+            let (got, _conn, _other) = accept_against(move |s| async move {
+                let mut c = Connection::new(s);
+                let hello = Message::Hello {
+                    version: PROTOCOL_VERSION,
+                    role: Role::Client,
+                    token: Some("t".into()),
+                    time_ns,
+                };
+                c.writer.send(hello).await.unwrap();
+                c
+            })
+            .await;
+            let skew = got.expect("accepted").clock_skew_ns;
+            assert_eq!(skew.signum(), time_ns.signum());
+        }
     }
 
     #[tokio::test]
