@@ -386,3 +386,62 @@ fn idle_connections_past_the_cap_do_not_lock_clients_out_for_long() {
     );
     drop(idle);
 }
+
+// ------------------------------------------------------------ peer paths
+
+/// A stand-in for Server B that answers every listing request with `entries`.
+fn fake_b(entries: Value) -> String {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = listener.local_addr().unwrap().to_string();
+    std::thread::spawn(move || {
+        for s in listener.incoming() {
+            let mut b = Raw { s: s.unwrap() };
+            let Got::Frame(_hello) = b.read() else {
+                continue;
+            };
+            b.send(json!({"type": "welcome",
+                          "body": {"version": PROTOCOL_VERSION, "role": "server_b", "time_ns": 0}}));
+            let Got::Frame(_request) = b.read() else {
+                continue;
+            };
+            b.send(json!({"type": "inventory_chunk",
+                          "body": {"entries": entries.clone(), "done": true}}));
+        }
+    });
+    addr
+}
+
+#[test]
+#[ignore = "known gap: A does not check the paths in B's inventory (common::inventory::receive or server_a::peer)"]
+fn paths_in_b_inventory_are_checked_by_a() {
+    let entry = |path: &str| {
+        json!({"state": "present", "path": path, "size": 1,
+                                    "mtime_ns": 0, "mode": 420, "dirty": false})
+    };
+    let hostile = ["../../etc/passwd", "/etc/shadow", "a/../../x", "a\\b"];
+    let mut entries: Vec<Value> = hostile.iter().map(|p| entry(p)).collect();
+    entries.push(entry("fine.txt"));
+    let b = fake_b(Value::Array(entries));
+    let root = TempDir::new().unwrap();
+    let a = start_a(
+        &root.path().join("a"),
+        &root.path().join("sa"),
+        &b,
+        &["--no-sync".into()],
+    );
+    let out = lab3(&a.addr, &["--json"]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let doc: Value = serde_json::from_slice(&out.stdout).unwrap();
+    for f in doc["files"].as_array().unwrap() {
+        let name = f["name"].as_str().unwrap();
+        assert!(
+            common::paths::check(name).is_ok(),
+            "A listed B's path {name:?}\n{doc}"
+        );
+    }
+    assert!(
+        wait_until(Duration::from_secs(5), || a.logged(&["refused path"])),
+        "A should log the refused paths\n{}",
+        a.output()
+    );
+}
