@@ -5,6 +5,8 @@
 //! tells "not enough bytes yet" (wait) apart from "invalid" (an error that
 //! ends this one connection).
 
+use std::time::Duration;
+
 use bytes::{Buf, BufMut, Bytes, BytesMut};
 use futures::{SinkExt, StreamExt};
 use tokio::io::{AsyncRead, AsyncWrite};
@@ -135,6 +137,9 @@ impl Encoder<Frame> for FrameCodec {
 /// Reads frames from one half of a connection.
 pub struct FrameReader<R> {
     inner: FramedRead<R, FrameCodec>,
+    /// How long [`FrameReader::read_frame`] waits for the next frame before
+    /// failing; `None` (the default) waits for ever, as a sync link must.
+    idle_timeout: Option<Duration>,
 }
 
 /// Writes frames to one half of a connection.
@@ -146,7 +151,16 @@ impl<R: AsyncRead + Unpin> FrameReader<R> {
     pub fn new(r: R) -> Self {
         FrameReader {
             inner: FramedRead::with_capacity(r, FrameCodec::default(), 256 * 1024),
+            idle_timeout: None,
         }
+    }
+
+    /// Makes [`FrameReader::read_frame`] fail with a `TimedOut` error when no
+    /// frame arrives within `idle` (`None`: wait for ever). Servers set it on
+    /// client connections, so a client that vanished without closing (a
+    /// sleeping laptop, a dropped network) does not hold a slot for ever.
+    pub fn set_idle_timeout(&mut self, idle: Option<Duration>) {
+        self.idle_timeout = idle;
     }
 
     /// Changes the size cap for the frames read from now on (see
@@ -157,7 +171,16 @@ impl<R: AsyncRead + Unpin> FrameReader<R> {
 
     /// The next frame, or `None` when the peer closed cleanly between frames.
     pub async fn read_frame(&mut self) -> Result<Option<Frame>, ProtocolError> {
-        self.inner.next().await.transpose()
+        let Some(idle) = self.idle_timeout else {
+            return self.inner.next().await.transpose();
+        };
+        match tokio::time::timeout(idle, self.inner.next()).await {
+            Ok(next) => next.transpose(),
+            Err(_) => Err(ProtocolError::Io(std::io::Error::new(
+                std::io::ErrorKind::TimedOut,
+                format!("nothing received for {}s; closing", idle.as_secs_f32()),
+            ))),
+        }
     }
 
     /// The next frame, which must be a message.
