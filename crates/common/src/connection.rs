@@ -300,20 +300,6 @@ mod tests {
     }
 
     #[test]
-    fn a_lower_cap_refuses_what_the_default_takes() {
-        let b = encode(Frame::Data(Bytes::from(vec![7u8; 100])));
-        let mut codec = FrameCodec::default();
-        codec.set_max_len(99);
-        assert!(matches!(
-            codec.decode(&mut b.clone()),
-            Err(ProtocolError::TooLarge(101))
-        ));
-        let mut codec = FrameCodec::default();
-        codec.set_max_len(100);
-        assert!(codec.decode(&mut b.clone()).unwrap().is_some());
-    }
-
-    #[test]
     fn garbage_is_an_error_not_a_panic() {
         let mut b = BytesMut::from(&[0, 0, 0, 3, 0, b'{', b'x'][..]);
         assert!(FrameCodec::default().decode(&mut b).is_err());
@@ -327,5 +313,19 @@ mod tests {
             FrameCodec::default().decode(&mut b),
             Err(ProtocolError::Empty)
         ));
+    }
+
+    #[test]
+    fn a_lower_cap_refuses_what_the_default_takes() {
+        let b = encode(Frame::Data(Bytes::from(vec![7u8; 100])));
+        let mut codec = FrameCodec::default();
+        codec.set_max_len(99);
+        assert!(matches!(
+            codec.decode(&mut b.clone()),
+            Err(ProtocolError::TooLarge(101))
+        ));
+        let mut codec = FrameCodec::default();
+        codec.set_max_len(100);
+        assert!(codec.decode(&mut b.clone()).unwrap().is_some());
     }
 }
