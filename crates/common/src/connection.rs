@@ -5,6 +5,8 @@
 //! tells "not enough bytes yet" (wait) apart from "invalid" (an error that
 //! ends this one connection).
 
+use std::time::Duration;
+
 use bytes::{Buf, BufMut, Bytes, BytesMut};
 use futures::{SinkExt, StreamExt};
 use tokio::io::{AsyncRead, AsyncWrite};
@@ -32,7 +34,7 @@ pub enum Frame {
 pub enum ProtocolError {
     #[error("{0}")]
     Io(#[from] std::io::Error),
-    #[error("frame of {0} bytes is over the {MAX_FRAME_LEN}-byte limit")]
+    #[error("frame of {0} bytes is over the size limit")]
     TooLarge(usize),
     #[error("empty frame")]
     Empty,
@@ -61,6 +63,16 @@ impl Default for FrameCodec {
                 .max_frame_length(MAX_FRAME_LEN + 1)
                 .new_codec(),
         }
+    }
+}
+
+impl FrameCodec {
+    /// Changes the cap on the payload of the frames decoded from now on (at
+    /// most [`MAX_FRAME_LEN`]). The handshake reads its one small frame under
+    /// a low cap, so that a stranger cannot make us buffer megabytes.
+    pub fn set_max_len(&mut self, max_len: usize) {
+        self.inner
+            .set_max_frame_length(max_len.min(MAX_FRAME_LEN) + 1);
     }
 }
 
@@ -97,9 +109,6 @@ impl Decoder for FrameCodec {
     }
 }
 
-/// Turns the inner codec's "frame size too big" into [`ProtocolError::TooLarge`]
-/// with the announced length, which is still at the front of `src` (the
-/// inner codec refuses a header before consuming it).
 /// The `type` of a JSON object whose type is not one of ours.
 fn unknown_type(payload: &[u8]) -> Option<String> {
     #[derive(serde::Deserialize)]
@@ -118,6 +127,9 @@ fn unknown_type(payload: &[u8]) -> Option<String> {
     }
 }
 
+/// Turns the inner codec's "frame size too big" into [`ProtocolError::TooLarge`]
+/// with the announced length, which is still at the front of `src` (the
+/// inner codec refuses a header before consuming it).
 fn map_codec_error(e: std::io::Error, src: &BytesMut) -> ProtocolError {
     if e.kind() == std::io::ErrorKind::InvalidData {
         let len = src
@@ -156,6 +168,9 @@ impl Encoder<Frame> for FrameCodec {
 /// Reads frames from one half of a connection.
 pub struct FrameReader<R> {
     inner: FramedRead<R, FrameCodec>,
+    /// How long [`FrameReader::read_frame`] waits for the next frame before
+    /// failing; `None` (the default) waits for ever, as a sync link must.
+    idle_timeout: Option<Duration>,
 }
 
 /// Writes frames to one half of a connection.
@@ -167,12 +182,36 @@ impl<R: AsyncRead + Unpin> FrameReader<R> {
     pub fn new(r: R) -> Self {
         FrameReader {
             inner: FramedRead::with_capacity(r, FrameCodec::default(), 256 * 1024),
+            idle_timeout: None,
         }
+    }
+
+    /// Makes [`FrameReader::read_frame`] fail with a `TimedOut` error when no
+    /// frame arrives within `idle` (`None`: wait for ever). Servers set it on
+    /// client connections, so a client that vanished without closing (a
+    /// sleeping laptop, a dropped network) does not hold a slot for ever.
+    pub fn set_idle_timeout(&mut self, idle: Option<Duration>) {
+        self.idle_timeout = idle;
+    }
+
+    /// Changes the size cap for the frames read from now on (see
+    /// [`FrameCodec::set_max_len`]).
+    pub fn set_max_frame_len(&mut self, max_len: usize) {
+        self.inner.decoder_mut().set_max_len(max_len);
     }
 
     /// The next frame, or `None` when the peer closed cleanly between frames.
     pub async fn read_frame(&mut self) -> Result<Option<Frame>, ProtocolError> {
-        self.inner.next().await.transpose()
+        let Some(idle) = self.idle_timeout else {
+            return self.inner.next().await.transpose();
+        };
+        match tokio::time::timeout(idle, self.inner.next()).await {
+            Ok(next) => next.transpose(),
+            Err(_) => Err(ProtocolError::Io(std::io::Error::new(
+                std::io::ErrorKind::TimedOut,
+                format!("nothing received for {}s; closing", idle.as_secs_f32()),
+            ))),
+        }
     }
 
     /// The next frame, which must be a message.
@@ -327,5 +366,19 @@ mod tests {
             FrameCodec::default().decode(&mut b),
             Err(ProtocolError::Empty)
         ));
+    }
+
+    #[test]
+    fn a_lower_cap_refuses_what_the_default_takes() {
+        let b = encode(Frame::Data(Bytes::from(vec![7u8; 100])));
+        let mut codec = FrameCodec::default();
+        codec.set_max_len(99);
+        assert!(matches!(
+            codec.decode(&mut b.clone()),
+            Err(ProtocolError::TooLarge(101))
+        ));
+        let mut codec = FrameCodec::default();
+        codec.set_max_len(100);
+        assert!(codec.decode(&mut b.clone()).unwrap().is_some());
     }
 }
