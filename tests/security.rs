@@ -412,7 +412,6 @@ fn fake_b(entries: Value) -> String {
 }
 
 #[test]
-#[ignore = "known gap: A does not check the paths in B's inventory (common::inventory::receive or server_a::peer)"]
 fn paths_in_b_inventory_are_checked_by_a() {
     let entry = |path: &str| {
         json!({"state": "present", "path": path, "size": 1,

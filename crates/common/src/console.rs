@@ -36,10 +36,11 @@ pub fn announce(a: &crate::protocol::Action) {
         (true, "queued") => ("\x1b[35m", "\x1b[0m"),
         (true, _) => ("\x1b[32m", "\x1b[0m"),
     };
-    let detail = if a.detail.is_empty() {
+    let detail = printable(&a.detail);
+    let detail = if detail.is_empty() {
         String::new()
     } else {
-        format!("  ({})", a.detail)
+        format!("  ({detail})")
     };
     let mut out = std::io::stdout().lock();
     let _ = writeln!(
@@ -48,9 +49,28 @@ pub fn announce(a: &crate::protocol::Action) {
         time.format("%H:%M:%S%.3f"),
         a.direction,
         a.action,
-        a.path
+        printable(&a.path)
     );
     let _ = out.flush();
+}
+
+/// `s` with control characters escaped, so that a file name cannot forge
+/// or break console lines.
+pub fn printable(s: &str) -> std::borrow::Cow<'_, str> {
+    if s.chars().any(char::is_control) {
+        s.chars()
+            .map(|c| {
+                if c.is_control() {
+                    c.escape_default().to_string()
+                } else {
+                    c.to_string()
+                }
+            })
+            .collect::<String>()
+            .into()
+    } else {
+        s.into()
+    }
 }
 
 /// Sizes for people: `512 B`, `4.0 KiB`, `1.5 GiB`.
@@ -70,6 +90,12 @@ pub fn human_size(n: u64) -> String {
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn control_characters_are_escaped() {
+        assert_eq!(super::printable("a\nb\x1b[31m"), "a\\nb\\u{1b}[31m");
+        assert_eq!(super::printable("plain ü"), "plain ü");
+    }
+
     #[test]
     fn human_sizes() {
         assert_eq!(super::human_size(0), "0 B");

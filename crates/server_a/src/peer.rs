@@ -26,7 +26,13 @@ async fn fetch(addr: &str, token: Option<&str>) -> anyhow::Result<Vec<FileMeta>>
     Ok(entries
         .into_iter()
         .filter_map(|e| match e {
-            InventoryEntry::Present { meta, .. } => Some(meta),
+            InventoryEntry::Present { meta, .. } => match common::paths::check(&meta.path) {
+                Ok(()) => Some(meta),
+                Err(e) => {
+                    tracing::error!("server B's listing: {e}");
+                    None
+                }
+            },
             InventoryEntry::Deleted { .. } => None,
         })
         .collect())
