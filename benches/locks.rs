@@ -63,6 +63,11 @@ fn main() {
     let applied = doc["updates"].as_array().map_or(0, |u| u.len());
     let rss_after = peak_rss_kib(pair.a.pid().unwrap());
     let last = read(&pair.dir_a.join("big.bin")).unwrap();
+    if std::env::var_os("LAB3_BENCH_DEBUG").is_some() {
+        eprintln!("{}", text(&out.stdout));
+        eprintln!("{}", pair.a.output());
+        eprintln!("{}", pair.b.output());
+    }
     assert_eq!(
         &last[..8],
         &((n - 1) as u64).to_le_bytes(),
