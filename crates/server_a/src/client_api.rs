@@ -8,7 +8,8 @@ use std::sync::Arc;
 
 use common::connection::{Connection, Frame};
 use common::handshake::{kind_of, PeerInfo};
-use common::protocol::{ListingRow, Message, PeerState, Target, ENTRIES_PER_CHUNK};
+use common::protocol::{Action, ListingRow, Message, PeerState, Target, ENTRIES_PER_CHUNK};
+use common::sync::SyncHandle;
 
 use crate::App;
 
@@ -29,6 +30,13 @@ pub async fn handle(mut conn: Connection, _peer: PeerInfo, app: Arc<App>) -> any
             Message::LocksRequest => Ok(Message::Locks {
                 locks: app.locks.list(),
             }),
+            Message::StatusRequest => Ok(status(&app)),
+            Message::WatchRequest => match &app.sync {
+                Some(sync) => return watch(&mut conn, sync).await,
+                None => Err(anyhow::anyhow!(
+                    "server A runs with --no-sync: there is nothing to watch"
+                )),
+            },
             other => Err(anyhow::anyhow!("unknown request: {}", kind_of(&other))),
         };
         let reply = reply.unwrap_or_else(|e| Message::Error {
@@ -121,6 +129,51 @@ async fn unlock(app: &App, target: Target) -> anyhow::Result<Message> {
         );
     }
     Ok(Message::Unlocked { name, updates })
+}
+
+/// Server A's state for `lab3 status`.
+fn status(app: &App) -> Message {
+    Message::Status {
+        time_ns: common::meta::now_ns(),
+        peer: app.cfg.peer.clone(),
+        sync: app.sync.is_some(),
+        link: app.sync.as_ref().map(|s| s.status()).unwrap_or_default(),
+        locks: app.locks.list(),
+    }
+}
+
+/// `lab3 watch`: every action of both servers (Server B's relayed over the
+/// sync link) as it happens, until the client goes away.
+async fn watch(conn: &mut Connection, sync: &SyncHandle) -> anyhow::Result<()> {
+    use tokio::sync::broadcast::error::RecvError;
+    let mut actions = sync.subscribe();
+    let link_up = sync.status().up;
+    conn.writer.send(Message::Watching { link_up }).await?;
+    loop {
+        tokio::select! {
+            got = actions.recv() => match got {
+                Ok(a) => conn.writer.send(Message::Action(a)).await?,
+                Err(RecvError::Lagged(n)) => {
+                    // Said, not hidden: this watcher fell behind.
+                    let a = Action {
+                        time_ns: common::meta::now_ns(),
+                        side: sync.side().to_string(),
+                        direction: sync.side().to_string(),
+                        action: "missed".into(),
+                        path: String::new(),
+                        size: None,
+                        detail: format!("{n} actions not shown: this watch fell behind"),
+                    };
+                    conn.writer.send(Message::Action(a)).await?;
+                }
+                Err(RecvError::Closed) => return Ok(()),
+            },
+            // The client says nothing more; it closing ends the watch.
+            frame = conn.reader.read_frame() => if frame?.is_none() {
+                return Ok(());
+            },
+        }
+    }
 }
 
 async fn send_listing(
