@@ -42,7 +42,14 @@ async fn main() -> ExitCode {
     }
 }
 
-async fn run(cli: Cli) -> Result<(), Failure> {
+async fn run(mut cli: Cli) -> Result<(), Failure> {
+    let command = cli.command.take().unwrap_or(Command::List);
+    if let Command::Completions { shell } = command {
+        use std::io::Write;
+        // A closed stdout is no error (see output.rs).
+        let _ = std::io::stdout().write_all(&args::completions(shell));
+        return Ok(());
+    }
     let (mut conn, _) = handshake::dial(&cli.server, Role::Client, cli.token.as_deref())
         .await
         .map_err(|e| Failure {
@@ -52,7 +59,7 @@ async fn run(cli: Cli) -> Result<(), Failure> {
                 e => format!("cannot reach server A at {}: {e}", cli.server),
             },
         })?;
-    match cli.command.unwrap_or(Command::List) {
+    match command {
         Command::List => {
             conn.writer.send(Message::ListRequest).await?;
             let (peer, rows) = receive_listing(&mut conn).await?;
@@ -92,8 +99,61 @@ async fn run(cli: Cli) -> Result<(), Failure> {
                 other => return Err(unexpected(other)),
             }
         }
+        Command::Status => {
+            conn.writer.send(Message::StatusRequest).await?;
+            match conn.reader.read_message().await? {
+                status @ Message::Status { .. } => {
+                    output::print_status(&cli.server, &status, cli.json)
+                }
+                other => return Err(unexpected(other)),
+            }
+        }
+        Command::Watch => watch(&mut conn, &cli).await?,
+        Command::Completions { .. } => unreachable!("answered above"),
     }
     Ok(())
+}
+
+/// `lab3 watch`: prints each action Server A streams until Ctrl-C (exit
+/// 0), a closed stdout (exit 0) or a lost connection (exit 1).
+async fn watch(conn: &mut common::connection::Connection, cli: &Cli) -> Result<(), Failure> {
+    conn.writer.send(Message::WatchRequest).await?;
+    match conn.reader.read_message().await? {
+        Message::Watching { link_up } => {
+            let b = if link_up {
+                "and server B"
+            } else {
+                "(server B's link is down now)"
+            };
+            eprintln!(
+                "lab3: watching server A at {} {b}; Ctrl-C stops",
+                cli.server
+            );
+        }
+        other => return Err(unexpected(other)),
+    }
+    let colour = common::console::use_colour();
+    let mut out = std::io::stdout().lock();
+    loop {
+        let msg = tokio::select! {
+            m = conn.reader.read_message() => m,
+            _ = tokio::signal::ctrl_c() => return Ok(()),
+        };
+        let action = match msg {
+            Ok(Message::Action(a)) => a,
+            Ok(other) => return Err(unexpected(other)),
+            Err(ProtocolError::Closed) => {
+                return Err(Failure::from(format!(
+                    "server A at {} closed the connection",
+                    cli.server
+                )))
+            }
+            Err(e) => return Err(e.into()),
+        };
+        if output::write_action(&mut out, &action, cli.json, colour).is_err() {
+            return Ok(()); // stdout closed (`lab3 watch | head`): done
+        }
+    }
 }
 
 /// A number is an index into the listing; anything else names a path.
