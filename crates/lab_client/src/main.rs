@@ -117,6 +117,8 @@ async fn run(mut cli: Cli) -> Result<(), Failure> {
 /// `lab3 watch`: prints each action Server A streams until Ctrl-C (exit
 /// 0), a closed stdout (exit 0) or a lost connection (exit 1).
 async fn watch(conn: &mut common::connection::Connection, cli: &Cli) -> Result<(), Failure> {
+    let interrupted = interrupted();
+    tokio::pin!(interrupted);
     conn.writer.send(Message::WatchRequest).await?;
     match conn.reader.read_message().await? {
         Message::Watching { link_up } => {
@@ -137,7 +139,7 @@ async fn watch(conn: &mut common::connection::Connection, cli: &Cli) -> Result<(
     loop {
         let msg = tokio::select! {
             m = conn.reader.read_message() => m,
-            _ = tokio::signal::ctrl_c() => return Ok(()),
+            _ = &mut interrupted => return Ok(()),
         };
         let action = match msg {
             Ok(Message::Action(a)) => a,
@@ -148,7 +150,12 @@ async fn watch(conn: &mut common::connection::Connection, cli: &Cli) -> Result<(
                     cli.server
                 )))
             }
-            Err(e) => return Err(e.into()),
+            Err(e) => {
+                return Err(Failure::from(format!(
+                    "the connection to server A at {} ended: {e}",
+                    cli.server
+                )))
+            }
         };
         if output::write_action(&mut out, &action, cli.json, colour).is_err() {
             return Ok(()); // stdout closed (`lab3 watch | head`): done
@@ -185,5 +192,27 @@ async fn receive_listing(
             }
             other => return Err(unexpected(other)),
         }
+    }
+}
+
+/// Completes on Ctrl-C (SIGINT). The handler is in place from the call on,
+/// not only from the first poll, so an early Ctrl-C still exits cleanly.
+fn interrupted() -> impl std::future::Future<Output = ()> {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{signal, SignalKind};
+        let mut sig = signal(SignalKind::interrupt()).ok();
+        async move {
+            match sig.as_mut() {
+                Some(s) => {
+                    s.recv().await;
+                }
+                None => std::future::pending().await,
+            }
+        }
+    }
+    #[cfg(not(unix))]
+    async {
+        let _ = tokio::signal::ctrl_c().await;
     }
 }
