@@ -72,6 +72,12 @@ pub fn state_dir_for(dir: &Path, given: Option<&Path>) -> anyhow::Result<PathBuf
 /// The ignore rules of a server over `dir`: the defaults, `--ignore`,
 /// `--ignore-file` and `<dir>/.lab3ignore`. Logs what is ignored.
 pub fn ignore_rules(dir: &Path, args: &ServerArgs) -> anyhow::Result<crate::ignore::Ignore> {
+    tracing::debug!(
+        "ignore rules from --ignore {:?}, --ignore-file {:?} and {}",
+        args.ignore,
+        args.ignore_file,
+        dir.join(crate::ignore::IGNORE_FILE).display()
+    );
     let ignore = crate::ignore::Ignore::load(dir, &args.ignore, &args.ignore_file)?;
     tracing::info!("ignoring {}", ignore.describe());
     Ok(ignore)
