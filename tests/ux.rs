@@ -131,6 +131,9 @@ fn watch_ends_cleanly_on_ctrl_c_and_says_so_when_server_a_goes() {
     assert!(status.success(), "{status}\n{}", w.output());
 
     let mut w = watch(&pair, &[]);
+    // The link going down is shown too (B's actions stop reaching A).
+    pair.b.kill();
+    wait_said(&pair, &w, &["[A] A", "link down", "server B"]);
     pair.a.kill();
     let status = w
         .wait_exit(Duration::from_secs(SECS))

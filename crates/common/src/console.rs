@@ -67,27 +67,34 @@ pub fn format_action(a: &crate::protocol::Action, colour: bool, with_side: bool)
         (true, "deleted" | "error") => ("\x1b[31m", "\x1b[0m"),
         (true, "conflict" | "superseded") => ("\x1b[33m", "\x1b[0m"),
         (true, "queued" | "locked" | "unlocked") => ("\x1b[35m", "\x1b[0m"),
-        (true, "sending" | "receiving") => ("\x1b[36m", "\x1b[0m"),
+        (true, "sending" | "receiving" | "link up" | "link down") => ("\x1b[36m", "\x1b[0m"),
         (true, _) => ("\x1b[32m", "\x1b[0m"),
     };
     let detail = if a.detail.is_empty() {
         String::new()
     } else {
-        format!("  ({})", a.detail)
+        format!("({})", a.detail)
     };
     let side = if with_side {
         format!("[{}] ", a.side)
     } else {
         String::new()
     };
-    let line = format!(
-        "{}  {side}{:<5} {on}{:<10}{off} {}  {size}{detail}",
+    let mut line = format!(
+        "{}  {side}{:<5} {on}{:<10}{off} {}",
         time.format("%H:%M:%S%.3f"),
         a.direction,
         a.action,
         a.path
     );
-    line.trim_end().to_string()
+    line.truncate(line.trim_end().len());
+    for extra in [size, detail] {
+        if !extra.is_empty() {
+            line.push_str("  ");
+            line.push_str(&extra);
+        }
+    }
+    line
 }
 
 /// Sizes for people: `512 B`, `4.0 KiB`, `1.5 GiB`.

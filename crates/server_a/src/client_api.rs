@@ -125,7 +125,10 @@ async fn unlock(app: &App, target: Target) -> anyhow::Result<Message> {
             "A",
             &name,
             None,
-            format!("{} queued updates replayed", updates.len()),
+            match updates.len() {
+                1 => "1 queued update replayed".to_string(),
+                n => format!("{n} queued updates replayed"),
+            },
         );
     }
     Ok(Message::Unlocked { name, updates })

@@ -46,6 +46,7 @@ pub(super) async fn run(
             clock_skew_ns: peer.clock_skew_ns,
         })
         .map_err(|_| anyhow::anyhow!("sync engine stopped"))?;
+    handle.tell_link(true, String::new());
     let Connection { reader, writer } = conn;
     let mut writer_task = tokio::spawn(write_loop(writer, out_rx, handle.clone(), id));
     let res = tokio::select! {
@@ -57,6 +58,11 @@ pub(super) async fn run(
     };
     writer_task.abort();
     let _ = handle.events.send(Event::LinkDown { id });
+    let why = match &res {
+        Ok(()) => "closed by the peer".to_string(),
+        Err(e) => format!("{e:#}"),
+    };
+    handle.tell_link(false, why);
     res
 }
 

@@ -196,6 +196,24 @@ impl SyncHandle {
         let _ = self.actions.send(action);
     }
 
+    /// Tells this side's subscribers (`lab3 watch`) about the link going up
+    /// or down; not printed, as the log already says it.
+    pub(crate) fn tell_link(&self, up: bool, detail: String) {
+        if self.cfg.me == Role::ServerB {
+            return; // nobody watches at B
+        }
+        let a = Action {
+            time_ns: crate::meta::now_ns(),
+            side: self.side().to_string(),
+            direction: self.side().to_string(),
+            action: if up { "link up" } else { "link down" }.to_string(),
+            path: format!("server {}", self.peer_side()),
+            size: None,
+            detail,
+        };
+        let _ = self.actions.send(a);
+    }
+
     /// This side's letter.
     pub fn side(&self) -> &'static str {
         side_letter(self.cfg.me)
