@@ -176,9 +176,18 @@ impl Ignore {
         if full == IGNORE_FILE || full.split('/').any(|c| self.builtin(c)) {
             return true;
         }
-        self.user
-            .matched_path_or_any_parents(Path::new(&full), is_dir)
-            .is_ignore()
+        if self.user.is_empty() {
+            return false;
+        }
+        // Top down, as a walk meets them: an ignored folder hides all in
+        // it, whatever a later `!` rule says about a file inside (as in git).
+        let folders = full.match_indices('/').map(|(i, _)| &full[..i]);
+        for folder in folders {
+            if self.user.matched(folder, true).is_ignore() {
+                return true;
+            }
+        }
+        self.user.matched(&full, is_dir).is_ignore()
     }
 }
 
@@ -238,6 +247,8 @@ mod tests {
         assert!(ig.is_ignored_path("docs/old.bak"));
         assert!(!ig.is_ignored_path("other/old.bak"));
         assert!(!ig.is_ignored_path("# a comment"));
+        // An ignored folder hides a re-included name inside it.
+        assert!(ig.is_ignored_path("cache/keep.log"));
         // A walk that starts in a subfolder matches as from the top.
         let docs = ig.below("docs");
         assert!(docs.is_ignored_path("old.bak"));
