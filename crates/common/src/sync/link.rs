@@ -79,6 +79,20 @@ async fn write_loop(
     let mut actions = (handle.cfg.me == Role::ServerB).then(|| handle.subscribe());
     loop {
         tokio::select! {
+            // An action goes before what the engine queued after announcing it.
+            biased;
+            Some(a) = relay_next(&mut actions) => {
+                w.feed(Message::Action(a)).await?;
+                if let Some(actions) = actions.as_mut() {
+                    while let Some(a) = next_action(actions, false).await {
+                        w.feed(Message::Action(a)).await?;
+                    }
+                }
+                if rx.is_empty() {
+                    w.flush().await?;
+                }
+                ping.reset();
+            }
             item = rx.recv() => {
                 let Some(item) = item else { return Ok(()) };
                 match item {
@@ -102,10 +116,6 @@ async fn write_loop(
                 if rx.is_empty() {
                     w.flush().await?;
                 }
-                ping.reset();
-            }
-            Some(a) = relay_next(&mut actions) => {
-                w.send(Message::Action(a)).await?;
                 ping.reset();
             }
             _ = ping.tick() => w.send(Message::Ping).await?,
