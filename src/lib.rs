@@ -62,10 +62,16 @@ pub struct Server {
 impl Server {
     /// Starts `name` (a binary) with `args` and waits for `listening on ADDR`.
     pub fn start(name: &'static str, args: Vec<String>) -> Server {
+        Server::start_env(name, args, &[])
+    }
+
+    /// Like [`Server::start`], with extra environment variables (e.g. `LAB3_TOKEN`).
+    pub fn start_env(name: &'static str, args: Vec<String>, env: &[(&str, &str)]) -> Server {
         let mut child = Command::new(bin(name))
             .args(&args)
             .env("NO_COLOR", "1")
             .env_remove("LAB3_TOKEN")
+            .envs(env.iter().copied())
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
             .spawn()
@@ -323,6 +329,20 @@ pub fn lab3(server: &str, args: &[&str]) -> Output {
         .env("NO_COLOR", "1")
         .env_remove("LAB3_TOKEN")
         .env_remove("LAB3_SERVER")
+        .output()
+        .expect("run lab3")
+}
+
+/// Like [`lab3`], with extra environment variables (e.g. `LAB3_TOKEN`).
+pub fn lab3_env(server: &str, args: &[&str], env: &[(&str, &str)]) -> Output {
+    Command::new(bin("lab3"))
+        .arg("--server")
+        .arg(server)
+        .args(args)
+        .env("NO_COLOR", "1")
+        .env_remove("LAB3_TOKEN")
+        .env_remove("LAB3_SERVER")
+        .envs(env.iter().copied())
         .output()
         .expect("run lab3")
 }

@@ -65,8 +65,6 @@ fn equal_times_with_different_content_end_with_as_copy_and_are_reported() {
 }
 
 #[test]
-#[ignore = "engine bug: equal size, mtime and mode count as the same file (FileMeta::same_state), \
-            so decide::plan says Agree and both sides keep their own content, unreported"]
 fn equal_times_and_sizes_with_different_content_end_with_as_copy_and_are_reported() {
     tie_resolves_to_as_copy("tie.txt", b"AAAA", b"BBBB");
 }

@@ -5,6 +5,8 @@
 //! tells "not enough bytes yet" (wait) apart from "invalid" (an error that
 //! ends this one connection).
 
+use std::time::Duration;
+
 use bytes::{Buf, BufMut, Bytes, BytesMut};
 use futures::{SinkExt, StreamExt};
 use tokio::io::{AsyncRead, AsyncWrite};
@@ -22,6 +24,9 @@ const KIND_DATA: u8 = 1;
 pub enum Frame {
     Message(Message),
     Data(Bytes),
+    /// A well-formed JSON message whose `type` this version does not know
+    /// (a newer peer, or a typo): answered with an error, not a hang-up.
+    Unknown(String),
 }
 
 /// Why a connection could not go on.
@@ -29,7 +34,7 @@ pub enum Frame {
 pub enum ProtocolError {
     #[error("{0}")]
     Io(#[from] std::io::Error),
-    #[error("frame of {0} bytes is over the {MAX_FRAME_LEN}-byte limit")]
+    #[error("frame of {0} bytes is over the size limit")]
     TooLarge(usize),
     #[error("empty frame")]
     Empty,
@@ -61,6 +66,16 @@ impl Default for FrameCodec {
     }
 }
 
+impl FrameCodec {
+    /// Changes the cap on the payload of the frames decoded from now on (at
+    /// most [`MAX_FRAME_LEN`]). The handshake reads its one small frame under
+    /// a low cap, so that a stranger cannot make us buffer megabytes.
+    pub fn set_max_len(&mut self, max_len: usize) {
+        self.inner
+            .set_max_frame_length(max_len.min(MAX_FRAME_LEN) + 1);
+    }
+}
+
 impl Decoder for FrameCodec {
     type Item = Frame;
     type Error = ProtocolError;
@@ -81,10 +96,34 @@ impl Decoder for FrameCodec {
             return Err(ProtocolError::Empty);
         }
         match frame.get_u8() {
-            KIND_MESSAGE => Ok(Some(Frame::Message(serde_json::from_slice(&frame)?))),
+            KIND_MESSAGE => match serde_json::from_slice(&frame) {
+                Ok(m) => Ok(Some(Frame::Message(m))),
+                Err(e) => match unknown_type(&frame) {
+                    Some(t) => Ok(Some(Frame::Unknown(t))),
+                    None => Err(e.into()),
+                },
+            },
             KIND_DATA => Ok(Some(Frame::Data(frame.freeze()))),
             other => Err(ProtocolError::UnknownKind(other)),
         }
+    }
+}
+
+/// The `type` of a JSON object whose type is not one of ours.
+fn unknown_type(payload: &[u8]) -> Option<String> {
+    #[derive(serde::Deserialize)]
+    struct Typed {
+        #[serde(rename = "type")]
+        kind: String,
+    }
+    let t: Typed = serde_json::from_slice(payload).ok()?;
+    let known = serde_json::from_value::<Message>(serde_json::json!({ "type": t.kind }));
+    // A known type with a bad body is malformed, not unknown.
+    match known {
+        Err(e) if e.to_string().starts_with("unknown variant") => {
+            Some(t.kind.chars().take(64).collect())
+        }
+        _ => None,
     }
 }
 
@@ -110,6 +149,10 @@ impl Encoder<Frame> for FrameCodec {
         let (kind, body) = match item {
             Frame::Message(m) => (KIND_MESSAGE, Bytes::from(serde_json::to_vec(&m)?)),
             Frame::Data(b) => (KIND_DATA, b),
+            Frame::Unknown(t) => (
+                KIND_MESSAGE,
+                Bytes::from(serde_json::to_vec(&serde_json::json!({ "type": t }))?),
+            ),
         };
         if body.len() > MAX_FRAME_LEN {
             return Err(ProtocolError::TooLarge(body.len() + 1));
@@ -125,6 +168,9 @@ impl Encoder<Frame> for FrameCodec {
 /// Reads frames from one half of a connection.
 pub struct FrameReader<R> {
     inner: FramedRead<R, FrameCodec>,
+    /// How long [`FrameReader::read_frame`] waits for the next frame before
+    /// failing; `None` (the default) waits for ever, as a sync link must.
+    idle_timeout: Option<Duration>,
 }
 
 /// Writes frames to one half of a connection.
@@ -136,12 +182,36 @@ impl<R: AsyncRead + Unpin> FrameReader<R> {
     pub fn new(r: R) -> Self {
         FrameReader {
             inner: FramedRead::with_capacity(r, FrameCodec::default(), 256 * 1024),
+            idle_timeout: None,
         }
+    }
+
+    /// Makes [`FrameReader::read_frame`] fail with a `TimedOut` error when no
+    /// frame arrives within `idle` (`None`: wait for ever). Servers set it on
+    /// client connections, so a client that vanished without closing (a
+    /// sleeping laptop, a dropped network) does not hold a slot for ever.
+    pub fn set_idle_timeout(&mut self, idle: Option<Duration>) {
+        self.idle_timeout = idle;
+    }
+
+    /// Changes the size cap for the frames read from now on (see
+    /// [`FrameCodec::set_max_len`]).
+    pub fn set_max_frame_len(&mut self, max_len: usize) {
+        self.inner.decoder_mut().set_max_len(max_len);
     }
 
     /// The next frame, or `None` when the peer closed cleanly between frames.
     pub async fn read_frame(&mut self) -> Result<Option<Frame>, ProtocolError> {
-        self.inner.next().await.transpose()
+        let Some(idle) = self.idle_timeout else {
+            return self.inner.next().await.transpose();
+        };
+        match tokio::time::timeout(idle, self.inner.next()).await {
+            Ok(next) => next.transpose(),
+            Err(_) => Err(ProtocolError::Io(std::io::Error::new(
+                std::io::ErrorKind::TimedOut,
+                format!("nothing received for {}s; closing", idle.as_secs_f32()),
+            ))),
+        }
     }
 
     /// The next frame, which must be a message.
@@ -152,6 +222,9 @@ impl<R: AsyncRead + Unpin> FrameReader<R> {
             }
             Some(Frame::Message(m)) => Ok(m),
             Some(Frame::Data(_)) => Err(ProtocolError::Unexpected("data frame".into())),
+            Some(Frame::Unknown(t)) => Err(ProtocolError::Unexpected(format!(
+                "unknown message type {t:?}"
+            ))),
             None => Err(ProtocolError::Closed),
         }
     }
@@ -221,6 +294,25 @@ mod tests {
     }
 
     #[test]
+    fn an_unknown_type_is_its_own_frame_but_a_bad_body_is_an_error() {
+        let body = br#"{"type":"frobnicate","body":{"x":1}}"#;
+        let mut b = BytesMut::new();
+        b.put_u32(body.len() as u32 + 1);
+        b.put_u8(0);
+        b.put_slice(body);
+        assert_eq!(
+            FrameCodec::default().decode(&mut b).unwrap(),
+            Some(Frame::Unknown("frobnicate".into()))
+        );
+        let body = br#"{"type":"lock","body":{"nope":1}}"#;
+        let mut b = BytesMut::new();
+        b.put_u32(body.len() as u32 + 1);
+        b.put_u8(0);
+        b.put_slice(body);
+        assert!(FrameCodec::default().decode(&mut b).is_err());
+    }
+
+    #[test]
     fn partial_frame_waits() {
         let full = encode(Frame::Data(Bytes::from_static(b"hello")));
         let mut part = BytesMut::from(&full[..7]);
@@ -274,5 +366,19 @@ mod tests {
             FrameCodec::default().decode(&mut b),
             Err(ProtocolError::Empty)
         ));
+    }
+
+    #[test]
+    fn a_lower_cap_refuses_what_the_default_takes() {
+        let b = encode(Frame::Data(Bytes::from(vec![7u8; 100])));
+        let mut codec = FrameCodec::default();
+        codec.set_max_len(99);
+        assert!(matches!(
+            codec.decode(&mut b.clone()),
+            Err(ProtocolError::TooLarge(101))
+        ));
+        let mut codec = FrameCodec::default();
+        codec.set_max_len(100);
+        assert!(codec.decode(&mut b.clone()).unwrap().is_some());
     }
 }

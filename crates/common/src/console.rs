@@ -70,22 +70,24 @@ pub fn format_action(a: &crate::protocol::Action, colour: bool, with_side: bool)
         (true, "sending" | "receiving" | "link up" | "link down") => ("\x1b[36m", "\x1b[0m"),
         (true, _) => ("\x1b[32m", "\x1b[0m"),
     };
-    let detail = if a.detail.is_empty() {
+    let detail = printable(&a.detail);
+    let detail = if detail.is_empty() {
         String::new()
     } else {
-        format!("({})", a.detail)
+        format!("({detail})")
     };
     let side = if with_side {
-        format!("[{}] ", a.side)
+        format!("[{}] ", printable(&a.side))
     } else {
         String::new()
     };
+    // Every field may come from the peer (relayed actions): all escaped.
     let mut line = format!(
         "{}  {side}{:<5} {on}{:<10}{off} {}",
         time.format("%H:%M:%S%.3f"),
-        a.direction,
-        a.action,
-        a.path
+        printable(&a.direction),
+        printable(&a.action),
+        printable(&a.path)
     );
     line.truncate(line.trim_end().len());
     for extra in [size, detail] {
@@ -95,6 +97,25 @@ pub fn format_action(a: &crate::protocol::Action, colour: bool, with_side: bool)
         }
     }
     line
+}
+
+/// `s` with control characters escaped, so that a file name cannot forge
+/// or break console lines.
+pub fn printable(s: &str) -> std::borrow::Cow<'_, str> {
+    if s.chars().any(char::is_control) {
+        s.chars()
+            .map(|c| {
+                if c.is_control() {
+                    c.escape_default().to_string()
+                } else {
+                    c.to_string()
+                }
+            })
+            .collect::<String>()
+            .into()
+    } else {
+        s.into()
+    }
 }
 
 /// Sizes for people: `512 B`, `4.0 KiB`, `1.5 GiB`.
@@ -137,6 +158,12 @@ mod tests {
         assert!(!watch.contains('\x1b'));
         let coloured = super::format_action(&a, true, false);
         assert!(coloured.contains("\x1b[32mupdated   \x1b[0m"), "{coloured}");
+    }
+
+    #[test]
+    fn control_characters_are_escaped() {
+        assert_eq!(super::printable("a\nb\x1b[31m"), "a\\nb\\u{1b}[31m");
+        assert_eq!(super::printable("plain ü"), "plain ü");
     }
 
     #[test]

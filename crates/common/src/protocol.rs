@@ -92,6 +92,10 @@ pub enum InventoryEntry {
         #[serde(flatten)]
         meta: FileMeta,
         dirty: bool,
+        /// BLAKE3 of the content, when known: always for dirty entries, so
+        /// that equal size and mtime with different content is caught.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        hash: Option<String>,
     },
     /// The file was deleted at `deleted_ns` (a tombstone of the journal).
     Deleted { path: String, deleted_ns: i64 },

@@ -1,5 +1,6 @@
 //! The accept loop both servers run: a capped number of connections, one
-//! task each, handshake first, errors kept to the connection that caused them.
+//! task each, handshake first, errors kept to the connection that caused them,
+//! and no slot held for ever by a connection that went quiet.
 
 use std::future::Future;
 use std::sync::Arc;
@@ -14,6 +15,29 @@ use crate::protocol::Role;
 
 /// Most connections served at once; further ones wait to be accepted.
 pub const MAX_CONNECTIONS: usize = 256;
+
+/// How long a client connection may sit between requests before it is
+/// closed. `lab3` sends its one request right after the handshake; this is
+/// for clients that vanished without closing, which would otherwise hold
+/// one of the [`MAX_CONNECTIONS`] slots for ever. (Peer links have no such
+/// limit: a quiet sync link is normal.)
+pub const CLIENT_IDLE_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// The limits [`serve`] enforces; tests use smaller ones.
+#[derive(Debug, Clone, Copy)]
+struct Limits {
+    max_connections: usize,
+    client_idle: Duration,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Limits {
+            max_connections: MAX_CONNECTIONS,
+            client_idle: CLIENT_IDLE_TIMEOUT,
+        }
+    }
+}
 
 /// Who this server is and whom it serves.
 #[derive(Debug, Clone)]
@@ -35,7 +59,23 @@ pub async fn serve<H, F>(
     H: Fn(Connection, PeerInfo) -> F + Send + Sync + 'static,
     F: Future<Output = anyhow::Result<()>> + Send + 'static,
 {
-    let limit = Arc::new(Semaphore::new(MAX_CONNECTIONS));
+    serve_with(listener, cfg, handler, shutdown, Limits::default()).await
+}
+
+async fn serve_with<H, F>(
+    listener: TcpListener,
+    cfg: Listener,
+    handler: H,
+    shutdown: impl Future<Output = ()>,
+    limits: Limits,
+) where
+    H: Fn(Connection, PeerInfo) -> F + Send + Sync + 'static,
+    F: Future<Output = anyhow::Result<()>> + Send + 'static,
+{
+    // A permit is taken before accepting and held by the connection's task
+    // until it ends: at most 5 s for one that never says hello (the
+    // handshake timeout), `client_idle` between a client's requests.
+    let limit = Arc::new(Semaphore::new(limits.max_connections));
     let cfg = Arc::new(cfg);
     let handler = Arc::new(handler);
     let accept_loop = async {
@@ -74,6 +114,9 @@ pub async fn serve<H, F>(
                             return;
                         }
                     };
+                if peer.role == Role::Client {
+                    conn.reader.set_idle_timeout(Some(limits.client_idle));
+                }
                 if let Err(e) = handler(conn, peer).await {
                     tracing::warn!("connection from {addr} ({}) ended: {e:#}", peer.role);
                 }
@@ -99,4 +142,79 @@ pub async fn shutdown_signal() {
     }
     #[cfg(not(unix))]
     let _ = tokio::signal::ctrl_c().await;
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::Instant;
+
+    use super::*;
+    use crate::protocol::Message;
+
+    /// Serves clients with `limits`, answering each `ListRequest` with an
+    /// empty listing; returns the address.
+    async fn start(limits: Limits) -> String {
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap().to_string();
+        let cfg = Listener {
+            me: Role::ServerA,
+            allowed: vec![Role::Client],
+            token: None,
+        };
+        let handler = |mut conn: Connection, _| async move {
+            while let Some(_frame) = conn.reader.read_frame().await? {
+                let rows = vec![];
+                let peer = crate::protocol::PeerState::Connected;
+                let done = true;
+                conn.writer
+                    .send(Message::ListingChunk { peer, rows, done })
+                    .await?;
+            }
+            Ok(())
+        };
+        tokio::spawn(serve_with(
+            listener,
+            cfg,
+            handler,
+            std::future::pending(),
+            limits,
+        ));
+        addr
+    }
+
+    #[tokio::test]
+    async fn a_quiet_client_is_closed_and_its_slot_goes_to_the_next() {
+        let addr = start(Limits {
+            max_connections: 1,
+            client_idle: Duration::from_millis(300),
+        })
+        .await;
+        let (mut quiet, _) = handshake::dial(&addr, Role::Client, None).await.unwrap();
+        // The one slot is taken: the next client waits ...
+        let t = Instant::now();
+        let next = tokio::spawn({
+            let addr = addr.clone();
+            async move { handshake::dial(&addr, Role::Client, None).await }
+        });
+        // ... until the quiet one is closed for idling.
+        let closed = tokio::time::timeout(Duration::from_secs(3), quiet.reader.read_frame()).await;
+        assert!(matches!(closed, Ok(Ok(None)) | Ok(Err(_))), "{closed:?}");
+        let (mut next, _) = tokio::time::timeout(Duration::from_secs(3), next)
+            .await
+            .expect("the next client got the slot")
+            .unwrap()
+            .unwrap();
+        assert!(
+            t.elapsed() >= Duration::from_millis(250),
+            "{:?}",
+            t.elapsed()
+        );
+        // A client that keeps talking is not cut off.
+        for _ in 0..4 {
+            tokio::time::sleep(Duration::from_millis(150)).await;
+            next.writer.send(Message::ListRequest).await.unwrap();
+            let answer = next.reader.read_message().await.unwrap();
+            assert!(matches!(answer, Message::ListingChunk { .. }));
+        }
+    }
 }

@@ -16,8 +16,14 @@ use crate::App;
 /// Serves one client connection until it closes.
 pub async fn handle(mut conn: Connection, _peer: PeerInfo, app: Arc<App>) -> anyhow::Result<()> {
     while let Some(frame) = conn.reader.read_frame().await? {
-        let Frame::Message(msg) = frame else {
-            anyhow::bail!("unexpected data frame from a client");
+        let msg = match frame {
+            Frame::Message(msg) => msg,
+            Frame::Unknown(t) => {
+                let message = format!("unknown request: {t}");
+                conn.writer.send(Message::Error { message }).await?;
+                continue;
+            }
+            Frame::Data(_) => anyhow::bail!("unexpected data frame from a client"),
         };
         let reply = match msg {
             Message::ListRequest => {

@@ -8,15 +8,31 @@ use common::meta::FileMeta;
 use common::protocol::{InventoryEntry, Message, Role};
 use common::sync::SyncHandle;
 
+/// How long B may take to answer a listing request before A gives up on it
+/// and answers with its own files only.
+const LISTING_DEADLINE: Duration = Duration::from_secs(10);
+
 /// Asks Server B at `addr` for its files as they are now.
 pub async fn fetch_listing(addr: &str, token: Option<&str>) -> anyhow::Result<Vec<FileMeta>> {
+    tokio::time::timeout(LISTING_DEADLINE, fetch(addr, token))
+        .await
+        .map_err(|_| anyhow::anyhow!("no answer within {LISTING_DEADLINE:?}"))?
+}
+
+async fn fetch(addr: &str, token: Option<&str>) -> anyhow::Result<Vec<FileMeta>> {
     let (mut conn, _) = handshake::dial(addr, Role::ServerA, token).await?;
     conn.writer.send(Message::InventoryRequest).await?;
     let entries = common::inventory::receive(&mut conn.reader).await?;
     Ok(entries
         .into_iter()
         .filter_map(|e| match e {
-            InventoryEntry::Present { meta, .. } => Some(meta),
+            InventoryEntry::Present { meta, .. } => match common::paths::check(&meta.path) {
+                Ok(()) => Some(meta),
+                Err(e) => {
+                    tracing::error!("server B's listing: {e}");
+                    None
+                }
+            },
             InventoryEntry::Deleted { .. } => None,
         })
         .collect())

@@ -6,7 +6,7 @@ use std::path::PathBuf;
 use std::sync::Arc;
 
 use common::config::ServerArgs;
-use common::connection::Connection;
+use common::connection::{Connection, Frame};
 use common::handshake::{kind_of, PeerInfo};
 use common::ignore::Ignore;
 use common::protocol::{InventoryEntry, Message, Role};
@@ -80,8 +80,14 @@ async fn handle(
     sync: Option<&SyncHandle>,
 ) -> anyhow::Result<()> {
     while let Some(frame) = conn.reader.read_frame().await? {
-        let common::connection::Frame::Message(msg) = frame else {
-            anyhow::bail!("unexpected data frame");
+        let msg = match frame {
+            Frame::Message(msg) => msg,
+            Frame::Unknown(t) => {
+                let message = format!("unknown request: {t}");
+                conn.writer.send(Message::Error { message }).await?;
+                continue;
+            }
+            Frame::Data(_) => anyhow::bail!("unexpected data frame"),
         };
         match msg {
             Message::InventoryRequest => {
@@ -113,6 +119,10 @@ async fn listing_entries(cfg: &Config, ignore: &Ignore) -> anyhow::Result<Vec<In
     Ok(scan
         .files
         .into_iter()
-        .map(|meta| InventoryEntry::Present { meta, dirty: false })
+        .map(|meta| InventoryEntry::Present {
+            meta,
+            dirty: false,
+            hash: None,
+        })
         .collect())
 }

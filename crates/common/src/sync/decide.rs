@@ -15,17 +15,25 @@ use crate::protocol::InventoryEntry;
 /// One side's state of a path.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum State<'a> {
-    Present { meta: &'a FileMeta, dirty: bool },
-    Deleted { deleted_ns: i64 },
+    Present {
+        meta: &'a FileMeta,
+        dirty: bool,
+        /// Content hash, when known.
+        hash: Option<&'a str>,
+    },
+    Deleted {
+        deleted_ns: i64,
+    },
     Absent,
 }
 
 impl<'a> State<'a> {
     pub fn of(e: Option<&'a InventoryEntry>) -> State<'a> {
         match e {
-            Some(InventoryEntry::Present { meta, dirty }) => State::Present {
+            Some(InventoryEntry::Present { meta, dirty, hash }) => State::Present {
                 meta,
                 dirty: *dirty,
+                hash: hash.as_deref(),
             },
             Some(InventoryEntry::Deleted { deleted_ns, .. }) => State::Deleted {
                 deleted_ns: *deleted_ns,
@@ -49,8 +57,22 @@ pub enum Winner {
 pub fn winner(mine: State, theirs: State, i_am_a: bool) -> (Winner, bool) {
     use State::*;
     match (mine, theirs) {
-        (Present { meta: m, dirty: md }, Present { meta: t, dirty: td }) => {
-            if m.same_state(t) {
+        (
+            Present {
+                meta: m,
+                dirty: md,
+                hash: mh,
+            },
+            Present {
+                meta: t,
+                dirty: td,
+                hash: th,
+            },
+        ) => {
+            // Same size, mtime and mode is the same file (the rsync quick
+            // check), unless both hashes are known and differ.
+            let differ = matches!((mh, th), (Some(a), Some(b)) if a != b);
+            if m.same_state(t) && !differ {
                 return (Winner::Same, false);
             }
             match m.mtime_ns.cmp(&t.mtime_ns) {
@@ -135,7 +157,11 @@ mod tests {
         }
     }
     fn present(m: FileMeta, dirty: bool) -> InventoryEntry {
-        InventoryEntry::Present { meta: m, dirty }
+        InventoryEntry::Present {
+            meta: m,
+            dirty,
+            hash: None,
+        }
     }
     fn deleted(ns: i64) -> InventoryEntry {
         InventoryEntry::Deleted {
@@ -174,6 +200,27 @@ mod tests {
         let (pa, pb) = both(Some(&a), Some(&b_dirty));
         assert_eq!(pa, Plan::AwaitPeer);
         assert!(matches!(pb, Plan::Push { tie: true, .. }));
+    }
+
+    #[test]
+    fn same_metadata_with_different_hashes_is_a_tie_broken_the_same_way() {
+        let with = |h: &str| InventoryEntry::Present {
+            meta: f(5, 1),
+            dirty: true,
+            hash: Some(h.into()),
+        };
+        let (pa, pb) = both(Some(&with("aa")), Some(&with("bb")));
+        assert!(matches!(pa, Plan::Push { tie: true, .. }));
+        assert_eq!(pb, Plan::AwaitPeer);
+        assert_eq!(
+            plan(Some(&with("aa")), Some(&with("aa")), true),
+            Plan::Agree
+        );
+        // One hash unknown: the quick check stands.
+        assert_eq!(
+            plan(Some(&with("aa")), Some(&present(f(5, 1), false)), true),
+            Plan::Agree
+        );
     }
 
     #[test]

@@ -47,6 +47,10 @@ pub(crate) enum Event {
         scan: std::io::Result<Scan>,
         reconcile: bool,
     },
+    /// Content hashes of changed files, computed before an inventory goes out.
+    Hashed {
+        hashes: Vec<(FileMeta, String)>,
+    },
     Command(Command),
 }
 
@@ -84,6 +88,11 @@ pub(crate) enum Outgoing {
         base: Option<FileMeta>,
     },
 }
+
+/// Changed files up to this size are hashed for reconciliation; bigger ones
+/// rely on size and mtime alone (equal to the nanosecond on both sides with
+/// different content is not a thing that happens by accident to big files).
+const HASH_LIMIT: u64 = 16 * 1024 * 1024;
 
 /// How long to wait before asking again for a file that could not be stored.
 const RETRY_AFTER: Duration = Duration::from_secs(3);
@@ -328,6 +337,12 @@ impl Engine {
                 }
             }
             Event::Scanned { scan, reconcile } => self.scanned(scan, reconcile),
+            Event::Hashed { hashes } => {
+                for (meta, hash) in hashes {
+                    self.journal.set_hash(&meta, hash);
+                }
+                self.send_inventory();
+            }
             Event::Command(Command::Unlock { path, reply }) => {
                 let _ = reply.send(self.unlock(&path));
             }
@@ -342,11 +357,10 @@ impl Engine {
         self.warn_skipped(&scan);
         // Paths the rules ignore now (a rule added since the last run) were
         // not deleted: forget them, so that no delete reaches the peer.
-        let ignored: Vec<String> = self
-            .journal
-            .paths()
+        let ignored: Vec<String> = (self.journal.inventory().iter())
+            .map(|e| e.path())
             .filter(|p| self.cfg.ignore.is_ignored_path(p))
-            .cloned()
+            .map(str::to_string)
             .collect();
         for p in ignored {
             self.journal.forget(&p);
@@ -432,7 +446,7 @@ impl Engine {
             Err(e) => tracing::error!("scanning {}: {e}", self.cfg.root.display()),
         }
         if reconcile {
-            self.send_inventory();
+            self.hash_then_send_inventory();
         }
     }
 
@@ -590,13 +604,7 @@ impl Engine {
     }
 
     fn expand_known(&self, dir: &str, out: &mut BTreeSet<String>) {
-        let prefix = format!("{dir}/");
-        out.extend(
-            self.journal
-                .paths()
-                .filter(|k| k.starts_with(&prefix))
-                .cloned(),
-        );
+        out.extend(self.journal.paths_under(dir).cloned());
     }
 
     fn stat(&self, rel: &str) -> Option<FileMeta> {
@@ -627,7 +635,8 @@ impl Engine {
         self.sending = self.sending.saturating_sub(1);
         self.handle.status.lock().unwrap().sending = self.sending;
         match outcome {
-            Sent::Done => {
+            Sent::Done { hash } => {
+                self.journal.set_hash(&meta, hash);
                 let action = if base.is_none() { "created" } else { "updated" };
                 self.announce(
                     action,
@@ -674,6 +683,31 @@ impl Engine {
             st.sending = 0;
         }
         self.start_scan(true);
+    }
+
+    /// Hashes the files changed since the last sync (up to [`HASH_LIMIT`]
+    /// bytes each) so that the peer can tell equal metadata with different
+    /// content apart, then sends the inventory. Files in sync hash nothing.
+    fn hash_then_send_inventory(&mut self) {
+        let todo: Vec<FileMeta> = self
+            .journal
+            .unhashed_dirty()
+            .into_iter()
+            .filter(|m| m.size <= HASH_LIMIT)
+            .collect();
+        if todo.is_empty() {
+            self.send_inventory();
+            return;
+        }
+        let root = self.cfg.root.clone();
+        let events = self.handle.events.clone();
+        tokio::task::spawn_blocking(move || {
+            let hashes = todo
+                .into_iter()
+                .filter_map(|m| transfer::hash_file(&root, &m).map(|h| (m, h)))
+                .collect();
+            let _ = events.send(Event::Hashed { hashes });
+        });
     }
 
     fn send_inventory(&mut self) {
@@ -811,15 +845,28 @@ impl Engine {
             return;
         }
         let local = self.stat(&p);
-        if local.as_ref().is_some_and(|l| l.same_state(&r.meta)) {
-            self.journal.set_present(&r.meta, true);
-            return;
-        }
-        let clean = match (&local, &r.base) {
+        let mut clean = match (&local, &r.base) {
             (None, None) => true,
             (Some(l), Some(b)) => l.same_state(b),
             _ => false,
         };
+        if let Some(l) = local.as_ref().filter(|l| l.same_state(&r.meta)) {
+            let mine = match self.journal.hash_of(l) {
+                Some(h) => Some(h.to_string()),
+                None => transfer::hash_file(&self.cfg.root, l),
+            };
+            if mine.is_none() || mine.as_deref() == Some(r.hash.as_str()) {
+                self.journal.set_present(&r.meta, true);
+                self.journal.set_hash(&r.meta, r.hash);
+                return;
+            }
+            // Same size and time, different content: the peer's copy won the
+            // tie (see `decide`); ours is kept, not destroyed.
+            if !self.save_conflict(&p, "the peer's copy (same time, other content)") {
+                return;
+            }
+            clean = true;
+        }
         if !clean {
             let mine = self.local_state(&p, local.as_ref());
             let (w, _) = decide::winner(
@@ -827,6 +874,7 @@ impl Engine {
                 State::Present {
                     meta: &r.meta,
                     dirty: true,
+                    hash: None,
                 },
                 self.i_am_a(),
             );
@@ -847,6 +895,7 @@ impl Engine {
         match apply::install(&self.cfg.root, &p, r.temp) {
             Ok(()) => {
                 self.journal.set_present(&r.meta, true);
+                self.journal.set_hash(&r.meta, r.hash);
                 self.announce(action, &self.inbound(), &p, Some(size), String::new());
             }
             Err(e) => {
@@ -880,6 +929,7 @@ impl Engine {
                 State::Present {
                     meta: &local,
                     dirty: true,
+                    hash: None,
                 },
                 State::Deleted { deleted_ns },
                 self.i_am_a(),
@@ -964,7 +1014,11 @@ impl Engine {
     /// This side's state of `p` for a conflict: the file, its tombstone, or nothing.
     fn local_state<'a>(&self, p: &str, local: Option<&'a FileMeta>) -> State<'a> {
         match local {
-            Some(meta) => State::Present { meta, dirty: true },
+            Some(meta) => State::Present {
+                meta,
+                dirty: true,
+                hash: None,
+            },
             None => match self.journal.get(p).and_then(|r| r.deleted_ns) {
                 Some(deleted_ns) => State::Deleted { deleted_ns },
                 None => State::Absent,

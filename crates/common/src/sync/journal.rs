@@ -6,9 +6,10 @@
 //! restart could not tell "deleted while I was away" from "new on the peer",
 //! nor "changed while I was away" from "unchanged".
 
-use std::collections::HashMap;
+use std::collections::BTreeMap;
 use std::fs::{File, OpenOptions};
 use std::io::{BufRead, BufReader, BufWriter, Write};
+use std::ops::Bound;
 use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
@@ -27,6 +28,9 @@ pub struct Record {
     /// Whether the peer is believed to hold this same state.
     #[serde(default)]
     pub synced: bool,
+    /// BLAKE3 of `local`'s content, when known (from a transfer or a check).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub hash: Option<String>,
 }
 
 /// One line of the journal file.
@@ -40,7 +44,7 @@ enum Line {
 /// The journal: an in-memory map, mirrored to an append-only file.
 pub struct Journal {
     path: PathBuf,
-    records: HashMap<String, Record>,
+    records: BTreeMap<String, Record>,
     out: BufWriter<File>,
     /// The last time this server was known to be running (see [`Journal::alive`]).
     last_alive_ns: Option<i64>,
@@ -53,7 +57,7 @@ impl Journal {
     pub fn open(state_dir: &Path) -> std::io::Result<Journal> {
         std::fs::create_dir_all(state_dir)?;
         let path = state_dir.join("journal.jsonl");
-        let mut records = HashMap::new();
+        let mut records = BTreeMap::new();
         let mut last_alive_ns = None;
         if let Ok(f) = File::open(&path) {
             for line in BufReader::new(f).lines() {
@@ -80,7 +84,7 @@ impl Journal {
     /// Writes a compact copy atomically and opens it for appending.
     fn rewrite(
         path: &Path,
-        records: &HashMap<String, Record>,
+        records: &BTreeMap<String, Record>,
         alive: Option<i64>,
     ) -> std::io::Result<BufWriter<File>> {
         let tmp = path.with_extension("jsonl.tmp");
@@ -116,13 +120,36 @@ impl Journal {
     }
 
     /// Records that `meta.path` is present with `meta`.
+    /// A hash already known for the same state is kept.
     pub fn set_present(&mut self, meta: &FileMeta, synced: bool) {
+        let hash = self.hash_of(meta).map(str::to_string);
         let r = Record {
             local: Some(meta.clone()),
             deleted_ns: None,
             synced,
+            hash,
         };
         self.put(meta.path.clone(), r);
+    }
+
+    /// Records the content hash of `meta`, if that is still the state here.
+    pub fn set_hash(&mut self, meta: &FileMeta, hash: String) {
+        if let Some(r) = self.records.get(&meta.path) {
+            if r.local.as_ref().is_some_and(|l| l.same_state(meta))
+                && r.hash.as_deref() != Some(&hash)
+            {
+                let mut r = r.clone();
+                r.hash = Some(hash);
+                self.put(meta.path.clone(), r);
+            }
+        }
+    }
+
+    /// The known content hash of `meta` (only if `meta` is the state recorded).
+    pub fn hash_of(&self, meta: &FileMeta) -> Option<&str> {
+        let r = self.records.get(&meta.path)?;
+        r.local.as_ref().filter(|l| l.same_state(meta))?;
+        r.hash.as_deref()
     }
 
     /// Records that `path` was deleted at `deleted_ns`.
@@ -131,6 +158,7 @@ impl Journal {
             local: None,
             deleted_ns: Some(deleted_ns),
             synced,
+            hash: None,
         };
         self.put(path.to_string(), r);
     }
@@ -155,6 +183,7 @@ impl Journal {
                     local: None,
                     deleted_ns: None,
                     synced: false,
+                    hash: None,
                 },
             });
         }
@@ -215,20 +244,33 @@ impl Journal {
         self.records.values().filter_map(|r| r.local.as_ref())
     }
 
-    /// Every path the journal knows, present or deleted.
-    pub fn paths(&self) -> impl Iterator<Item = &String> {
-        self.records.keys()
+    /// Every path the journal knows below folder `dir`, present or deleted.
+    pub fn paths_under(&self, dir: &str) -> impl Iterator<Item = &String> {
+        let prefix = format!("{dir}/");
+        self.records
+            .range::<str, _>((Bound::Included(prefix.as_str()), Bound::Unbounded))
+            .map(|(k, _)| k)
+            .take_while(move |k| k.starts_with(&prefix))
+    }
+
+    /// Present files changed since the last sync whose content hash is unknown.
+    pub fn unhashed_dirty(&self) -> Vec<FileMeta> {
+        self.records
+            .values()
+            .filter(|r| !r.synced && r.hash.is_none())
+            .filter_map(|r| r.local.clone())
+            .collect()
     }
 
     /// This side's inventory for reconciliation.
     pub fn inventory(&self) -> Vec<InventoryEntry> {
-        let mut v: Vec<InventoryEntry> = self
-            .records
+        self.records
             .iter()
             .filter_map(|(p, r)| match (&r.local, r.deleted_ns) {
                 (Some(meta), _) => Some(InventoryEntry::Present {
                     meta: meta.clone(),
                     dirty: !r.synced,
+                    hash: r.hash.clone(),
                 }),
                 (None, Some(deleted_ns)) => Some(InventoryEntry::Deleted {
                     path: p.clone(),
@@ -236,9 +278,7 @@ impl Journal {
                 }),
                 (None, None) => None,
             })
-            .collect();
-        v.sort_unstable_by(|a, b| a.path().cmp(b.path()));
-        v
+            .collect()
     }
 }
 

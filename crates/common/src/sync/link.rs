@@ -170,6 +170,10 @@ async fn read_loop(
         let msg = match frame {
             None => return Ok(()),
             Some(Frame::Data(_)) => anyhow::bail!("data frame outside a file transfer"),
+            Some(Frame::Unknown(t)) => {
+                tracing::warn!("ignoring unknown message type {t:?} on the sync link");
+                continue;
+            }
             Some(Frame::Message(m)) => m,
         };
         let ok = match msg {

@@ -24,8 +24,8 @@ pub const CHUNK: usize = 256 * 1024;
 /// How sending a file ended.
 #[derive(Debug, PartialEq, Eq)]
 pub enum Sent {
-    /// Sent whole, as `meta` says.
-    Done,
+    /// Sent whole, as `meta` says, with this BLAKE3 hash.
+    Done { hash: String },
     /// The file changed or vanished before or while it was read; nothing
     /// (or an aborted transfer) reached the peer.
     Changed,
@@ -83,11 +83,9 @@ pub async fn send_file<W: AsyncWrite + Unpin>(
         w.send(Message::FileAbort).await?;
         return Ok(Sent::Changed);
     }
-    w.feed(Message::FileEnd {
-        hash: hasher.finalize().to_hex().to_string(),
-    })
-    .await?;
-    Ok(Sent::Done)
+    let hash = hasher.finalize().to_hex().to_string();
+    w.feed(Message::FileEnd { hash: hash.clone() }).await?;
+    Ok(Sent::Done { hash })
 }
 
 fn unchanged(file: &File, meta: &FileMeta) -> bool {
@@ -105,6 +103,8 @@ pub struct Received {
     pub base: Option<FileMeta>,
     /// The temporary file, with mtime and mode already set; deleted on drop.
     pub temp: tempfile::TempPath,
+    /// BLAKE3 of the content (checked against the sender's).
+    pub hash: String,
 }
 
 /// Why a received file was not accepted.
@@ -169,6 +169,12 @@ pub async fn receive_file<R: AsyncRead + Unpin>(
             Some(Frame::Message(Message::FileAbort)) => {
                 return Err(ReceiveError::Aborted(meta.path))
             }
+            Some(Frame::Unknown(t)) => {
+                return Err(ProtocolError::Unexpected(format!(
+                    "unknown message type {t:?} inside a file transfer"
+                ))
+                .into())
+            }
             Some(Frame::Message(other)) => {
                 return Err(ProtocolError::Unexpected(format!(
                     "{} inside a file transfer",
@@ -197,7 +203,25 @@ pub async fn receive_file<R: AsyncRead + Unpin>(
         meta,
         base,
         temp: path,
+        hash,
     })
+}
+
+/// The BLAKE3 hash of `meta.path` under `root`, if it still has `meta`'s
+/// size and mtime once read.
+pub fn hash_file(root: &Path, meta: &FileMeta) -> Option<String> {
+    let full = paths::resolve(root, &meta.path).ok()?;
+    let mut file = File::open(full).ok()?;
+    let mut hasher = blake3::Hasher::new();
+    let mut buf = vec![0u8; CHUNK];
+    loop {
+        let n = file.read(&mut buf).ok()?;
+        if n == 0 {
+            break;
+        }
+        hasher.update(&buf[..n]);
+    }
+    unchanged(&file, meta).then(|| hasher.finalize().to_hex().to_string())
 }
 
 fn new_temp(tmp_dir: &Path) -> std::io::Result<tempfile::NamedTempFile> {
