@@ -89,6 +89,17 @@ fn watch_announces_the_start_of_a_big_transfer() {
 }
 
 #[test]
+fn a_quiet_watch_outlives_the_client_idle_limit() {
+    // Server A closes clients silent for 30 s; a watch pings, both ways.
+    let pair = Pair::start_linked();
+    let w = watch(&pair, &[]);
+    std::thread::sleep(Duration::from_secs(35));
+    write_file(&pair.dir_a, "after-a-while.txt", b"still here", None);
+    wait_said(&pair, &w, &["[B] A->B", "created", "after-a-while.txt"]);
+    assert_eq!(w.stderr.lock().unwrap().len(), 1, "{}", w.output());
+}
+
+#[test]
 fn watch_json_prints_one_action_per_line() {
     let pair = Pair::start_linked();
     let w = watch(&pair, &["--json"]);

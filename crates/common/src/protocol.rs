@@ -18,6 +18,11 @@ pub const MAX_FRAME_LEN: usize = 8 * 1024 * 1024;
 /// even 100,000-file trees stay far below [`MAX_FRAME_LEN`] per frame.
 pub const ENTRIES_PER_CHUNK: usize = 2_000;
 
+/// On a `lab3 watch` connection, each end sends a `Ping` after this long
+/// without sending anything, so that the other end can tell a quiet watch
+/// from a vanished one (Server A closes a client silent for 30 s).
+pub const WATCH_PING_EVERY: std::time::Duration = std::time::Duration::from_secs(10);
+
 /// Who is on the other end of a connection, as told in the handshake.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]

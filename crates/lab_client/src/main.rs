@@ -8,7 +8,7 @@ use std::process::ExitCode;
 
 use common::connection::ProtocolError;
 use common::handshake;
-use common::protocol::{Message, PeerState, Role, Target};
+use common::protocol::{Message, PeerState, Role, Target, WATCH_PING_EVERY};
 
 use args::{Cli, Command};
 
@@ -136,12 +136,32 @@ async fn watch(conn: &mut common::connection::Connection, cli: &Cli) -> Result<(
     }
     let colour = common::console::use_colour();
     let mut out = std::io::stdout().lock();
+    // Server A pings a quiet watch; silence for this long means it is gone.
+    let silence = common::server::CLIENT_IDLE_TIMEOUT;
+    let mut heard = tokio::time::Instant::now();
+    let mut ping = tokio::time::interval(WATCH_PING_EVERY);
+    ping.reset();
     loop {
         let msg = tokio::select! {
-            m = conn.reader.read_message() => m,
+            m = conn.reader.read_message() => {
+                heard = tokio::time::Instant::now();
+                m
+            }
+            _ = tokio::time::sleep_until(heard + silence) => {
+                return Err(Failure::from(format!(
+                    "no word from server A at {} for {} s",
+                    cli.server,
+                    silence.as_secs()
+                )));
+            }
+            _ = ping.tick() => {
+                conn.writer.send(Message::Ping).await?;
+                continue;
+            }
             _ = &mut interrupted => return Ok(()),
         };
         let action = match msg {
+            Ok(Message::Ping) => continue,
             Ok(Message::Action(a)) => a,
             Ok(other) => return Err(unexpected(other)),
             Err(ProtocolError::Closed) => {

@@ -8,7 +8,10 @@ use std::sync::Arc;
 
 use common::connection::{Connection, Frame};
 use common::handshake::{kind_of, PeerInfo};
-use common::protocol::{Action, ListingRow, Message, PeerState, Target, ENTRIES_PER_CHUNK};
+use common::protocol::{
+    Action, ListingRow, Message, PeerState, Target, ENTRIES_PER_CHUNK, WATCH_PING_EVERY,
+};
+use common::server::CLIENT_IDLE_TIMEOUT;
 use common::sync::SyncHandle;
 
 use crate::App;
@@ -158,10 +161,23 @@ async fn watch(conn: &mut Connection, sync: &SyncHandle) -> anyhow::Result<()> {
     let mut actions = sync.subscribe();
     let link_up = sync.status().up;
     conn.writer.send(Message::Watching { link_up }).await?;
+    // Both ends ping when quiet; a watcher not heard from for as long as any
+    // client may idle has vanished, and frees its slot.
+    let mut ping = tokio::time::interval(WATCH_PING_EVERY);
+    ping.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    ping.reset();
+    let mut heard = tokio::time::Instant::now();
     loop {
+        if heard.elapsed() > CLIENT_IDLE_TIMEOUT {
+            anyhow::bail!("the watcher said nothing for {CLIENT_IDLE_TIMEOUT:?}; closing");
+        }
         tokio::select! {
+            _ = ping.tick() => conn.writer.send(Message::Ping).await?,
             got = actions.recv() => match got {
-                Ok(a) => conn.writer.send(Message::Action(a)).await?,
+                Ok(a) => {
+                    conn.writer.send(Message::Action(a)).await?;
+                    ping.reset(); // a sign of life too
+                }
                 Err(RecvError::Lagged(n)) => {
                     // Said, not hidden: this watcher fell behind.
                     let a = Action {
@@ -174,12 +190,14 @@ async fn watch(conn: &mut Connection, sync: &SyncHandle) -> anyhow::Result<()> {
                         detail: format!("{n} actions not shown: this watch fell behind"),
                     };
                     conn.writer.send(Message::Action(a)).await?;
+                    ping.reset();
                 }
                 Err(RecvError::Closed) => return Ok(()),
             },
-            // The client says nothing more; it closing ends the watch.
-            frame = conn.reader.read_frame() => if frame?.is_none() {
-                return Ok(());
+            // The client only pings; it closing ends the watch.
+            frame = conn.reader.read_frame() => match frame? {
+                None => return Ok(()),
+                Some(_) => heard = tokio::time::Instant::now(),
             },
         }
     }
