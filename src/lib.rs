@@ -756,3 +756,96 @@ impl Pair {
         target
     }
 }
+
+// ------------------------------------------------------------- lab3 watch
+
+/// A `lab3` that keeps running (`lab3 watch`), its output collected line by
+/// line as it comes; killed on drop.
+pub struct Running {
+    child: Option<Child>,
+    pub stdout: Lines,
+    pub stderr: Lines,
+}
+
+impl Running {
+    /// Starts `lab3 --server <server> args...` (with `NO_COLOR`, as [`lab3`]).
+    pub fn lab3(server: &str, args: &[&str]) -> Running {
+        let mut child = Command::new(bin("lab3"))
+            .arg("--server")
+            .arg(server)
+            .args(args)
+            .env("NO_COLOR", "1")
+            .env_remove("LAB3_TOKEN")
+            .env_remove("LAB3_SERVER")
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("start lab3");
+        let stdout: Lines = Arc::default();
+        let stderr: Lines = Arc::default();
+        collect(child.stdout.take().unwrap(), stdout.clone());
+        collect(child.stderr.take().unwrap(), stderr.clone());
+        Running {
+            child: Some(child),
+            stdout,
+            stderr,
+        }
+    }
+
+    /// Whether any stdout line contains all of `words`.
+    pub fn said(&self, words: &[&str]) -> bool {
+        self.stdout
+            .lock()
+            .unwrap()
+            .iter()
+            .any(|l| words.iter().all(|w| l.contains(w)))
+    }
+
+    /// Whether any stderr line contains all of `words`.
+    pub fn logged(&self, words: &[&str]) -> bool {
+        self.stderr
+            .lock()
+            .unwrap()
+            .iter()
+            .any(|l| words.iter().all(|w| l.contains(w)))
+    }
+
+    /// Everything printed so far, for failure messages.
+    pub fn output(&self) -> String {
+        format!(
+            "--- lab3 stdout ---\n{}\n--- lab3 stderr ---\n{}",
+            self.stdout.lock().unwrap().join("\n"),
+            self.stderr.lock().unwrap().join("\n")
+        )
+    }
+
+    /// The process id, while it runs.
+    pub fn pid(&self) -> Option<u32> {
+        self.child.as_ref().map(|c| c.id())
+    }
+
+    /// Waits up to `limit` for it to exit by itself; `None` if it did not
+    /// (then it is killed).
+    pub fn wait_exit(&mut self, limit: Duration) -> Option<std::process::ExitStatus> {
+        let mut child = self.child.take()?;
+        let mut status = None;
+        wait_until(limit, || {
+            status = child.try_wait().ok().flatten();
+            status.is_some()
+        });
+        if status.is_none() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+        status
+    }
+}
+
+impl Drop for Running {
+    fn drop(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+}

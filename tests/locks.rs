@@ -33,7 +33,9 @@ fn ok(out: &std::process::Output) -> String {
 }
 
 fn edit_on_b(pair: &Pair, content: &[u8], mtime_ns: i64, expect_queued: u64) {
-    write_file(&pair.dir_b, "f.txt", content, Some(mtime_ns));
+    // Staged and renamed into place: B never sees the new content with the
+    // write's own mtime before set_mtime (a version that would be queued too).
+    pair.put(&pair.dir_b, "f.txt", content, mtime_ns);
     pair.wait(20, "the update to be queued", || {
         queued(pair, "f.txt") == expect_queued
     });

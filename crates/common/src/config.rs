@@ -14,9 +14,15 @@ pub struct ServerArgs {
     #[arg(long, env = "LAB3_TOKEN", hide_env_values = true)]
     pub token: Option<String>,
 
-    /// Extra names to neither list nor sync (`*` and `?` wildcards; repeatable).
+    /// A path to neither list nor sync, in gitignore syntax (`*.log`,
+    /// `/build/`, `!keep.log`); repeatable. Adds to the defaults and to
+    /// `<dir>/.lab3ignore`.
     #[arg(long = "ignore", value_name = "PATTERN")]
     pub ignore: Vec<String>,
+
+    /// A file of ignore rules in gitignore syntax, read at start; repeatable.
+    #[arg(long = "ignore-file", value_name = "PATH")]
+    pub ignore_file: Vec<PathBuf>,
 
     /// Seconds between safety-net rescans of the directory (events do the real work).
     #[arg(long, default_value_t = 3.0, value_name = "SECS")]
@@ -63,18 +69,33 @@ pub fn state_dir_for(dir: &Path, given: Option<&Path>) -> anyhow::Result<PathBuf
     Ok(state)
 }
 
+/// The ignore rules of a server over `dir`: the defaults, `--ignore`,
+/// `--ignore-file` and `<dir>/.lab3ignore`. Logs what is ignored.
+pub fn ignore_rules(dir: &Path, args: &ServerArgs) -> anyhow::Result<crate::ignore::Ignore> {
+    tracing::debug!(
+        "ignore rules from --ignore {:?}, --ignore-file {:?} and {}",
+        args.ignore,
+        args.ignore_file,
+        dir.join(crate::ignore::IGNORE_FILE).display()
+    );
+    let ignore = crate::ignore::Ignore::load(dir, &args.ignore, &args.ignore_file)?;
+    tracing::info!("ignoring {}", ignore.describe());
+    Ok(ignore)
+}
+
 /// The sync engine's settings for a server over `dir`.
 pub fn sync_config(
     dir: &Path,
     state_dir: &Path,
     args: &ServerArgs,
+    ignore: crate::ignore::Ignore,
     me: crate::protocol::Role,
     gate: Option<std::sync::Arc<dyn crate::sync::Gate>>,
 ) -> crate::sync::SyncConfig {
     crate::sync::SyncConfig {
         root: dir.to_path_buf(),
         state_dir: state_dir.to_path_buf(),
-        ignore: crate::ignore::Ignore::with_patterns(args.ignore.clone()),
+        ignore,
         me,
         rescan_every: std::time::Duration::from_secs_f64(args.rescan_secs.max(0.1)),
         confirm_empty: args.confirm_empty,

@@ -3,7 +3,10 @@
 
 use std::io::Write;
 
-/// Initialises diagnostics on stderr; `RUST_LOG` overrides the `info` default.
+/// Initialises diagnostics on stderr; `RUST_LOG` overrides the `info` default
+/// (`RUST_LOG=debug`, `RUST_LOG=common::sync=trace`). Lines start with the
+/// local time, like the action lines, and are coloured only when stderr is
+/// a terminal and `NO_COLOR` is unset.
 pub fn init_logging() {
     let filter =
         tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into());
@@ -11,47 +14,89 @@ pub fn init_logging() {
         .with_env_filter(filter)
         .with_writer(std::io::stderr)
         .with_target(false)
-        .with_ansi(use_colour())
+        .with_timer(LocalTime)
+        .with_ansi(colour_on(&std::io::stderr()))
         .try_init();
 }
 
-/// Colour only on a terminal, and never when `NO_COLOR` is set.
-pub fn use_colour() -> bool {
-    use std::io::IsTerminal;
-    std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty()) && std::io::stdout().is_terminal()
+/// The log's clock: local time of day, to the millisecond, as in action lines.
+struct LocalTime;
+
+impl tracing_subscriber::fmt::time::FormatTime for LocalTime {
+    fn format_time(&self, w: &mut tracing_subscriber::fmt::format::Writer<'_>) -> std::fmt::Result {
+        write!(w, "{}", chrono::Local::now().format("%H:%M:%S%.3f"))
+    }
 }
 
-/// Prints one action line: time, direction, action, path, size, detail.
+/// Colour on stdout: only on a terminal, and never when `NO_COLOR` is set.
+pub fn use_colour() -> bool {
+    colour_on(&std::io::stdout())
+}
+
+/// Colour on `stream`: only on a terminal, and never when `NO_COLOR` is set
+/// (to anything but the empty string; see no-color.org).
+pub fn colour_on(stream: &impl std::io::IsTerminal) -> bool {
+    std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty()) && stream.is_terminal()
+}
+
+/// Prints one action line on stdout: time, direction, action, path, size, detail.
 ///
 /// `direction` is `A->B` (sent), `B->A` (received and applied) or a side's
 /// letter (local only); `action` one of created, updated, deleted, renamed,
-/// conflict, queued, applied, superseded, error.
+/// conflict, queued, applied, superseded, locked, unlocked, sending,
+/// receiving, error.
 pub fn announce(a: &crate::protocol::Action) {
+    let line = format_action(a, use_colour(), false);
+    let mut out = std::io::stdout().lock();
+    let _ = writeln!(out, "{line}");
+    let _ = out.flush();
+}
+
+/// One action as a line for people, the same on a server's console and in
+/// `lab3 watch` (which adds the side, `[A]` or `[B]`, after the time):
+///
+/// ```text
+/// 10:02:03.123  A->B  created    notes.txt  12 B
+/// 10:02:03.141  [B] A->B  created    notes.txt  12 B
+/// ```
+pub fn format_action(a: &crate::protocol::Action, colour: bool, with_side: bool) -> String {
     let time = chrono::DateTime::from_timestamp_nanos(a.time_ns).with_timezone(&chrono::Local);
     let size = a.size.map(human_size).unwrap_or_default();
-    let (on, off) = match (use_colour(), a.action.as_str()) {
+    let (on, off) = match (colour, a.action.as_str()) {
         (false, _) => ("", ""),
         (true, "deleted" | "error") => ("\x1b[31m", "\x1b[0m"),
         (true, "conflict" | "superseded") => ("\x1b[33m", "\x1b[0m"),
-        (true, "queued") => ("\x1b[35m", "\x1b[0m"),
+        (true, "queued" | "locked" | "unlocked") => ("\x1b[35m", "\x1b[0m"),
+        (true, "sending" | "receiving" | "link up" | "link down") => ("\x1b[36m", "\x1b[0m"),
         (true, _) => ("\x1b[32m", "\x1b[0m"),
     };
     let detail = printable(&a.detail);
     let detail = if detail.is_empty() {
         String::new()
     } else {
-        format!("  ({detail})")
+        format!("({detail})")
     };
-    let mut out = std::io::stdout().lock();
-    let _ = writeln!(
-        out,
-        "{}  {:<5} {on}{:<10}{off} {}  {size}{detail}",
+    let side = if with_side {
+        format!("[{}] ", printable(&a.side))
+    } else {
+        String::new()
+    };
+    // Every field may come from the peer (relayed actions): all escaped.
+    let mut line = format!(
+        "{}  {side}{:<5} {on}{:<10}{off} {}",
         time.format("%H:%M:%S%.3f"),
-        a.direction,
-        a.action,
+        printable(&a.direction),
+        printable(&a.action),
         printable(&a.path)
     );
-    let _ = out.flush();
+    line.truncate(line.trim_end().len());
+    for extra in [size, detail] {
+        if !extra.is_empty() {
+            line.push_str("  ");
+            line.push_str(&extra);
+        }
+    }
+    line
 }
 
 /// `s` with control characters escaped, so that a file name cannot forge
@@ -90,6 +135,31 @@ pub fn human_size(n: u64) -> String {
 
 #[cfg(test)]
 mod tests {
+    use crate::protocol::Action;
+
+    #[test]
+    fn action_lines() {
+        let a = Action {
+            time_ns: 1_795_255_200_123_000_000,
+            side: "B".into(),
+            direction: "B->A".into(),
+            action: "updated".into(),
+            path: "notes.txt".into(),
+            size: Some(2048),
+            detail: String::new(),
+        };
+        let plain = super::format_action(&a, false, false);
+        assert!(
+            plain.ends_with(".123  B->A  updated    notes.txt  2.0 KiB"),
+            "{plain}"
+        );
+        let watch = super::format_action(&a, false, true);
+        assert!(watch.contains("  [B] B->A  updated "), "{watch}");
+        assert!(!watch.contains('\x1b'));
+        let coloured = super::format_action(&a, true, false);
+        assert!(coloured.contains("\x1b[32mupdated   \x1b[0m"), "{coloured}");
+    }
+
     #[test]
     fn control_characters_are_escaped() {
         assert_eq!(super::printable("a\nb\x1b[31m"), "a\\nb\\u{1b}[31m");

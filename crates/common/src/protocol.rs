@@ -18,6 +18,11 @@ pub const MAX_FRAME_LEN: usize = 8 * 1024 * 1024;
 /// even 100,000-file trees stay far below [`MAX_FRAME_LEN`] per frame.
 pub const ENTRIES_PER_CHUNK: usize = 2_000;
 
+/// On a `lab3 watch` connection, each end sends a `Ping` after this long
+/// without sending anything, so that the other end can tell a quiet watch
+/// from a vanished one (Server A closes a client silent for 30 s).
+pub const WATCH_PING_EVERY: std::time::Duration = std::time::Duration::from_secs(10);
+
 /// Who is on the other end of a connection, as told in the handshake.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
@@ -142,6 +147,11 @@ pub enum Message {
     Unlock { target: Target },
     /// List the locks and their queue lengths.
     LocksRequest,
+    /// Stream every action of both servers on this connection until the
+    /// client closes it (`lab3 watch`).
+    WatchRequest,
+    /// Server A's state: the link to Server B, transfers, locks (`lab3 status`).
+    StatusRequest,
 
     // ---- Server A -> client ----
     /// A chunk of the composite listing; the last chunk has `done: true`.
@@ -159,6 +169,20 @@ pub enum Message {
     },
     /// The current locks.
     Locks { locks: Vec<LockInfo> },
+    /// The answer to `WatchRequest`: subscribed; `Action`s follow, one per
+    /// frame. `link_up` says whether Server B's actions reach A now.
+    Watching { link_up: bool },
+    /// The answer to `StatusRequest`.
+    Status {
+        /// Server A's clock when it answered (durations are measured on it).
+        time_ns: i64,
+        /// Server B's address, as Server A dials it.
+        peer: String,
+        /// Whether Server A synchronises (false with `--no-sync`).
+        sync: bool,
+        link: LinkStatus,
+        locks: Vec<LockInfo>,
+    },
 
     // ---- Server A -> Server B, one-shot listing connection ----
     /// Ask for a fresh listing of B's directory.
@@ -201,8 +225,27 @@ pub enum Message {
     },
     /// Keeps an idle link alive; ignored by the receiver.
     Ping,
-    /// One announced action, relayed for `lab3 watch`.
+    /// One announced action: from Server B to A over the sync link (relayed
+    /// for `lab3 watch`, not printed at A), and from A to a watching client.
     Action(Action),
+}
+
+/// The sync link's state, as Server A reports it in `Status`. Fields may
+/// be added; missing ones read as their defaults.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct LinkStatus {
+    pub up: bool,
+    /// When the link last went up or down (ns since the epoch).
+    pub since_ns: Option<i64>,
+    /// The peer's clock minus ours, measured at the handshake.
+    pub clock_skew_ns: Option<i64>,
+    /// When the last reconciliation finished.
+    pub last_reconcile_ns: Option<i64>,
+    /// Files queued to send or being sent.
+    pub sending: usize,
+    /// Files being received.
+    pub receiving: usize,
 }
 
 /// How a client names a file: its index in the listing or its path.
@@ -221,7 +264,8 @@ pub struct Action {
     pub side: String,
     /// `A->B`, `B->A`, or the side's letter for local-only actions.
     pub direction: String,
-    /// created, updated, deleted, renamed, conflict, queued, applied, superseded, error.
+    /// created, updated, deleted, renamed, conflict, queued, applied,
+    /// superseded, locked, unlocked, sending, receiving, error.
     pub action: String,
     pub path: String,
     #[serde(default, skip_serializing_if = "Option::is_none")]

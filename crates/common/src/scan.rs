@@ -20,7 +20,9 @@ pub struct Scan {
     pub skipped: Vec<(PathBuf, String)>,
 }
 
-/// Walks `root` (which must exist) and returns every regular file below it.
+/// Walks `root` (which must exist) and returns every regular file below it
+/// that `ignore` does not ignore (for a walk of a subfolder, pass
+/// [`Ignore::below`] so that the rules see paths from the synced directory's top).
 pub fn scan_dir(root: &Path, ignore: &Ignore) -> std::io::Result<Scan> {
     let md = std::fs::metadata(root)?;
     if !md.is_dir() {
@@ -34,7 +36,11 @@ pub fn scan_dir(root: &Path, ignore: &Ignore) -> std::io::Result<Scan> {
         .follow_links(false)
         .min_depth(1)
         .into_iter()
-        .filter_entry(|e| !ignore.is_ignored_name(e.file_name()));
+        .filter_entry(|e| {
+            // Matched by the path below `root` (gitignore rules may name folders).
+            let rel = paths::relative(root, e.path());
+            !rel.is_some_and(|rel| ignore.is_ignored_entry(&rel, e.file_type().is_dir()))
+        });
     for entry in walker {
         let entry = match entry {
             Ok(e) => e,

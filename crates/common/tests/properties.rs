@@ -13,8 +13,8 @@ use common::handshake::kind_of;
 use common::meta::FileMeta;
 use common::paths;
 use common::protocol::{
-    Action, AppliedUpdate, InventoryEntry, ListingRow, LockInfo, Message, PeerState, Role, Target,
-    MAX_FRAME_LEN,
+    Action, AppliedUpdate, InventoryEntry, LinkStatus, ListingRow, LockInfo, Message, PeerState,
+    Role, Target, MAX_FRAME_LEN,
 };
 use proptest::collection::vec;
 use proptest::prelude::*;
@@ -102,6 +102,27 @@ fn inventory_entry() -> impl Strategy<Value = InventoryEntry> {
     ]
 }
 
+fn link_status() -> impl Strategy<Value = LinkStatus> {
+    (
+        any::<bool>(),
+        proptest::option::of(any::<i64>()),
+        proptest::option::of(any::<i64>()),
+        proptest::option::of(any::<i64>()),
+        any::<usize>(),
+        any::<usize>(),
+    )
+        .prop_map(
+            |(up, since_ns, clock_skew_ns, last_reconcile_ns, sending, receiving)| LinkStatus {
+                up,
+                since_ns,
+                clock_skew_ns,
+                last_reconcile_ns,
+                sending,
+                receiving,
+            },
+        )
+}
+
 /// Every variant of [`Message`] (see [`variant`], which fails to compile
 /// when a variant is added, as a reminder to add it here too).
 fn message() -> impl Strategy<Value = Message> {
@@ -130,6 +151,26 @@ fn message() -> impl Strategy<Value = Message> {
         target().prop_map(|target| Message::Lock { target }),
         target().prop_map(|target| Message::Unlock { target }),
         Just(Message::LocksRequest),
+        Just(Message::WatchRequest),
+        Just(Message::StatusRequest),
+        any::<bool>().prop_map(|link_up| Message::Watching { link_up }),
+        (
+            any::<i64>(),
+            text(),
+            any::<bool>(),
+            link_status(),
+            vec((text(), any::<usize>()), 0..4)
+        )
+            .prop_map(|(time_ns, peer, sync, link, l)| Message::Status {
+                time_ns,
+                peer,
+                sync,
+                link,
+                locks: l
+                    .into_iter()
+                    .map(|(name, queued)| LockInfo { name, queued })
+                    .collect()
+            }),
         (peer_state(), vec(listing_row(), 0..4), any::<bool>())
             .prop_map(|(peer, rows, done)| Message::ListingChunk { peer, rows, done }),
         text().prop_map(|name| Message::Locked { name }),
@@ -194,6 +235,10 @@ fn variant(m: &Message) -> &'static str {
         Message::Lock { .. } => "lock",
         Message::Unlock { .. } => "unlock",
         Message::LocksRequest => "locks_request",
+        Message::WatchRequest => "watch_request",
+        Message::StatusRequest => "status_request",
+        Message::Watching { .. } => "watching",
+        Message::Status { .. } => "status",
         Message::ListingChunk { .. } => "listing_chunk",
         Message::Locked { .. } => "locked",
         Message::Unlocked { .. } => "unlocked",

@@ -6,7 +6,8 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 
-/// lab3: the composite listing of Server A's and Server B's folders, and file locks.
+/// lab3: the composite listing of Server A's and Server B's folders, file
+/// locks, and what the two servers are doing.
 ///
 /// Examples:
 ///   lab3                      list both folders, merged and indexed
@@ -15,6 +16,11 @@ use clap::{Parser, Subcommand};
 ///   lab3 -unlock -3           unlock it and apply Server B's queued updates
 ///   lab3 lock notes.txt       lock by name
 ///   lab3 locks                list the locks and their queues
+///   lab3 watch                follow every action of both servers (Ctrl-C stops)
+///   lab3 watch --json         the same, one JSON object per line
+///   lab3 status               the A-B link, transfers, locks
+///   lab3 --server host:6000 --token s3cret status
+///   lab3 completions bash > ~/.local/share/bash-completion/completions/lab3
 #[derive(Debug, Parser)]
 #[command(name = "lab3", version, verbatim_doc_comment)]
 pub struct Cli {
@@ -46,6 +52,43 @@ pub enum Command {
     Unlock { target: String },
     /// The locks and how many updates wait in each queue.
     Locks,
+    /// Follow what both servers do, one line per action, until Ctrl-C.
+    ///
+    /// Each line: time, server ([A] or [B]), direction, action, path, size.
+    /// With --json, one JSON object per line (the protocol's `action`).
+    ///
+    /// Examples:
+    ///   lab3 watch
+    ///   lab3 watch --json | jq -r 'select(.action == "deleted") | .path'
+    #[command(verbatim_doc_comment)]
+    Watch,
+    /// Server A's view: the link to Server B (up or down, since when, clock
+    /// skew), the last reconciliation, transfers in flight, locks and queues.
+    ///
+    /// Examples:
+    ///   lab3 status
+    ///   lab3 status --json | jq .link.up
+    #[command(verbatim_doc_comment)]
+    Status,
+    /// Print a shell completion script for lab3.
+    ///
+    /// Examples:
+    ///   lab3 completions bash > ~/.local/share/bash-completion/completions/lab3
+    ///   lab3 completions zsh > ~/.zfunc/_lab3     # with fpath+=~/.zfunc in ~/.zshrc
+    ///   lab3 completions fish > ~/.config/fish/completions/lab3.fish
+    #[command(verbatim_doc_comment)]
+    Completions {
+        /// The shell: bash, zsh, fish, elvish or powershell.
+        shell: clap_complete::Shell,
+    },
+}
+
+/// The completion script for `shell`.
+pub fn completions(shell: clap_complete::Shell) -> Vec<u8> {
+    use clap::CommandFactory;
+    let mut script = Vec::new();
+    clap_complete::generate(shell, &mut Cli::command(), "lab3", &mut script);
+    script
 }
 
 /// Parses the command line; on failure prints help, version or one error
@@ -117,5 +160,17 @@ mod tests {
         let c = parse_ok(&["-lock", "-0", "--json"]);
         assert!(c.json);
         assert!(parse_ok(&[]).command.is_none());
+        assert!(matches!(
+            parse_ok(&["watch", "--json"]).command,
+            Some(Command::Watch)
+        ));
+        assert!(matches!(
+            parse_ok(&["status"]).command,
+            Some(Command::Status)
+        ));
+        assert!(matches!(
+            parse_ok(&["completions", "zsh"]).command,
+            Some(Command::Completions { .. })
+        ));
     }
 }

@@ -8,7 +8,7 @@ use std::process::ExitCode;
 
 use common::connection::ProtocolError;
 use common::handshake;
-use common::protocol::{Message, PeerState, Role, Target};
+use common::protocol::{Message, PeerState, Role, Target, WATCH_PING_EVERY};
 
 use args::{Cli, Command};
 
@@ -42,7 +42,14 @@ async fn main() -> ExitCode {
     }
 }
 
-async fn run(cli: Cli) -> Result<(), Failure> {
+async fn run(mut cli: Cli) -> Result<(), Failure> {
+    let command = cli.command.take().unwrap_or(Command::List);
+    if let Command::Completions { shell } = command {
+        use std::io::Write;
+        // A closed stdout is no error (see output.rs).
+        let _ = std::io::stdout().write_all(&args::completions(shell));
+        return Ok(());
+    }
     let (mut conn, _) = handshake::dial(&cli.server, Role::Client, cli.token.as_deref())
         .await
         .map_err(|e| Failure {
@@ -52,7 +59,7 @@ async fn run(cli: Cli) -> Result<(), Failure> {
                 e => format!("cannot reach server A at {}: {e}", cli.server),
             },
         })?;
-    match cli.command.unwrap_or(Command::List) {
+    match command {
         Command::List => {
             conn.writer.send(Message::ListRequest).await?;
             let (peer, rows) = receive_listing(&mut conn).await?;
@@ -92,8 +99,88 @@ async fn run(cli: Cli) -> Result<(), Failure> {
                 other => return Err(unexpected(other)),
             }
         }
+        Command::Status => {
+            conn.writer.send(Message::StatusRequest).await?;
+            match conn.reader.read_message().await? {
+                status @ Message::Status { .. } => {
+                    output::print_status(&cli.server, &status, cli.json)
+                }
+                other => return Err(unexpected(other)),
+            }
+        }
+        Command::Watch => watch(&mut conn, &cli).await?,
+        Command::Completions { .. } => unreachable!("answered above"),
     }
     Ok(())
+}
+
+/// `lab3 watch`: prints each action Server A streams until Ctrl-C (exit
+/// 0), a closed stdout (exit 0) or a lost connection (exit 1).
+async fn watch(conn: &mut common::connection::Connection, cli: &Cli) -> Result<(), Failure> {
+    let interrupted = interrupted();
+    tokio::pin!(interrupted);
+    conn.writer.send(Message::WatchRequest).await?;
+    match conn.reader.read_message().await? {
+        Message::Watching { link_up } => {
+            let b = if link_up {
+                "and server B"
+            } else {
+                "(server B's link is down now)"
+            };
+            eprintln!(
+                "lab3: watching server A at {} {b}; Ctrl-C stops",
+                cli.server
+            );
+        }
+        other => return Err(unexpected(other)),
+    }
+    let colour = common::console::use_colour();
+    let mut out = std::io::stdout().lock();
+    // Server A pings a quiet watch; silence for this long means it is gone.
+    let silence = common::server::CLIENT_IDLE_TIMEOUT;
+    let mut heard = tokio::time::Instant::now();
+    let mut ping = tokio::time::interval(WATCH_PING_EVERY);
+    ping.reset();
+    loop {
+        let msg = tokio::select! {
+            m = conn.reader.read_message() => {
+                heard = tokio::time::Instant::now();
+                m
+            }
+            _ = tokio::time::sleep_until(heard + silence) => {
+                return Err(Failure::from(format!(
+                    "no word from server A at {} for {} s",
+                    cli.server,
+                    silence.as_secs()
+                )));
+            }
+            _ = ping.tick() => {
+                conn.writer.send(Message::Ping).await?;
+                continue;
+            }
+            _ = &mut interrupted => return Ok(()),
+        };
+        let action = match msg {
+            Ok(Message::Ping) => continue,
+            Ok(Message::Action(a)) => a,
+            Ok(other) => return Err(unexpected(other)),
+            Err(ProtocolError::Closed) => {
+                return Err(Failure::from(format!(
+                    "server A at {} closed the connection",
+                    cli.server
+                )))
+            }
+            Err(e) => {
+                return Err(Failure::from(format!(
+                    "the connection to server A at {} ended: {e}",
+                    cli.server
+                )))
+            }
+        };
+        if output::write_action(&mut out, &action, cli.json, colour).is_err() {
+            return Ok(()); // stdout closed (`lab3 watch | head`): done
+        }
+    }
 }
 
 /// A number is an index into the listing; anything else names a path.
@@ -125,5 +212,27 @@ async fn receive_listing(
             }
             other => return Err(unexpected(other)),
         }
+    }
+}
+
+/// Completes on Ctrl-C (SIGINT). The handler is in place from the call on,
+/// not only from the first poll, so an early Ctrl-C still exits cleanly.
+fn interrupted() -> impl std::future::Future<Output = ()> {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{signal, SignalKind};
+        let mut sig = signal(SignalKind::interrupt()).ok();
+        async move {
+            match sig.as_mut() {
+                Some(s) => {
+                    s.recv().await;
+                }
+                None => std::future::pending().await,
+            }
+        }
+    }
+    #[cfg(not(unix))]
+    async {
+        let _ = tokio::signal::ctrl_c().await;
     }
 }

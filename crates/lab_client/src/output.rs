@@ -1,10 +1,21 @@
 //! Printing answers: a table for people, one JSON document for scripts.
 
-use comfy_table::{presets, Cell, CellAlignment, ContentArrangement, Table};
+use comfy_table::{
+    presets, Cell, CellAlignment, ColumnConstraint, ContentArrangement, Table, Width,
+};
 use common::console::human_size;
 use common::meta::rfc3339_utc;
-use common::protocol::{AppliedUpdate, ListingRow, LockInfo, PeerState};
+use common::protocol::{Action, AppliedUpdate, ListingRow, LockInfo, Message, PeerState};
 use serde_json::json;
+
+/// `println!` that ignores a closed stdout (`lab3 | head -1`): the reader
+/// has what it wanted, so that is no error (exit 0, as ripgrep does).
+macro_rules! say {
+    ($($t:tt)*) => {{
+        use std::io::Write as _;
+        let _ = writeln!(std::io::stdout().lock(), $($t)*);
+    }};
+}
 
 /// The contract's JSON form of one listing row.
 fn row_json(r: &ListingRow) -> serde_json::Value {
@@ -37,41 +48,68 @@ fn local_time(ns: i64) -> String {
         .to_string()
 }
 
+/// Below this many columns, an empty Lock column is left out.
+const NARROW: u16 = 72;
+
 pub fn print_listing(peer: PeerState, rows: &[ListingRow], as_json: bool) {
     if as_json {
         let doc = json!({
             "peer": peer_word(peer),
             "files": rows.iter().map(row_json).collect::<Vec<_>>(),
         });
-        println!("{doc}");
+        say!("{doc}");
         return;
     }
     let mut table = Table::new();
     table
         .load_preset(presets::UTF8_HORIZONTAL_ONLY)
-        .set_content_arrangement(ContentArrangement::Dynamic)
-        .set_header(["Index", "Name", "Size", "Modified", "Where", "Lock"]);
+        .set_content_arrangement(ContentArrangement::Dynamic);
+    if let Some(w) = columns() {
+        table.set_width(w);
+    }
+    // An empty Lock column gives way on a narrow terminal.
+    let lock_column =
+        rows.iter().any(|r| r.locked || r.queued > 0) || table.width().is_none_or(|w| w >= NARROW);
+    let mut header = vec!["Index", "Name", "Size", "Modified", "Where"];
+    // On a narrow terminal the name wraps (it gets what the others leave),
+    // the time breaks into date and time, the lock words wrap; index, size
+    // and where never break. (Widths include the cell's padding.)
+    let mut constraints = vec![
+        ColumnConstraint::ContentWidth,
+        ColumnConstraint::LowerBoundary(Width::Fixed(14)),
+        ColumnConstraint::ContentWidth,
+        ColumnConstraint::LowerBoundary(Width::Fixed(12)),
+        ColumnConstraint::ContentWidth,
+    ];
+    if lock_column {
+        header.push("Lock");
+        constraints.push(ColumnConstraint::LowerBoundary(Width::Fixed(8)));
+    }
+    table.set_header(header).set_constraints(constraints);
     for r in rows {
         let lock = match (r.locked, r.queued) {
             (false, 0) => String::new(),
             (true, 0) => "locked".into(),
             (_, q) => format!("locked, {q} queued"),
         };
-        table.add_row([
+        let mut row = vec![
             Cell::new(r.index).set_alignment(CellAlignment::Right),
             Cell::new(&r.name),
             Cell::new(human_size(r.size)).set_alignment(CellAlignment::Right),
             Cell::new(local_time(r.mtime_ns)),
             Cell::new(&r.location),
-            Cell::new(lock),
-        ]);
+        ];
+        if lock_column {
+            row.push(Cell::new(lock));
+        }
+        table.add_row(row);
     }
     if !rows.is_empty() {
-        println!("{table}");
+        say!("{table}");
     }
     let total: u64 = rows.iter().map(|r| r.size).sum();
     let files = if rows.len() == 1 { "file" } else { "files" };
-    println!(
+    say!(
         "{} {files}, {} in all; server B {}",
         rows.len(),
         human_size(total),
@@ -81,20 +119,20 @@ pub fn print_listing(peer: PeerState, rows: &[ListingRow], as_json: bool) {
 
 pub fn print_locked(name: &str, as_json: bool) {
     if as_json {
-        println!("{}", json!({ "locked": name }));
+        say!("{}", json!({ "locked": name }));
     } else {
-        println!("locked {name}");
+        say!("locked {name}");
     }
 }
 
 pub fn print_unlocked(name: &str, updates: &[AppliedUpdate], as_json: bool) {
     if as_json {
-        println!("{}", json!({ "unlocked": name, "updates": updates }));
+        say!("{}", json!({ "unlocked": name, "updates": updates }));
         return;
     }
-    println!("unlocked {name}");
+    say!("unlocked {name}");
     for u in updates {
-        println!(
+        say!(
             "  {:>3}. {:<6} {:>10}  {}  {}",
             u.seq,
             u.action,
@@ -104,19 +142,161 @@ pub fn print_unlocked(name: &str, updates: &[AppliedUpdate], as_json: bool) {
         );
     }
     if updates.is_empty() {
-        println!("  no queued updates");
+        say!("  no queued updates");
     }
 }
 
 pub fn print_locks(locks: &[LockInfo], as_json: bool) {
     if as_json {
-        println!("{}", json!({ "locks": locks }));
+        say!("{}", json!({ "locks": locks }));
         return;
     }
     if locks.is_empty() {
-        println!("no locks");
+        say!("no locks");
     }
     for l in locks {
-        println!("{}  ({} queued)", l.name, l.queued);
+        say!("{}  ({} queued)", l.name, l.queued);
     }
+}
+
+/// One action of `lab3 watch`: a line for people, or the action as one JSON
+/// line; flushed at once.
+pub fn write_action(
+    out: &mut impl std::io::Write,
+    a: &Action,
+    as_json: bool,
+    colour: bool,
+) -> std::io::Result<()> {
+    if as_json {
+        let line = serde_json::to_string(a).map_err(std::io::Error::other)?;
+        writeln!(out, "{line}")?;
+    } else {
+        writeln!(out, "{}", common::console::format_action(a, colour, true))?;
+    }
+    out.flush()
+}
+
+/// "3 min 12 s", "2 h 5 min", "4 days 1 h": how long, for people.
+fn duration_words(ns: i64) -> String {
+    let s = ns.max(0) / 1_000_000_000;
+    match s {
+        0..60 => format!("{s} s"),
+        60..3600 => format!("{} min {} s", s / 60, s % 60),
+        3600..86400 => format!("{} h {} min", s / 3600, s % 3600 / 60),
+        _ => format!("{} days {} h", s / 86400, s % 86400 / 3600),
+    }
+}
+
+/// A time as local time and how long before `now_ns` it was.
+fn when(ns: i64, now_ns: i64) -> String {
+    format!("{} ({} ago)", local_time(ns), duration_words(now_ns - ns))
+}
+
+/// `lab3 status`: a two-column table for people, one JSON document for scripts.
+pub fn print_status(server: &str, status: &Message, as_json: bool) {
+    let Message::Status {
+        time_ns,
+        peer,
+        sync,
+        link,
+        locks,
+    } = status
+    else {
+        return;
+    };
+    let queued: usize = locks.iter().map(|l| l.queued).sum();
+    if as_json {
+        let doc = json!({
+            "server_a": server,
+            "server_b": peer,
+            "sync": sync,
+            "link": {
+                "up": link.up,
+                "since": link.since_ns.map(rfc3339_utc),
+                "clock_skew_ns": link.clock_skew_ns,
+                "last_reconcile": link.last_reconcile_ns.map(rfc3339_utc),
+                "sending": link.sending,
+                "receiving": link.receiving,
+            },
+            "locks": locks,
+            "queued": queued,
+        });
+        say!("{doc}");
+        return;
+    }
+    let link_words = match (sync, link.up, link.since_ns) {
+        (false, _, _) => "none: server A runs with --no-sync".to_string(),
+        (true, true, Some(t)) => format!("up since {}", when(t, *time_ns)),
+        (true, false, Some(t)) => format!("down since {}", when(t, *time_ns)),
+        (true, up, None) => {
+            let word = if up { "up" } else { "down (never up yet)" };
+            word.to_string()
+        }
+    };
+    let skew = match link.clock_skew_ns {
+        None => "unknown".to_string(),
+        Some(ns) if ns.abs() < 1_000_000 => "under 1 ms".to_string(),
+        Some(ns) => {
+            let side = if ns > 0 { "ahead of" } else { "behind" };
+            let amount = if ns.abs() < 1_000_000_000 {
+                format!("{} ms", ns.abs() / 1_000_000)
+            } else {
+                format!("{:.1} s", ns.abs() as f64 / 1e9)
+            };
+            let warn = if ns.abs() > 1_000_000_000 {
+                " (newest-wins compares their times: set both clocks by NTP)"
+            } else {
+                ""
+            };
+            format!("server B's clock is {amount} {side} server A's{warn}")
+        }
+    };
+    let reconcile = match link.last_reconcile_ns {
+        Some(t) => when(t, *time_ns),
+        None => "not yet".to_string(),
+    };
+    let lock_words = if locks.is_empty() {
+        "none".to_string()
+    } else {
+        locks
+            .iter()
+            .map(|l| format!("{} ({} queued)", l.name, l.queued))
+            .collect::<Vec<_>>()
+            .join("\n")
+    };
+    let mut table = Table::new();
+    table
+        .load_preset(presets::NOTHING)
+        .set_content_arrangement(ContentArrangement::Dynamic);
+    if let Some(w) = columns() {
+        table.set_width(w);
+    }
+    for (k, v) in [
+        ("Server A", server.to_string()),
+        ("Server B", peer.clone()),
+        ("Link", link_words),
+        ("Clock skew", skew),
+        ("Last reconcile", reconcile),
+        (
+            "Transfers",
+            format!("{} sending, {} receiving", link.sending, link.receiving),
+        ),
+        ("Locks", lock_words),
+        ("Queued updates", queued.to_string()),
+    ] {
+        table.add_row([Cell::new(k), Cell::new(v)]);
+    }
+    say!("{table}");
+}
+
+/// The width to fit tables to: `COLUMNS` when set (also when stdout is not a
+/// terminal); otherwise comfy-table asks the terminal, and does not wrap
+/// when there is none.
+fn columns() -> Option<u16> {
+    std::env::var("COLUMNS")
+        .ok()?
+        .trim()
+        .parse()
+        .ok()
+        .filter(|&w| w > 0)
 }

@@ -8,7 +8,11 @@ use std::sync::Arc;
 
 use common::connection::{Connection, Frame};
 use common::handshake::{kind_of, PeerInfo};
-use common::protocol::{ListingRow, Message, PeerState, Target, ENTRIES_PER_CHUNK};
+use common::protocol::{
+    Action, ListingRow, Message, PeerState, Target, ENTRIES_PER_CHUNK, WATCH_PING_EVERY,
+};
+use common::server::CLIENT_IDLE_TIMEOUT;
+use common::sync::SyncHandle;
 
 use crate::App;
 
@@ -35,6 +39,13 @@ pub async fn handle(mut conn: Connection, _peer: PeerInfo, app: Arc<App>) -> any
             Message::LocksRequest => Ok(Message::Locks {
                 locks: app.locks.list(),
             }),
+            Message::StatusRequest => Ok(status(&app)),
+            Message::WatchRequest => match &app.sync {
+                Some(sync) => return watch(&mut conn, sync).await,
+                None => Err(anyhow::anyhow!(
+                    "server A runs with --no-sync: there is nothing to watch"
+                )),
+            },
             other => Err(anyhow::anyhow!("unknown request: {}", kind_of(&other))),
         };
         let reply = reply.unwrap_or_else(|e| Message::Error {
@@ -123,10 +134,73 @@ async fn unlock(app: &App, target: Target) -> anyhow::Result<Message> {
             "A",
             &name,
             None,
-            format!("{} queued updates replayed", updates.len()),
+            match updates.len() {
+                1 => "1 queued update replayed".to_string(),
+                n => format!("{n} queued updates replayed"),
+            },
         );
     }
     Ok(Message::Unlocked { name, updates })
+}
+
+/// Server A's state for `lab3 status`.
+fn status(app: &App) -> Message {
+    Message::Status {
+        time_ns: common::meta::now_ns(),
+        peer: app.cfg.peer.clone(),
+        sync: app.sync.is_some(),
+        link: app.sync.as_ref().map(|s| s.status()).unwrap_or_default(),
+        locks: app.locks.list(),
+    }
+}
+
+/// `lab3 watch`: every action of both servers (Server B's relayed over the
+/// sync link) as it happens, until the client goes away.
+async fn watch(conn: &mut Connection, sync: &SyncHandle) -> anyhow::Result<()> {
+    use tokio::sync::broadcast::error::RecvError;
+    let mut actions = sync.subscribe();
+    let link_up = sync.status().up;
+    conn.writer.send(Message::Watching { link_up }).await?;
+    // Both ends ping when quiet; a watcher not heard from for as long as any
+    // client may idle has vanished, and frees its slot.
+    let mut ping = tokio::time::interval(WATCH_PING_EVERY);
+    ping.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    ping.reset();
+    let mut heard = tokio::time::Instant::now();
+    loop {
+        if heard.elapsed() > CLIENT_IDLE_TIMEOUT {
+            anyhow::bail!("the watcher said nothing for {CLIENT_IDLE_TIMEOUT:?}; closing");
+        }
+        tokio::select! {
+            _ = ping.tick() => conn.writer.send(Message::Ping).await?,
+            got = actions.recv() => match got {
+                Ok(a) => {
+                    conn.writer.send(Message::Action(a)).await?;
+                    ping.reset(); // a sign of life too
+                }
+                Err(RecvError::Lagged(n)) => {
+                    // Said, not hidden: this watcher fell behind.
+                    let a = Action {
+                        time_ns: common::meta::now_ns(),
+                        side: sync.side().to_string(),
+                        direction: sync.side().to_string(),
+                        action: "missed".into(),
+                        path: String::new(),
+                        size: None,
+                        detail: format!("{n} actions not shown: this watch fell behind"),
+                    };
+                    conn.writer.send(Message::Action(a)).await?;
+                    ping.reset();
+                }
+                Err(RecvError::Closed) => return Ok(()),
+            },
+            // The client only pings; it closing ends the watch.
+            frame = conn.reader.read_frame() => match frame? {
+                None => return Ok(()),
+                Some(_) => heard = tokio::time::Instant::now(),
+            },
+        }
+    }
 }
 
 async fn send_listing(

@@ -37,7 +37,7 @@ impl Config {
         if args.no_sync {
             std::fs::create_dir_all(&dir)?;
         }
-        let ignore = Ignore::with_patterns(args.ignore.clone());
+        let ignore = common::config::ignore_rules(&dir, &args)?;
         Ok(Config {
             dir,
             state_dir,
@@ -71,6 +71,7 @@ pub async fn run(
             &cfg.dir,
             &cfg.state_dir,
             &cfg.args,
+            cfg.ignore.clone(),
             Role::ServerA,
             Some(gate),
         );

@@ -7,8 +7,15 @@ use clap::Parser;
 /// Server A of lab3: owns one directory, answers `lab3`, keeps in sync with Server B.
 ///
 /// Examples:
-///   server_a                                  # directory_a on 127.0.0.1:6000, B at 127.0.0.1:6001
+///   server_a                                        # directory_a on 127.0.0.1:6000, B at 127.0.0.1:6001
 ///   server_a --dir ~/shared --peer b.example:6001 --token s3cret
+///   server_a --listen 0.0.0.0:6000 --token s3cret   # clients on other machines too
+///   server_a --ignore '*.log' --ignore 'build/'     # gitignore syntax; also <dir>/.lab3ignore
+///   RUST_LOG=debug server_a                         # more detail on stderr
+///
+/// Stdout: `listening on ADDR`, then one line per sync action. Stderr:
+/// warnings and errors (RUST_LOG sets the detail). Colour only on a
+/// terminal, never with NO_COLOR set. See docs/TWO-MACHINES.md for two hosts.
 #[derive(Debug, Parser)]
 #[command(version, verbatim_doc_comment)]
 struct Args {

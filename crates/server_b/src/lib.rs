@@ -19,16 +19,19 @@ pub struct Config {
     pub dir: PathBuf,
     pub state_dir: PathBuf,
     pub args: ServerArgs,
+    pub ignore: Ignore,
 }
 
 impl Config {
     pub fn new(dir: PathBuf, args: ServerArgs) -> anyhow::Result<Config> {
         let state_dir = common::config::state_dir_for(&dir, args.state_dir.as_deref())?;
         std::fs::create_dir_all(&dir)?;
+        let ignore = common::config::ignore_rules(&dir, &args)?;
         Ok(Config {
             dir,
             state_dir,
             args,
+            ignore,
         })
     }
 }
@@ -42,12 +45,18 @@ pub async fn run(
     let sync = if cfg.args.no_sync {
         None
     } else {
-        let sc =
-            common::config::sync_config(&cfg.dir, &cfg.state_dir, &cfg.args, Role::ServerB, None);
+        let sc = common::config::sync_config(
+            &cfg.dir,
+            &cfg.state_dir,
+            &cfg.args,
+            cfg.ignore.clone(),
+            Role::ServerB,
+            None,
+        );
         Some(common::sync::start(sc)?)
     };
     let cfg = Arc::new(cfg);
-    let ignore = Arc::new(Ignore::with_patterns(cfg.args.ignore.clone()));
+    let ignore = Arc::new(cfg.ignore.clone());
     let settings = common::server::Listener {
         me: Role::ServerB,
         allowed: vec![Role::ServerA],

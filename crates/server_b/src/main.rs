@@ -7,8 +7,14 @@ use clap::Parser;
 /// Server B of lab3: owns one directory and keeps it in sync with Server A.
 ///
 /// Examples:
-///   server_b                                  # directory_b on 127.0.0.1:6001
+///   server_b                                        # directory_b on 127.0.0.1:6001
 ///   server_b --dir ~/shared --listen 0.0.0.0:6001 --token s3cret
+///   server_b --ignore-file ~/lab3-rules.txt         # gitignore syntax; also <dir>/.lab3ignore
+///   RUST_LOG=debug server_b                         # more detail on stderr
+///
+/// Stdout: `listening on ADDR`, then one line per sync action. Stderr:
+/// warnings and errors (RUST_LOG sets the detail). Colour only on a
+/// terminal, never with NO_COLOR set. See docs/TWO-MACHINES.md for two hosts.
 #[derive(Debug, Parser)]
 #[command(version, verbatim_doc_comment)]
 struct Args {

@@ -355,6 +355,16 @@ impl Engine {
     fn startup_scan(&mut self) -> anyhow::Result<()> {
         let scan = scan::scan_dir(&self.cfg.root, &self.cfg.ignore)?;
         self.warn_skipped(&scan);
+        // Paths the rules ignore now (a rule added since the last run) were
+        // not deleted: forget them, so that no delete reaches the peer.
+        let ignored: Vec<String> = (self.journal.inventory().iter())
+            .map(|e| e.path())
+            .filter(|p| self.cfg.ignore.is_ignored_path(p))
+            .map(str::to_string)
+            .collect();
+        for p in ignored {
+            self.journal.forget(&p);
+        }
         let known = self.journal.present().count();
         if known > 0 && scan.files.is_empty() && !self.cfg.confirm_empty {
             tracing::warn!(
@@ -568,7 +578,7 @@ impl Engine {
                 if self.journal.local(&p).is_some() {
                     out.insert(p.clone());
                 }
-                match scan::scan_dir(&full, &self.cfg.ignore) {
+                match scan::scan_dir(&full, &self.cfg.ignore.below(&p)) {
                     Ok(scan) => {
                         self.warn_skipped(&scan);
                         out.extend(scan.files.into_iter().map(|f| format!("{p}/{}", f.path)));

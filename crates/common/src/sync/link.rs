@@ -10,7 +10,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
-use tokio::sync::mpsc;
+use tokio::sync::{broadcast, mpsc};
 
 use super::engine::{Event, Outgoing, PeerMsg};
 use super::transfer::{self, ReceiveError};
@@ -18,7 +18,11 @@ use super::SyncHandle;
 use crate::connection::{Connection, Frame, FrameReader, FrameWriter, ProtocolError};
 use crate::handshake::{kind_of, PeerInfo};
 use crate::paths;
-use crate::protocol::{InventoryEntry, Message};
+use crate::protocol::{Action, InventoryEntry, Message, Role};
+
+/// A transfer of a file this big or bigger is announced when it starts, not
+/// only when it ends.
+pub const ANNOUNCE_TRANSFER_FROM: u64 = 8 * 1024 * 1024;
 
 /// An idle link sends a ping this often...
 const PING_EVERY: Duration = Duration::from_secs(5);
@@ -42,6 +46,7 @@ pub(super) async fn run(
             clock_skew_ns: peer.clock_skew_ns,
         })
         .map_err(|_| anyhow::anyhow!("sync engine stopped"))?;
+    handle.tell_link(true, String::new());
     let Connection { reader, writer } = conn;
     let mut writer_task = tokio::spawn(write_loop(writer, out_rx, handle.clone(), id));
     let res = tokio::select! {
@@ -53,6 +58,11 @@ pub(super) async fn run(
     };
     writer_task.abort();
     let _ = handle.events.send(Event::LinkDown { id });
+    let why = match &res {
+        Ok(()) => "closed by the peer".to_string(),
+        Err(e) => format!("{e:#}"),
+    };
+    handle.tell_link(false, why);
     res
 }
 
@@ -65,14 +75,40 @@ async fn write_loop(
     let root = handle.cfg.root.clone();
     let mut ping = tokio::time::interval(PING_EVERY);
     ping.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    // Server B relays its actions to A (for `lab3 watch`); A relays nothing.
+    let mut actions = (handle.cfg.me == Role::ServerB).then(|| handle.subscribe());
     loop {
         tokio::select! {
+            // An action goes before what the engine queued after announcing it.
+            biased;
+            Some(a) = relay_next(&mut actions) => {
+                w.feed(Message::Action(a)).await?;
+                if let Some(actions) = actions.as_mut() {
+                    while let Some(a) = next_action(actions, false).await {
+                        w.feed(Message::Action(a)).await?;
+                    }
+                }
+                if rx.is_empty() {
+                    w.flush().await?;
+                }
+                ping.reset();
+            }
             item = rx.recv() => {
                 let Some(item) = item else { return Ok(()) };
                 match item {
                     Outgoing::Msg(m) => w.feed(m).await?,
                     Outgoing::Inventory(entries) => crate::inventory::send(&mut w, &entries).await?,
                     Outgoing::File { meta, base } => {
+                        if meta.size >= ANNOUNCE_TRANSFER_FROM {
+                            let arrow = format!("{}->{}", handle.side(), handle.peer_side());
+                            handle.announce("sending", &arrow, &meta.path, Some(meta.size), String::new());
+                        }
+                        // Actions announced so far go before the file, not after it.
+                        if let Some(actions) = actions.as_mut() {
+                            while let Some(a) = next_action(actions, false).await {
+                                w.feed(Message::Action(a)).await?;
+                            }
+                        }
                         let outcome = transfer::send_file(&mut w, &root, &meta, base.clone()).await?;
                         let _ = handle.events.send(Event::Sent { id, meta, base, outcome });
                     }
@@ -83,6 +119,38 @@ async fn write_loop(
                 ping.reset();
             }
             _ = ping.tick() => w.send(Message::Ping).await?,
+        }
+    }
+}
+
+/// The next action to relay; never completes when there is nothing to relay.
+async fn relay_next(actions: &mut Option<broadcast::Receiver<Action>>) -> Option<Action> {
+    match actions {
+        Some(rx) => next_action(rx, true).await,
+        None => std::future::pending().await,
+    }
+}
+
+/// The next action, skipping over a gap (the link fell behind: the lost
+/// actions are only missing from `lab3 watch`). `wait`: wait for one,
+/// else `None` when none is ready.
+async fn next_action(rx: &mut broadcast::Receiver<Action>, wait: bool) -> Option<Action> {
+    loop {
+        let got = if wait {
+            rx.recv().await
+        } else {
+            rx.try_recv().map_err(|e| match e {
+                broadcast::error::TryRecvError::Lagged(n) => broadcast::error::RecvError::Lagged(n),
+                _ => broadcast::error::RecvError::Closed,
+            })
+        };
+        match got {
+            Ok(a) => return Some(a),
+            Err(broadcast::error::RecvError::Lagged(n)) => {
+                tracing::debug!("{n} actions not relayed to the peer: the link fell behind");
+            }
+            Err(broadcast::error::RecvError::Closed) if wait => std::future::pending::<()>().await,
+            Err(broadcast::error::RecvError::Closed) => return None,
         }
     }
 }
@@ -120,7 +188,14 @@ async fn read_loop(
             }
             Message::FileBegin { meta, base } => {
                 let path = meta.path.clone();
-                match transfer::receive_file(&mut r, &handle.tmp_dir, meta, base).await {
+                if meta.size >= ANNOUNCE_TRANSFER_FROM {
+                    let arrow = format!("{}->{}", handle.peer_side(), handle.side());
+                    handle.announce("receiving", &arrow, &path, Some(meta.size), String::new());
+                }
+                let receiving = Receiving::new(handle);
+                let got = transfer::receive_file(&mut r, &handle.tmp_dir, meta, base).await;
+                drop(receiving);
+                match got {
                     Ok(received) => send(PeerMsg::File(received)),
                     Err(ReceiveError::Protocol(e)) => return Err(e.into()),
                     Err(ReceiveError::Aborted(_)) => true,
@@ -169,6 +244,10 @@ async fn read_loop(
                 tracing::warn!("the peer reports: {message}");
                 true
             }
+            Message::Action(a) => {
+                handle.relay(a);
+                true
+            }
             other => {
                 tracing::warn!("ignoring unexpected {} on the sync link", kind_of(&other));
                 true
@@ -177,6 +256,23 @@ async fn read_loop(
         if !ok {
             return Err(ProtocolError::Closed.into());
         }
+    }
+}
+
+/// Counts a file being received in the link's status while it lives.
+struct Receiving<'a>(&'a SyncHandle);
+
+impl<'a> Receiving<'a> {
+    fn new(handle: &'a SyncHandle) -> Self {
+        handle.status.lock().unwrap().receiving += 1;
+        Receiving(handle)
+    }
+}
+
+impl Drop for Receiving<'_> {
+    fn drop(&mut self) {
+        let mut st = self.0.status.lock().unwrap();
+        st.receiving = st.receiving.saturating_sub(1);
     }
 }
 

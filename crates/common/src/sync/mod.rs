@@ -114,18 +114,7 @@ pub enum QueuedUpdate {
 }
 
 /// The link's state, for `lab3 status`.
-#[derive(Debug, Clone, Default, serde::Serialize, serde::Deserialize)]
-pub struct LinkStatus {
-    pub up: bool,
-    /// When the link last went up or down (ns since the epoch).
-    pub since_ns: Option<i64>,
-    /// The peer's clock minus ours, measured at the handshake.
-    pub clock_skew_ns: Option<i64>,
-    /// When the last reconciliation finished.
-    pub last_reconcile_ns: Option<i64>,
-    /// Files queued to send or being sent.
-    pub sending: usize,
-}
+pub use crate::protocol::LinkStatus;
 
 /// Commands from the server that embeds the engine.
 pub(crate) enum Command {
@@ -196,9 +185,46 @@ impl SyncHandle {
         let _ = self.actions.send(a);
     }
 
+    /// Passes on an action the peer announced (Server B's, relayed over the
+    /// sync link) to this side's subscribers, marked with the peer's letter.
+    /// Not printed: the peer's console has it.
+    pub fn relay(&self, mut action: Action) {
+        if self.cfg.me == Role::ServerB {
+            return; // only Server A takes relayed actions: no echo
+        }
+        action.side = self.peer_side().to_string();
+        let _ = self.actions.send(action);
+    }
+
+    /// Tells this side's subscribers (`lab3 watch`) about the link going up
+    /// or down; not printed, as the log already says it.
+    pub(crate) fn tell_link(&self, up: bool, detail: String) {
+        if self.cfg.me == Role::ServerB {
+            return; // nobody watches at B
+        }
+        let a = Action {
+            time_ns: crate::meta::now_ns(),
+            side: self.side().to_string(),
+            direction: self.side().to_string(),
+            action: if up { "link up" } else { "link down" }.to_string(),
+            path: format!("server {}", self.peer_side()),
+            size: None,
+            detail,
+        };
+        let _ = self.actions.send(a);
+    }
+
     /// This side's letter.
     pub fn side(&self) -> &'static str {
         side_letter(self.cfg.me)
+    }
+
+    /// The peer's letter.
+    pub fn peer_side(&self) -> &'static str {
+        match self.cfg.me {
+            Role::ServerB => "A",
+            _ => "B",
+        }
     }
 }
 
