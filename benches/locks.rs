@@ -46,11 +46,12 @@ fn main() {
     for i in 0..n {
         let mut body = vec![(i % 251) as u8; size];
         body[..8].copy_from_slice(&(i as u64).to_le_bytes());
-        write_file(
+        // Editor-style: a finished file with its mtime, renamed over the target.
+        pair.put(
             &pair.dir_b,
             "big.bin",
             &body,
-            Some(1_700_000_000_000_000_000 + i as i64 * 1_000),
+            1_700_000_000_000_000_000 + i as i64 * 1_000,
         );
         pair.wait(30, "the update to be queued", || queued_lines(&pair.a) > i);
     }
