@@ -47,6 +47,15 @@ pub fn bin(name: &str) -> PathBuf {
 /// Lines a child printed, collected as they come.
 pub type Lines = Arc<Mutex<Vec<String>>>;
 
+/// Whether any of `lines` contains all of `words`.
+pub fn any_line(lines: &Lines, words: &[&str]) -> bool {
+    lines
+        .lock()
+        .unwrap()
+        .iter()
+        .any(|l| words.iter().all(|w| l.contains(w)))
+}
+
 /// A running server; killed on drop.
 pub struct Server {
     pub name: &'static str,
@@ -126,20 +135,12 @@ impl Server {
 
     /// Whether any stdout line contains all of `words`.
     pub fn said(&self, words: &[&str]) -> bool {
-        self.stdout
-            .lock()
-            .unwrap()
-            .iter()
-            .any(|l| words.iter().all(|w| l.contains(w)))
+        any_line(&self.stdout, words)
     }
 
     /// Whether any stderr line contains all of `words`.
     pub fn logged(&self, words: &[&str]) -> bool {
-        self.stderr
-            .lock()
-            .unwrap()
-            .iter()
-            .any(|l| words.iter().all(|w| l.contains(w)))
+        any_line(&self.stderr, words)
     }
 
     /// kill -9.
@@ -794,20 +795,12 @@ impl Running {
 
     /// Whether any stdout line contains all of `words`.
     pub fn said(&self, words: &[&str]) -> bool {
-        self.stdout
-            .lock()
-            .unwrap()
-            .iter()
-            .any(|l| words.iter().all(|w| l.contains(w)))
+        any_line(&self.stdout, words)
     }
 
     /// Whether any stderr line contains all of `words`.
     pub fn logged(&self, words: &[&str]) -> bool {
-        self.stderr
-            .lock()
-            .unwrap()
-            .iter()
-            .any(|l| words.iter().all(|w| l.contains(w)))
+        any_line(&self.stderr, words)
     }
 
     /// Everything printed so far, for failure messages.

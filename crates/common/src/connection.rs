@@ -272,6 +272,27 @@ impl Connection {
             writer: FrameWriter::new(w),
         }
     }
+
+    /// The next request on a server's connection: `None` when the other end
+    /// closed. A message of an unknown type is answered with an error here
+    /// and skipped (the connection stays); a data frame is an error.
+    pub async fn next_request(&mut self) -> Result<Option<Message>, ProtocolError> {
+        loop {
+            match self.reader.read_frame().await? {
+                None => return Ok(None),
+                Some(Frame::Message(m)) => return Ok(Some(m)),
+                Some(Frame::Unknown(t)) => {
+                    let message = format!("unknown request: {t}");
+                    self.writer.send(Message::Error { message }).await?;
+                }
+                Some(Frame::Data(_)) => {
+                    return Err(ProtocolError::Unexpected(
+                        "data frame outside a transfer".into(),
+                    ))
+                }
+            }
+        }
+    }
 }
 
 #[cfg(test)]

@@ -6,7 +6,7 @@
 
 use std::sync::Arc;
 
-use common::connection::{Connection, Frame};
+use common::connection::Connection;
 use common::handshake::{kind_of, PeerInfo};
 use common::protocol::{
     Action, ListingRow, Message, PeerState, Target, ENTRIES_PER_CHUNK, WATCH_PING_EVERY,
@@ -18,16 +18,7 @@ use crate::App;
 
 /// Serves one client connection until it closes.
 pub async fn handle(mut conn: Connection, _peer: PeerInfo, app: Arc<App>) -> anyhow::Result<()> {
-    while let Some(frame) = conn.reader.read_frame().await? {
-        let msg = match frame {
-            Frame::Message(msg) => msg,
-            Frame::Unknown(t) => {
-                let message = format!("unknown request: {t}");
-                conn.writer.send(Message::Error { message }).await?;
-                continue;
-            }
-            Frame::Data(_) => anyhow::bail!("unexpected data frame from a client"),
-        };
+    while let Some(msg) = conn.next_request().await? {
         let reply = match msg {
             Message::ListRequest => {
                 let (peer, rows) = listing(&app).await?;

@@ -6,7 +6,7 @@ use std::path::PathBuf;
 use std::sync::Arc;
 
 use common::config::ServerArgs;
-use common::connection::{Connection, Frame};
+use common::connection::Connection;
 use common::handshake::{kind_of, PeerInfo};
 use common::ignore::Ignore;
 use common::protocol::{InventoryEntry, Message, Role};
@@ -79,16 +79,7 @@ async fn handle(
     ignore: &Ignore,
     sync: Option<&SyncHandle>,
 ) -> anyhow::Result<()> {
-    while let Some(frame) = conn.reader.read_frame().await? {
-        let msg = match frame {
-            Frame::Message(msg) => msg,
-            Frame::Unknown(t) => {
-                let message = format!("unknown request: {t}");
-                conn.writer.send(Message::Error { message }).await?;
-                continue;
-            }
-            Frame::Data(_) => anyhow::bail!("unexpected data frame"),
-        };
+    while let Some(msg) = conn.next_request().await? {
         match msg {
             Message::InventoryRequest => {
                 let entries = listing_entries(cfg, ignore).await?;
