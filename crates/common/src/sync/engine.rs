@@ -558,7 +558,8 @@ impl Engine {
             }
         }
         for (d, k) in writes {
-            self.journal.set_present(&d, send);
+            // Synced only once the peer has it (see `sent`).
+            self.journal.set_present(&d, false);
             if send {
                 let base = self.aborted_base.remove(&d.path).unwrap_or(k);
                 self.send_file(d, base);
@@ -637,6 +638,13 @@ impl Engine {
         match outcome {
             Sent::Done { hash } => {
                 self.journal.set_hash(&meta, hash);
+                if self
+                    .journal
+                    .local(&meta.path)
+                    .is_some_and(|l| l.same_state(&meta))
+                {
+                    self.journal.set_synced(&meta.path);
+                }
                 let action = if base.is_none() { "created" } else { "updated" };
                 self.announce(
                     action,
@@ -760,7 +768,6 @@ impl Engine {
                         );
                     }
                     pushed += 1;
-                    self.journal.set_synced(p);
                     self.send_file(meta, base);
                 }
                 Plan::DeleteLocal { deleted_ns } => {
@@ -1037,7 +1044,7 @@ impl Engine {
         );
         match local {
             Some(l) => {
-                self.journal.set_present(&l, true);
+                self.journal.set_present(&l, false);
                 self.send_file(l, theirs);
             }
             None => {
