@@ -66,14 +66,15 @@ impl Decoder for FrameCodec {
     type Error = ProtocolError;
 
     fn decode(&mut self, src: &mut BytesMut) -> Result<Option<Frame>, ProtocolError> {
-        // Check the announced length ourselves first, for a clear error.
-        if src.len() >= 4 {
-            let len = u32::from_be_bytes([src[0], src[1], src[2], src[3]]) as usize;
-            if len > MAX_FRAME_LEN + 1 {
-                return Err(ProtocolError::TooLarge(len));
-            }
-        }
-        let Some(mut frame) = self.inner.decode(src).map_err(map_codec_error)? else {
+        // The inner codec checks the announced length against the cap before
+        // reserving room for the payload. (Peeking at `src` ourselves would be
+        // wrong: once the inner codec has consumed a header, `src` starts with
+        // the payload, not with a length.)
+        let Some(mut frame) = self
+            .inner
+            .decode(src)
+            .map_err(|e| map_codec_error(e, src))?
+        else {
             return Ok(None);
         };
         if frame.is_empty() {
@@ -87,9 +88,16 @@ impl Decoder for FrameCodec {
     }
 }
 
-fn map_codec_error(e: std::io::Error) -> ProtocolError {
+/// Turns the inner codec's "frame size too big" into [`ProtocolError::TooLarge`]
+/// with the announced length, which is still at the front of `src` (the
+/// inner codec refuses a header before consuming it).
+fn map_codec_error(e: std::io::Error, src: &BytesMut) -> ProtocolError {
     if e.kind() == std::io::ErrorKind::InvalidData {
-        ProtocolError::TooLarge(0)
+        let len = src
+            .get(..4)
+            .map(|h| u32::from_be_bytes([h[0], h[1], h[2], h[3]]) as usize)
+            .unwrap_or(0);
+        ProtocolError::TooLarge(len)
     } else {
         ProtocolError::Io(e)
     }
@@ -219,11 +227,35 @@ mod tests {
     }
 
     #[test]
+    fn data_frame_split_across_reads_decodes() {
+        // After the inner codec consumes a header, the buffer starts with the
+        // kind byte and payload; those must not be read as a new length.
+        let payload = Bytes::from(vec![7u8; 1000]);
+        let full = encode(Frame::Data(payload.clone()));
+        let mut codec = FrameCodec::default();
+        let mut buf = BytesMut::from(&full[..10]);
+        assert_eq!(codec.decode(&mut buf).unwrap(), None);
+        buf.extend_from_slice(&full[10..]);
+        assert_eq!(codec.decode(&mut buf).unwrap(), Some(Frame::Data(payload)));
+    }
+
+    #[test]
     fn oversized_length_is_refused_before_allocating() {
         let mut b = BytesMut::from(&[0xff, 0xff, 0xff, 0xff, 0][..]);
         assert!(matches!(
             FrameCodec::default().decode(&mut b),
-            Err(ProtocolError::TooLarge(_))
+            Err(ProtocolError::TooLarge(0xffff_ffff))
+        ));
+        assert!(b.capacity() < 1024, "nothing was reserved for the payload");
+        // The largest allowed frame is announced, not refused.
+        let max = (MAX_FRAME_LEN as u32 + 1).to_be_bytes();
+        let mut b = BytesMut::from(&max[..]);
+        assert_eq!(FrameCodec::default().decode(&mut b).unwrap(), None);
+        let over = (MAX_FRAME_LEN as u32 + 2).to_be_bytes();
+        let mut b = BytesMut::from(&over[..]);
+        assert!(matches!(
+            FrameCodec::default().decode(&mut b),
+            Err(ProtocolError::TooLarge(n)) if n == MAX_FRAME_LEN + 2
         ));
     }
 
