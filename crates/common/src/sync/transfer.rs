@@ -59,7 +59,11 @@ pub async fn send_file<W: AsyncWrite + Unpin>(
     let mut hasher = blake3::Hasher::new();
     let mut total = 0u64;
     loop {
-        let mut buf = BytesMut::zeroed(CHUNK);
+        // Room for what is left plus one byte (to notice a file that grew),
+        // at most a chunk: a small file costs a small buffer, not two
+        // zeroed chunks.
+        let left = meta.size.saturating_sub(total).saturating_add(1);
+        let mut buf = BytesMut::zeroed(usize::try_from(left).map_or(CHUNK, |n| n.min(CHUNK)));
         let n = match file.read(&mut buf) {
             Ok(n) => n,
             Err(e) => {
