@@ -68,8 +68,8 @@ pub struct Lsyncd {
 
 impl Lsyncd {
     /// Starts lsyncd over `src` (already filled) into an empty `dst`, with
-    /// its config and log in `work`, and waits until its start-up rsync
-    /// has copied all `n` files.
+    /// its config and log in `work`, and waits until its log says that the
+    /// start-up rsync finished and `dst` holds all `n` files.
     pub fn start(work: &Path, src: &Path, dst: &Path, n: usize) -> Result<Lsyncd, String> {
         std::fs::create_dir_all(dst).map_err(|e| e.to_string())?;
         let conf = work.join("lsyncd.lua");
@@ -93,14 +93,15 @@ impl Lsyncd {
             src: src.to_path_buf(),
             dst: dst.to_path_buf(),
         };
+        let log = work.join("lsyncd.log");
         let ready = measure::poll(Duration::from_secs(120), Duration::from_millis(20), || {
-            measure::count_files(dst) >= n
+            std::fs::read_to_string(&log).is_ok_and(|l| l.contains("finished"))
+                && measure::count_files(dst) >= n
         });
         if ready.is_none() || !matches!(l.child.try_wait(), Ok(None)) {
-            let log = std::fs::read_to_string(work.join("lsyncd.log")).unwrap_or_default();
+            let log = std::fs::read_to_string(&log).unwrap_or_default();
             return Err(format!("lsyncd did not mirror the tree; its log:\n{log}"));
         }
-        // Let its start-up rsync finish writing the last file.
         std::thread::sleep(Duration::from_millis(500));
         Ok(l)
     }
