@@ -124,10 +124,11 @@ fn main() {
     let mut kept = Vec::new();
     notes.push((
         0,
-        "Method: every lab3 trial starts fresh processes and is interleaved with the peer's trial in the same run; \
-         `sync` runs before the trials of rows 2-4; nothing is deleted between trials (on this machine's ext4, \
-         which has no journal, creating files soon after deleting many is slowed by the inode allocator, for \
-         lab3 and rsync alike)."
+        "Method: every lab3 trial starts fresh processes and is interleaved with the peer's trial in the same run, \
+         who goes first alternating; `sync` runs before the trials of rows 2-4; nothing is deleted between \
+         trials (on this machine's ext4, which has no journal, creating files soon after many were deleted is \
+         slowed by the inode allocator, which skips recently freed inodes one by one: whichever tool creates \
+         files next pays, lab3 or rsync)."
             .into(),
     ));
     let (latency_rows, idle_rows) =
@@ -471,7 +472,32 @@ fn idle(
 
 // ------------------------------------------------------------------- row 2
 
-/// A fresh folder for one trial, removed (untimed) when done.
+/// Runs `trials` trials of lab3 and (if it is installed) of the peer,
+/// alternating who goes first: on this machine whoever creates files
+/// first after a burst of deletes pays the inode allocator's toll.
+/// Returns each side's times.
+fn interleaved(
+    trials: usize,
+    with_peer: bool,
+    mut lab3: impl FnMut(usize) -> f64,
+    mut peer: impl FnMut(usize) -> f64,
+) -> (Vec<f64>, Vec<f64>) {
+    let (mut l, mut p) = (Vec::new(), Vec::new());
+    for t in 0..trials {
+        if with_peer && t % 2 == 1 {
+            p.push(peer(t));
+            l.push(lab3(t));
+        } else {
+            l.push(lab3(t));
+            if with_peer {
+                p.push(peer(t));
+            }
+        }
+    }
+    (l, p)
+}
+
+/// The folder of trial `t` of `what` (created if needed).
 fn trial_dir(work: &Path, what: &str, t: usize) -> PathBuf {
     let d = work.join(format!("{what}_{t}"));
     std::fs::create_dir_all(&d).unwrap();
@@ -488,8 +514,7 @@ fn initial_sync(
     eprintln!("row 2: writing {n} files...");
     let src = work.join("bulk_src");
     measure::make_tree(&src, n, 4096, 2, None);
-    let (mut lab, mut rs) = (Vec::new(), Vec::new());
-    for t in 0..plan.trials {
+    let lab3_trial = |t: usize| {
         let trial = trial_dir(work, "bulk", t);
         let dst = trial.join("dst");
         std::fs::create_dir_all(&dst).unwrap();
@@ -512,17 +537,18 @@ fn initial_sync(
         drop((a, b));
         measure::same_tree(&src, &dst, n).unwrap_or_else(|e| panic!("lab3: {e}"));
         eprintln!("row 2 trial {}: lab3 {}", t + 1, secs(s));
-        lab.push(s);
-        if peers.rsync.is_some() {
-            let dst = trial.join("rsync_dst");
-            std::fs::create_dir_all(&dst).unwrap();
-            measure::settle_disk();
-            let r = peers::rsync(&src, &dst);
-            measure::same_tree(&src, &dst, n).unwrap_or_else(|e| panic!("rsync: {e}"));
-            eprintln!("row 2 trial {}: rsync {}", t + 1, secs(r.secs));
-            rs.push(r.secs);
-        }
-    }
+        s
+    };
+    let rsync_trial = |t: usize| {
+        let dst = trial_dir(work, "bulk", t).join("rsync_dst");
+        std::fs::create_dir_all(&dst).unwrap();
+        measure::settle_disk();
+        let r = peers::rsync(&src, &dst);
+        measure::same_tree(&src, &dst, n).unwrap_or_else(|e| panic!("rsync: {e}"));
+        eprintln!("row 2 trial {}: rsync {}", t + 1, secs(r.secs));
+        r.secs
+    };
+    let (lab, rs) = interleaved(plan.trials, peers.rsync.is_some(), lab3_trial, rsync_trial);
     let mut row = Row::new(
         2,
         format!(
@@ -563,9 +589,8 @@ fn big_file(plan: &Plan, peers: &Peers, work: &Path, notes: &mut Vec<(u8, String
     let src = work.join("big_src");
     std::fs::create_dir_all(&src).unwrap();
     measure::make_big(&src.join("big.bin"), size, 3);
-    let (mut lab, mut rs) = (Vec::new(), Vec::new());
     let (mut rss_a, mut rss_b, mut rss_rsync) = (0u64, 0u64, 0u64);
-    for t in 0..plan.trials {
+    let lab3_trial = |t: usize| {
         let trial = trial_dir(work, "big", t);
         let dst = trial.join("dst");
         std::fs::create_dir_all(&dst).unwrap();
@@ -602,28 +627,30 @@ fn big_file(plan: &Plan, peers: &Peers, work: &Path, notes: &mut Vec<(u8, String
             measure::mib(ra),
             measure::mib(rb)
         );
-        lab.push(s);
-        let _ = std::fs::remove_dir_all(&dst);
-        if peers.rsync.is_some() {
-            let dst = trial.join("rsync_dst");
-            std::fs::create_dir_all(&dst).unwrap();
-            measure::settle_disk();
-            let r = peers::rsync(&src, &dst);
-            assert!(
-                measure::same_file(&src.join("big.bin"), &dst.join("big.bin")),
-                "rsync: the big file differs"
-            );
-            eprintln!(
-                "row 3 trial {}: rsync {} (peak RSS {})",
-                t + 1,
-                secs(r.secs),
-                measure::mib(r.peak_rss_kib)
-            );
-            rs.push(r.secs);
-            rss_rsync = rss_rsync.max(r.peak_rss_kib);
-        }
-        let _ = std::fs::remove_dir_all(&trial);
-    }
+        // One file: removing it costs the next trial nothing.
+        let _ = std::fs::remove_file(&target);
+        s
+    };
+    let rsync_trial = |t: usize| {
+        let dst = trial_dir(work, "big", t).join("rsync_dst");
+        std::fs::create_dir_all(&dst).unwrap();
+        measure::settle_disk();
+        let r = peers::rsync(&src, &dst);
+        assert!(
+            measure::same_file(&src.join("big.bin"), &dst.join("big.bin")),
+            "rsync: the big file differs"
+        );
+        eprintln!(
+            "row 3 trial {}: rsync {} (peak RSS {})",
+            t + 1,
+            secs(r.secs),
+            measure::mib(r.peak_rss_kib)
+        );
+        rss_rsync = rss_rsync.max(r.peak_rss_kib);
+        let _ = std::fs::remove_file(dst.join("big.bin"));
+        r.secs
+    };
+    let (lab, rs) = interleaved(plan.trials, peers.rsync.is_some(), lab3_trial, rsync_trial);
     let _ = std::fs::remove_dir_all(&src);
     let mut rows = Vec::new();
     let mut row = Row::new(3, format!("one {label} file reaches B complete"));
