@@ -511,11 +511,79 @@ fn initial_sync(
     notes: &mut Vec<(u8, String)>,
 ) -> Vec<Row> {
     let n = plan.bulk_files;
-    eprintln!("row 2: writing {n} files...");
-    let src = work.join("bulk_src");
+    let (lab, rs) = bulk_trials(plan, peers, work, "disk");
+    let mut row = Row::new(
+        2,
+        format!(
+            "initial sync of {} files of 4 KiB into an empty peer",
+            count(n)
+        ),
+    );
+    row.lab3 = secs(median(&lab));
+    row.target = "no slower than rsync (≤ 1.00x)".into();
+    if peers.rsync.is_some() {
+        let m = median(&rs);
+        row.peer = format!("rsync -a: {}", secs(m));
+        row.ratio = ratio(median(&lab), m);
+        row.pass = row.ratio.map(|r| r <= 1.0);
+    } else {
+        row.peer = NO_RSYNC.into();
+    }
+    let mut rows = vec![row];
+    let list = |v: &[f64]| {
+        if v.is_empty() {
+            "none".to_string()
+        } else {
+            v.iter().map(|s| secs(*s)).collect::<Vec<_>>().join(", ")
+        }
+    };
+    let mut note = format!(
+        "Row 2: lab3 is timed from spawning server B (empty folder, no state) and then A (full folder, no state) to \
+         B's console announcing the {}th received file. lab3 trials: {}; rsync: {}.",
+        count(n),
+        list(&lab),
+        list(&rs),
+    );
+    // The same in memory: what lab3 itself costs, without the disk's noise.
+    match tempfile::tempdir_in("/dev/shm") {
+        Ok(shm) => {
+            let (lab, rs) = bulk_trials(plan, peers, shm.path(), "tmpfs");
+            let mut row = Row::new(
+                2,
+                format!(
+                    "the same {} files on tmpfs (/dev/shm): no disk, CPU-bound; for reference",
+                    count(n)
+                ),
+            );
+            row.lab3 = secs(median(&lab));
+            if peers.rsync.is_some() {
+                let m = median(&rs);
+                row.peer = format!("rsync -a: {}", secs(m));
+                row.ratio = ratio(median(&lab), m);
+            } else {
+                row.peer = NO_RSYNC.into();
+            }
+            rows.push(row);
+            note.push_str(&format!(
+                " On tmpfs: lab3 {}; rsync {}.",
+                list(&lab),
+                list(&rs)
+            ));
+        }
+        Err(e) => eprintln!("row 2: no tmpfs reference ({e})"),
+    }
+    notes.push((2, note));
+    rows
+}
+
+/// Row 2's trials in `root`: lab3's and rsync's times.
+fn bulk_trials(plan: &Plan, peers: &Peers, root: &Path, place: &str) -> (Vec<f64>, Vec<f64>) {
+    let n = plan.bulk_files;
+    eprintln!("row 2 ({place}): writing {n} files...");
+    let src = root.join("bulk_src");
     measure::make_tree(&src, n, 4096, 2, None);
     let lab3_trial = |t: usize| {
-        let trial = trial_dir(work, "bulk", t);
+        let trial = trial_dir(root, "bulk", t);
         let dst = trial.join("dst");
         std::fs::create_dir_all(&dst).unwrap();
         measure::settle_disk();
@@ -536,44 +604,19 @@ fn initial_sync(
         );
         drop((a, b));
         measure::same_tree(&src, &dst, n).unwrap_or_else(|e| panic!("lab3: {e}"));
-        eprintln!("row 2 trial {}: lab3 {}", t + 1, secs(s));
+        eprintln!("row 2 ({place}) trial {}: lab3 {}", t + 1, secs(s));
         s
     };
     let rsync_trial = |t: usize| {
-        let dst = trial_dir(work, "bulk", t).join("rsync_dst");
+        let dst = trial_dir(root, "bulk", t).join("rsync_dst");
         std::fs::create_dir_all(&dst).unwrap();
         measure::settle_disk();
         let r = peers::rsync(&src, &dst);
         measure::same_tree(&src, &dst, n).unwrap_or_else(|e| panic!("rsync: {e}"));
-        eprintln!("row 2 trial {}: rsync {}", t + 1, secs(r.secs));
+        eprintln!("row 2 ({place}) trial {}: rsync {}", t + 1, secs(r.secs));
         r.secs
     };
-    let (lab, rs) = interleaved(plan.trials, peers.rsync.is_some(), lab3_trial, rsync_trial);
-    let mut row = Row::new(
-        2,
-        format!(
-            "initial sync of {} files of 4 KiB into an empty peer",
-            count(n)
-        ),
-    );
-    row.lab3 = secs(median(&lab));
-    row.target = "no slower than rsync (≤ 1.00x)".into();
-    if peers.rsync.is_some() {
-        let m = median(&rs);
-        row.peer = format!("rsync -a: {}", secs(m));
-        row.ratio = ratio(median(&lab), m);
-        row.pass = row.ratio.map(|r| r <= 1.0);
-    } else {
-        row.peer = NO_RSYNC.into();
-    }
-    notes.push((2, format!(
-        "Row 2: lab3 is timed from spawning server B (empty folder, no state) and then A (full folder, no state) to \
-         B's console announcing the {}th received file. lab3 trials: {}; rsync: {}.",
-        count(n),
-        lab.iter().map(|s| secs(*s)).collect::<Vec<_>>().join(", "),
-        if rs.is_empty() { "none".into() } else { rs.iter().map(|s| secs(*s)).collect::<Vec<_>>().join(", ") },
-    )));
-    vec![row]
+    interleaved(plan.trials, peers.rsync.is_some(), lab3_trial, rsync_trial)
 }
 
 // ------------------------------------------------------------------- row 3
