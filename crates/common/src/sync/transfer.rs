@@ -14,7 +14,7 @@ use bytes::BytesMut;
 use tokio::io::{AsyncRead, AsyncWrite};
 
 use crate::connection::{Frame, FrameReader, FrameWriter, ProtocolError};
-use crate::meta::{self, FileMeta};
+use crate::meta::FileMeta;
 use crate::paths;
 use crate::protocol::Message;
 
@@ -193,15 +193,40 @@ pub async fn receive_file<R: AsyncRead + Unpin>(
         return Err(rejected(&meta.path, "content hash does not match"));
     }
     let temp = temp.expect("no problem means a temp file");
+    set_time_and_mode(temp.as_file(), meta.mtime_ns, meta.mode)
+        .map_err(|e| local_error(&meta.path, e))?;
     let (file, path) = temp.into_parts();
     drop(file);
-    meta::set_times_and_mode(&path, meta.mtime_ns, meta.mode)
-        .map_err(|e| local_error(&meta.path, e))?;
     Ok(Received {
         meta,
         base,
         temp: path,
     })
+}
+
+/// Sets the mtime (to the nanosecond) and the mode bits through the open
+/// file, so that no path is looked up again (the same result as
+/// [`crate::meta::set_times_and_mode`], two path walks fewer per received file).
+fn set_time_and_mode(file: &File, mtime_ns: i64, mode: u32) -> std::io::Result<()> {
+    let since_epoch = std::time::Duration::from_nanos(mtime_ns.unsigned_abs());
+    let mtime = if mtime_ns >= 0 {
+        std::time::UNIX_EPOCH + since_epoch
+    } else {
+        std::time::UNIX_EPOCH - since_epoch
+    };
+    file.set_modified(mtime)?;
+    #[cfg(unix)]
+    let perms = {
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::Permissions::from_mode(mode & 0o7777)
+    };
+    #[cfg(not(unix))]
+    let perms = {
+        let mut p = file.metadata()?.permissions();
+        p.set_readonly(mode & 0o222 == 0);
+        p
+    };
+    file.set_permissions(perms)
 }
 
 fn new_temp(tmp_dir: &Path) -> std::io::Result<tempfile::NamedTempFile> {
