@@ -194,6 +194,24 @@ pub fn cpu_secs(pid: u32) -> Option<f64> {
     Some(ticks as f64 / clk_tck() as f64)
 }
 
+/// CPU time of a process's threads that are alive now, in seconds to the
+/// nanosecond (the run times in `/proc/PID/task/*/schedstat`). A thread
+/// that exits takes its time with it; [`cpu_secs`] keeps it, in ticks.
+pub fn cpu_secs_precise(pid: u32) -> Option<f64> {
+    let mut ns = 0u64;
+    for task in std::fs::read_dir(format!("/proc/{pid}/task")).ok()? {
+        let Ok(task) = task else { continue };
+        if let Ok(s) = std::fs::read_to_string(task.path().join("schedstat")) {
+            ns += s
+                .split_whitespace()
+                .next()
+                .and_then(|x| x.parse::<u64>().ok())
+                .unwrap_or(0);
+        }
+    }
+    Some(ns as f64 / 1e9)
+}
+
 /// Clock ticks per second, the unit of utime and stime.
 pub fn clk_tck() -> u64 {
     static TCK: std::sync::OnceLock<u64> = std::sync::OnceLock::new();
