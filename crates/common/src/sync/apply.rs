@@ -10,6 +10,14 @@ use crate::paths;
 /// Renames a finished temporary file to `rel` under `root`, creating parent folders.
 pub fn install(root: &Path, rel: &str, temp: tempfile::TempPath) -> std::io::Result<()> {
     let target = paths::resolve(root, rel).map_err(std::io::Error::other)?;
+    // The parent folder almost always exists: try the rename first, and
+    // create folders only when it says one is missing (two system calls
+    // fewer per received file).
+    let temp = match temp.persist(&target) {
+        Ok(()) => return Ok(()),
+        Err(e) if e.error.kind() == std::io::ErrorKind::NotFound => e.path,
+        Err(e) => return Err(e.error),
+    };
     if let Some(parent) = target.parent() {
         std::fs::create_dir_all(parent)?;
     }

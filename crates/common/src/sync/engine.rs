@@ -270,9 +270,15 @@ impl Engine {
             let far = Instant::now() + Duration::from_secs(3600);
             tokio::select! {
                 Some(h) = hints.recv() => {
-                    self.hint(h);
+                    let mut now = self.hint(h);
                     while let Ok(h) = hints.try_recv() {
-                        self.hint(h);
+                        now |= self.hint(h);
+                    }
+                    // A closed write is due at once: act on it here rather
+                    // than through the timer, whose millisecond ticks add
+                    // up to a millisecond to every edit.
+                    if now {
+                        self.process_due();
                     }
                 }
                 ev = rx.recv() => match ev {
@@ -294,13 +300,16 @@ impl Engine {
         }
     }
 
-    fn hint(&mut self, h: Hint) {
+    /// Notes a hinted path; true if it asks to be looked at now.
+    fn hint(&mut self, h: Hint) -> bool {
+        let now = h.urgency == Urgency::Now;
         let due = Instant::now() + h.urgency.delay();
         let slot = self.pending.entry(h.path).or_insert(due);
         *slot = match h.urgency {
             Urgency::Quiet => due,
             _ => (*slot).min(due),
         };
+        now
     }
 
     fn event(&mut self, ev: Event) {

@@ -196,7 +196,19 @@ async fn read_loop(
                 let got = transfer::receive_file(&mut r, &handle.tmp_dir, meta, base).await;
                 drop(receiving);
                 match got {
-                    Ok(received) => send(PeerMsg::File(received)),
+                    Ok(received) => {
+                        let ok = send(PeerMsg::File(received));
+                        // Let the engine install it now. Receiving does
+                        // blocking file I/O and, while frames are already
+                        // buffered, never waits on the socket; without a
+                        // yield this task keeps its worker for thousands of
+                        // files while the engine, woken into the same
+                        // worker's LIFO slot (which the other worker does
+                        // not steal), waits: temporary files pile up and
+                        // the peer's files land late.
+                        tokio::task::yield_now().await;
+                        ok
+                    }
                     Err(ReceiveError::Protocol(e)) => return Err(e.into()),
                     Err(ReceiveError::Aborted(_)) => true,
                     Err(e @ ReceiveError::Rejected { .. }) => {

@@ -14,7 +14,7 @@ use bytes::BytesMut;
 use tokio::io::{AsyncRead, AsyncWrite};
 
 use crate::connection::{Frame, FrameReader, FrameWriter, ProtocolError};
-use crate::meta::{self, FileMeta};
+use crate::meta::FileMeta;
 use crate::paths;
 use crate::protocol::Message;
 
@@ -59,7 +59,11 @@ pub async fn send_file<W: AsyncWrite + Unpin>(
     let mut hasher = blake3::Hasher::new();
     let mut total = 0u64;
     loop {
-        let mut buf = BytesMut::zeroed(CHUNK);
+        // Room for what is left plus one byte (to notice a file that grew),
+        // at most a chunk: a small file costs a small buffer, not two
+        // zeroed chunks.
+        let left = meta.size.saturating_sub(total).saturating_add(1);
+        let mut buf = BytesMut::zeroed(usize::try_from(left).map_or(CHUNK, |n| n.min(CHUNK)));
         let n = match file.read(&mut buf) {
             Ok(n) => n,
             Err(e) => {
@@ -195,10 +199,10 @@ pub async fn receive_file<R: AsyncRead + Unpin>(
         return Err(rejected(&meta.path, "content hash does not match"));
     }
     let temp = temp.expect("no problem means a temp file");
+    set_time_and_mode(temp.as_file(), meta.mtime_ns, meta.mode)
+        .map_err(|e| local_error(&meta.path, e))?;
     let (file, path) = temp.into_parts();
     drop(file);
-    meta::set_times_and_mode(&path, meta.mtime_ns, meta.mode)
-        .map_err(|e| local_error(&meta.path, e))?;
     Ok(Received {
         meta,
         base,
@@ -222,6 +226,31 @@ pub fn hash_file(root: &Path, meta: &FileMeta) -> Option<String> {
         hasher.update(&buf[..n]);
     }
     unchanged(&file, meta).then(|| hasher.finalize().to_hex().to_string())
+}
+
+/// Sets the mtime (to the nanosecond) and the mode bits through the open
+/// file, so that no path is looked up again (the same result as
+/// [`crate::meta::set_times_and_mode`], two path walks fewer per received file).
+fn set_time_and_mode(file: &File, mtime_ns: i64, mode: u32) -> std::io::Result<()> {
+    let since_epoch = std::time::Duration::from_nanos(mtime_ns.unsigned_abs());
+    let mtime = if mtime_ns >= 0 {
+        std::time::UNIX_EPOCH + since_epoch
+    } else {
+        std::time::UNIX_EPOCH - since_epoch
+    };
+    file.set_modified(mtime)?;
+    #[cfg(unix)]
+    let perms = {
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::Permissions::from_mode(mode & 0o7777)
+    };
+    #[cfg(not(unix))]
+    let perms = {
+        let mut p = file.metadata()?.permissions();
+        p.set_readonly(mode & 0o222 == 0);
+        p
+    };
+    file.set_permissions(perms)
 }
 
 fn new_temp(tmp_dir: &Path) -> std::io::Result<tempfile::NamedTempFile> {
