@@ -24,9 +24,11 @@ pub struct ServerArgs {
     #[arg(long = "ignore-file", value_name = "PATH")]
     pub ignore_file: Vec<PathBuf>,
 
-    /// Seconds between safety-net rescans of the directory (events do the real work).
-    #[arg(long, default_value_t = 3.0, value_name = "SECS")]
-    pub rescan_secs: f64,
+    /// Seconds between safety-net rescans of the directory (events do the
+    /// real work). Default: 3 where events may be missing (no watcher, a
+    /// network or FUSE filesystem), 30 where the OS watcher sees everything.
+    #[arg(long, value_name = "SECS")]
+    pub rescan_secs: Option<f64>,
 
     /// Accept that the directory, which held files at the last sync, is now
     /// empty or missing, and propagate those deletes.
@@ -97,7 +99,9 @@ pub fn sync_config(
         state_dir: state_dir.to_path_buf(),
         ignore,
         me,
-        rescan_every: std::time::Duration::from_secs_f64(args.rescan_secs.max(0.1)),
+        rescan_every: args
+            .rescan_secs
+            .map(|s| std::time::Duration::from_secs_f64(s.max(0.1))),
         confirm_empty: args.confirm_empty,
         gate,
     }

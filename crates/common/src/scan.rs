@@ -110,9 +110,50 @@ pub async fn scan_dir_async(root: PathBuf, ignore: Ignore) -> std::io::Result<Sc
         .map_err(std::io::Error::other)?
 }
 
+/// Whether `dir` is on a filesystem where the OS watcher may not see every
+/// change: network filesystems (NFS, SMB/CIFS, 9p, Ceph, AFS) and FUSE,
+/// whose changes made elsewhere raise no local events.
+#[cfg(target_os = "linux")]
+pub fn events_may_be_missing(dir: &Path) -> bool {
+    use std::os::unix::ffi::OsStrExt;
+    const REMOTE: &[i64] = &[
+        0x6969,     // NFS
+        0x517B,     // SMB
+        0xFF534D42, // CIFS
+        0xFE534D42, // SMB2
+        0x65735546, // FUSE
+        0x01021997, // 9p (VM and WSL shares)
+        0x00C36400, // Ceph
+        0x5346414F, // AFS
+        0x73757245, // Coda
+    ];
+    let Ok(c) = std::ffi::CString::new(dir.as_os_str().as_bytes()) else {
+        return true;
+    };
+    let mut st: libc::statfs = unsafe { std::mem::zeroed() };
+    // SAFETY: a valid NUL-terminated path and a buffer of the right type.
+    if unsafe { libc::statfs(c.as_ptr(), &mut st) } != 0 {
+        return true;
+    }
+    REMOTE.contains(&(st.f_type as i64))
+}
+
+/// Elsewhere the filesystem type is not checked: assume events may be missing.
+#[cfg(not(target_os = "linux"))]
+pub fn events_may_be_missing(_dir: &Path) -> bool {
+    true
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_local_temp_folder_raises_events() {
+        let d = tempfile::tempdir().unwrap();
+        #[cfg(target_os = "linux")]
+        assert!(!events_may_be_missing(d.path()));
+    }
 
     #[test]
     fn finds_nested_files_and_skips_links_and_junk() {

@@ -12,6 +12,7 @@ use tokio::sync::{broadcast, mpsc};
 use tokio::time::Instant;
 
 use super::decide::{self, Plan, State, Winner};
+use super::due::DueSet;
 use super::journal::Journal;
 use super::transfer::{self, Received, Sent};
 use super::watcher::{self, Hint, RescanFlag, Urgency};
@@ -111,9 +112,9 @@ struct Engine {
     handle: SyncHandle,
     journal: Journal,
     /// Paths hinted by the watcher or a rescan, and when to look at them.
-    pending: HashMap<String, Instant>,
+    pending: DueSet,
     /// Paths to ask the peer for again, and when.
-    wants: HashMap<String, Instant>,
+    wants: DueSet,
     link: Option<Link>,
     /// The base of a send that was aborted, for the next send of that path.
     aborted_base: HashMap<String, Option<FileMeta>>,
@@ -123,6 +124,10 @@ struct Engine {
     scanning: bool,
     /// Skipped paths already warned about.
     warned: HashSet<PathBuf>,
+    /// The OS watcher is running (otherwise only rescans find changes).
+    watching: bool,
+    /// Raised when events were lost.
+    rescan_flag: Arc<RescanFlag>,
 }
 
 /// Starts the engine over `cfg.root`: opens the journal, records what
@@ -161,7 +166,7 @@ pub fn start(cfg: SyncConfig) -> anyhow::Result<SyncHandle> {
             tracing::error!(
                 "cannot watch {}: {e}; falling back to rescans every {:?}",
                 cfg.root.display(),
-                cfg.rescan_every
+                cfg.rescan_every.unwrap_or(Duration::from_secs(3))
             );
             None
         }
@@ -170,13 +175,15 @@ pub fn start(cfg: SyncConfig) -> anyhow::Result<SyncHandle> {
         cfg,
         handle: handle.clone(),
         journal,
-        pending: HashMap::new(),
-        wants: HashMap::new(),
+        pending: DueSet::default(),
+        wants: DueSet::default(),
         link: None,
         aborted_base: HashMap::new(),
         sending: 0,
         scanning: false,
         warned: HashSet::new(),
+        watching: watch.is_some(),
+        rescan_flag: flag.clone(),
     };
     engine.startup_scan()?;
     tokio::spawn(async move {
@@ -257,16 +264,16 @@ impl Engine {
         mut hints: mpsc::Receiver<Hint>,
         flag: Arc<RescanFlag>,
     ) {
-        let mut rescan = tokio::time::interval(self.cfg.rescan_every);
+        let every = self.rescan_interval();
+        tracing::debug!("safety-net rescan every {every:?}");
+        let mut rescan = tokio::time::interval(every);
         rescan.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         rescan.tick().await;
         loop {
-            let next = self
-                .pending
-                .values()
-                .chain(self.wants.values())
-                .min()
-                .copied();
+            let next = match (self.pending.next(), self.wants.next()) {
+                (Some(a), Some(b)) => Some(a.min(b)),
+                (a, b) => a.or(b),
+            };
             let far = Instant::now() + Duration::from_secs(3600);
             tokio::select! {
                 Some(h) = hints.recv() => {
@@ -300,15 +307,31 @@ impl Engine {
         }
     }
 
+    /// How often the safety-net rescan runs: as asked, or else every 3 s
+    /// where events may be missing (no watcher, a network or FUSE
+    /// filesystem, whose remote changes raise no events here) and every 30 s
+    /// where the watcher sees every change (a lost event raises the rescan
+    /// flag, which rescans at once). Rescans are the only idle work.
+    fn rescan_interval(&self) -> Duration {
+        if let Some(every) = self.cfg.rescan_every {
+            return every;
+        }
+        if self.watching && !crate::scan::events_may_be_missing(&self.cfg.root) {
+            Duration::from_secs(30)
+        } else {
+            Duration::from_secs(3)
+        }
+    }
+
     /// Notes a hinted path; true if it asks to be looked at now.
     fn hint(&mut self, h: Hint) -> bool {
         let now = h.urgency == Urgency::Now;
         let due = Instant::now() + h.urgency.delay();
-        let slot = self.pending.entry(h.path).or_insert(due);
-        *slot = match h.urgency {
-            Urgency::Quiet => due,
-            _ => (*slot).min(due),
+        let when = match (self.pending.get(&h.path), h.urgency) {
+            (Some(old), Urgency::Now | Urgency::Soon) => old.min(due),
+            _ => due,
         };
+        self.pending.set(h.path, when);
         now
     }
 
@@ -471,26 +494,11 @@ impl Engine {
 
     fn process_due(&mut self) {
         let now = Instant::now();
-        let due: Vec<String> = self
-            .pending
-            .iter()
-            .filter(|(_, t)| **t <= now)
-            .map(|(p, _)| p.clone())
-            .collect();
-        for p in &due {
-            self.pending.remove(p);
-        }
+        let due = self.pending.take_due(now);
         if !due.is_empty() {
             self.process_paths(due);
         }
-        let wants: Vec<String> = self
-            .wants
-            .iter()
-            .filter(|(_, t)| **t <= now)
-            .map(|(p, _)| p.clone())
-            .collect();
-        for p in wants {
-            self.wants.remove(&p);
+        for p in self.wants.take_due(now) {
             let have = self.stat(&p);
             self.send(Outgoing::Msg(Message::Want { path: p, have }));
         }
@@ -667,7 +675,7 @@ impl Engine {
                 // Changed under us: look again once it is quiet, from the same base.
                 self.aborted_base.insert(meta.path.clone(), base);
                 self.pending
-                    .insert(meta.path, Instant::now() + Urgency::Quiet.delay());
+                    .set(meta.path, Instant::now() + Urgency::Quiet.delay());
             }
         }
     }
@@ -699,7 +707,19 @@ impl Engine {
             st.clock_skew_ns = Some(clock_skew_ns);
             st.sending = 0;
         }
-        self.start_scan(true);
+        if self.watching && !self.rescan_flag.is_raised() {
+            // The watcher has kept the journal current (and raises the flag
+            // if it lost events): look at what it hinted, no full scan.
+            let hinted = self
+                .pending
+                .take_due(Instant::now() + Duration::from_secs(3600));
+            if !hinted.is_empty() {
+                self.process_paths(hinted);
+            }
+            self.hash_then_send_inventory();
+        } else {
+            self.start_scan(true);
+        }
     }
 
     /// Hashes the files changed since the last sync (up to [`HASH_LIMIT`]
@@ -822,7 +842,7 @@ impl Engine {
             } => self.apply_rename(from, meta, deleted_ns),
             PeerMsg::Want { path, have } => self.answer_want(path, have),
             PeerMsg::StoreFailed { path } => {
-                self.wants.insert(path, Instant::now() + RETRY_AFTER);
+                self.wants.set(path, Instant::now() + RETRY_AFTER);
             }
         }
     }
@@ -922,7 +942,7 @@ impl Engine {
                     Some(size),
                     format!("cannot write: {e}; will retry"),
                 );
-                self.wants.insert(p, Instant::now() + RETRY_AFTER);
+                self.wants.set(p, Instant::now() + RETRY_AFTER);
             }
         }
     }
@@ -1171,7 +1191,7 @@ impl Engine {
         // Afterwards the file syncs as any other.
         let now = Instant::now();
         for p in touched {
-            self.pending.insert(p, now);
+            self.pending.set(p, now);
         }
         report
     }

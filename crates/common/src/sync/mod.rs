@@ -7,6 +7,7 @@
 //! - [`watcher`]: OS events turned into hints about paths.
 //! - [`journal`]: what this side last saw of each path, tombstones included.
 //! - [`decide`]: the one rule for who wins a disagreement.
+//! - `due`: paths waiting to be looked at, ordered by deadline.
 //! - [`transfer`]: file bytes over the link, into verified temporary files.
 //! - [`apply`]: the only code that changes the synced directory.
 //! - [`link`]: the reader and writer tasks of a connected link.
@@ -26,6 +27,7 @@
 
 pub mod apply;
 pub mod decide;
+mod due;
 mod engine;
 pub mod journal;
 mod link;
@@ -55,8 +57,9 @@ pub struct SyncConfig {
     pub ignore: Ignore,
     /// Which server this is (breaks exact ties: Server A's copy wins).
     pub me: Role,
-    /// Interval of the safety-net rescan.
-    pub rescan_every: Duration,
+    /// Interval of the safety-net rescan; `None`: 3 s where events may be
+    /// missing (no watcher, a network filesystem), 30 s otherwise.
+    pub rescan_every: Option<Duration>,
     /// The user confirmed that an emptied directory means "delete everything".
     pub confirm_empty: bool,
     /// Server A's lock table: holds back updates of locked paths.

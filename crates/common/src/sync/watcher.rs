@@ -60,6 +60,11 @@ impl RescanFlag {
         self.wake.notify_one();
     }
 
+    /// Whether a rescan is requested (without clearing it).
+    pub fn is_raised(&self) -> bool {
+        self.needed.load(Ordering::SeqCst)
+    }
+
     /// Whether a rescan was requested since the last call.
     pub fn take(&self) -> bool {
         self.needed.swap(false, Ordering::SeqCst)
