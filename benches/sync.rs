@@ -429,7 +429,7 @@ fn idle(
         let mut row = Row::new(
             5,
             format!(
-                "idle CPU per 10 s of server {side}, {} files, default rescan every 3 s (window {w:?})",
+                "idle CPU per 10 s of server {side}, {} files, default rescan interval (30 s on a local filesystem; window {w:?})",
                 count(n)
             ),
         );
