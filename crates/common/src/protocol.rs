@@ -97,8 +97,8 @@ pub enum InventoryEntry {
         #[serde(flatten)]
         meta: FileMeta,
         dirty: bool,
-        /// BLAKE3 of the content, when known: always for dirty entries, so
-        /// that equal size and mtime with different content is caught.
+        /// BLAKE3 of the content, when already known (from a transfer or an
+        /// earlier comparison); look-alike paths are compared with `hashes`.
         #[serde(default, skip_serializing_if = "Option::is_none")]
         hash: Option<String>,
     },
@@ -222,6 +222,13 @@ pub enum Message {
     Want {
         path: String,
         have: Option<FileMeta>,
+    },
+    /// Content hashes (BLAKE3, hex) of the paths whose two copies look
+    /// alike (same size, mtime, mode) and may differ; sent by both sides
+    /// after the inventories, possibly empty; the last chunk has `done`.
+    Hashes {
+        hashes: std::collections::BTreeMap<String, String>,
+        done: bool,
     },
     /// Keeps an idle link alive; ignored by the receiver.
     Ping,

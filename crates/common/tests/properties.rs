@@ -208,6 +208,11 @@ fn message() -> impl Strategy<Value = Message> {
             .prop_map(|(path, have)| Message::Want { path, have }),
         Just(Message::Ping),
         (
+            proptest::collection::btree_map(text(), "[0-9a-f]{64}", 0..4),
+            any::<bool>()
+        )
+            .prop_map(|(hashes, done)| Message::Hashes { hashes, done }),
+        (
             any::<i64>(),
             text(),
             text(),
@@ -253,6 +258,7 @@ fn variant(m: &Message) -> &'static str {
         Message::Rename { .. } => "rename",
         Message::Want { .. } => "want",
         Message::Ping => "ping",
+        Message::Hashes { .. } => "hashes",
         Message::Action(_) => "action",
     }
 }

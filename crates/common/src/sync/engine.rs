@@ -3,7 +3,7 @@
 //! File bytes move in the link's tasks; the engine only stats, renames and
 //! records.
 
-use std::collections::{BTreeSet, HashMap, HashSet};
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -48,9 +48,11 @@ pub(crate) enum Event {
         scan: std::io::Result<Scan>,
         reconcile: bool,
     },
-    /// Content hashes of changed files, computed before an inventory goes out.
+    /// Content hashes of look-alike files, computed for reconciliation;
+    /// `paths` are all the look-alikes whose hashes go to the peer.
     Hashed {
         hashes: Vec<(FileMeta, String)>,
+        paths: Vec<String>,
     },
     Command(Command),
 }
@@ -58,6 +60,8 @@ pub(crate) enum Event {
 /// What the peer sent, already checked for path safety by the link.
 pub(crate) enum PeerMsg {
     Inventory(Vec<InventoryEntry>),
+    /// Content hashes of look-alike paths (see `compare_contents`).
+    Hashes(HashMap<String, String>),
     File(Received),
     Delete {
         path: String,
@@ -84,6 +88,7 @@ pub(crate) enum PeerMsg {
 pub(crate) enum Outgoing {
     Msg(Message),
     Inventory(Vec<InventoryEntry>),
+    Hashes(BTreeMap<String, String>),
     File {
         meta: FileMeta,
         base: Option<FileMeta>,
@@ -104,7 +109,12 @@ struct Link {
     /// Inventories exchanged and the plan carried out: changes are sent as they happen.
     reconciled: bool,
     inventory_sent: bool,
+    /// The peer's inventory, until the plan is made.
     peer_inventory: Option<Vec<InventoryEntry>>,
+    /// This side sent its `hashes` for the look-alike paths.
+    hashes_sent: bool,
+    /// The peer's `hashes`, once received.
+    peer_hashes: Option<HashMap<String, String>>,
 }
 
 struct Engine {
@@ -369,11 +379,11 @@ impl Engine {
                 }
             }
             Event::Scanned { scan, reconcile } => self.scanned(scan, reconcile),
-            Event::Hashed { hashes } => {
+            Event::Hashed { hashes, paths } => {
                 for (meta, hash) in hashes {
                     self.journal.set_hash(&meta, hash);
                 }
-                self.send_inventory();
+                self.send_hashes(paths);
             }
             Event::Command(Command::Unlock { path, reply }) => {
                 let _ = reply.send(self.unlock(&path));
@@ -478,7 +488,7 @@ impl Engine {
             Err(e) => tracing::error!("scanning {}: {e}", self.cfg.root.display()),
         }
         if reconcile {
-            self.hash_then_send_inventory();
+            self.send_inventory();
         }
     }
 
@@ -697,6 +707,8 @@ impl Engine {
             reconciled: false,
             inventory_sent: false,
             peer_inventory: None,
+            hashes_sent: false,
+            peer_hashes: None,
         });
         self.sending = 0;
         self.aborted_base.clear();
@@ -716,35 +728,10 @@ impl Engine {
             if !hinted.is_empty() {
                 self.process_paths(hinted);
             }
-            self.hash_then_send_inventory();
+            self.send_inventory();
         } else {
             self.start_scan(true);
         }
-    }
-
-    /// Hashes the files changed since the last sync (up to [`HASH_LIMIT`]
-    /// bytes each) so that the peer can tell equal metadata with different
-    /// content apart, then sends the inventory. Files in sync hash nothing.
-    fn hash_then_send_inventory(&mut self) {
-        let todo: Vec<FileMeta> = self
-            .journal
-            .unhashed_dirty()
-            .into_iter()
-            .filter(|m| m.size <= HASH_LIMIT)
-            .collect();
-        if todo.is_empty() {
-            self.send_inventory();
-            return;
-        }
-        let root = self.cfg.root.clone();
-        let events = self.handle.events.clone();
-        tokio::task::spawn_blocking(move || {
-            let hashes = todo
-                .into_iter()
-                .filter_map(|m| transfer::hash_file(&root, &m).map(|h| (m, h)))
-                .collect();
-            let _ = events.send(Event::Hashed { hashes });
-        });
     }
 
     fn send_inventory(&mut self) {
@@ -757,9 +744,104 @@ impl Engine {
         }
         link.inventory_sent = true;
         let _ = link.out.send(Outgoing::Inventory(inventory));
-        if let Some(theirs) = link.peer_inventory.take() {
-            self.reconcile(theirs);
+        if link.peer_inventory.is_some() {
+            self.compare_contents();
         }
+    }
+
+    /// Both inventories are known. Paths whose two copies have the same
+    /// size, mtime and mode, one of them changed since the last sync, and a
+    /// content hash unknown on either side may still differ: hash this side's
+    /// copies of those (up to [`HASH_LIMIT`] bytes each) and send them. Both
+    /// sides always send `hashes` (maybe empty) and plan only once they have
+    /// the peer's, so they plan from the same facts. In-sync trees and a
+    /// copy into an empty peer hash nothing.
+    fn compare_contents(&mut self) {
+        let Some(theirs) = self.link.as_ref().and_then(|l| l.peer_inventory.as_ref()) else {
+            return;
+        };
+        let mut look_alikes = Vec::new();
+        for t in theirs {
+            let InventoryEntry::Present {
+                meta: tm,
+                dirty: td,
+                hash: th,
+            } = t
+            else {
+                continue;
+            };
+            let Some(rec) = self.journal.get(&tm.path) else {
+                continue;
+            };
+            let Some(mine) = rec.local.as_ref() else {
+                continue;
+            };
+            if mine.same_state(tm)
+                && (*td || !rec.synced)
+                && !(th.is_some() && rec.hash.is_some())
+                && mine.size <= HASH_LIMIT
+            {
+                look_alikes.push(mine.clone());
+            }
+        }
+        let todo: Vec<FileMeta> = look_alikes
+            .iter()
+            .filter(|m| self.journal.hash_of(m).is_none())
+            .cloned()
+            .collect();
+        let paths: Vec<String> = look_alikes.into_iter().map(|m| m.path).collect();
+        if todo.is_empty() {
+            self.send_hashes(paths);
+            return;
+        }
+        let root = self.cfg.root.clone();
+        let events = self.handle.events.clone();
+        tokio::task::spawn_blocking(move || {
+            let hashes = todo
+                .into_iter()
+                .filter_map(|m| transfer::hash_file(&root, &m).map(|h| (m, h)))
+                .collect();
+            let _ = events.send(Event::Hashed { hashes, paths });
+        });
+    }
+
+    fn send_hashes(&mut self, paths: Vec<String>) {
+        let hashes: BTreeMap<String, String> = paths
+            .into_iter()
+            .filter_map(|p| {
+                let h = self.journal.get(&p)?.hash.clone()?;
+                Some((p, h))
+            })
+            .collect();
+        let Some(link) = self.link.as_mut() else {
+            return;
+        };
+        link.hashes_sent = true;
+        let _ = link.out.send(Outgoing::Hashes(hashes));
+        self.plan_if_ready();
+    }
+
+    /// Runs the plan once the peer's inventory and hashes are in and ours are out.
+    fn plan_if_ready(&mut self) {
+        let Some(link) = self.link.as_mut() else {
+            return;
+        };
+        if !(link.inventory_sent && link.hashes_sent && link.peer_hashes.is_some()) {
+            return;
+        }
+        let (Some(mut theirs), Some(hashes)) =
+            (link.peer_inventory.take(), link.peer_hashes.take())
+        else {
+            return;
+        };
+        for e in &mut theirs {
+            if let InventoryEntry::Present { meta, hash, .. } = e {
+                if let Some(h) = hashes.get(&meta.path) {
+                    *hash = Some(h.clone());
+                }
+            }
+        }
+        self.reconcile(theirs);
     }
 
     /// Both inventories are known: carry out this side's part of the plan.
@@ -823,11 +905,16 @@ impl Engine {
                 let Some(link) = self.link.as_mut() else {
                     return;
                 };
+                link.peer_inventory = Some(theirs);
                 if link.inventory_sent {
-                    self.reconcile(theirs);
-                } else {
-                    link.peer_inventory = Some(theirs);
+                    self.compare_contents();
                 }
+            }
+            PeerMsg::Hashes(hashes) => {
+                if let Some(link) = self.link.as_mut() {
+                    link.peer_hashes = Some(hashes);
+                }
+                self.plan_if_ready();
             }
             PeerMsg::File(r) => self.apply_file(r),
             PeerMsg::Delete {

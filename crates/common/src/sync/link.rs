@@ -98,6 +98,7 @@ async fn write_loop(
                 match item {
                     Outgoing::Msg(m) => w.feed(m).await?,
                     Outgoing::Inventory(entries) => crate::inventory::send(&mut w, &entries).await?,
+                    Outgoing::Hashes(hashes) => send_hashes(&mut w, hashes).await?,
                     Outgoing::File { meta, base } => {
                         if meta.size >= ANNOUNCE_TRANSFER_FROM {
                             let arrow = format!("{}->{}", handle.side(), handle.peer_side());
@@ -161,6 +162,7 @@ async fn read_loop(
     id: u64,
 ) -> anyhow::Result<()> {
     let mut inventory: Vec<InventoryEntry> = Vec::new();
+    let mut hashes = std::collections::HashMap::new();
     let send = |msg: PeerMsg| handle.events.send(Event::Peer { id, msg }).is_ok();
     loop {
         let frame = match tokio::time::timeout(SILENCE_LIMIT, r.read_frame()).await {
@@ -178,6 +180,17 @@ async fn read_loop(
         };
         let ok = match msg {
             Message::Ping => true,
+            Message::Hashes {
+                hashes: chunk,
+                done,
+            } => {
+                hashes.extend(chunk.into_iter().filter(|(p, _)| checked(p)));
+                if done {
+                    send(PeerMsg::Hashes(std::mem::take(&mut hashes)))
+                } else {
+                    true
+                }
+            }
             Message::InventoryChunk { entries, done } => {
                 inventory.extend(entries.into_iter().filter(|e| checked(e.path())));
                 if done {
@@ -297,4 +310,29 @@ fn checked(path: &str) -> bool {
             false
         }
     }
+}
+
+/// Sends `hashes` in chunks (at least one; the last says `done`).
+async fn send_hashes(
+    w: &mut FrameWriter<OwnedWriteHalf>,
+    hashes: std::collections::BTreeMap<String, String>,
+) -> Result<(), ProtocolError> {
+    let mut chunk = std::collections::BTreeMap::new();
+    let total = hashes.len();
+    for (i, (p, h)) in hashes.into_iter().enumerate() {
+        chunk.insert(p, h);
+        if chunk.len() == crate::protocol::ENTRIES_PER_CHUNK && i + 1 < total {
+            let hashes = std::mem::take(&mut chunk);
+            w.feed(Message::Hashes {
+                hashes,
+                done: false,
+            })
+            .await?;
+        }
+    }
+    w.feed(Message::Hashes {
+        hashes: chunk,
+        done: true,
+    })
+    .await
 }
