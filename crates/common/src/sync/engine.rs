@@ -874,6 +874,12 @@ impl Engine {
                 return;
             }
             clean = true;
+        } else if clean && local.as_ref().is_some_and(|l| self.unsynced_change(&p, l)) {
+            // The peer knew our copy (it is the base) and its own won anyway:
+            // a reconciliation after both sides changed the file apart.
+            if !self.save_conflict(&p, "the peer's newer copy") {
+                return;
+            }
         }
         if !clean {
             let mine = self.local_state(&p, local.as_ref());
@@ -932,7 +938,12 @@ impl Engine {
             return;
         };
         let clean = base.as_ref().is_some_and(|b| local.same_state(b));
-        if !clean {
+        if clean && self.unsynced_change(&path, &local) {
+            // A change the peer never had loses to its later delete: kept.
+            if !self.save_conflict(&path, "a later delete") {
+                return;
+            }
+        } else if !clean {
             let (w, _) = decide::winner(
                 State::Present {
                     meta: &local,
@@ -1017,6 +1028,16 @@ impl Engine {
                 }
             }
         }
+    }
+
+    /// Whether our copy of `p` (on disk as `local`) holds a change the peer
+    /// never had: the journal records this very state as not yet synced
+    /// (made while the link was down, or found at start). A peer's update
+    /// whose base is such a copy beat it in reconciliation: a true conflict.
+    fn unsynced_change(&self, p: &str, local: &FileMeta) -> bool {
+        self.journal.get(p).is_some_and(|r| {
+            !r.synced && r.local.as_ref().is_some_and(|l| l.same_state(local))
+        })
     }
 
     /// This side's state of `p` for a conflict: the file, its tombstone, or nothing.
