@@ -255,6 +255,26 @@ impl Pair {
         }
     }
 
+    /// A pair of servers the caller started itself (e.g. Server B as
+    /// another user), over the folders they were given.
+    pub fn from_parts(
+        root: TempDir,
+        [dir_a, state_a, dir_b, state_b]: [PathBuf; 4],
+        a: Server,
+        b: Server,
+    ) -> Pair {
+        Pair {
+            root,
+            dir_a,
+            dir_b,
+            state_a,
+            state_b,
+            b,
+            a,
+            extra: Vec::new(),
+        }
+    }
+
     /// Empty folders on both sides.
     pub fn start() -> Pair {
         Pair::start_with(|_, _| {})
