@@ -36,8 +36,18 @@ fn both_sides_edited_while_apart_the_newer_wins_and_the_loser_keeps_its_copy() {
 
     pair.b.kill();
     // b-wins.txt: A's edit is older than B's; docs/a-wins.txt: the reverse.
-    pair.put(&pair.dir_a, "b-wins.txt", b"A's edit (older)", OLD + 10 * SEC);
-    pair.put(&pair.dir_b, "b-wins.txt", b"B's edit (newer)", OLD + 20 * SEC);
+    pair.put(
+        &pair.dir_a,
+        "b-wins.txt",
+        b"A's edit (older)",
+        OLD + 10 * SEC,
+    );
+    pair.put(
+        &pair.dir_b,
+        "b-wins.txt",
+        b"B's edit (newer)",
+        OLD + 20 * SEC,
+    );
     pair.put(
         &pair.dir_a,
         "docs/a-wins.txt",

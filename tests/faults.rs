@@ -46,7 +46,9 @@ impl Tmpfs {
                 String::from_utf8_lossy(&out.stderr).trim()
             ));
         }
-        Ok(Tmpfs { at: at.to_path_buf() })
+        Ok(Tmpfs {
+            at: at.to_path_buf(),
+        })
     }
 }
 
@@ -64,8 +66,7 @@ fn content(tag: &str, n: usize) -> Vec<u8> {
 }
 
 #[test]
-fn a_file_that_does_not_fit_at_b_is_an_error_the_old_copy_stays_and_it_comes_once_there_is_room()
-{
+fn a_file_that_does_not_fit_at_b_is_an_error_the_old_copy_stays_and_it_comes_once_there_is_room() {
     if !is_root() {
         println!("skipped: mounting a small filesystem for Server B needs root");
         return;
@@ -177,8 +178,11 @@ fn a_folder_b_may_not_write_to_is_an_error_retried_until_it_may() {
     pair.put(&pair.dir_a, "locked/new.txt", b"new file", now_ns());
     pair.put(&pair.dir_a, "locked/old.txt", b"edited at A", now_ns());
     pair.wait(SECS, "B's error lines", || {
-        pair.b.said(&["error", "locked/new.txt", "Permission denied"])
-            && pair.b.said(&["error", "locked/old.txt", "Permission denied"])
+        pair.b
+            .said(&["error", "locked/new.txt", "Permission denied"])
+            && pair
+                .b
+                .said(&["error", "locked/old.txt", "Permission denied"])
     });
     pair.wait(RETRY_SECS, "B to ask again and fail again", || {
         pair.b.said_count(&["error", "locked/new.txt"]) >= 2

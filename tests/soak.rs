@@ -352,10 +352,9 @@ fn check_anytime(model: &mut Model, dirs: [&Path; 2], when: &str) {
             if owner(&p) == side {
                 if model.own[side].files.get(&p).is_some_and(|w| *w != c) {
                     let what = describe(&model.versions, Some(&c));
-                    model.anomalies.push(format!(
-                        "{when}: {}'s own {p} {what}",
-                        LETTER[side]
-                    ));
+                    model
+                        .anomalies
+                        .push(format!("{when}: {}'s own {p} {what}", LETTER[side]));
                 }
             } else if !known && !c.is_empty() {
                 // An empty copy can be a legitimate snapshot of an in-place

@@ -1035,9 +1035,9 @@ impl Engine {
     /// (made while the link was down, or found at start). A peer's update
     /// whose base is such a copy beat it in reconciliation: a true conflict.
     fn unsynced_change(&self, p: &str, local: &FileMeta) -> bool {
-        self.journal.get(p).is_some_and(|r| {
-            !r.synced && r.local.as_ref().is_some_and(|l| l.same_state(local))
-        })
+        self.journal
+            .get(p)
+            .is_some_and(|r| !r.synced && r.local.as_ref().is_some_and(|l| l.same_state(local)))
     }
 
     /// This side's state of `p` for a conflict: the file, its tombstone, or nothing.
