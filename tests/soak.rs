@@ -19,7 +19,8 @@
 //!
 //! `cargo test --test soak` runs the short soak (3 kill cycles);
 //! `scripts/soak.sh` the long one (`LAB3_SOAK_CYCLES`, `LAB3_SOAK_MINUTES`).
-//! `LAB3_SOAK_SEED` replays a workload (the kill timing still varies).
+//! `LAB3_SOAK_SEED` replays a workload (the kill timing still varies);
+//! `LAB3_SOAK_LOG=FILE` keeps every server instance's output there.
 
 use std::collections::{BTreeMap, HashMap};
 use std::hash::{Hash, Hasher};
@@ -449,6 +450,17 @@ fn assert_no_anomalies(pair: &Pair, model: &Model, seed: u64) {
     );
 }
 
+/// Appends `server`'s output so far to `log`.
+fn keep_output(log: &Path, server: &Server, when: &str) {
+    use std::io::Write;
+    let mut f = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(log)
+        .unwrap();
+    writeln!(f, "===== {} at {when}\n{}", server.name, server.output()).unwrap();
+}
+
 fn count_files(dir: &Path) -> usize {
     files_in(dir).len()
 }
@@ -461,6 +473,8 @@ fn kill_9_at_random_points_loses_nothing_and_both_converge() {
     let seed = env_num("LAB3_SOAK_SEED").unwrap_or_else(|| now_ns() as u64);
     println!("soak: seed {seed} (replay with LAB3_SOAK_SEED={seed}), {cycles} cycles");
 
+    // LAB3_SOAK_LOG=FILE keeps the output of every server instance there.
+    let log = std::env::var_os("LAB3_SOAK_LOG").map(PathBuf::from);
     let mut pair = Pair::start_linked();
     let mut model = Model::new(seed, pair.root.path().join("staging"));
     // One big file on each side from the start; more come at random.
@@ -507,6 +521,10 @@ fn kill_9_at_random_points_loses_nothing_and_both_converge() {
             let dir = if side == 0 { &pair.dir_a } else { &pair.dir_b }.clone();
             model.op(side, &dir);
         }
+        if let Some(log) = &log {
+            let victim = if victim == 0 { &pair.a } else { &pair.b };
+            keep_output(log, victim, &when);
+        }
         if victim == 0 {
             pair.restart_a();
         } else {
@@ -531,10 +549,28 @@ fn kill_9_at_random_points_loses_nothing_and_both_converge() {
         checks.push(converge(&pair, &model, seed, done));
     }
     assert_no_anomalies(&pair, &model, seed);
+    if let Some(log) = &log {
+        keep_output(log, &pair.a, "the end");
+        keep_output(log, &pair.b, "the end");
+    }
     // Each path is written at one side only, so a kept conflict copy can only
     // be a copy the journal did not know was synced (a kill between applying
     // a file and journaling it): harmless, but counted.
-    let kept = [&pair.state_a, &pair.state_b].map(|s| count_files(&s.join("conflicts")));
+    let kept = [&pair.state_a, &pair.state_b].map(|s| files_in(&s.join("conflicts")));
+    for (side, copies) in kept.iter().enumerate() {
+        for c in copies {
+            let content = read(
+                &[&pair.state_a, &pair.state_b][side]
+                    .join("conflicts")
+                    .join(c),
+            );
+            println!(
+                "soak: conflict copy at {}: {c}: {}",
+                LETTER[side].to_uppercase(),
+                describe(&model.versions, content.as_deref())
+            );
+        }
+    }
     println!(
         "soak: seed {seed}: {done} cycles ({} kills of A, {} of B) in {:.0?}; ops {:?}; \
          {} versions written; {} files at the end; slowest convergence {:.1?}; \
@@ -546,7 +582,7 @@ fn kill_9_at_random_points_loses_nothing_and_both_converge() {
         model.written,
         model.expected().len(),
         checks.iter().max().copied().unwrap_or_default(),
-        kept[0],
-        kept[1],
+        kept[0].len(),
+        kept[1].len(),
     );
 }
