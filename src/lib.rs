@@ -76,11 +76,18 @@ impl Server {
 
     /// Like [`Server::start`], with extra environment variables (e.g. `LAB3_TOKEN`).
     pub fn start_env(name: &'static str, args: Vec<String>, env: &[(&str, &str)]) -> Server {
-        let mut child = Command::new(bin(name))
+        let mut cmd = Command::new(bin(name));
+        cmd.env_remove("LAB3_TOKEN").envs(env.iter().copied());
+        Server::start_cmd(name, cmd, args)
+    }
+
+    /// Starts a server from a prepared command: `cmd` is the binary itself
+    /// (perhaps with a different user set), or a wrapper that runs it (e.g.
+    /// `ip netns exec NS <bin>`, see [`bin`]); `args` are appended.
+    pub fn start_cmd(name: &'static str, mut cmd: Command, args: Vec<String>) -> Server {
+        let mut child = cmd
             .args(&args)
             .env("NO_COLOR", "1")
-            .env_remove("LAB3_TOKEN")
-            .envs(env.iter().copied())
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
             .spawn()
@@ -221,6 +228,51 @@ impl Pair {
             b,
             a,
             extra,
+        }
+    }
+
+    /// A pair over folders and state directories of the caller's choosing
+    /// (e.g. on a small filesystem mounted for the test), created if
+    /// missing; `root` stays the pair's scratch space.
+    pub fn start_at(
+        root: TempDir,
+        [dir_a, state_a, dir_b, state_b]: [PathBuf; 4],
+        extra: &[&str],
+    ) -> Pair {
+        std::fs::create_dir_all(&dir_a).unwrap();
+        std::fs::create_dir_all(&dir_b).unwrap();
+        let extra: Vec<String> = extra.iter().map(|s| s.to_string()).collect();
+        let b = start_b(&dir_b, &state_b, "127.0.0.1:0", &extra);
+        let a = start_a(&dir_a, &state_a, &b.addr, &extra);
+        Pair {
+            root,
+            dir_a,
+            dir_b,
+            state_a,
+            state_b,
+            b,
+            a,
+            extra,
+        }
+    }
+
+    /// A pair of servers the caller started itself (e.g. Server B as
+    /// another user), over the folders they were given.
+    pub fn from_parts(
+        root: TempDir,
+        [dir_a, state_a, dir_b, state_b]: [PathBuf; 4],
+        a: Server,
+        b: Server,
+    ) -> Pair {
+        Pair {
+            root,
+            dir_a,
+            dir_b,
+            state_a,
+            state_b,
+            b,
+            a,
+            extra: Vec::new(),
         }
     }
 

@@ -203,6 +203,19 @@ pub fn start(cfg: SyncConfig) -> anyhow::Result<SyncHandle> {
     Ok(handle)
 }
 
+/// When a file found missing at start was deleted, as best we can tell:
+/// after we last saw it, so after both the last time this server was known
+/// to run (`last_alive`, marked every rescan) and the file's last
+/// modification (it was seen with that mtime), and before now.
+///
+/// The mtime bound matters: a file written in the seconds between the last
+/// alive mark and a crash, then deleted while the server was down, would
+/// otherwise get a tombstone older than its own mtime, lose against the
+/// peer's copy of that very version, and come back.
+fn deleted_while_down_ns(last_alive: i64, mtime_ns: i64, now: i64) -> i64 {
+    last_alive.max(mtime_ns.saturating_add(1)).min(now)
+}
+
 /// Which vanished file `new` was renamed from, judged by metadata (size,
 /// mtime, mode), if that is unambiguous. Copies with equal metadata cannot
 /// be told apart, and a wrong pairing would make the peer move the wrong
@@ -420,21 +433,26 @@ impl Engine {
                 self.journal.forget(&p);
             }
         } else {
-            // Deleted while we were not running: at some time after we last ran.
-            let deleted_ns = self.journal.last_alive_ns().unwrap_or_else(now_ns);
             let on_disk: HashSet<&str> = scan.files.iter().map(|f| f.path.as_str()).collect();
             for f in &scan.files {
                 if !self.journal.local(&f.path).is_some_and(|j| j.same_state(f)) {
                     self.journal.set_present(f, false);
                 }
             }
-            let gone: Vec<String> = self
+            let now = now_ns();
+            let last_alive = self.journal.last_alive_ns().unwrap_or(now);
+            let gone: Vec<(String, i64)> = self
                 .journal
                 .present()
                 .filter(|m| !on_disk.contains(m.path.as_str()))
-                .map(|m| m.path.clone())
+                .map(|m| {
+                    (
+                        m.path.clone(),
+                        deleted_while_down_ns(last_alive, m.mtime_ns, now),
+                    )
+                })
                 .collect();
-            for p in gone {
+            for (p, deleted_ns) in gone {
                 self.journal.set_deleted(&p, deleted_ns, false);
             }
         }
@@ -989,6 +1007,12 @@ impl Engine {
                 return;
             }
             clean = true;
+        } else if clean && local.as_ref().is_some_and(|l| self.unsynced_change(&p, l)) {
+            // The peer knew our copy (it is the base) and its own won anyway:
+            // a reconciliation after both sides changed the file apart.
+            if !self.save_conflict(&p, "the peer's newer copy") {
+                return;
+            }
         }
         if !clean {
             let mine = self.local_state(&p, local.as_ref());
@@ -1047,7 +1071,12 @@ impl Engine {
             return;
         };
         let clean = base.as_ref().is_some_and(|b| local.same_state(b));
-        if !clean {
+        if clean && self.unsynced_change(&path, &local) {
+            // A change the peer never had loses to its later delete: kept.
+            if !self.save_conflict(&path, "a later delete") {
+                return;
+            }
+        } else if !clean {
             let (w, _) = decide::winner(
                 State::Present {
                     meta: &local,
@@ -1132,6 +1161,16 @@ impl Engine {
                 }
             }
         }
+    }
+
+    /// Whether our copy of `p` (on disk as `local`) holds a change the peer
+    /// never had: the journal records this very state as not yet synced
+    /// (made while the link was down, or found at start). A peer's update
+    /// whose base is such a copy beat it in reconciliation: a true conflict.
+    fn unsynced_change(&self, p: &str, local: &FileMeta) -> bool {
+        self.journal
+            .get(p)
+            .is_some_and(|r| !r.synced && r.local.as_ref().is_some_and(|l| l.same_state(local)))
     }
 
     /// This side's state of `p` for a conflict: the file, its tombstone, or nothing.
@@ -1330,6 +1369,17 @@ mod tests {
             mtime_ns: 7,
             mode: 0o644,
         }
+    }
+
+    #[test]
+    fn a_delete_found_at_start_is_dated_after_the_files_last_change() {
+        // Written after the last alive mark: the delete came later still.
+        assert_eq!(deleted_while_down_ns(100, 150, 1000), 151);
+        // Written before it: the mark is the better bound.
+        assert_eq!(deleted_while_down_ns(100, 50, 1000), 100);
+        // An mtime in the future: no later than now.
+        assert_eq!(deleted_while_down_ns(100, 5000, 1000), 1000);
+        assert_eq!(deleted_while_down_ns(100, i64::MAX, 1000), 1000);
     }
 
     #[test]

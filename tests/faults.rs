@@ -1,0 +1,229 @@
+//! Faults at the receiving side: a full disk and a folder it may not write
+//! to. The file is refused with a clear 'error' line, the old copy stays as
+//! it was, nothing partial shows in the folder, the file is asked for again
+//! every 3 s, and once the fault is gone both sides converge.
+//!
+//! Both need root (to mount a small tmpfs, and to run Server B as another
+//! user, since root ignores permission bits); without it, or without a
+//! working `mount`, they print why and pass. CI runs as root.
+
+use std::os::unix::fs::{MetadataExt, PermissionsExt};
+use std::os::unix::process::CommandExt;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use lab3_tests::*;
+
+/// The contract's 5 seconds, with slack for a loaded machine and a debug build.
+const SECS: u64 = 10;
+/// Long enough for two retries (every 3 s) and a reconnect.
+const RETRY_SECS: u64 = 20;
+const MIB: usize = 1024 * 1024;
+
+fn is_root() -> bool {
+    std::fs::metadata("/proc/self").is_ok_and(|m| m.uid() == 0)
+}
+
+/// A tmpfs mounted for one test; unmounted on drop.
+struct Tmpfs {
+    at: PathBuf,
+}
+
+impl Tmpfs {
+    /// Mounts a tmpfs of `size` (as `mount -o size=` takes it) at `at`,
+    /// or says why it could not.
+    fn mount(at: &Path, size: &str) -> Result<Tmpfs, String> {
+        std::fs::create_dir_all(at).map_err(|e| e.to_string())?;
+        let out = Command::new("mount")
+            .args(["-t", "tmpfs", "-o", &format!("size={size},mode=0755")])
+            .arg("tmpfs")
+            .arg(at)
+            .output()
+            .map_err(|e| format!("running mount: {e}"))?;
+        if !out.status.success() {
+            return Err(format!(
+                "mount -t tmpfs failed: {}",
+                String::from_utf8_lossy(&out.stderr).trim()
+            ));
+        }
+        Ok(Tmpfs {
+            at: at.to_path_buf(),
+        })
+    }
+}
+
+impl Drop for Tmpfs {
+    fn drop(&mut self) {
+        // Lazy: a server that is still going away must not keep it mounted.
+        let _ = Command::new("umount").arg("-l").arg(&self.at).status();
+    }
+}
+
+/// `n` bytes that say which version they are.
+fn content(tag: &str, n: usize) -> Vec<u8> {
+    let line = format!("{tag} ");
+    line.as_bytes().iter().copied().cycle().take(n).collect()
+}
+
+#[test]
+fn a_file_that_does_not_fit_at_b_is_an_error_the_old_copy_stays_and_it_comes_once_there_is_room() {
+    if !is_root() {
+        println!("skipped: mounting a small filesystem for Server B needs root");
+        return;
+    }
+    // Declared first, dropped last: unmounted after the servers are gone.
+    let mount_root = tempfile::tempdir().unwrap();
+    let disk_at = mount_root.path().join("b-disk");
+    let _disk = match Tmpfs::mount(&disk_at, "8m") {
+        Ok(d) => d,
+        Err(why) => {
+            println!("skipped: {why}");
+            return;
+        }
+    };
+    let root = tempfile::tempdir().unwrap();
+    let dirs = [
+        root.path().join("directory_a"),
+        root.path().join("state_a"),
+        // The state directory on the same small disk: temporary files land
+        // there (same filesystem, so the final rename is atomic).
+        disk_at.join("directory_b"),
+        disk_at.join("state_b"),
+    ];
+    let old = content("old", MIB);
+    let filler = content("filler", 4 * MIB);
+    write_file(&dirs[0], "big.bin", &old, None);
+    write_file(&dirs[0], "filler.bin", &filler, None);
+    let pair = Pair::start_at(root, dirs, &[]);
+    pair.wait_same_tree(30);
+
+    // 5 MiB more where about 3 MiB are free.
+    let new = content("new", 5 * MIB);
+    pair.put(&pair.dir_a, "big.bin", &new, now_ns());
+    pair.wait(SECS, "B's error line about the full disk", || {
+        pair.b.said(&["error", "big.bin", "No space left"])
+    });
+    pair.wait(RETRY_SECS, "B to ask again and fail again", || {
+        pair.b.said_count(&["error", "big.bin"]) >= 2
+    });
+    // The old copy is intact, nothing partial is visible.
+    assert_eq!(files_in(&pair.dir_b), ["big.bin", "filler.bin"]);
+    assert!(read(&pair.dir_b.join("big.bin")).unwrap() == old);
+    assert!(read(&pair.dir_b.join("filler.bin")).unwrap() == filler);
+    println!(
+        "errors at B while full: {}",
+        pair.b.said_count(&["error", "big.bin"])
+    );
+
+    // Make room at B; the delete travels to A too.
+    std::fs::remove_file(pair.dir_b.join("filler.bin")).unwrap();
+    pair.wait(RETRY_SECS, "the new big.bin at B", || {
+        read(&pair.dir_b.join("big.bin")).is_some_and(|c| c == new)
+    });
+    pair.wait_same_tree(SECS);
+    assert_eq!(files_in(&pair.dir_a), ["big.bin"]);
+}
+
+const NOBODY: u32 = 65534;
+
+/// Whether user `nobody` can run `server_b` and reach a folder next to
+/// `dir` (a checkout or a temporary folder under a private home cannot).
+fn nobody_can_run_b(dir: &Path) -> Result<(), String> {
+    let run = |cmd: &mut Command| {
+        cmd.uid(NOBODY)
+            .gid(NOBODY)
+            .output()
+            .is_ok_and(|o| o.status.success())
+    };
+    if !run(Command::new(bin("server_b")).arg("--version")) {
+        return Err(format!(
+            "user nobody cannot run {}",
+            bin("server_b").display()
+        ));
+    }
+    let parent = dir.parent().unwrap();
+    if !run(Command::new("ls").arg(parent)) {
+        return Err(format!("user nobody cannot reach {}", parent.display()));
+    }
+    Ok(())
+}
+
+/// Server B as user `nobody`, over folders it owns.
+fn start_b_as_nobody(dir: &Path, state: &Path) -> Server {
+    for p in [dir, state] {
+        std::fs::create_dir_all(p).unwrap();
+        std::os::unix::fs::chown(p, Some(NOBODY), Some(NOBODY)).unwrap();
+    }
+    let mut cmd = Command::new(bin("server_b"));
+    cmd.uid(NOBODY).gid(NOBODY).env_remove("LAB3_TOKEN");
+    let args = [
+        "--dir",
+        &dir.display().to_string(),
+        "--state-dir",
+        &state.display().to_string(),
+        "--listen",
+        "127.0.0.1:0",
+    ]
+    .map(String::from)
+    .to_vec();
+    Server::start_cmd("server_b", cmd, args)
+}
+
+#[test]
+fn a_folder_b_may_not_write_to_is_an_error_retried_until_it_may() {
+    if !is_root() {
+        println!("skipped: running Server B as another user needs root");
+        return;
+    }
+    let root = tempfile::tempdir().unwrap();
+    // The scratch folder is 0700; user nobody must reach into it.
+    std::fs::set_permissions(root.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
+    let dirs = [
+        root.path().join("directory_a"),
+        root.path().join("state_a"),
+        root.path().join("directory_b"),
+        root.path().join("state_b"),
+    ];
+    write_file(&dirs[0], "locked/old.txt", b"old version", None);
+    write_file(&dirs[0], "free.txt", b"free", None);
+    if let Err(why) = nobody_can_run_b(&dirs[2]) {
+        println!("skipped: {why}");
+        return;
+    }
+    let b = start_b_as_nobody(&dirs[2], &dirs[3]);
+    let a = start_a(&dirs[0], &dirs[1], &b.addr, &[]);
+    let pair = Pair::from_parts(root, dirs, a, b);
+    pair.wait_same_tree(30);
+    let locked = pair.dir_b.join("locked");
+    assert_eq!(
+        std::fs::metadata(&locked).unwrap().uid(),
+        NOBODY,
+        "B made the folder"
+    );
+
+    std::fs::set_permissions(&locked, std::fs::Permissions::from_mode(0o555)).unwrap();
+    pair.put(&pair.dir_a, "locked/new.txt", b"new file", now_ns());
+    pair.put(&pair.dir_a, "locked/old.txt", b"edited at A", now_ns());
+    pair.wait(SECS, "B's error lines", || {
+        pair.b
+            .said(&["error", "locked/new.txt", "Permission denied"])
+            && pair
+                .b
+                .said(&["error", "locked/old.txt", "Permission denied"])
+    });
+    pair.wait(RETRY_SECS, "B to ask again and fail again", || {
+        pair.b.said_count(&["error", "locked/new.txt"]) >= 2
+    });
+    assert_eq!(files_in(&locked), ["old.txt"]);
+    assert_eq!(read(&locked.join("old.txt")).unwrap(), b"old version");
+    // Other files still travel meanwhile.
+    pair.put(&pair.dir_a, "free.txt", b"free, edited", now_ns());
+    pair.wait_same(SECS, "free.txt");
+
+    std::fs::set_permissions(&locked, std::fs::Permissions::from_mode(0o755)).unwrap();
+    pair.wait(RETRY_SECS, "both files at B", || {
+        read(&locked.join("new.txt")).as_deref() == Some(b"new file".as_slice())
+            && read(&locked.join("old.txt")).as_deref() == Some(b"edited at A".as_slice())
+    });
+    pair.wait_same_tree(SECS);
+}
