@@ -2,8 +2,10 @@
 //! peer's, in both directions, over the one link that Server A dials.
 //!
 //! # Layout
-//! - [`engine`]: the actor that owns the state and decides; everything else
-//!   sends it events.
+//! - `engine`: the actor that owns the state and decides; everything else
+//!   sends it events. `engine/local.rs` handles this side's changes,
+//!   `engine/incoming.rs` the peer's, `engine/reconcile.rs` the inventory
+//!   exchange on (re)connection, `engine/replay.rs` Server A's unlock.
 //! - [`watcher`]: OS events turned into hints about paths.
 //! - [`journal`]: what this side last saw of each path, tombstones included.
 //! - [`decide`]: the one rule for who wins a disagreement.

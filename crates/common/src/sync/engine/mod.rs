@@ -1,0 +1,602 @@
+//! The engine actor: one task owns the journal and the link's sending side
+//! and makes every decision, so no two decisions about a path can race.
+//! File bytes move in the link's tasks; the engine only stats, renames and
+//! records.
+
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use tokio::sync::{broadcast, mpsc};
+use tokio::time::Instant;
+
+use super::decide::{self, Plan, State, Winner};
+use super::due::DueSet;
+use super::journal::Journal;
+use super::transfer::{self, Received, Sent};
+use super::watcher::{self, Hint, RescanFlag, Urgency};
+use super::{
+    apply, side_letter, Command, HeldUpdate, LinkStatus, QueuedUpdate, SyncConfig, SyncHandle,
+};
+use crate::meta::{now_ns, FileMeta};
+use crate::paths;
+use crate::protocol::{AppliedUpdate, InventoryEntry, Message, Role};
+use crate::scan::{self, Scan};
+
+mod incoming;
+mod local;
+mod reconcile;
+mod replay;
+
+/// Everything that reaches the engine.
+pub(crate) enum Event {
+    LinkUp {
+        id: u64,
+        out: mpsc::UnboundedSender<Outgoing>,
+        clock_skew_ns: i64,
+    },
+    LinkDown {
+        id: u64,
+    },
+    Peer {
+        id: u64,
+        msg: PeerMsg,
+    },
+    Sent {
+        id: u64,
+        meta: FileMeta,
+        base: Option<FileMeta>,
+        outcome: Sent,
+    },
+    Scanned {
+        scan: std::io::Result<Scan>,
+        reconcile: bool,
+    },
+    /// Content hashes of look-alike files, computed for reconciliation;
+    /// `paths` are all the look-alikes whose hashes go to the peer.
+    Hashed {
+        hashes: Vec<(FileMeta, String)>,
+        paths: Vec<String>,
+    },
+    Command(Command),
+}
+
+/// What the peer sent, already checked for path safety by the link.
+pub(crate) enum PeerMsg {
+    Inventory(Vec<InventoryEntry>),
+    /// Content hashes of look-alike paths (see `compare_contents`).
+    Hashes(HashMap<String, String>),
+    File(Received),
+    Delete {
+        path: String,
+        deleted_ns: i64,
+        base: Option<FileMeta>,
+    },
+    Rename {
+        from: String,
+        meta: FileMeta,
+        deleted_ns: i64,
+    },
+    Want {
+        path: String,
+        have: Option<FileMeta>,
+    },
+    /// A file from the peer could not be stored here (disk full,
+    /// permissions): ask again later.
+    StoreFailed {
+        path: String,
+    },
+}
+
+/// What the link's writer sends.
+pub(crate) enum Outgoing {
+    Msg(Message),
+    Inventory(Vec<InventoryEntry>),
+    Hashes(BTreeMap<String, String>),
+    File {
+        meta: FileMeta,
+        base: Option<FileMeta>,
+    },
+}
+
+/// Changed files up to this size are hashed for reconciliation; bigger ones
+/// rely on size and mtime alone (equal to the nanosecond on both sides with
+/// different content is not a thing that happens by accident to big files).
+const HASH_LIMIT: u64 = 16 * 1024 * 1024;
+
+/// How long to wait before asking again for a file that could not be stored.
+const RETRY_AFTER: Duration = Duration::from_secs(3);
+
+struct Link {
+    id: u64,
+    out: mpsc::UnboundedSender<Outgoing>,
+    /// Inventories exchanged and the plan carried out: changes are sent as they happen.
+    reconciled: bool,
+    inventory_sent: bool,
+    /// The peer's inventory, until the plan is made.
+    peer_inventory: Option<Vec<InventoryEntry>>,
+    /// This side sent its `hashes` for the look-alike paths.
+    hashes_sent: bool,
+    /// The peer's `hashes`, once received.
+    peer_hashes: Option<HashMap<String, String>>,
+}
+
+struct Engine {
+    cfg: Arc<SyncConfig>,
+    handle: SyncHandle,
+    journal: Journal,
+    /// Paths hinted by the watcher or a rescan, and when to look at them.
+    pending: DueSet,
+    /// Paths to ask the peer for again, and when.
+    wants: DueSet,
+    link: Option<Link>,
+    /// The base of a send that was aborted, for the next send of that path.
+    aborted_base: HashMap<String, Option<FileMeta>>,
+    /// Files being sent (for status).
+    sending: usize,
+    /// A periodic rescan is running.
+    scanning: bool,
+    /// Skipped paths already warned about.
+    warned: HashSet<PathBuf>,
+    /// The OS watcher is running (otherwise only rescans find changes).
+    watching: bool,
+    /// Raised when events were lost.
+    rescan_flag: Arc<RescanFlag>,
+}
+
+/// Starts the engine over `cfg.root`: opens the journal, records what
+/// changed while the server was not running, starts watching.
+pub fn start(cfg: SyncConfig) -> anyhow::Result<SyncHandle> {
+    let mut cfg = cfg;
+    let journal = Journal::open(&cfg.state_dir)?;
+    if !cfg.root.exists() {
+        let known = journal.present().count();
+        if known > 0 && !cfg.confirm_empty {
+            anyhow::bail!(
+                "{} is missing, but it held {known} files at the last sync (an unmounted disk? a wrong path?); \
+                 restore it, or pass --confirm-empty to treat its files as deleted",
+                cfg.root.display()
+            );
+        }
+        std::fs::create_dir_all(&cfg.root)?;
+    }
+    cfg.root = std::fs::canonicalize(&cfg.root)?;
+    let tmp_dir = transfer::temp_dir_for(&cfg.root, &cfg.state_dir)?;
+    let (events, rx) = mpsc::unbounded_channel();
+    let (actions, _) = broadcast::channel(1024);
+    let cfg = Arc::new(cfg);
+    let handle = SyncHandle {
+        events,
+        cfg: cfg.clone(),
+        tmp_dir,
+        actions,
+        status: Arc::new(Mutex::new(LinkStatus::default())),
+    };
+    let (hint_tx, hint_rx) = mpsc::channel(16 * 1024);
+    let flag = Arc::new(RescanFlag::default());
+    let watch = match watcher::watch(&cfg.root, cfg.ignore.clone(), hint_tx, flag.clone()) {
+        Ok(w) => Some(w),
+        Err(e) => {
+            tracing::error!(
+                "cannot watch {}: {e}; falling back to rescans every {:?}",
+                cfg.root.display(),
+                cfg.rescan_every.unwrap_or(Duration::from_secs(3))
+            );
+            None
+        }
+    };
+    let mut engine = Engine {
+        cfg,
+        handle: handle.clone(),
+        journal,
+        pending: DueSet::default(),
+        wants: DueSet::default(),
+        link: None,
+        aborted_base: HashMap::new(),
+        sending: 0,
+        scanning: false,
+        warned: HashSet::new(),
+        watching: watch.is_some(),
+        rescan_flag: flag.clone(),
+    };
+    engine.startup_scan()?;
+    tokio::spawn(async move {
+        let _watch = watch;
+        engine.run(rx, hint_rx, flag).await;
+    });
+    Ok(handle)
+}
+
+/// When a file found missing at start was deleted, as best we can tell:
+/// after we last saw it, so after both the last time this server was known
+/// to run (`last_alive`, marked every rescan) and the file's last
+/// modification (it was seen with that mtime), and before now.
+///
+/// The mtime bound matters: a file written in the seconds between the last
+/// alive mark and a crash, then deleted while the server was down, would
+/// otherwise get a tombstone older than its own mtime, lose against the
+/// peer's copy of that very version, and come back.
+fn deleted_while_down_ns(last_alive: i64, mtime_ns: i64, now: i64) -> i64 {
+    last_alive.max(mtime_ns.saturating_add(1)).min(now)
+}
+
+impl Engine {
+    fn i_am_a(&self) -> bool {
+        self.cfg.me != Role::ServerB
+    }
+
+    fn me(&self) -> &'static str {
+        side_letter(self.cfg.me)
+    }
+
+    fn other(&self) -> &'static str {
+        if self.i_am_a() {
+            "B"
+        } else {
+            "A"
+        }
+    }
+
+    fn outbound(&self) -> String {
+        format!("{}->{}", self.me(), self.other())
+    }
+
+    fn inbound(&self) -> String {
+        format!("{}->{}", self.other(), self.me())
+    }
+
+    fn announce(
+        &self,
+        action: &str,
+        direction: &str,
+        path: &str,
+        size: Option<u64>,
+        detail: String,
+    ) {
+        self.handle.announce(action, direction, path, size, detail);
+    }
+
+    async fn run(
+        mut self,
+        mut rx: mpsc::UnboundedReceiver<Event>,
+        mut hints: mpsc::Receiver<Hint>,
+        flag: Arc<RescanFlag>,
+    ) {
+        let every = self.rescan_interval();
+        tracing::debug!("safety-net rescan every {every:?}");
+        let mut rescan = tokio::time::interval(every);
+        rescan.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        rescan.tick().await;
+        loop {
+            let next = match (self.pending.next(), self.wants.next()) {
+                (Some(a), Some(b)) => Some(a.min(b)),
+                (a, b) => a.or(b),
+            };
+            let far = Instant::now() + Duration::from_secs(3600);
+            tokio::select! {
+                Some(h) = hints.recv() => {
+                    let mut now = self.hint(h);
+                    while let Ok(h) = hints.try_recv() {
+                        now |= self.hint(h);
+                    }
+                    // A closed write is due at once: act on it here rather
+                    // than through the timer, whose millisecond ticks add
+                    // up to a millisecond to every edit.
+                    if now {
+                        self.process_due();
+                    }
+                }
+                ev = rx.recv() => match ev {
+                    Some(ev) => self.event(ev),
+                    None => break,
+                },
+                _ = tokio::time::sleep_until(next.unwrap_or(far)), if next.is_some() => self.process_due(),
+                _ = rescan.tick() => {
+                    self.journal.alive();
+                    self.start_scan(false);
+                }
+                _ = flag.wake.notified() => {
+                    if flag.take() {
+                        self.start_scan(false);
+                    }
+                }
+            }
+            self.journal.flush();
+        }
+    }
+
+    /// How often the safety-net rescan runs: as asked, or else every 3 s
+    /// where events may be missing (no watcher, a network or FUSE
+    /// filesystem, whose remote changes raise no events here) and every 30 s
+    /// where the watcher sees every change (a lost event raises the rescan
+    /// flag, which rescans at once). Rescans are the only idle work.
+    fn rescan_interval(&self) -> Duration {
+        if let Some(every) = self.cfg.rescan_every {
+            return every;
+        }
+        if self.watching && !crate::scan::events_may_be_missing(&self.cfg.root) {
+            Duration::from_secs(30)
+        } else {
+            Duration::from_secs(3)
+        }
+    }
+
+    /// Notes a hinted path; true if it asks to be looked at now.
+    fn hint(&mut self, h: Hint) -> bool {
+        let now = h.urgency == Urgency::Now;
+        let due = Instant::now() + h.urgency.delay();
+        let when = match (self.pending.get(&h.path), h.urgency) {
+            (Some(old), Urgency::Now | Urgency::Soon) => old.min(due),
+            _ => due,
+        };
+        self.pending.set(h.path, when);
+        now
+    }
+
+    fn event(&mut self, ev: Event) {
+        match ev {
+            Event::LinkUp {
+                id,
+                out,
+                clock_skew_ns,
+            } => self.link_up(id, out, clock_skew_ns),
+            Event::LinkDown { id } => {
+                if self.link.as_ref().is_some_and(|l| l.id == id) {
+                    self.link = None;
+                    self.sending = 0;
+                    tracing::info!("link to server {} is down", self.other());
+                    let mut st = self.handle.status.lock().unwrap();
+                    st.up = false;
+                    st.since_ns = Some(now_ns());
+                    st.sending = 0;
+                }
+            }
+            Event::Peer { id, msg } => {
+                if self.link.as_ref().is_some_and(|l| l.id == id) {
+                    self.peer(msg);
+                }
+            }
+            Event::Sent {
+                id,
+                meta,
+                base,
+                outcome,
+            } => {
+                if self.link.as_ref().is_some_and(|l| l.id == id) {
+                    self.sent(meta, base, outcome);
+                }
+            }
+            Event::Scanned { scan, reconcile } => self.scanned(scan, reconcile),
+            Event::Hashed { hashes, paths } => {
+                for (meta, hash) in hashes {
+                    self.journal.set_hash(&meta, hash);
+                }
+                self.send_hashes(paths);
+            }
+            Event::Command(Command::Unlock { path, reply }) => {
+                let _ = reply.send(self.unlock(&path));
+            }
+        }
+    }
+
+    // ---------------------------------------------------------------- scans
+
+    /// At start: record silently what changed while the server was down.
+    fn startup_scan(&mut self) -> anyhow::Result<()> {
+        let scan = scan::scan_dir(&self.cfg.root, &self.cfg.ignore)?;
+        self.warn_skipped(&scan);
+        // Paths the rules ignore now (a rule added since the last run) were
+        // not deleted: forget them, so that no delete reaches the peer.
+        let ignored: Vec<String> = (self.journal.inventory().iter())
+            .map(|e| e.path())
+            .filter(|p| self.cfg.ignore.is_ignored_path(p))
+            .map(str::to_string)
+            .collect();
+        for p in ignored {
+            self.journal.forget(&p);
+        }
+        let known = self.journal.present().count();
+        if known > 0 && scan.files.is_empty() && !self.cfg.confirm_empty {
+            tracing::warn!(
+                "{} is empty, but it held {known} files at the last sync; not propagating those deletes \
+                 (an unmounted disk?). The peer's copies will come back; to delete them everywhere instead, \
+                 restart with --confirm-empty",
+                self.cfg.root.display()
+            );
+            let paths: Vec<String> = self.journal.present().map(|m| m.path.clone()).collect();
+            for p in paths {
+                self.journal.forget(&p);
+            }
+        } else {
+            let on_disk: HashSet<&str> = scan.files.iter().map(|f| f.path.as_str()).collect();
+            for f in &scan.files {
+                if !self.journal.local(&f.path).is_some_and(|j| j.same_state(f)) {
+                    self.journal.set_present(f, false);
+                }
+            }
+            let now = now_ns();
+            let last_alive = self.journal.last_alive_ns().unwrap_or(now);
+            let gone: Vec<(String, i64)> = self
+                .journal
+                .present()
+                .filter(|m| !on_disk.contains(m.path.as_str()))
+                .map(|m| {
+                    (
+                        m.path.clone(),
+                        deleted_while_down_ns(last_alive, m.mtime_ns, now),
+                    )
+                })
+                .collect();
+            for (p, deleted_ns) in gone {
+                self.journal.set_deleted(&p, deleted_ns, false);
+            }
+        }
+        self.journal.alive();
+        self.journal.flush();
+        Ok(())
+    }
+
+    fn start_scan(&mut self, reconcile: bool) {
+        if !reconcile {
+            if self.scanning {
+                return;
+            }
+            self.scanning = true;
+        }
+        let root = self.cfg.root.clone();
+        let ignore = self.cfg.ignore.clone();
+        let events = self.handle.events.clone();
+        tokio::task::spawn_blocking(move || {
+            let scan = scan::scan_dir(&root, &ignore);
+            let _ = events.send(Event::Scanned { scan, reconcile });
+        });
+    }
+
+    fn scanned(&mut self, scan: std::io::Result<Scan>, reconcile: bool) {
+        if !reconcile {
+            self.scanning = false;
+        }
+        match scan {
+            Ok(scan) => {
+                self.warn_skipped(&scan);
+                // The scan is only a hint: each differing path is stat'ed again now.
+                let on_disk: HashSet<&str> = scan.files.iter().map(|f| f.path.as_str()).collect();
+                let mut differ: Vec<String> = scan
+                    .files
+                    .iter()
+                    .filter(|f| !self.journal.local(&f.path).is_some_and(|j| j.same_state(f)))
+                    .map(|f| f.path.clone())
+                    .collect();
+                differ.extend(
+                    self.journal
+                        .present()
+                        .filter(|m| !on_disk.contains(m.path.as_str()))
+                        .map(|m| m.path.clone()),
+                );
+                if !differ.is_empty() {
+                    tracing::debug!("rescan found {} changed paths", differ.len());
+                    self.process_paths(differ);
+                }
+            }
+            Err(e) => tracing::error!("scanning {}: {e}", self.cfg.root.display()),
+        }
+        if reconcile {
+            self.send_inventory();
+        }
+    }
+
+    fn warn_skipped(&mut self, scan: &Scan) {
+        for (p, why) in &scan.skipped {
+            if self.warned.insert(p.clone()) {
+                tracing::warn!("skipping {}: {why}", p.display());
+            }
+        }
+    }
+
+    fn stat(&self, rel: &str) -> Option<FileMeta> {
+        match scan::stat_file(&self.cfg.root, rel) {
+            Ok(m) => m,
+            Err(e) => {
+                tracing::warn!("cannot stat {rel}: {e}");
+                None
+            }
+        }
+    }
+
+    fn send(&self, item: Outgoing) {
+        if let Some(l) = &self.link {
+            let _ = l.out.send(item);
+        }
+    }
+
+    fn send_file(&mut self, meta: FileMeta, base: Option<FileMeta>) {
+        if self.link.is_some() {
+            self.sending += 1;
+            self.handle.status.lock().unwrap().sending = self.sending;
+            self.send(Outgoing::File { meta, base });
+        }
+    }
+
+    fn sent(&mut self, meta: FileMeta, base: Option<FileMeta>, outcome: Sent) {
+        self.sending = self.sending.saturating_sub(1);
+        self.handle.status.lock().unwrap().sending = self.sending;
+        match outcome {
+            Sent::Done { hash } => {
+                self.journal.set_hash(&meta, hash);
+                if self
+                    .journal
+                    .local(&meta.path)
+                    .is_some_and(|l| l.same_state(&meta))
+                {
+                    self.journal.set_synced(&meta.path);
+                }
+                let action = if base.is_none() { "created" } else { "updated" };
+                self.announce(
+                    action,
+                    &self.outbound(),
+                    &meta.path,
+                    Some(meta.size),
+                    String::new(),
+                );
+            }
+            Sent::Changed => {
+                // Changed under us: look again once it is quiet, from the same base.
+                self.aborted_base.insert(meta.path.clone(), base);
+                self.pending
+                    .set(meta.path, Instant::now() + Urgency::Quiet.delay());
+            }
+        }
+    }
+
+    fn peer(&mut self, msg: PeerMsg) {
+        match msg {
+            PeerMsg::Inventory(theirs) => {
+                let Some(link) = self.link.as_mut() else {
+                    return;
+                };
+                link.peer_inventory = Some(theirs);
+                if link.inventory_sent {
+                    self.compare_contents();
+                }
+            }
+            PeerMsg::Hashes(hashes) => {
+                if let Some(link) = self.link.as_mut() {
+                    link.peer_hashes = Some(hashes);
+                }
+                self.plan_if_ready();
+            }
+            PeerMsg::File(r) => self.apply_file(r),
+            PeerMsg::Delete {
+                path,
+                deleted_ns,
+                base,
+            } => self.apply_delete(path, deleted_ns, base),
+            PeerMsg::Rename {
+                from,
+                meta,
+                deleted_ns,
+            } => self.apply_rename(from, meta, deleted_ns),
+            PeerMsg::Want { path, have } => self.answer_want(path, have),
+            PeerMsg::StoreFailed { path } => {
+                self.wants.set(path, Instant::now() + RETRY_AFTER);
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_delete_found_at_start_is_dated_after_the_files_last_change() {
+        // Written after the last alive mark: the delete came later still.
+        assert_eq!(deleted_while_down_ns(100, 150, 1000), 151);
+        // Written before it: the mark is the better bound.
+        assert_eq!(deleted_while_down_ns(100, 50, 1000), 100);
+        // An mtime in the future: no later than now.
+        assert_eq!(deleted_while_down_ns(100, 5000, 1000), 1000);
+        assert_eq!(deleted_while_down_ns(100, i64::MAX, 1000), 1000);
+    }
+}
