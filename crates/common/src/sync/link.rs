@@ -110,7 +110,9 @@ async fn write_loop(
                                 w.feed(Message::Action(a)).await?;
                             }
                         }
-                        let outcome = transfer::send_file(&mut w, &root, &meta, base.clone()).await?;
+                        let arrow = format!("{}->{}", handle.side(), handle.peer_side());
+                        let mut progress = Progress::new(&handle, arrow, &meta);
+                        let outcome = transfer::send_file(&mut w, &root, &meta, base.clone(), &mut |n| progress.at(n)).await?;
                         let _ = handle.events.send(Event::Sent { id, meta, base, outcome });
                     }
                 }
@@ -206,7 +208,12 @@ async fn read_loop(
                     handle.announce("receiving", &arrow, &path, Some(meta.size), String::new());
                 }
                 let receiving = Receiving::new(handle);
-                let got = transfer::receive_file(&mut r, &handle.tmp_dir, meta, base).await;
+                let arrow = format!("{}->{}", handle.peer_side(), handle.side());
+                let mut progress = Progress::new(handle, arrow, &meta);
+                let got = transfer::receive_file(&mut r, &handle.tmp_dir, meta, base, &mut |n| {
+                    progress.at(n)
+                })
+                .await;
                 drop(receiving);
                 match got {
                     Ok(received) => {
@@ -335,4 +342,37 @@ async fn send_hashes(
         done: true,
     })
     .await
+}
+
+/// Announces how far a large transfer has got, at most once a second.
+struct Progress {
+    handle: Option<SyncHandle>,
+    arrow: String,
+    path: String,
+    size: u64,
+    next: std::time::Instant,
+}
+
+impl Progress {
+    fn new(handle: &SyncHandle, arrow: String, meta: &crate::meta::FileMeta) -> Progress {
+        Progress {
+            handle: (meta.size >= ANNOUNCE_TRANSFER_FROM).then(|| handle.clone()),
+            arrow,
+            path: meta.path.clone(),
+            size: meta.size,
+            next: std::time::Instant::now() + Duration::from_secs(1),
+        }
+    }
+
+    fn at(&mut self, done: u64) {
+        let Some(handle) = &self.handle else { return };
+        let now = std::time::Instant::now();
+        if now < self.next || done >= self.size {
+            return;
+        }
+        self.next = now + Duration::from_secs(1);
+        let pct = done * 100 / self.size.max(1);
+        let detail = format!("{pct}% of {}", crate::console::human_size(self.size));
+        handle.announce("progress", &self.arrow, &self.path, Some(done), detail);
+    }
 }

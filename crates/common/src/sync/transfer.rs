@@ -37,6 +37,7 @@ pub async fn send_file<W: AsyncWrite + Unpin>(
     root: &Path,
     meta: &FileMeta,
     base: Option<FileMeta>,
+    progress: &mut (dyn FnMut(u64) + Send),
 ) -> Result<Sent, ProtocolError> {
     let full = match paths::resolve(root, &meta.path) {
         Ok(p) => p,
@@ -82,6 +83,7 @@ pub async fn send_file<W: AsyncWrite + Unpin>(
             break; // grew while we read it: abort below
         }
         w.feed_data(buf.freeze()).await?;
+        progress(total);
     }
     if total != meta.size || !unchanged(&file, meta) {
         w.send(Message::FileAbort).await?;
@@ -135,6 +137,7 @@ pub async fn receive_file<R: AsyncRead + Unpin>(
     tmp_dir: &Path,
     meta: FileMeta,
     base: Option<FileMeta>,
+    progress: &mut (dyn FnMut(u64) + Send),
 ) -> Result<Received, ReceiveError> {
     let mut problem: Option<ReceiveError> =
         paths::check(&meta.path)
@@ -157,6 +160,7 @@ pub async fn receive_file<R: AsyncRead + Unpin>(
         match r.read_frame().await? {
             Some(Frame::Data(b)) => {
                 total += b.len() as u64;
+                progress(total);
                 if total > meta.size && problem.is_none() {
                     problem = Some(rejected(&meta.path, "more bytes than announced"));
                     temp = None;
