@@ -47,9 +47,40 @@ pub fn colour_on(stream: &impl std::io::IsTerminal) -> bool {
 /// receiving, error.
 pub fn announce(a: &crate::protocol::Action) {
     let line = format_action(a, use_colour(), false);
-    let mut out = std::io::stdout().lock();
-    let _ = writeln!(out, "{line}");
-    let _ = out.flush();
+    match console_writer() {
+        Some(tx) if tx.send(line.clone()).is_ok() => {}
+        _ => {
+            let mut out = std::io::stdout().lock();
+            let _ = writeln!(out, "{line}");
+            let _ = out.flush();
+        }
+    }
+}
+
+/// One thread writes the action lines: it flushes whenever no further line
+/// is waiting, so a line still shows as it happens, while a burst of ten
+/// thousand costs a few writes rather than ten thousand.
+fn console_writer() -> Option<&'static std::sync::mpsc::Sender<String>> {
+    static WRITER: std::sync::OnceLock<Option<std::sync::mpsc::Sender<String>>> =
+        std::sync::OnceLock::new();
+    WRITER
+        .get_or_init(|| {
+            let (tx, rx) = std::sync::mpsc::channel::<String>();
+            let spawned = std::thread::Builder::new()
+                .name("console".into())
+                .spawn(move || {
+                    let mut out = std::io::BufWriter::with_capacity(64 * 1024, std::io::stdout());
+                    while let Ok(line) = rx.recv() {
+                        let _ = writeln!(out, "{line}");
+                        while let Ok(line) = rx.try_recv() {
+                            let _ = writeln!(out, "{line}");
+                        }
+                        let _ = out.flush();
+                    }
+                });
+            spawned.ok().map(|_| tx)
+        })
+        .as_ref()
 }
 
 /// One action as a line for people, the same on a server's console and in
