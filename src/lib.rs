@@ -214,21 +214,9 @@ impl Pair {
         std::fs::create_dir_all(&dir_a).unwrap();
         std::fs::create_dir_all(&dir_b).unwrap();
         setup(&dir_a, &dir_b);
-        let extra: Vec<String> = extra.iter().map(|s| s.to_string()).collect();
         let state_a = root.path().join("state_a");
         let state_b = root.path().join("state_b");
-        let b = start_b(&dir_b, &state_b, "127.0.0.1:0", &extra);
-        let a = start_a(&dir_a, &state_a, &b.addr, &extra);
-        Pair {
-            root,
-            dir_a,
-            dir_b,
-            state_a,
-            state_b,
-            b,
-            a,
-            extra,
-        }
+        Pair::start_at(root, [dir_a, state_a, dir_b, state_b], extra)
     }
 
     /// A pair over folders and state directories of the caller's choosing
