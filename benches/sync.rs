@@ -166,6 +166,23 @@ fn main() {
     }
 }
 
+/// Fills a row's lab3 and rsync columns from the trials' medians; with a
+/// `limit`, the row passes when lab3/rsync is at most that.
+fn against_rsync(row: &mut Row, lab: &[f64], rsync: Option<&[f64]>, limit: Option<f64>) {
+    row.lab3 = secs(median(lab));
+    match rsync {
+        Some(rs) => {
+            let m = median(rs);
+            row.peer = format!("rsync -a: {}", secs(m));
+            row.ratio = ratio(median(lab), m);
+            if let Some(limit) = limit {
+                row.pass = row.ratio.map(|r| r <= limit);
+            }
+        }
+        None => row.peer = NO_RSYNC.into(),
+    }
+}
+
 fn ratio(lab3: f64, peer: f64) -> Option<f64> {
     (peer > 0.0 && lab3.is_finite() && peer.is_finite()).then(|| lab3 / peer)
 }
@@ -556,16 +573,13 @@ fn initial_sync(
             count(n)
         ),
     );
-    row.lab3 = secs(median(&lab));
     row.target = "no slower than rsync (≤ 1.00x)".into();
-    if peers.rsync.is_some() {
-        let m = median(&rs);
-        row.peer = format!("rsync -a: {}", secs(m));
-        row.ratio = ratio(median(&lab), m);
-        row.pass = row.ratio.map(|r| r <= 1.0);
-    } else {
-        row.peer = NO_RSYNC.into();
-    }
+    against_rsync(
+        &mut row,
+        &lab,
+        peers.rsync.is_some().then_some(&rs[..]),
+        Some(1.0),
+    );
     let mut rows = vec![row];
     let list = |v: &[f64]| {
         if v.is_empty() {
@@ -592,14 +606,12 @@ fn initial_sync(
                     count(n)
                 ),
             );
-            row.lab3 = secs(median(&lab));
-            if peers.rsync.is_some() {
-                let m = median(&rs);
-                row.peer = format!("rsync -a: {}", secs(m));
-                row.ratio = ratio(median(&lab), m);
-            } else {
-                row.peer = NO_RSYNC.into();
-            }
+            against_rsync(
+                &mut row,
+                &lab,
+                peers.rsync.is_some().then_some(&rs[..]),
+                None,
+            );
             rows.push(row);
             note.push_str(&format!(
                 " On tmpfs: lab3 {}; rsync {}.",
@@ -734,16 +746,13 @@ fn big_file(plan: &Plan, peers: &Peers, work: &Path, notes: &mut Vec<(u8, String
     let _ = std::fs::remove_dir_all(&src);
     let mut rows = Vec::new();
     let mut row = Row::new(3, format!("one {label} file reaches B complete"));
-    row.lab3 = secs(median(&lab));
     row.target = "≤ 1.5x rsync".into();
-    if peers.rsync.is_some() {
-        let m = median(&rs);
-        row.peer = format!("rsync -a: {}", secs(m));
-        row.ratio = ratio(median(&lab), m);
-        row.pass = row.ratio.map(|r| r <= 1.5);
-    } else {
-        row.peer = NO_RSYNC.into();
-    }
+    against_rsync(
+        &mut row,
+        &lab,
+        peers.rsync.is_some().then_some(&rs[..]),
+        Some(1.5),
+    );
     rows.push(row);
     for (side, kib) in [("A (sender)", rss_a), ("B (receiver)", rss_b)] {
         let mut row = Row::new(

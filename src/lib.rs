@@ -363,15 +363,7 @@ pub fn start_a(dir: &Path, state: &Path, peer: &str, extra: &[String]) -> Server
 
 /// Runs `lab3 --server <server> args...` to completion.
 pub fn lab3(server: &str, args: &[&str]) -> Output {
-    Command::new(bin("lab3"))
-        .arg("--server")
-        .arg(server)
-        .args(args)
-        .env("NO_COLOR", "1")
-        .env_remove("LAB3_TOKEN")
-        .env_remove("LAB3_SERVER")
-        .output()
-        .expect("run lab3")
+    lab3_env(server, args, &[])
 }
 
 /// Like [`lab3`], with extra environment variables (e.g. `LAB3_TOKEN`).
