@@ -46,7 +46,9 @@ pub fn colour_on(stream: &impl std::io::IsTerminal) -> bool {
 /// conflict, queued, applied, superseded, locked, unlocked, sending,
 /// receiving, error.
 pub fn announce(a: &crate::protocol::Action) {
-    let line = format_action(a, use_colour(), false);
+    // Whether stdout is a terminal is asked once, not once per line.
+    static COLOUR: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
+    let line = format_action(a, *COLOUR.get_or_init(use_colour), false);
     match console_writer() {
         Some(tx) if tx.send(line.clone()).is_ok() => {}
         _ => {
@@ -57,9 +59,12 @@ pub fn announce(a: &crate::protocol::Action) {
     }
 }
 
-/// One thread writes the action lines: it flushes whenever no further line
-/// is waiting, so a line still shows as it happens, while a burst of ten
-/// thousand costs a few writes rather than ten thousand.
+/// One thread writes the action lines. Woken by a line, it lets more gather
+/// for [`GATHER`] before writing them all at once: a line shows within a
+/// couple of milliseconds, and a burst of ten thousand costs a few hundred
+/// wake-ups and writes rather than ten thousand of each.
+const GATHER: std::time::Duration = std::time::Duration::from_millis(2);
+
 fn console_writer() -> Option<&'static std::sync::mpsc::Sender<String>> {
     static WRITER: std::sync::OnceLock<Option<std::sync::mpsc::Sender<String>>> =
         std::sync::OnceLock::new();
@@ -72,6 +77,7 @@ fn console_writer() -> Option<&'static std::sync::mpsc::Sender<String>> {
                     let mut out = std::io::BufWriter::with_capacity(64 * 1024, std::io::stdout());
                     while let Ok(line) = rx.recv() {
                         let _ = writeln!(out, "{line}");
+                        std::thread::sleep(GATHER);
                         while let Ok(line) = rx.try_recv() {
                             let _ = writeln!(out, "{line}");
                         }
