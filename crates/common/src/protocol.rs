@@ -232,6 +232,10 @@ pub enum Message {
     },
     /// Keeps an idle link alive; ignored by the receiver.
     Ping,
+    /// From Server A to B: relay your actions (`on`: A has `lab3 watch`
+    /// clients), or stop. B relays none until asked, so a link nobody
+    /// watches carries no action lines.
+    RelayActions { on: bool },
     /// One announced action: from Server B to A over the sync link (relayed
     /// for `lab3 watch`, not printed at A), and from A to a watching client.
     Action(Action),

@@ -207,6 +207,7 @@ fn message() -> impl Strategy<Value = Message> {
         (text(), proptest::option::of(file_meta()))
             .prop_map(|(path, have)| Message::Want { path, have }),
         Just(Message::Ping),
+        any::<bool>().prop_map(|on| Message::RelayActions { on }),
         (
             proptest::collection::btree_map(text(), "[0-9a-f]{64}", 0..4),
             any::<bool>()
@@ -258,6 +259,7 @@ fn variant(m: &Message) -> &'static str {
         Message::Rename { .. } => "rename",
         Message::Want { .. } => "want",
         Message::Ping => "ping",
+        Message::RelayActions { .. } => "relay_actions",
         Message::Hashes { .. } => "hashes",
         Message::Action(_) => "action",
     }

@@ -10,7 +10,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
-use tokio::sync::{broadcast, mpsc};
+use tokio::sync::{broadcast, mpsc, watch};
 
 use super::engine::{Event, Outgoing, PeerMsg};
 use super::transfer::{self, ReceiveError};
@@ -48,9 +48,11 @@ pub(super) async fn run(
         .map_err(|_| anyhow::anyhow!("sync engine stopped"))?;
     handle.tell_link(true, String::new());
     let Connection { reader, writer } = conn;
-    let mut writer_task = tokio::spawn(write_loop(writer, out_rx, handle.clone(), id));
+    // Server B: whether Server A asked for its actions (read_loop sets it).
+    let (relay_tx, relay_rx) = watch::channel(false);
+    let mut writer_task = tokio::spawn(write_loop(writer, out_rx, handle.clone(), id, relay_rx));
     let res = tokio::select! {
-        r = read_loop(reader, handle, id) => r,
+        r = read_loop(reader, handle, id, &relay_tx) => r,
         w = &mut writer_task => match w {
             Ok(r) => r,
             Err(e) => Err(anyhow::anyhow!("link writer: {e}")),
@@ -71,16 +73,37 @@ async fn write_loop(
     mut rx: mpsc::UnboundedReceiver<Outgoing>,
     handle: SyncHandle,
     id: u64,
+    mut relay: watch::Receiver<bool>,
 ) -> anyhow::Result<()> {
     let root = handle.cfg.root.clone();
     let mut ping = tokio::time::interval(PING_EVERY);
     ping.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-    // Server B relays its actions to A (for `lab3 watch`); A relays nothing.
-    let mut actions = (handle.cfg.me == Role::ServerB).then(|| handle.subscribe());
+    // Server B relays its actions to A while A asks (it has `lab3 watch`
+    // clients); Server A asks whenever the number of its watchers goes
+    // from none to some, and stops when it drops back.
+    let mut actions: Option<broadcast::Receiver<Action>> = None;
+    let mut watchers = (handle.cfg.me != Role::ServerB).then(|| handle.watchers.subscribe());
+    let mut asked = false;
+    if let Some(n) = watchers.as_mut() {
+        asked = *n.borrow_and_update() > 0;
+        if asked {
+            w.feed(Message::RelayActions { on: true }).await?;
+        }
+    }
     loop {
         tokio::select! {
             // An action goes before what the engine queued after announcing it.
             biased;
+            Ok(()) = relay.changed() => {
+                let on = *relay.borrow_and_update();
+                actions = on.then(|| handle.actions.subscribe());
+            }
+            Some(want) = wanted(&mut watchers) => {
+                if want != asked {
+                    asked = want;
+                    w.send(Message::RelayActions { on: want }).await?;
+                }
+            }
             Some(a) = relay_next(&mut actions) => {
                 w.feed(Message::Action(a)).await?;
                 if let Some(actions) = actions.as_mut() {
@@ -126,6 +149,18 @@ async fn write_loop(
     }
 }
 
+/// Server A: whether it wants Server B's actions, when that may have
+/// changed (it has watchers or not); never completes at Server B.
+async fn wanted(watchers: &mut Option<watch::Receiver<usize>>) -> Option<bool> {
+    match watchers {
+        Some(n) => match n.changed().await {
+            Ok(()) => Some(*n.borrow_and_update() > 0),
+            Err(_) => std::future::pending().await,
+        },
+        None => std::future::pending().await,
+    }
+}
+
 /// The next action to relay; never completes when there is nothing to relay.
 async fn relay_next(actions: &mut Option<broadcast::Receiver<Action>>) -> Option<Action> {
     match actions {
@@ -162,6 +197,7 @@ async fn read_loop(
     mut r: FrameReader<OwnedReadHalf>,
     handle: &SyncHandle,
     id: u64,
+    relay: &watch::Sender<bool>,
 ) -> anyhow::Result<()> {
     let mut inventory: Vec<InventoryEntry> = Vec::new();
     let mut hashes = std::collections::HashMap::new();
@@ -182,6 +218,10 @@ async fn read_loop(
         };
         let ok = match msg {
             Message::Ping => true,
+            Message::RelayActions { on } if handle.cfg.me == Role::ServerB => {
+                relay.send_replace(on);
+                true
+            }
             Message::Hashes {
                 hashes: chunk,
                 done,

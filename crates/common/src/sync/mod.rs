@@ -40,7 +40,7 @@ use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use tokio::sync::{broadcast, mpsc, oneshot};
+use tokio::sync::{broadcast, mpsc, oneshot, watch};
 
 use crate::connection::Connection;
 use crate::handshake::PeerInfo;
@@ -136,7 +136,30 @@ pub struct SyncHandle {
     cfg: Arc<SyncConfig>,
     tmp_dir: PathBuf,
     actions: broadcast::Sender<Action>,
+    /// How many [`Subscription`]s are alive (Server A asks B to relay its
+    /// actions only while there are any).
+    watchers: Arc<watch::Sender<usize>>,
     status: Arc<Mutex<LinkStatus>>,
+}
+
+/// A live feed of the actions this side announces (and, at Server A,
+/// Server B's). While one exists, Server A asks B to relay its actions.
+pub struct Subscription {
+    rx: broadcast::Receiver<Action>,
+    watchers: Arc<watch::Sender<usize>>,
+}
+
+impl Subscription {
+    /// The next action; `Lagged` when this subscriber fell behind.
+    pub async fn recv(&mut self) -> Result<Action, broadcast::error::RecvError> {
+        self.rx.recv().await
+    }
+}
+
+impl Drop for Subscription {
+    fn drop(&mut self) {
+        self.watchers.send_modify(|n| *n = n.saturating_sub(1));
+    }
 }
 
 impl SyncHandle {
@@ -158,8 +181,13 @@ impl SyncHandle {
     }
 
     /// Every action this side announces, as it happens.
-    pub fn subscribe(&self) -> broadcast::Receiver<Action> {
-        self.actions.subscribe()
+    pub fn subscribe(&self) -> Subscription {
+        let rx = self.actions.subscribe();
+        self.watchers.send_modify(|n| *n += 1);
+        Subscription {
+            rx,
+            watchers: self.watchers.clone(),
+        }
     }
 
     /// The link's state now.

@@ -171,6 +171,7 @@ pub fn start(cfg: SyncConfig) -> anyhow::Result<SyncHandle> {
         cfg: cfg.clone(),
         tmp_dir,
         actions,
+        watchers: Arc::new(tokio::sync::watch::Sender::new(0)),
         status: Arc::new(Mutex::new(LinkStatus::default())),
     };
     let (hint_tx, hint_rx) = mpsc::channel(16 * 1024);
