@@ -91,16 +91,18 @@ pub fn stat_file(root: &Path, rel: &str) -> std::io::Result<Option<FileMeta>> {
     match std::fs::symlink_metadata(&full) {
         Ok(md) if md.is_file() => Ok(Some(FileMeta::from_fs(rel.to_string(), &md))),
         Ok(_) => Ok(None),
-        Err(e)
-            if matches!(
-                e.kind(),
-                std::io::ErrorKind::NotFound | std::io::ErrorKind::NotADirectory
-            ) =>
-        {
-            Ok(None)
-        }
+        Err(e) if is_absent(&e) => Ok(None),
         Err(e) => Err(e),
     }
+}
+
+/// Whether a stat's error means "no such file" (also: a parent that is a
+/// file now, not a folder).
+pub fn is_absent(e: &std::io::Error) -> bool {
+    matches!(
+        e.kind(),
+        std::io::ErrorKind::NotFound | std::io::ErrorKind::NotADirectory
+    )
 }
 
 /// [`scan_dir`] on the blocking thread pool.

@@ -21,14 +21,17 @@ impl Engine {
     /// sends) whatever differs from the journal.
     pub(super) fn process_paths(&mut self, paths: Vec<String>) {
         let send = self.link.as_ref().is_some_and(|l| l.reconciled);
-        let mut files = BTreeSet::new();
+        let mut files = BTreeMap::new();
         for p in paths {
             self.expand(p, &mut files);
         }
         let mut changed = Vec::new();
         let mut vanished = Vec::new();
-        for p in files {
-            let disk = self.stat(&p);
+        for (p, seen) in files {
+            let disk = match seen {
+                Seen::On(disk) => disk,
+                Seen::Unknown => self.stat(&p),
+            };
             let known = self.journal.local(&p).cloned();
             match (disk, known) {
                 (Some(d), Some(k)) if d.same_state(&k) => {}
@@ -99,7 +102,9 @@ impl Engine {
 
     /// A hinted path may be a folder (created, moved in, moved away or
     /// deleted): stand in the files below it, on disk and in the journal.
-    pub(super) fn expand(&mut self, p: String, out: &mut BTreeSet<String>) {
+    /// What the one stat here (or the folder's scan) saw is kept, so that
+    /// no path is stat'ed twice.
+    pub(super) fn expand(&mut self, p: String, out: &mut BTreeMap<String, Seen>) {
         let Ok(full) = paths::resolve(&self.cfg.root, &p) else {
             return;
         };
@@ -107,12 +112,15 @@ impl Engine {
             Ok(md) if md.is_dir() => {
                 // A file of that name that became a folder: it vanished.
                 if self.journal.local(&p).is_some() {
-                    out.insert(p.clone());
+                    out.insert(p.clone(), Seen::On(None));
                 }
                 match scan::scan_dir(&full, &self.cfg.ignore.below(&p)) {
                     Ok(scan) => {
                         self.warn_skipped(&scan);
-                        out.extend(scan.files.into_iter().map(|f| format!("{p}/{}", f.path)));
+                        for mut f in scan.files {
+                            f.path = format!("{p}/{}", f.path);
+                            out.insert(f.path.clone(), Seen::On(Some(f)));
+                        }
                     }
                     Err(e) => tracing::warn!("scanning {}: {e}", full.display()),
                 }
@@ -122,21 +130,37 @@ impl Engine {
                 if self.warned.insert(full.clone()) {
                     tracing::warn!("skipping {}: symbolic link, not followed", full.display());
                 }
-                out.insert(p);
+                out.insert(p, Seen::On(None));
             }
-            _ => {
+            looked => {
                 // Not known as a file here: it may have been a folder.
                 if self.journal.local(&p).is_none() {
                     self.expand_known(&p, out);
                 }
-                out.insert(p);
+                let seen = match looked {
+                    Ok(md) if md.is_file() => Seen::On(Some(FileMeta::from_fs(p.clone(), &md))),
+                    Ok(_) => Seen::On(None), // a socket, a fifo: not synced
+                    Err(e) if scan::is_absent(&e) => Seen::On(None),
+                    Err(_) => Seen::Unknown, // stat again, to report why
+                };
+                out.insert(p, seen);
             }
         }
     }
 
-    pub(super) fn expand_known(&self, dir: &str, out: &mut BTreeSet<String>) {
-        out.extend(self.journal.paths_under(dir).cloned());
+    pub(super) fn expand_known(&self, dir: &str, out: &mut BTreeMap<String, Seen>) {
+        for p in self.journal.paths_under(dir) {
+            out.entry(p.clone()).or_insert(Seen::Unknown);
+        }
     }
+}
+
+/// What [`Engine::expand`] found of a path on disk.
+pub(super) enum Seen {
+    /// A regular file with this metadata, or (`None`) none.
+    On(Option<FileMeta>),
+    /// Not looked at yet.
+    Unknown,
 }
 
 /// Which vanished file `new` was renamed from, judged by metadata (size,
