@@ -24,6 +24,31 @@ pub fn install(root: &Path, rel: &str, temp: tempfile::TempPath) -> std::io::Res
     temp.persist(&target).map_err(|e| e.error)
 }
 
+/// Like [`install`], but only when nothing is at `rel` yet, checked by the
+/// rename itself (`RENAME_NOREPLACE` where the OS has it): one system call,
+/// no stat first. Gives the temporary file back when something is there, or
+/// when this filesystem cannot rename without replacing; the caller then
+/// looks and decides.
+pub fn install_new(
+    root: &Path,
+    rel: &str,
+    temp: tempfile::TempPath,
+) -> std::io::Result<Option<tempfile::TempPath>> {
+    let target = paths::resolve(root, rel).map_err(std::io::Error::other)?;
+    let temp = match temp.persist_noclobber(&target) {
+        Ok(()) => return Ok(None),
+        Err(e) if e.error.kind() == std::io::ErrorKind::NotFound => e.path,
+        Err(e) => return Ok(Some(e.path)),
+    };
+    if let Some(parent) = target.parent() {
+        std::fs::create_dir_all(parent)?;
+    }
+    match temp.persist_noclobber(&target) {
+        Ok(()) => Ok(None),
+        Err(e) => Ok(Some(e.path)),
+    }
+}
+
 /// Moves a file already in the directory from `from` to `to`.
 pub fn rename(root: &Path, from: &str, to: &str) -> std::io::Result<()> {
     let src = paths::resolve(root, from).map_err(std::io::Error::other)?;

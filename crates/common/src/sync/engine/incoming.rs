@@ -28,7 +28,7 @@ impl Engine {
         }
     }
 
-    pub(super) fn apply_file(&mut self, r: Received) {
+    pub(super) fn apply_file(&mut self, mut r: Received) {
         let p = r.meta.path.clone();
         if self.cfg.ignore.is_ignored_path(&p) {
             return;
@@ -36,6 +36,16 @@ impl Engine {
         if self.held(&p) {
             self.hold(HeldUpdate::Write(r));
             return;
+        }
+        // New at the peer and unknown here (every file of a first sync):
+        // with nothing at the path, it is installed as is; the rename
+        // itself checks that the path is free, so no stat is needed first.
+        if r.base.is_none() && self.journal.local(&p).is_none() {
+            match apply::install_new(&self.cfg.root, &p, r.temp) {
+                Ok(None) => return self.installed(r.meta, r.hash, "created"),
+                Ok(Some(temp)) => r.temp = temp, // something is there: look below
+                Err(e) => return self.install_failed(p, r.meta.size, e),
+            }
         }
         let local = self.stat(&p);
         let mut clean = match (&local, &r.base) {
@@ -92,22 +102,29 @@ impl Engine {
             "created"
         };
         match apply::install(&self.cfg.root, &p, r.temp) {
-            Ok(()) => {
-                self.journal.set_present(&r.meta, true);
-                self.journal.set_hash(&r.meta, r.hash);
-                self.announce(action, &self.inbound(), &p, Some(size), String::new());
-            }
-            Err(e) => {
-                self.announce(
-                    "error",
-                    &self.inbound(),
-                    &p,
-                    Some(size),
-                    format!("cannot write: {e}; will retry"),
-                );
-                self.wants.set(p, Instant::now() + RETRY_AFTER);
-            }
+            Ok(()) => self.installed(r.meta, r.hash, action),
+            Err(e) => self.install_failed(p, size, e),
         }
+    }
+
+    /// The peer's file is in place: record and announce it.
+    fn installed(&mut self, meta: FileMeta, hash: String, action: &str) {
+        self.journal.set_present(&meta, true);
+        self.journal.set_hash(&meta, hash);
+        let inbound = self.inbound();
+        self.announce(action, &inbound, &meta.path, Some(meta.size), String::new());
+    }
+
+    /// The peer's file could not be put in place: say so, ask again later.
+    fn install_failed(&mut self, path: String, size: u64, e: std::io::Error) {
+        self.announce(
+            "error",
+            &self.inbound(),
+            &path,
+            Some(size),
+            format!("cannot write: {e}; will retry"),
+        );
+        self.wants.set(path, Instant::now() + RETRY_AFTER);
     }
 
     pub(super) fn apply_delete(&mut self, path: String, deleted_ns: i64, base: Option<FileMeta>) {
