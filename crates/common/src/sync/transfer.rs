@@ -2,9 +2,9 @@
 //! hashed with BLAKE3 on both ends, and landing in a temporary file outside
 //! the directory that only [`crate::sync::apply`] renames into place.
 //!
-//! The sender checks that the file did not change while it was read (size
-//! and mtime before and after); if it did, it aborts, and the engine sends
-//! the new version instead.
+//! The sender checks, once the file is read, that it still has the size and
+//! mtime it was stat'ed with; if not, it aborts, and the engine sends the new
+//! version instead.
 
 use std::fs::File;
 use std::io::{Read, Write};
@@ -49,9 +49,6 @@ pub async fn send_file<W: AsyncWrite + Unpin>(
     let Ok(mut file) = File::open(&full) else {
         return Ok(Sent::Changed);
     };
-    if !unchanged(&file, meta) {
-        return Ok(Sent::Changed);
-    }
     w.feed(Message::FileBegin {
         meta: meta.clone(),
         base,
@@ -59,7 +56,10 @@ pub async fn send_file<W: AsyncWrite + Unpin>(
     .await?;
     let mut hasher = blake3::Hasher::new();
     let mut total = 0u64;
-    loop {
+    // Reading stops at the announced size: one read for a small file. The
+    // file's size and mtime, checked once it is read, tell whether it
+    // changed since it was stat'ed, before or during the read.
+    while total < meta.size {
         // Room for what is left plus one byte (to notice a file that grew),
         // at most a chunk: a small file costs a small buffer, not two
         // zeroed chunks.
@@ -146,7 +146,7 @@ pub async fn receive_file<R: AsyncRead + Unpin>(
                 path: meta.path.clone(),
                 why: e.why.to_string(),
             });
-    let mut temp = match (&problem, new_temp(tmp_dir)) {
+    let mut temp = match (&problem, new_temp(tmp_dir, meta.mode)) {
         (None, Ok(t)) => Some(t),
         (None, Err(e)) => {
             problem = Some(local_error(&meta.path, e));
@@ -243,6 +243,9 @@ fn set_time_and_mode(file: &File, mtime_ns: i64, mode: u32) -> std::io::Result<(
         std::time::UNIX_EPOCH - since_epoch
     };
     file.set_modified(mtime)?;
+    if mode_is_set(mode) {
+        return Ok(()); // created with it (see `new_temp`)
+    }
     #[cfg(unix)]
     let perms = {
         use std::os::unix::fs::PermissionsExt;
@@ -257,10 +260,31 @@ fn set_time_and_mode(file: &File, mtime_ns: i64, mode: u32) -> std::io::Result<(
     file.set_permissions(perms)
 }
 
-fn new_temp(tmp_dir: &Path) -> std::io::Result<tempfile::NamedTempFile> {
-    tempfile::Builder::new()
-        .prefix(crate::ignore::TEMP_PREFIX)
-        .tempfile_in(tmp_dir)
+/// A temporary file for content that will get `mode`: created with that
+/// mode where the umask lets it through unchanged (so no `fchmod` is needed
+/// afterwards, see [`mode_is_set`]), otherwise owner-only until it is set.
+fn new_temp(tmp_dir: &Path, mode: u32) -> std::io::Result<tempfile::NamedTempFile> {
+    let mut b = tempfile::Builder::new();
+    b.prefix(crate::ignore::TEMP_PREFIX);
+    #[cfg(unix)]
+    if mode_is_set(mode) {
+        use std::os::unix::fs::PermissionsExt;
+        b.permissions(std::fs::Permissions::from_mode(mode & 0o777));
+    }
+    b.tempfile_in(tmp_dir)
+}
+
+/// Whether a file created with `mode` ends up with exactly that mode: no
+/// special bits, and nothing the umask takes away. The umask is read once,
+/// from /proc (where there is none, the mode is always set explicitly).
+fn mode_is_set(mode: u32) -> bool {
+    static UMASK: std::sync::OnceLock<Option<u32>> = std::sync::OnceLock::new();
+    let umask = UMASK.get_or_init(|| {
+        let status = std::fs::read_to_string("/proc/self/status").ok()?;
+        let line = status.lines().find_map(|l| l.strip_prefix("Umask:"))?;
+        u32::from_str_radix(line.trim(), 8).ok()
+    });
+    umask.is_some_and(|u| mode & 0o7000 == 0 && mode & u & 0o777 == 0)
 }
 
 fn rejected(path: &str, why: &str) -> ReceiveError {
