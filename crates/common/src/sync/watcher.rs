@@ -117,7 +117,11 @@ pub fn watch(
             }
         }
     };
-    let mut w = notify::recommended_watcher(handler)?;
+    // Opens and read-only closes are not asked for: sending a file opens
+    // it, and each open would wake the watcher for nothing.
+    let kinds = notify::event::EventKindMask::CORE | notify::event::EventKindMask::ACCESS_CLOSE;
+    let config = notify::Config::default().with_event_kinds(kinds);
+    let mut w = notify::RecommendedWatcher::new(handler, config)?;
     w.watch(root, RecursiveMode::Recursive).map_err(explain)?;
     Ok(Watcher { _inner: w })
 }
