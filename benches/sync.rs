@@ -15,6 +15,8 @@
 //! columns say so and lab3's figures are still measured.
 //! `LAB3_BENCH_QUICK=1` runs a small version for CI (well under a minute);
 //! only a full run writes the "Sync" section of `bench/RESULTS.md`.
+//! `LAB3_BENCH_ROWS=2` runs only the rows listed, `LAB3_BENCH_TRIALS=5`
+//! sets the trials of rows 2-4 (for working on one row; nothing is written).
 //!
 //! # Layout
 //! - this file: the plan and the five rows;
@@ -52,11 +54,39 @@ struct Plan {
     trials: usize,
     /// Row 5's window.
     idle: Duration,
+    /// `LAB3_BENCH_ROWS=2,3`: only these rows (and bench/RESULTS.md is
+    /// left as it is); all when unset.
+    rows: Option<Vec<u8>>,
+}
+
+impl Plan {
+    fn runs(&self, row: u8) -> bool {
+        self.rows.as_ref().is_none_or(|r| r.contains(&row))
+    }
 }
 
 impl Plan {
     fn from_env() -> Plan {
         let quick = std::env::var("LAB3_BENCH_QUICK").is_ok_and(|v| !v.is_empty() && v != "0");
+        let rows = std::env::var("LAB3_BENCH_ROWS").ok().map(|v| {
+            v.split(',')
+                .map(|r| {
+                    r.trim()
+                        .parse()
+                        .expect("LAB3_BENCH_ROWS: row numbers, like 2,3")
+                })
+                .collect()
+        });
+        let trials = std::env::var("LAB3_BENCH_TRIALS")
+            .ok()
+            .map(|t| t.parse().expect("LAB3_BENCH_TRIALS: a number"));
+        let mut plan = Plan::sized(quick);
+        plan.rows = rows;
+        plan.trials = trials.unwrap_or(plan.trials);
+        plan
+    }
+
+    fn sized(quick: bool) -> Plan {
         if quick {
             Plan {
                 quick,
@@ -66,6 +96,7 @@ impl Plan {
                 big: 64 << 20,
                 trials: 1,
                 idle: Duration::from_secs(2),
+                rows: None,
             }
         } else {
             Plan {
@@ -76,6 +107,7 @@ impl Plan {
                 big: 1 << 30,
                 trials: 3,
                 idle: Duration::from_secs(10),
+                rows: None,
             }
         }
     }
@@ -131,12 +163,21 @@ fn main() {
          files next pays, lab3 or rsync)."
             .into(),
     ));
-    let (latency_rows, idle_rows) =
-        latency_and_idle(&plan, &peers, work.path(), &mut notes, &mut kept);
+    let (latency_rows, idle_rows) = if plan.runs(1) || plan.runs(5) {
+        latency_and_idle(&plan, &peers, work.path(), &mut notes, &mut kept)
+    } else {
+        (Vec::new(), Vec::new())
+    };
     rows.extend(latency_rows);
-    rows.extend(initial_sync(&plan, &peers, work.path(), &mut notes));
-    rows.extend(big_file(&plan, &peers, work.path(), &mut notes));
-    rows.extend(startup(&plan, &peers, work.path(), &mut notes));
+    if plan.runs(2) {
+        rows.extend(initial_sync(&plan, &peers, work.path(), &mut notes));
+    }
+    if plan.runs(3) {
+        rows.extend(big_file(&plan, &peers, work.path(), &mut notes));
+    }
+    if plan.runs(4) {
+        rows.extend(startup(&plan, &peers, work.path(), &mut notes));
+    }
     rows.extend(idle_rows);
 
     let table = report::table(&rows);
@@ -146,7 +187,7 @@ fn main() {
     let failed = rows.iter().filter(|r| r.pass == Some(false)).count();
     println!("sync bench: {failed} target(s) missed");
 
-    if !plan.quick {
+    if !plan.quick && plan.rows.is_none() {
         let body = format!(
             "Run on {} with `cargo bench --bench sync` (release binaries; {} cores shared with other builds; \
              peers: {}, {}). Medians of trials interleaved in one run: {} trials per tool for rows 2-4, \
