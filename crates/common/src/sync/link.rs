@@ -7,10 +7,11 @@
 //! items), so two engines can never block each other through the socket.
 
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
 use std::time::Duration;
 
 use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
-use tokio::sync::{broadcast, mpsc, watch};
+use tokio::sync::{broadcast, mpsc, watch, Semaphore};
 
 use super::engine::{Event, Outgoing, PeerMsg};
 use super::transfer::{self, ReceiveError};
@@ -28,6 +29,11 @@ pub const ANNOUNCE_TRANSFER_FROM: u64 = 8 * 1024 * 1024;
 const PING_EVERY: Duration = Duration::from_secs(5);
 /// ...and is declared dead when nothing arrives for this long.
 const SILENCE_LIMIT: Duration = Duration::from_secs(20);
+
+/// At most this many received files wait for the engine to install them:
+/// beyond that the reader waits, and so, through the socket, does the peer
+/// (the temporary folder stays small).
+const IN_FLIGHT: usize = 1024;
 
 static NEXT_ID: AtomicU64 = AtomicU64::new(1);
 
@@ -202,6 +208,7 @@ async fn read_loop(
     let mut inventory: Vec<InventoryEntry> = Vec::new();
     let mut hashes = std::collections::HashMap::new();
     let send = |msg: PeerMsg| handle.events.send(Event::Peer { id, msg }).is_ok();
+    let in_flight = Arc::new(Semaphore::new(IN_FLIGHT));
     loop {
         let frame = match tokio::time::timeout(SILENCE_LIMIT, r.read_frame()).await {
             Ok(f) => f?,
@@ -247,6 +254,7 @@ async fn read_loop(
                     let arrow = format!("{}->{}", handle.peer_side(), handle.side());
                     handle.announce("receiving", &arrow, &path, Some(meta.size), String::new());
                 }
+                let permit = in_flight.clone().acquire_owned().await?;
                 let receiving = Receiving::new(handle);
                 let arrow = format!("{}->{}", handle.peer_side(), handle.side());
                 let mut progress = Progress::new(handle, arrow, &meta);
@@ -256,18 +264,9 @@ async fn read_loop(
                 .await;
                 drop(receiving);
                 match got {
-                    Ok(received) => {
-                        let ok = send(PeerMsg::File(received));
-                        // Let the engine install it now. Receiving does
-                        // blocking file I/O and, while frames are already
-                        // buffered, never waits on the socket; without a
-                        // yield this task keeps its worker for thousands of
-                        // files while the engine, woken into the same
-                        // worker's LIFO slot (which the other worker does
-                        // not steal), waits: temporary files pile up and
-                        // the peer's files land late.
-                        tokio::task::yield_now().await;
-                        ok
+                    Ok(mut received) => {
+                        received.in_flight = Some(permit);
+                        send(PeerMsg::File(received))
                     }
                     Err(ReceiveError::Protocol(e)) => return Err(e.into()),
                     Err(ReceiveError::Aborted(_)) => true,

@@ -111,6 +111,9 @@ pub struct Received {
     pub temp: tempfile::TempPath,
     /// BLAKE3 of the content (checked against the sender's).
     pub hash: String,
+    /// The link's count of received files not yet installed (see
+    /// `link::IN_FLIGHT`); released when this is dropped.
+    pub(crate) in_flight: Option<tokio::sync::OwnedSemaphorePermit>,
 }
 
 /// Why a received file was not accepted.
@@ -212,6 +215,7 @@ pub async fn receive_file<R: AsyncRead + Unpin>(
         base,
         temp: path,
         hash,
+        in_flight: None,
     })
 }
 

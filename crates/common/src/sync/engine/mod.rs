@@ -202,10 +202,19 @@ pub fn start(cfg: SyncConfig) -> anyhow::Result<SyncHandle> {
         rescan_flag: flag.clone(),
     };
     engine.startup_scan()?;
-    tokio::spawn(async move {
-        let _watch = watch;
-        engine.run(rx, hint_rx, flag).await;
-    });
+    // The engine gets a thread of its own: it works in parallel with the
+    // link's tasks (which receive into temporary files while it installs
+    // the files before), and a burst reaches it in batches rather than
+    // one wake-up per file.
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()?;
+    std::thread::Builder::new()
+        .name("sync engine".into())
+        .spawn(move || {
+            let _watch = watch;
+            rt.block_on(engine.run(rx, hint_rx, flag));
+        })?;
     Ok(handle)
 }
 
