@@ -81,15 +81,18 @@ fn three_updates_wait_in_order_and_apply_on_unlock() {
         mtime_ns(&pair.dir_a.join("f.txt")),
         Some(1_700_000_003_000_000_007)
     );
-    let applied: Vec<String> = pair
-        .a
-        .stdout
-        .lock()
-        .unwrap()
-        .iter()
-        .filter(|l| l.contains("applied") && l.contains("f.txt"))
-        .cloned()
-        .collect();
+    let applied = || -> Vec<String> {
+        let out = pair.a.stdout.lock().unwrap();
+        (out.iter())
+            .filter(|l| l.contains("applied") && l.contains("f.txt"))
+            .cloned()
+            .collect()
+    };
+    // The console is written a moment later than the reply.
+    pair.wait(5, "three 'applied' lines on A's console", || {
+        applied().len() >= 3
+    });
+    let applied = applied();
     assert_eq!(applied.len(), 3, "{applied:?}");
     assert!(applied[0].contains("#1") && applied[2].contains("#3"));
     // Afterwards the file syncs as any other.

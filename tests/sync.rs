@@ -249,9 +249,10 @@ fn folders_are_created_renamed_and_deleted_on_the_other_side() {
     pair.wait(SECS, "the old folder to go", || {
         !pair.dir_b.join("d1").exists()
     });
-    assert!(pair
-        .b
-        .said(&["A->B", "renamed", "d3/top.txt", "from d1/top.txt"]));
+    pair.wait(SECS, "the 'renamed' line", || {
+        pair.b
+            .said(&["A->B", "renamed", "d3/top.txt", "from d1/top.txt"])
+    });
     assert_eq!(read(&pair.dir_b.join("d3/top.txt")).unwrap(), b"top!");
 
     std::fs::remove_dir_all(pair.dir_b.join("d3")).unwrap();
