@@ -107,7 +107,10 @@ impl Journal {
             w.into_inner().map_err(|e| e.into_error())?.sync_all()?;
         }
         std::fs::rename(&tmp, path)?;
-        Ok(BufWriter::new(OpenOptions::new().append(true).open(path)?))
+        Ok(BufWriter::with_capacity(
+            64 * 1024,
+            OpenOptions::new().append(true).open(path)?,
+        ))
     }
 
     pub fn get(&self, path: &str) -> Option<&Record> {

@@ -268,6 +268,11 @@ fn set_time_and_mode(file: &File, mtime_ns: i64, mode: u32) -> std::io::Result<(
 /// mode where the umask lets it through unchanged (so no `fchmod` is needed
 /// afterwards, see [`mode_is_set`]), otherwise owner-only until it is set.
 fn new_temp(tmp_dir: &Path, mode: u32) -> std::io::Result<tempfile::NamedTempFile> {
+    // Spread over a few folders: creating a file locks its folder, and so
+    // does renaming one out of it, which the engine does meanwhile.
+    static NEXT: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+    let n = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed) % TEMP_SPREAD;
+    let tmp_dir = tmp_dir.join(n.to_string());
     let mut b = tempfile::Builder::new();
     b.prefix(crate::ignore::TEMP_PREFIX);
     #[cfg(unix)]
@@ -277,6 +282,9 @@ fn new_temp(tmp_dir: &Path, mode: u32) -> std::io::Result<tempfile::NamedTempFil
     }
     b.tempfile_in(tmp_dir)
 }
+
+/// How many folders under the temporary folder receive files (see `new_temp`).
+const TEMP_SPREAD: usize = 8;
 
 /// Whether a file created with `mode` ends up with exactly that mode: no
 /// special bits, and nothing the umask takes away. The umask is read once,
@@ -318,7 +326,9 @@ pub fn temp_dir_for(dir: &Path, state_dir: &Path) -> std::io::Result<PathBuf> {
     if tmp.exists() {
         std::fs::remove_dir_all(&tmp)?;
     }
-    std::fs::create_dir_all(&tmp)?;
+    for n in 0..TEMP_SPREAD {
+        std::fs::create_dir_all(tmp.join(n.to_string()))?;
+    }
     Ok(tmp)
 }
 

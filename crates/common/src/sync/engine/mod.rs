@@ -105,6 +105,10 @@ pub(crate) enum Outgoing {
 /// different content is not a thing that happens by accident to big files).
 const HASH_LIMIT: u64 = 16 * 1024 * 1024;
 
+/// Events handled in one go before the journal is written and timers and
+/// hints get their turn.
+const BATCH: usize = 256;
+
 /// How long to wait before asking again for a file that could not be stored.
 const RETRY_AFTER: Duration = Duration::from_secs(3);
 
@@ -298,7 +302,15 @@ impl Engine {
                     }
                 }
                 ev = rx.recv() => match ev {
-                    Some(ev) => self.event(ev),
+                    Some(ev) => {
+                        self.event(ev);
+                        // Take what else has arrived (a burst of received
+                        // files) before writing the journal once for all.
+                        for _ in 0..BATCH {
+                            let Ok(ev) = rx.try_recv() else { break };
+                            self.event(ev);
+                        }
+                    }
                     None => break,
                 },
                 _ = tokio::time::sleep_until(next.unwrap_or(far)), if next.is_some() => self.process_due(),
@@ -312,6 +324,9 @@ impl Engine {
                     }
                 }
             }
+            // After every step, not later: a journal that lags the folder
+            // when the server is killed makes the next start take a synced
+            // copy for an unsynced edit (a needless conflict copy).
             self.journal.flush();
         }
     }
