@@ -10,10 +10,11 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
+use futures::FutureExt;
 use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
 use tokio::sync::{broadcast, mpsc, watch, Semaphore};
 
-use super::engine::{Event, Outgoing, PeerMsg};
+use super::engine::{Event, Outgoing, PeerMsg, SentFile};
 use super::transfer::{self, ReceiveError};
 use super::SyncHandle;
 use crate::connection::{Connection, Frame, FrameReader, FrameWriter, ProtocolError};
@@ -29,6 +30,11 @@ pub const ANNOUNCE_TRANSFER_FROM: u64 = 8 * 1024 * 1024;
 const PING_EVERY: Duration = Duration::from_secs(5);
 /// ...and is declared dead when nothing arrives for this long.
 const SILENCE_LIMIT: Duration = Duration::from_secs(20);
+
+/// Received files (and other messages) reach the engine in batches of at
+/// most this many, and sent files are reported in such batches: one
+/// wake-up of the engine per burst, not per file.
+const BATCH: usize = 64;
 
 /// At most this many received files wait for the engine to install them:
 /// beyond that the reader waits, and so, through the socket, does the peer
@@ -89,6 +95,7 @@ async fn write_loop(
     // from none to some, and stops when it drops back.
     let mut actions: Option<broadcast::Receiver<Action>> = None;
     let mut watchers = (handle.cfg.me != Role::ServerB).then(|| handle.watchers.subscribe());
+    let mut sent: Vec<SentFile> = Vec::new();
     let mut asked = false;
     if let Some(n) = watchers.as_mut() {
         asked = *n.borrow_and_update() > 0;
@@ -142,7 +149,14 @@ async fn write_loop(
                         let arrow = format!("{}->{}", handle.side(), handle.peer_side());
                         let mut progress = Progress::new(&handle, arrow, &meta);
                         let outcome = transfer::send_file(&mut w, &root, &meta, base.clone(), &mut |n| progress.at(n)).await?;
-                        let _ = handle.events.send(Event::Sent { id, meta, base, outcome });
+                        let big = meta.size >= transfer::CHUNK as u64;
+                        sent.push(SentFile { meta, base, outcome });
+                        // Told to the engine in batches: small files one
+                        // burst at a time, a big one as soon as it is sent.
+                        if big || sent.len() >= BATCH || rx.is_empty() {
+                            let files = std::mem::take(&mut sent);
+                            let _ = handle.events.send(Event::Sent { id, files });
+                        }
                     }
                 }
                 if rx.is_empty() {
@@ -207,12 +221,33 @@ async fn read_loop(
 ) -> anyhow::Result<()> {
     let mut inventory: Vec<InventoryEntry> = Vec::new();
     let mut hashes = std::collections::HashMap::new();
-    let send = |msg: PeerMsg| handle.events.send(Event::Peer { id, msg }).is_ok();
+    // Messages for the engine, handed over when the socket has nothing
+    // more for now (or BATCH are waiting), in arrival order.
+    let mut batch: Vec<PeerMsg> = Vec::new();
+    let hand_over = |batch: &mut Vec<PeerMsg>| -> anyhow::Result<()> {
+        if batch.is_empty() {
+            return Ok(());
+        }
+        let msgs = std::mem::take(batch);
+        (handle.events.send(Event::Peer { id, msgs }).ok()).ok_or(ProtocolError::Closed)?;
+        Ok(())
+    };
     let in_flight = Arc::new(Semaphore::new(IN_FLIGHT));
     loop {
-        let frame = match tokio::time::timeout(SILENCE_LIMIT, r.read_frame()).await {
-            Ok(f) => f?,
-            Err(_) => anyhow::bail!("no word from the peer for {SILENCE_LIMIT:?}"),
+        if batch.len() >= BATCH {
+            hand_over(&mut batch)?;
+        }
+        // A frame already here is taken at once; before waiting for the
+        // next one, the engine gets what came so far.
+        let frame = match r.read_frame().now_or_never() {
+            Some(f) => f?,
+            None => {
+                hand_over(&mut batch)?;
+                match tokio::time::timeout(SILENCE_LIMIT, r.read_frame()).await {
+                    Ok(f) => f?,
+                    Err(_) => anyhow::bail!("no word from the peer for {SILENCE_LIMIT:?}"),
+                }
+            }
         };
         let msg = match frame {
             None => return Ok(()),
@@ -235,7 +270,7 @@ async fn read_loop(
             } => {
                 hashes.extend(chunk.into_iter().filter(|(p, _)| checked(p)));
                 if done {
-                    send(PeerMsg::Hashes(std::mem::take(&mut hashes)))
+                    push(&mut batch, PeerMsg::Hashes(std::mem::take(&mut hashes)))
                 } else {
                     true
                 }
@@ -243,7 +278,10 @@ async fn read_loop(
             Message::InventoryChunk { entries, done } => {
                 inventory.extend(entries.into_iter().filter(|e| checked(e.path())));
                 if done {
-                    send(PeerMsg::Inventory(std::mem::take(&mut inventory)))
+                    push(
+                        &mut batch,
+                        PeerMsg::Inventory(std::mem::take(&mut inventory)),
+                    )
                 } else {
                     true
                 }
@@ -253,6 +291,11 @@ async fn read_loop(
                 if meta.size >= ANNOUNCE_TRANSFER_FROM {
                     let arrow = format!("{}->{}", handle.peer_side(), handle.side());
                     handle.announce("receiving", &arrow, &path, Some(meta.size), String::new());
+                }
+                // Files held back here hold permits too, and a big file
+                // takes a while: the engine gets them first.
+                if in_flight.available_permits() == 0 || meta.size >= transfer::CHUNK as u64 {
+                    hand_over(&mut batch)?;
                 }
                 let permit = in_flight.clone().acquire_owned().await?;
                 let receiving = Receiving::new(handle);
@@ -266,7 +309,7 @@ async fn read_loop(
                 match got {
                     Ok(mut received) => {
                         received.in_flight = Some(permit);
-                        send(PeerMsg::File(received))
+                        push(&mut batch, PeerMsg::File(received))
                     }
                     Err(ReceiveError::Protocol(e)) => return Err(e.into()),
                     Err(ReceiveError::Aborted(_)) => true,
@@ -282,7 +325,7 @@ async fn read_loop(
                             None,
                             format!("{e}; will retry"),
                         );
-                        send(PeerMsg::StoreFailed { path })
+                        push(&mut batch, PeerMsg::StoreFailed { path })
                     }
                 }
             }
@@ -292,11 +335,14 @@ async fn read_loop(
                 base,
             } => {
                 !checked(&path)
-                    || send(PeerMsg::Delete {
-                        path,
-                        deleted_ns,
-                        base,
-                    })
+                    || push(
+                        &mut batch,
+                        PeerMsg::Delete {
+                            path,
+                            deleted_ns,
+                            base,
+                        },
+                    )
             }
             Message::Rename {
                 from,
@@ -304,13 +350,18 @@ async fn read_loop(
                 deleted_ns,
             } => {
                 !(checked(&from) && checked(&meta.path))
-                    || send(PeerMsg::Rename {
-                        from,
-                        meta,
-                        deleted_ns,
-                    })
+                    || push(
+                        &mut batch,
+                        PeerMsg::Rename {
+                            from,
+                            meta,
+                            deleted_ns,
+                        },
+                    )
             }
-            Message::Want { path, have } => !checked(&path) || send(PeerMsg::Want { path, have }),
+            Message::Want { path, have } => {
+                !checked(&path) || push(&mut batch, PeerMsg::Want { path, have })
+            }
             Message::Error { message } => {
                 tracing::warn!("the peer reports: {message}");
                 true
@@ -328,6 +379,12 @@ async fn read_loop(
             return Err(ProtocolError::Closed.into());
         }
     }
+}
+
+/// Queues `msg` for the engine (see `read_loop`); always true.
+fn push(batch: &mut Vec<PeerMsg>, msg: PeerMsg) -> bool {
+    batch.push(msg);
+    true
 }
 
 /// Counts a file being received in the link's status while it lives.

@@ -39,15 +39,15 @@ pub(crate) enum Event {
     LinkDown {
         id: u64,
     },
+    /// What the peer sent, in order (a burst of received files comes as one).
     Peer {
         id: u64,
-        msg: PeerMsg,
+        msgs: Vec<PeerMsg>,
     },
+    /// Files the link finished sending (or gave up on), in order.
     Sent {
         id: u64,
-        meta: FileMeta,
-        base: Option<FileMeta>,
-        outcome: Sent,
+        files: Vec<SentFile>,
     },
     Scanned {
         scan: std::io::Result<Scan>,
@@ -87,6 +87,13 @@ pub(crate) enum PeerMsg {
     StoreFailed {
         path: String,
     },
+}
+
+/// One file the link's writer sent: what it was asked to send, and how it went.
+pub(crate) struct SentFile {
+    pub meta: FileMeta,
+    pub base: Option<FileMeta>,
+    pub outcome: Sent,
 }
 
 /// What the link's writer sends.
@@ -377,19 +384,19 @@ impl Engine {
                     st.sending = 0;
                 }
             }
-            Event::Peer { id, msg } => {
-                if self.link.as_ref().is_some_and(|l| l.id == id) {
-                    self.peer(msg);
+            Event::Peer { id, msgs } => {
+                for msg in msgs {
+                    // Checked per message: one may bring the link down.
+                    if self.link.as_ref().is_some_and(|l| l.id == id) {
+                        self.peer(msg);
+                    }
                 }
             }
-            Event::Sent {
-                id,
-                meta,
-                base,
-                outcome,
-            } => {
-                if self.link.as_ref().is_some_and(|l| l.id == id) {
-                    self.sent(meta, base, outcome);
+            Event::Sent { id, files } => {
+                for f in files {
+                    if self.link.as_ref().is_some_and(|l| l.id == id) {
+                        self.sent(f.meta, f.base, f.outcome);
+                    }
                 }
             }
             Event::Scanned { scan, reconcile } => self.scanned(scan, reconcile),
