@@ -32,6 +32,9 @@ pub fn scan_dir(root: &Path, ignore: &Ignore) -> std::io::Result<Scan> {
         ));
     }
     let mut scan = Scan::default();
+    // Names first (the walk reads folders only), then the files' metadata,
+    // on two threads when there are many.
+    let mut found: Vec<(String, PathBuf)> = Vec::new();
     let walker = walkdir::WalkDir::new(root)
         .follow_links(false)
         .min_depth(1)
@@ -71,17 +74,44 @@ pub fn scan_dir(root: &Path, ignore: &Ignore) -> std::io::Result<Scan> {
                 .push((entry.path().to_path_buf(), "name is not UTF-8".into()));
             continue;
         };
-        match entry.metadata() {
-            Ok(md) => scan.files.push(FileMeta::from_fs(rel, &md)),
+        found.push((rel, entry.into_path()));
+    }
+    for (rel, path, md) in stat_all(found) {
+        match md {
+            Ok(md) if md.is_file() => scan.files.push(FileMeta::from_fs(rel, &md)),
+            Ok(_) => {} // no longer a file: the next look sees what it is
             // Vanished between readdir and stat: it is simply not there.
-            Err(e) if e.io_error().map(|e| e.kind()) == Some(std::io::ErrorKind::NotFound) => {}
-            Err(e) => scan
-                .skipped
-                .push((entry.path().to_path_buf(), e.to_string())),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+            Err(e) => scan.skipped.push((path, e.to_string())),
         }
     }
     scan.files.sort_unstable_by(|a, b| a.path.cmp(&b.path));
     Ok(scan)
+}
+
+type Stat = (String, PathBuf, std::io::Result<std::fs::Metadata>);
+
+/// `symlink_metadata` of every path, in order; split over two threads when
+/// there are enough to be worth one (a big folder's scan is mostly stats).
+fn stat_all(found: Vec<(String, PathBuf)>) -> Vec<Stat> {
+    let stat = |(rel, path): (String, PathBuf)| {
+        let md = std::fs::symlink_metadata(&path);
+        (rel, path, md)
+    };
+    if found.len() < 2_000 {
+        return found.into_iter().map(stat).collect();
+    }
+    let mut first = found;
+    let second = first.split_off(first.len() / 2);
+    std::thread::scope(|s| {
+        let other = s.spawn(|| second.into_iter().map(stat).collect::<Vec<_>>());
+        let mut out: Vec<Stat> = first.into_iter().map(stat).collect();
+        match other.join() {
+            Ok(rest) => out.extend(rest),
+            Err(panic) => std::panic::resume_unwind(panic),
+        }
+        out
+    })
 }
 
 /// Stats one file: `Ok(None)` when it does not exist (or is not a regular file).
