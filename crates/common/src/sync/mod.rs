@@ -2,8 +2,9 @@
 //! peer's, in both directions, over the one link that Server A dials.
 //!
 //! # Layout
-//! - `engine`: the actor that owns the state and decides; everything else
-//!   sends it events. `engine/local.rs` handles this side's changes,
+//! - `engine`: the actor that owns the state and decides, on a thread of
+//!   its own; everything else sends it events (a burst of received files
+//!   arrives as one event). `engine/local.rs` handles this side's changes,
 //!   `engine/incoming.rs` the peer's, `engine/reconcile.rs` the inventory
 //!   exchange on (re)connection, `engine/replay.rs` Server A's unlock.
 //! - [`watcher`]: OS events turned into hints about paths.
