@@ -41,6 +41,15 @@ enum Line {
     Alive { alive_ns: i64 },
 }
 
+/// One line as read back: either field set. (Reading through `Line`,
+/// untagged, would buffer every line to try each variant in turn.)
+#[derive(Deserialize)]
+struct ReadLine {
+    p: Option<String>,
+    r: Option<Record>,
+    alive_ns: Option<i64>,
+}
+
 /// The journal: an in-memory map, mirrored to an append-only file.
 pub struct Journal {
     path: PathBuf,
@@ -53,32 +62,59 @@ pub struct Journal {
 }
 
 impl Journal {
-    /// Opens (or creates) the journal in `state_dir`, compacting it.
+    /// Opens (or creates) the journal in `state_dir`. It is compacted when
+    /// its tail is torn (a crash mid-line) or most of its lines are
+    /// superseded; otherwise appending goes on where it ended.
     pub fn open(state_dir: &Path) -> std::io::Result<Journal> {
         std::fs::create_dir_all(state_dir)?;
         let path = state_dir.join("journal.jsonl");
         let mut records = BTreeMap::new();
         let mut last_alive_ns = None;
+        let (mut lines, mut torn) = (0usize, false);
         if let Ok(f) = File::open(&path) {
             for line in BufReader::new(f).lines() {
-                let Ok(line) = line else { break };
-                match serde_json::from_str::<Line>(&line) {
-                    Ok(Line::Path { p, r }) => {
+                let Ok(line) = line else {
+                    torn = true;
+                    break;
+                };
+                match serde_json::from_str::<ReadLine>(&line) {
+                    Ok(ReadLine {
+                        p: Some(p),
+                        r: Some(r),
+                        ..
+                    }) => {
                         records.insert(p, r);
                     }
-                    Ok(Line::Alive { alive_ns }) => last_alive_ns = Some(alive_ns),
-                    Err(_) => break, // a torn tail: everything before it stands
+                    Ok(ReadLine {
+                        alive_ns: Some(alive_ns),
+                        ..
+                    }) => last_alive_ns = Some(alive_ns),
+                    // A torn tail: everything before it stands.
+                    _ => {
+                        torn = true;
+                        break;
+                    }
                 }
+                lines += 1;
             }
         }
-        let out = Self::rewrite(&path, &records, last_alive_ns)?;
+        let (out, appended) = if torn || lines > 2 * records.len() + 1_000 {
+            (Self::rewrite(&path, &records, last_alive_ns)?, 0)
+        } else {
+            (Self::append_to(&path)?, lines)
+        };
         Ok(Journal {
             path,
             records,
             out,
             last_alive_ns,
-            appended: 0,
+            appended,
         })
+    }
+
+    fn append_to(path: &Path) -> std::io::Result<BufWriter<File>> {
+        let file = OpenOptions::new().append(true).create(true).open(path)?;
+        Ok(BufWriter::with_capacity(64 * 1024, file))
     }
 
     /// Writes a compact copy atomically and opens it for appending.
@@ -107,10 +143,7 @@ impl Journal {
             w.into_inner().map_err(|e| e.into_error())?.sync_all()?;
         }
         std::fs::rename(&tmp, path)?;
-        Ok(BufWriter::with_capacity(
-            64 * 1024,
-            OpenOptions::new().append(true).open(path)?,
-        ))
+        Self::append_to(path)
     }
 
     pub fn get(&self, path: &str) -> Option<&Record> {
@@ -322,5 +355,42 @@ mod tests {
         assert!(j.last_alive_ns().is_some());
         let inv = j.inventory();
         assert_eq!(inv.len(), 2);
+    }
+
+    #[test]
+    fn lines_written_after_a_torn_tail_survive_the_next_open() {
+        let d = tempfile::tempdir().unwrap();
+        let file = d.path().join("journal.jsonl");
+        std::fs::write(&file, "{\"alive_ns\":7}\n{\"p\":\"a\",\"r\":{\"loc").unwrap();
+        {
+            let mut j = Journal::open(d.path()).unwrap();
+            j.set_present(&meta("b", 2), true);
+            j.flush();
+        }
+        let j = Journal::open(d.path()).unwrap();
+        assert_eq!(j.local("b"), Some(&meta("b", 2)));
+        assert_eq!(j.last_alive_ns(), Some(7));
+    }
+
+    #[test]
+    fn a_clean_journal_is_appended_to_not_rewritten() {
+        use std::os::unix::fs::MetadataExt;
+        let d = tempfile::tempdir().unwrap();
+        let file = d.path().join("journal.jsonl");
+        {
+            let mut j = Journal::open(d.path()).unwrap();
+            j.set_present(&meta("a", 1), true);
+            j.flush();
+        }
+        let inode = std::fs::metadata(&file).unwrap().ino();
+        {
+            let mut j = Journal::open(d.path()).unwrap();
+            j.set_present(&meta("b", 2), false);
+            j.flush();
+        }
+        assert_eq!(std::fs::metadata(&file).unwrap().ino(), inode);
+        let j = Journal::open(d.path()).unwrap();
+        assert_eq!(j.local("a"), Some(&meta("a", 1)));
+        assert_eq!(j.local("b"), Some(&meta("b", 2)));
     }
 }
