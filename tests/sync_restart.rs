@@ -241,3 +241,55 @@ fn with_confirm_empty_an_emptied_directory_deletes_everywhere() {
     });
     assert!(files_in(&pair.dir_a).is_empty());
 }
+
+#[test]
+fn a_restart_over_trees_in_sync_agrees_by_digest_but_one_after_an_edit_does_not() {
+    let mut pair = Pair::start_with(|a, _| {
+        for i in 0..20 {
+            let body = format!("file {i}");
+            write_file(
+                a,
+                &format!("d{}/f{i}.txt", i % 3),
+                body.as_bytes(),
+                Some(OLD + i),
+            );
+        }
+    });
+    pair.wait_same_tree(RECONNECT_SECS);
+    let sent = |s: &Server| {
+        let out = s.stdout.lock().unwrap();
+        out.iter().filter(|l| l.contains("created")).count()
+    };
+    pair.wait(SECS, "all 20 files announced on both sides", || {
+        sent(&pair.a) == 20 && sent(&pair.b) == 20
+    });
+
+    // Nothing changed while A was down: one digest each way settles it.
+    pair.restart_a();
+    pair.wait(RECONNECT_SECS, "a reconcile by digest", || {
+        pair.a.logged(&[
+            "reconciled with server B (digests agree)",
+            "20 in agreement",
+        ]) && pair.b.logged(&["reconciled with server A (digests agree)"])
+    });
+
+    // An edit made while A was down: the digests differ, and the edit travels.
+    pair.a.kill();
+    write_file(
+        &pair.dir_a,
+        "d1/f1.txt",
+        b"edited while down",
+        Some(OLD + 100),
+    );
+    pair.restart_a();
+    pair.wait(RECONNECT_SECS, "the edit at B", || {
+        read(&pair.dir_b.join("d1/f1.txt")).as_deref() == Some(b"edited while down".as_slice())
+    });
+    assert!(
+        pair.a
+            .logged(&["reconciled with server B: 19 in agreement, 1 to send"]),
+        "{}",
+        pair.output()
+    );
+    pair.wait_same_tree(SECS);
+}

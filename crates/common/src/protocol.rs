@@ -196,6 +196,16 @@ pub enum Message {
     // ---- sync link, both directions ----
     /// Opens the sync link (from A, after the handshake).
     SyncStart,
+    /// The first word of reconciliation, from both sides: a BLAKE3 digest of
+    /// the sender's inventory (every path's state, in path order), how many
+    /// entries it covers, and whether the sender believes the peer holds all
+    /// of them (`synced`). Equal digests, both synced: the trees agree and
+    /// no inventory is sent. Otherwise inventories follow.
+    InventoryDigest {
+        digest: String,
+        entries: u64,
+        synced: bool,
+    },
     /// A file's content follows as data frames, then `FileEnd`.
     FileBegin {
         meta: FileMeta,

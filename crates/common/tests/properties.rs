@@ -207,6 +207,13 @@ fn message() -> impl Strategy<Value = Message> {
         (text(), proptest::option::of(file_meta()))
             .prop_map(|(path, have)| Message::Want { path, have }),
         Just(Message::Ping),
+        ("[0-9a-f]{64}", any::<u64>(), any::<bool>()).prop_map(|(digest, entries, synced)| {
+            Message::InventoryDigest {
+                digest,
+                entries,
+                synced,
+            }
+        }),
         any::<bool>().prop_map(|on| Message::RelayActions { on }),
         (
             proptest::collection::btree_map(text(), "[0-9a-f]{64}", 0..4),
@@ -259,6 +266,7 @@ fn variant(m: &Message) -> &'static str {
         Message::Rename { .. } => "rename",
         Message::Want { .. } => "want",
         Message::Ping => "ping",
+        Message::InventoryDigest { .. } => "inventory_digest",
         Message::RelayActions { .. } => "relay_actions",
         Message::Hashes { .. } => "hashes",
         Message::Action(_) => "action",

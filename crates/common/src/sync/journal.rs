@@ -59,6 +59,8 @@ pub struct Journal {
     last_alive_ns: Option<i64>,
     /// Lines written since the last compaction.
     appended: usize,
+    /// Lines written since it was opened (see [`Journal::generation`]).
+    generation: u64,
 }
 
 impl Journal {
@@ -109,6 +111,7 @@ impl Journal {
             out,
             last_alive_ns,
             appended,
+            generation: 0,
         })
     }
 
@@ -244,6 +247,12 @@ impl Journal {
             tracing::error!("journal {}: {e}", self.path.display());
         }
         self.appended += 1;
+        self.generation += 1;
+    }
+
+    /// A number that changes whenever anything is recorded.
+    pub fn generation(&self) -> u64 {
+        self.generation
     }
 
     /// Notes that this server is running now (used to date deletes made while it was not).
@@ -273,6 +282,14 @@ impl Journal {
         if let Err(e) = self.out.flush() {
             tracing::error!("journal {}: {e}", self.path.display());
         }
+    }
+
+    /// Whether the peer is believed to hold every path's state, tombstones
+    /// included.
+    pub fn all_synced(&self) -> bool {
+        (self.records.values())
+            .filter(|r| r.local.is_some() || r.deleted_ns.is_some())
+            .all(|r| r.synced)
     }
 
     /// Paths of files believed present.

@@ -14,7 +14,7 @@ use futures::FutureExt;
 use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
 use tokio::sync::{broadcast, mpsc, watch, Semaphore};
 
-use super::engine::{Event, Outgoing, PeerMsg, SentFile};
+use super::engine::{Digest, Event, Outgoing, PeerMsg, SentFile};
 use super::transfer::{self, ReceiveError};
 use super::SyncHandle;
 use crate::connection::{Connection, Frame, FrameReader, FrameWriter, ProtocolError};
@@ -275,6 +275,18 @@ async fn read_loop(
                     true
                 }
             }
+            Message::InventoryDigest {
+                digest,
+                entries,
+                synced,
+            } => push(
+                &mut batch,
+                PeerMsg::Digest(Digest {
+                    digest,
+                    entries,
+                    synced,
+                }),
+            ),
             Message::InventoryChunk { entries, done } => {
                 inventory.extend(entries.into_iter().filter(|e| checked(e.path())));
                 if done {

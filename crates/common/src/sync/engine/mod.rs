@@ -62,8 +62,17 @@ pub(crate) enum Event {
     Command(Command),
 }
 
+/// A summary of one side's inventory (see `Message::InventoryDigest`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct Digest {
+    pub digest: String,
+    pub entries: u64,
+    pub synced: bool,
+}
+
 /// What the peer sent, already checked for path safety by the link.
 pub(crate) enum PeerMsg {
+    Digest(Digest),
     Inventory(Vec<InventoryEntry>),
     /// Content hashes of look-alike paths (see `compare_contents`).
     Hashes(HashMap<String, String>),
@@ -122,6 +131,11 @@ const RETRY_AFTER: Duration = Duration::from_secs(3);
 struct Link {
     id: u64,
     out: mpsc::UnboundedSender<Outgoing>,
+    /// This side's digest as sent, with the inventory it was made from and
+    /// the journal's generation then.
+    my_digest: Option<(Digest, Vec<InventoryEntry>, u64)>,
+    /// The peer's digest, once received.
+    peer_digest: Option<Digest>,
     /// Inventories exchanged and the plan carried out: changes are sent as they happen.
     reconciled: bool,
     inventory_sent: bool,
@@ -514,7 +528,7 @@ impl Engine {
             Err(e) => tracing::error!("scanning {}: {e}", self.cfg.root.display()),
         }
         if reconcile {
-            self.send_inventory();
+            self.send_digest();
         }
     }
 
@@ -583,6 +597,12 @@ impl Engine {
 
     fn peer(&mut self, msg: PeerMsg) {
         match msg {
+            PeerMsg::Digest(d) => {
+                if let Some(link) = self.link.as_mut() {
+                    link.peer_digest = Some(d);
+                }
+                self.compare_digests();
+            }
             PeerMsg::Inventory(theirs) => {
                 let Some(link) = self.link.as_mut() else {
                     return;

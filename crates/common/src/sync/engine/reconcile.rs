@@ -1,7 +1,9 @@
-//! Reconciliation on every (re)connection: both sides send their inventory,
-//! then the hashes of look-alike paths, and each carries out its half of
-//! the same plan (`decide::plan`): push what it wins, delete what a later
-//! delete beat. Until then, local changes are recorded, not sent.
+//! Reconciliation on every (re)connection: both sides send a digest of
+//! their inventory; when the two are equal and both sides believe the peer
+//! holds everything, that is the end of it. Otherwise both send their
+//! inventory, then the hashes of look-alike paths, and each carries out its
+//! half of the same plan (`decide::plan`): push what it wins, delete what a
+//! later delete beat. Until then, local changes are recorded, not sent.
 
 use super::*;
 
@@ -23,6 +25,8 @@ impl Engine {
         self.link = Some(Link {
             id,
             out,
+            my_digest: None,
+            peer_digest: None,
             reconciled: false,
             inventory_sent: false,
             peer_inventory: None,
@@ -47,12 +51,62 @@ impl Engine {
             if !hinted.is_empty() {
                 self.process_paths(hinted);
             }
-            self.send_inventory();
+            self.send_digest();
         } else {
             self.start_scan(true);
         }
     }
 
+    /// Sends the digest of this side's inventory (the first step).
+    pub(super) fn send_digest(&mut self) {
+        let inventory = self.journal.inventory();
+        let digest = Digest {
+            digest: digest_of(&inventory),
+            entries: inventory.len() as u64,
+            synced: self.journal.all_synced(),
+        };
+        let Some(link) = self.link.as_mut() else {
+            return;
+        };
+        if link.my_digest.is_some() {
+            return;
+        }
+        let _ = link.out.send(Outgoing::Msg(Message::InventoryDigest {
+            digest: digest.digest.clone(),
+            entries: digest.entries,
+            synced: digest.synced,
+        }));
+        link.my_digest = Some((digest, inventory, self.journal.generation()));
+        self.compare_digests();
+    }
+
+    /// Both digests known: equal and synced on both sides means the trees
+    /// agree (this side's inventory as digested stands for the peer's, so
+    /// a change made since is still pushed); anything else, inventories.
+    pub(super) fn compare_digests(&mut self) {
+        let Some(link) = self.link.as_mut() else {
+            return;
+        };
+        let (Some((mine, ..)), Some(theirs)) = (&link.my_digest, &link.peer_digest) else {
+            return;
+        };
+        if link.reconciled || link.inventory_sent {
+            return;
+        }
+        if mine == theirs && mine.synced {
+            let (digest, inventory, generation) = link.my_digest.take().expect("checked above");
+            if generation == self.journal.generation() {
+                // Nothing recorded since: every path agrees as it is.
+                self.reconciled(digest.entries as usize, 0, 0, " (digests agree)");
+            } else {
+                self.reconcile(inventory);
+            }
+        } else {
+            self.send_inventory();
+        }
+    }
+
+    /// Sends this side's full inventory (when the digests differ).
     pub(super) fn send_inventory(&mut self) {
         let inventory = self.journal.inventory();
         let Some(link) = self.link.as_mut() else {
@@ -208,8 +262,13 @@ impl Engine {
                 Plan::AwaitPeer => {}
             }
         }
+        self.reconciled(agreed, pushed, deleted, "");
+    }
+
+    /// Reconciliation is over: changes flow as they happen from now on.
+    fn reconciled(&mut self, agreed: usize, pushed: usize, deleted: usize, how: &str) {
         tracing::info!(
-            "reconciled with server {}: {agreed} in agreement, {pushed} to send, {deleted} deleted here",
+            "reconciled with server {}{how}: {agreed} in agreement, {pushed} to send, {deleted} deleted here",
             self.other()
         );
         if let Some(l) = self.link.as_mut() {
@@ -217,4 +276,27 @@ impl Engine {
         }
         self.handle.status.lock().unwrap().last_reconcile_ns = Some(now_ns());
     }
+}
+
+/// The digest of an inventory: BLAKE3 over each entry's path and state
+/// (size, mtime and mode of a file; a tombstone's mark, not its time, as
+/// two deletes agree whenever they happened), in path order.
+fn digest_of(inventory: &[InventoryEntry]) -> String {
+    let mut h = blake3::Hasher::new();
+    for e in inventory {
+        h.update(&(e.path().len() as u64).to_le_bytes());
+        h.update(e.path().as_bytes());
+        match e {
+            InventoryEntry::Present { meta, .. } => {
+                h.update(&[1]);
+                h.update(&meta.size.to_le_bytes());
+                h.update(&meta.mtime_ns.to_le_bytes());
+                h.update(&meta.mode.to_le_bytes());
+            }
+            InventoryEntry::Deleted { .. } => {
+                h.update(&[2]);
+            }
+        }
+    }
+    h.finalize().to_hex().to_string()
 }
