@@ -5,8 +5,10 @@
 //! - `engine`: the actor that owns the state and decides, on a thread of
 //!   its own; everything else sends it events (a burst of received files
 //!   arrives as one event). `engine/local.rs` handles this side's changes,
-//!   `engine/incoming.rs` the peer's, `engine/reconcile.rs` the inventory
-//!   exchange on (re)connection, `engine/replay.rs` Server A's unlock.
+//!   `engine/incoming.rs` the peer's, `engine/reconcile.rs` the digest
+//!   and inventory exchange on (re)connection, `engine/scans.rs` the scan
+//!   at start and the safety-net rescans, `engine/replay.rs` Server A's
+//!   unlock.
 //! - [`watcher`]: OS events turned into hints about paths.
 //! - [`journal`]: what this side last saw of each path, tombstones included.
 //! - [`decide`]: the one rule for who wins a disagreement.
