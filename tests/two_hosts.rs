@@ -1,7 +1,7 @@
 //! Two hosts: Server A and Server B in network namespaces of their own,
 //! joined by a veth pair in a private /30 (10.233.0.1 and .2) that exists
 //! only inside those namespaces. The link between them is cut for longer
-//! than the sync link's 20 s silence limit while both sides change files,
+//! than the sync link's 25 s silence limit while both sides change files,
 //! then restored: the link is redialled and both folders converge.
 //!
 //! Needs root and `ip` (iproute2); without them it prints why and passes.
@@ -175,7 +175,7 @@ fn a_cut_longer_than_the_silence_limit_ends_in_a_reconnect_and_both_converge() {
     pair.put(&pair.dir_a, "made-at-a/new.txt", b"new at A", now_ns());
     pair.put(&pair.dir_b, "edited-at-b.txt", b"v2 from B", now_ns());
     std::fs::remove_file(pair.dir_b.join("deleted-at-b.txt")).unwrap();
-    // Nothing crosses while the cable is out; after 20 s of silence both
+    // Nothing crosses while the cable is out; after 25 s of silence both
     // sides give the link up.
     pair.wait(40, "both sides to give up the silent link", || {
         pair.a.logged(&["no word from the peer"]) && pair.b.logged(&["no word from the peer"])

@@ -97,6 +97,13 @@ fn a_quiet_watch_outlives_the_client_idle_limit() {
     write_file(&pair.dir_a, "after-a-while.txt", b"still here", None);
     wait_said(&pair, &w, &["[B] A->B", "created", "after-a-while.txt"]);
     assert_eq!(w.stderr.lock().unwrap().len(), 1, "{}", w.output());
+    // The sync link was quiet for longer than its 25 s silence limit too:
+    // A's pings and B's answers kept it up.
+    assert!(
+        !pair.a.logged(&["is down"]) && !pair.b.logged(&["is down"]),
+        "{}",
+        pair.output()
+    );
 }
 
 #[test]
