@@ -300,6 +300,12 @@ fn permission_bits_travel_both_ways() {
     set_mode(&pair.dir_b.join("script.sh"), 0o755);
     pair.wait(SECS, "0755 on A", || mode(&p) == Some(0o755));
     pair.wait_same(SECS, "script.sh");
+    // Bits a usual umask (022) takes away at creation must still arrive.
+    let shared = write_file(&pair.dir_a, "shared.txt", b"for everyone", None);
+    set_mode(&shared, 0o666);
+    pair.wait(SECS, "0666 on B", || {
+        mode(&pair.dir_b.join("shared.txt")) == Some(0o666)
+    });
 }
 
 #[test]
