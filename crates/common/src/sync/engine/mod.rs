@@ -122,10 +122,6 @@ pub(crate) enum Outgoing {
 /// different content is not a thing that happens by accident to big files).
 const HASH_LIMIT: u64 = 16 * 1024 * 1024;
 
-/// Events handled in one go before the journal is written and timers and
-/// hints get their turn.
-const BATCH: usize = 256;
-
 /// How long to wait before asking again for a file that could not be stored.
 const RETRY_AFTER: Duration = Duration::from_secs(3);
 
@@ -311,15 +307,10 @@ impl Engine {
                     }
                 }
                 ev = rx.recv() => match ev {
-                    Some(ev) => {
-                        self.event(ev);
-                        // Take what else has arrived (a burst of received
-                        // files) before writing the journal once for all.
-                        for _ in 0..BATCH {
-                            let Ok(ev) = rx.try_recv() else { break };
-                            self.event(ev);
-                        }
-                    }
+                    // One event may be a burst of received files (the
+                    // link batches them): the journal is written once for
+                    // all of them, right after.
+                    Some(ev) => self.event(ev),
                     None => break,
                 },
                 _ = tokio::time::sleep_until(next.unwrap_or(far)), if next.is_some() => self.process_due(),
