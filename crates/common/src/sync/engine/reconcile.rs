@@ -68,7 +68,7 @@ impl Engine {
         let Some(link) = self.link.as_mut() else {
             return;
         };
-        if link.my_digest.is_some() {
+        if link.my_digest.is_some() || link.inventory_sent || link.reconciled {
             return;
         }
         let _ = link.out.send(Outgoing::Msg(Message::InventoryDigest {
@@ -93,8 +93,10 @@ impl Engine {
         if link.reconciled || link.inventory_sent {
             return;
         }
-        if mine == theirs && mine.synced {
-            let (digest, inventory, generation) = link.my_digest.take().expect("checked above");
+        let agree = mine == theirs && mine.synced;
+        // The inventory kept with the digest is let go either way.
+        let (digest, inventory, generation) = link.my_digest.take().expect("checked above");
+        if agree {
             if generation == self.journal.generation() {
                 // Nothing recorded since: every path agrees as it is.
                 self.reconciled(digest.entries as usize, 0, 0, " (digests agree)");
