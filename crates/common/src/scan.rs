@@ -76,27 +76,34 @@ pub fn scan_dir(root: &Path, ignore: &Ignore) -> std::io::Result<Scan> {
         };
         found.push((rel, entry.into_path()));
     }
-    for (rel, path, md) in stat_all(found) {
-        match md {
-            Ok(md) if md.is_file() => scan.files.push(FileMeta::from_fs(rel, &md)),
-            Ok(_) => {} // no longer a file: the next look sees what it is
-            // Vanished between readdir and stat: it is simply not there.
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
-            Err(e) => scan.skipped.push((path, e.to_string())),
+    for looked in stat_all(found) {
+        match looked {
+            Looked::File(f) => scan.files.push(f),
+            Looked::Skipped(path, why) => scan.skipped.push((path, why)),
+            Looked::Gone => {}
         }
     }
     scan.files.sort_unstable_by(|a, b| a.path.cmp(&b.path));
     Ok(scan)
 }
 
-type Stat = (String, PathBuf, std::io::Result<std::fs::Metadata>);
+/// What the stat of one walked entry found.
+enum Looked {
+    File(FileMeta),
+    /// Vanished since the walk, or no longer a file: the next look sees it.
+    Gone,
+    Skipped(PathBuf, String),
+}
 
-/// `symlink_metadata` of every path, in order; split over two threads when
-/// there are enough to be worth one (a big folder's scan is mostly stats).
-fn stat_all(found: Vec<(String, PathBuf)>) -> Vec<Stat> {
-    let stat = |(rel, path): (String, PathBuf)| {
-        let md = std::fs::symlink_metadata(&path);
-        (rel, path, md)
+/// Stats every `(relative, full)` path, in order; split over two threads
+/// when there are enough to be worth one (a big folder's scan is mostly
+/// stats).
+fn stat_all(found: Vec<(String, PathBuf)>) -> Vec<Looked> {
+    let stat = |(rel, path): (String, PathBuf)| match std::fs::symlink_metadata(&path) {
+        Ok(md) if md.is_file() => Looked::File(FileMeta::from_fs(rel, &md)),
+        Ok(_) => Looked::Gone,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Looked::Gone,
+        Err(e) => Looked::Skipped(path, e.to_string()),
     };
     if found.len() < 2_000 {
         return found.into_iter().map(stat).collect();
@@ -105,7 +112,7 @@ fn stat_all(found: Vec<(String, PathBuf)>) -> Vec<Stat> {
     let second = first.split_off(first.len() / 2);
     std::thread::scope(|s| {
         let other = s.spawn(|| second.into_iter().map(stat).collect::<Vec<_>>());
-        let mut out: Vec<Stat> = first.into_iter().map(stat).collect();
+        let mut out: Vec<Looked> = first.into_iter().map(stat).collect();
         match other.join() {
             Ok(rest) => out.extend(rest),
             Err(panic) => std::panic::resume_unwind(panic),
