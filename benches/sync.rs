@@ -599,6 +599,20 @@ fn trial_dir(work: &Path, what: &str, t: usize) -> PathBuf {
     d
 }
 
+/// One lab3 trial's pair, started fresh: B over an empty `dst` in the
+/// trial's folder, then A over `src`, neither with state; with the moment B
+/// was spawned (after the disk settled).
+fn fresh_pair(work: &Path, what: &str, t: usize, src: &Path) -> (PathBuf, Instant, Server, Server) {
+    let trial = trial_dir(work, what, t);
+    let dst = trial.join("dst");
+    std::fs::create_dir_all(&dst).unwrap();
+    measure::settle_disk();
+    let t0 = Instant::now();
+    let b = start_b(&dst, &trial.join("state_b"), "127.0.0.1:0", &[]);
+    let a = start_a(src, &trial.join("state_a"), &b.addr, &[]);
+    (dst, t0, a, b)
+}
+
 fn initial_sync(
     plan: &Plan,
     peers: &Peers,
@@ -673,13 +687,7 @@ fn bulk_trials(plan: &Plan, peers: &Peers, root: &Path, place: &str) -> (Vec<f64
     let src = root.join("bulk_src");
     measure::make_tree(&src, n, 4096, 2, None);
     let lab3_trial = |t: usize| {
-        let trial = trial_dir(root, "bulk", t);
-        let dst = trial.join("dst");
-        std::fs::create_dir_all(&dst).unwrap();
-        measure::settle_disk();
-        let t0 = Instant::now();
-        let b = start_b(&dst, &trial.join("state_b"), "127.0.0.1:0", &[]);
-        let a = start_a(&src, &trial.join("state_a"), &b.addr, &[]);
+        let (dst, t0, a, b) = fresh_pair(root, "bulk", t, &src);
         let (mut seen, mut got) = (0, 0);
         let done = measure::poll(Duration::from_secs(600), Duration::from_millis(2), || {
             got += measure::count_new(&b.stdout, &mut seen, |l| received_created(l, "A->B"));
@@ -724,13 +732,7 @@ fn big_file(plan: &Plan, peers: &Peers, work: &Path, notes: &mut Vec<(u8, String
     measure::make_big(&src.join("big.bin"), size, 3);
     let (mut rss_a, mut rss_b, mut rss_rsync) = (0u64, 0u64, 0u64);
     let lab3_trial = |t: usize| {
-        let trial = trial_dir(work, "big", t);
-        let dst = trial.join("dst");
-        std::fs::create_dir_all(&dst).unwrap();
-        measure::settle_disk();
-        let t0 = Instant::now();
-        let b = start_b(&dst, &trial.join("state_b"), "127.0.0.1:0", &[]);
-        let a = start_a(&src, &trial.join("state_a"), &b.addr, &[]);
+        let (dst, t0, a, b) = fresh_pair(work, "big", t, &src);
         let target = dst.join("big.bin");
         let done = measure::poll(Duration::from_secs(600), Duration::from_millis(2), || {
             std::fs::metadata(&target).is_ok_and(|m| m.len() == size)

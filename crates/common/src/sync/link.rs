@@ -154,18 +154,13 @@ async fn write_loop(
                     Outgoing::Inventory(entries) => crate::inventory::send(&mut w, &entries).await?,
                     Outgoing::Hashes(hashes) => send_hashes(&mut w, hashes).await?,
                     Outgoing::File { meta, base } => {
-                        if meta.size >= ANNOUNCE_TRANSFER_FROM {
-                            let arrow = format!("{}->{}", handle.side(), handle.peer_side());
-                            handle.announce("sending", &arrow, &meta.path, Some(meta.size), String::new());
-                        }
+                        let mut progress = Progress::start(&handle, true, &meta);
                         // Actions announced so far go before the file, not after it.
                         if let Some(actions) = actions.as_mut() {
                             while let Some(a) = next_action(actions, false).await {
                                 w.feed(Message::Action(a)).await?;
                             }
                         }
-                        let arrow = format!("{}->{}", handle.side(), handle.peer_side());
-                        let mut progress = Progress::new(&handle, arrow, &meta);
                         let outcome = transfer::send_file(&mut w, &root, &meta, base.clone(), &mut |n| progress.at(n)).await?;
                         let big = meta.size >= transfer::CHUNK as u64;
                         sent.push(SentFile { meta, base, outcome });
@@ -328,10 +323,7 @@ async fn read_loop(
             }
             Message::FileBegin { meta, base } => {
                 let path = meta.path.clone();
-                if meta.size >= ANNOUNCE_TRANSFER_FROM {
-                    let arrow = format!("{}->{}", handle.peer_side(), handle.side());
-                    handle.announce("receiving", &arrow, &path, Some(meta.size), String::new());
-                }
+                let mut progress = Progress::start(handle, false, &meta);
                 // Files held back here hold permits too, and a big file
                 // takes a while: the engine gets them first.
                 if in_flight.available_permits() == 0 || meta.size >= transfer::CHUNK as u64 {
@@ -339,8 +331,6 @@ async fn read_loop(
                 }
                 let permit = in_flight.clone().acquire_owned().await?;
                 let receiving = Receiving::new(handle);
-                let arrow = format!("{}->{}", handle.peer_side(), handle.side());
-                let mut progress = Progress::new(handle, arrow, &meta);
                 let got = transfer::receive_file(&mut r, &handle.tmp_dir, meta, base, &mut |n| {
                     progress.at(n)
                 })
@@ -490,9 +480,21 @@ struct Progress {
 }
 
 impl Progress {
-    fn new(handle: &SyncHandle, arrow: String, meta: &crate::meta::FileMeta) -> Progress {
+    /// Starts tracking a transfer (`outbound`: this side sends it); a big
+    /// one is announced now (`sending` / `receiving`) and then once a second.
+    fn start(handle: &SyncHandle, outbound: bool, meta: &crate::meta::FileMeta) -> Progress {
+        let big = meta.size >= ANNOUNCE_TRANSFER_FROM;
+        let arrow = match (big, outbound) {
+            (false, _) => String::new(),
+            (true, true) => handle.outbound(),
+            (true, false) => handle.inbound(),
+        };
+        if big {
+            let what = if outbound { "sending" } else { "receiving" };
+            handle.announce(what, &arrow, &meta.path, Some(meta.size), String::new());
+        }
         Progress {
-            handle: (meta.size >= ANNOUNCE_TRANSFER_FROM).then(|| handle.clone()),
+            handle: big.then(|| handle.clone()),
             arrow,
             path: meta.path.clone(),
             size: meta.size,

@@ -264,6 +264,18 @@ impl SyncHandle {
     }
 }
 
+impl SyncHandle {
+    /// The direction of what this side sends: `A->B` at A.
+    pub fn outbound(&self) -> String {
+        format!("{}->{}", self.side(), self.peer_side())
+    }
+
+    /// The direction of what this side receives: `B->A` at A.
+    pub fn inbound(&self) -> String {
+        format!("{}->{}", self.peer_side(), self.side())
+    }
+}
+
 /// `A` or `B`.
 pub fn side_letter(r: Role) -> &'static str {
     match r {

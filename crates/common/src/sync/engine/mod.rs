@@ -16,9 +16,7 @@ use super::due::DueSet;
 use super::journal::Journal;
 use super::transfer::{self, Received, Sent};
 use super::watcher::{self, Hint, RescanFlag, Urgency};
-use super::{
-    apply, side_letter, Command, HeldUpdate, LinkStatus, QueuedUpdate, SyncConfig, SyncHandle,
-};
+use super::{apply, Command, HeldUpdate, LinkStatus, QueuedUpdate, SyncConfig, SyncHandle};
 use crate::meta::{now_ns, FileMeta};
 use crate::paths;
 use crate::protocol::{AppliedUpdate, InventoryEntry, Message, Role};
@@ -246,23 +244,19 @@ impl Engine {
     }
 
     fn me(&self) -> &'static str {
-        side_letter(self.cfg.me)
+        self.handle.side()
     }
 
     fn other(&self) -> &'static str {
-        if self.i_am_a() {
-            "B"
-        } else {
-            "A"
-        }
+        self.handle.peer_side()
     }
 
     fn outbound(&self) -> String {
-        format!("{}->{}", self.me(), self.other())
+        self.handle.outbound()
     }
 
     fn inbound(&self) -> String {
-        format!("{}->{}", self.other(), self.me())
+        self.handle.inbound()
     }
 
     fn announce(
