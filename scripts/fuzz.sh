@@ -5,7 +5,7 @@
 #
 # cargo-fuzz needs a nightly toolchain (it builds with -Zsanitizer=address);
 # this script uses `cargo +nightly` and installs cargo-fuzz if it is missing.
-# CI does not run it: the proptest suite (crates/common/tests/properties.rs)
+# CI does not run it: the proptest suite (common/tests/properties.rs)
 # checks the same properties on every `cargo test`.
 # A crash leaves its input in fuzz/artifacts/<target>/; reproduce it with
 #   cargo +nightly fuzz run <target> fuzz/artifacts/<target>/<file>
