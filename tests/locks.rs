@@ -182,7 +182,7 @@ fn bad_index_and_double_lock_or_unlock_are_clear_errors() {
     fail(&["-unlock", "-0"], &["f.txt", "not locked"]);
     ok(&pair.lab3(&["-lock", "-1"]));
     fail(&["-lock", "-1"], &["other.txt", "already locked"]);
-    fail(&["lock", "../escape"], &["refused"]);
+    fail(&["lock", "--new", "../escape"], &["refused"]);
     fail(&["-lock"], &[]);
 }
 

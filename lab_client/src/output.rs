@@ -81,7 +81,15 @@ pub fn print_listing(
     // An empty Lock column gives way on a narrow terminal.
     let lock_column =
         rows.iter().any(|r| r.locked || r.queued > 0) || table.width().is_none_or(|w| w >= NARROW);
-    let mut header = vec!["Index", "Name", "Size", "Modified", "Where"];
+    // Numbers and their headings are right-aligned, the rest left.
+    let right = |s: &str| Cell::new(s).set_alignment(CellAlignment::Right);
+    let mut header = vec![
+        right("Index"),
+        Cell::new("Name"),
+        right("Size"),
+        Cell::new("Modified"),
+        Cell::new("Where"),
+    ];
     // On a narrow terminal the name wraps (it gets what the others leave),
     // the time breaks into date and time, the lock words wrap; index, size
     // and where never break. (Widths include the cell's padding.)
@@ -93,7 +101,7 @@ pub fn print_listing(
         ColumnConstraint::ContentWidth,
     ];
     if lock_column {
-        header.push("Lock");
+        header.push(Cell::new("Lock"));
         constraints.push(ColumnConstraint::LowerBoundary(Width::Fixed(8)));
     }
     table.set_header(header).set_constraints(constraints);
