@@ -13,7 +13,9 @@ use std::time::{Duration, Instant};
 
 pub use tempfile::TempDir;
 
-/// The folder the workspace's binaries are built into (`target/debug` or `target/release`).
+/// The folder the workspace's binaries are built into: `target/debug` for
+/// tests, `target/dist` for benchmarks (which run in `target/release`: the
+/// servers they measure are the distribution build, linked whole).
 pub fn bin_dir() -> PathBuf {
     static BUILT: OnceLock<PathBuf> = OnceLock::new();
     BUILT
@@ -24,13 +26,14 @@ pub fn bin_dir() -> PathBuf {
             if dir.ends_with("deps") {
                 dir.pop();
             }
-            let release = dir.ends_with("release");
+            let optimised = dir.ends_with("release");
             let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
             let mut cmd = Command::new(cargo);
             cmd.args(["build", "--quiet", "--workspace", "--bins"])
                 .current_dir(env!("CARGO_MANIFEST_DIR"));
-            if release {
-                cmd.arg("--release");
+            if optimised {
+                cmd.args(["--profile", "dist"]);
+                dir.set_file_name("dist");
             }
             let status = cmd.status().expect("run cargo build");
             assert!(status.success(), "cargo build of the binaries failed");
