@@ -148,7 +148,7 @@ pub async fn check(State(web): State<Arc<Web>>, req: Request, next: Next) -> Res
     );
     h.insert(
         header::REFERRER_POLICY,
-        HeaderValue::from_static("no-referrer"),
+        HeaderValue::from_static("same-origin"),
     );
     h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
     resp
