@@ -21,6 +21,9 @@ if ! have apt-get || [[ "$(id -u)" != 0 ]]; then
 fi
 echo "setup-browser: installing chromium and chromium-driver (apt-get)..."
 export DEBIAN_FRONTEND=noninteractive
-apt-get update -qq
-apt-get install -y -qq --no-install-recommends chromium chromium-driver fonts-dejavu-core >/dev/null
+if ! { apt-get update -qq && apt-get install -y -qq --no-install-recommends \
+    chromium chromium-driver fonts-dejavu-core >/dev/null; }; then
+    echo "setup-browser: apt-get could not install chromium; the browser tests will skip" >&2
+    exit 0
+fi
 echo "setup-browser: $(chromium --version 2>/dev/null || true); $(chromedriver --version 2>/dev/null | head -1)"
