@@ -41,6 +41,11 @@ fn chromium() -> Option<&'static str> {
 /// A headless browser `width` pixels wide, or `None` (said on stderr) when
 /// chromium or chromedriver is not installed.
 async fn browser(width: u32, height: u32) -> Option<Browser> {
+    browser_with(width, height, &[]).await
+}
+
+/// Like [`browser`], with extra chromium flags.
+async fn browser_with(width: u32, height: u32, flags: &[&str]) -> Option<Browser> {
     let Some(chromium) = chromium() else {
         eprintln!("skipped: chromium is not installed (scripts/setup-browser.sh installs it)");
         return None;
@@ -73,15 +78,24 @@ async fn browser(width: u32, height: u32) -> Option<Browser> {
         "chromedriver did not listen on {addr}"
     );
     let binary = which(chromium);
+    let mut args = vec![
+        "--headless=new".to_string(),
+        "--no-sandbox".into(),
+        "--disable-gpu".into(),
+        "--disable-dev-shm-usage".into(),
+        format!("--window-size={width},{height}"),
+        "--force-device-scale-factor=1".into(),
+    ];
+    args.extend(flags.iter().map(|f| f.to_string()));
+    let mut options = json!({ "binary": binary, "args": args });
+    if width < 500 {
+        // A phone: desktop chromium has no window that narrow.
+        options["mobileEmulation"] = json!({
+            "deviceMetrics": { "width": width, "height": height, "pixelRatio": 1 }
+        });
+    }
     let mut caps = serde_json::Map::new();
-    caps.insert(
-        "goog:chromeOptions".into(),
-        json!({
-            "binary": binary,
-            "args": ["--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage",
-                     format!("--window-size={width},{height}"), "--force-device-scale-factor=1"],
-        }),
-    );
+    caps.insert("goog:chromeOptions".into(), options);
     let connector = hyper_util::client::legacy::connect::HttpConnector::new();
     let client = ClientBuilder::new(connector)
         .capabilities(caps)
@@ -369,4 +383,79 @@ fn serve_once_and_again(html: String) -> String {
         }
     });
     url
+}
+
+/// `scripts/screenshots.sh`: the page at a laptop's and a phone's width,
+/// light and dark, with a locked file holding an update from B and a big
+/// transfer in progress; written to docs/web-*.png.
+#[test]
+#[ignore = "writes docs/web-*.png; run by scripts/screenshots.sh"]
+fn screenshots() {
+    run(async {
+        let pair = web_pair(None, |a, b| {
+            write_file(a, "notes.txt", b"Meeting at ten.\n", None);
+            write_file(a, "report.csv", b"q1,q2\n10,12\n", None);
+            write_file(a, "photos/harbour at dusk.jpg", &[7; 180_000], None);
+            write_file(b, "budget 2027.xlsx", &[1; 48_000], None);
+            write_file(b, "drafts/letter to the council.docx", &[2; 22_000], None);
+            write_file(b, "todo.txt", b"- water the plants\n", None);
+        });
+        pair.wait(20, "initial sync", || {
+            pair.dir_a.join("todo.txt").exists() && pair.dir_b.join("notes.txt").exists()
+        });
+        assert_ok(&pair.lab3(&["lock", "report.csv"]));
+        pair.put(
+            &pair.dir_b,
+            "report.csv",
+            b"q1,q2,q3\n10,12,15\n",
+            1_800_000_000_000_000_000,
+        );
+        pair.wait(20, "the update to be queued", || {
+            pair.a.said(&["queued", "report.csv"])
+        });
+        let docs = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("docs");
+        for (n, (name, width, height, flags)) in [
+            ("web-desktop.png", 1280, 820, &[][..]),
+            ("web-phone.png", 390, 844, &[]),
+            (
+                "web-desktop-dark.png",
+                1280,
+                820,
+                &["--blink-settings=preferredColorScheme=0"],
+            ),
+            (
+                "web-phone-dark.png",
+                390,
+                844,
+                &["--blink-settings=preferredColorScheme=0"],
+            ),
+        ]
+        .into_iter()
+        .enumerate()
+        {
+            let Some(br) = browser_with(width, height, flags).await else {
+                return;
+            };
+            br.c().goto(&pair.a.web_url()).await.unwrap();
+            br.find(r#"tr.locked[data-name="report.csv"]"#, 10).await;
+            // A big file made at B: its transfer to A shows with a bar.
+            let big = format!("holiday video {}.mp4", n + 1);
+            let f = std::fs::File::create(pair.dir_b.join(&big)).unwrap();
+            f.set_len(1 << 30).unwrap();
+            drop(f);
+            br.until(
+                r##"[...document.querySelectorAll("#transfers progress")].some(p => p.value > 0)"##,
+                30,
+            )
+            .await;
+            let png = br.c().screenshot().await.unwrap();
+            std::fs::write(docs.join(name), png).unwrap();
+            eprintln!("wrote docs/{name}");
+            pair.wait(120, "the transfer to end", || {
+                pair.dir_a.join(&big).exists()
+            });
+            std::fs::remove_file(pair.dir_b.join(&big)).unwrap();
+            br.c().clone().close().await.unwrap();
+        }
+    });
 }

@@ -200,11 +200,12 @@ function renderStatus() {
 
 function renderTransfers() {
   const ul = $("#transfers");
+  $("#transfers-section").classList.toggle("idle", !state.transfers.size);
   if (!state.transfers.size) { ul.replaceChildren(el("li", { class: "none" }, "none")); return; }
   ul.replaceChildren(...[...state.transfers.values()].map((t) => {
     const pct = t.total ? Math.min(100, Math.floor((t.done * 100) / t.total)) : 0;
     return el("li", { class: "transfer", "data-path": t.path },
-      el("div", {}, "[" + t.side + "] " + t.direction + " " + t.verb + " " + t.path),
+      el("div", {}, t.direction + " " + t.path),
       el("progress", { max: "100", value: String(pct) }),
       el("div", { class: "muted" }, size(t.done) + " of " + size(t.total) + " (" + pct + "%)"));
   }));
@@ -225,19 +226,19 @@ function onAction(a) {
   ol.prepend(li);
   while (ol.children.length > MAX_ACTIVITY) ol.lastChild.remove();
 
-  const key = a.side + " " + a.path;
-  if (a.action === "sending" || a.action === "receiving") {
-    state.transfers.set(key, { side: a.side, path: a.path, direction: a.direction, verb: a.action, total: a.size || 0, done: 0 });
+  // One bar per file: both servers announce the same transfer (one sends,
+  // the other receives); the bar shows the further of the two.
+  const key = a.direction + " " + a.path;
+  if (a.action === "sending" || a.action === "receiving" || a.action === "progress") {
+    if (a.action !== "progress") soon(loadStatus);
+    const t = state.transfers.get(key) || {
+      path: a.path, direction: a.direction, total: a.size || parseTotal(a.detail), done: 0,
+    };
+    if (a.action === "progress") t.done = Math.max(t.done, a.size || 0);
+    state.transfers.set(key, t);
     renderTransfers();
-  } else if (a.action === "progress") {
-    const t = state.transfers.get(key);
-    if (t) { t.done = a.size || 0; renderTransfers(); }
-    else {
-      const total = parseTotal(a.detail);
-      state.transfers.set(key, { side: a.side, path: a.path, direction: a.direction, verb: "moving", total, done: a.size || 0 });
-      renderTransfers();
-    }
-  } else if (state.transfers.has(key) && FILE_ACTIONS.has(a.action) || a.action === "error") {
+  } else if (a.action === "error" || (FILE_ACTIONS.has(a.action) && a.side !== a.direction.slice(0, 1))) {
+    // Done once the receiving side has applied it (or on an error).
     if (state.transfers.delete(key)) renderTransfers();
   }
   if (FILE_ACTIONS.has(a.action)) soon(loadListing);
