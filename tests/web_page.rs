@@ -385,6 +385,60 @@ fn serve_once_and_again(html: String) -> String {
     url
 }
 
+#[test]
+fn the_page_says_when_server_b_and_then_server_a_are_away() {
+    run(async {
+        let mut pair = web_pair(None, |a, _| {
+            write_file(a, "f.txt", b"x", None);
+        });
+        let Some(br) = browser(1280, 900).await else {
+            return;
+        };
+        br.c().goto(&pair.a.web_url()).await.unwrap();
+        br.find(r#"tr[data-name="f.txt"]"#, 10).await;
+        assert!(!br.find("#banner-b", 1).await.is_displayed().await.unwrap());
+        pair.b.kill();
+        br.until(r##"!document.querySelector("#banner-b").hidden"##, 15)
+            .await;
+        br.until(
+            r##"document.querySelector("#summary").textContent.includes("server B unreachable")"##,
+            5,
+        )
+        .await;
+        assert!(!br.find("#banner-a", 1).await.is_displayed().await.unwrap());
+        pair.a.kill();
+        br.until(r##"!document.querySelector("#banner-a").hidden"##, 15)
+            .await;
+        let says = br.find("#banner-a", 1).await.text().await.unwrap();
+        assert!(says.contains("Server A is not answering"), "{says}");
+        br.c().clone().close().await.unwrap();
+    });
+}
+
+#[test]
+fn a_taken_web_address_is_said_and_server_a_runs_on() {
+    let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = taken.local_addr().unwrap().to_string();
+    let root = TempDir::new().unwrap();
+    let a = start_a(
+        &root.path().join("a"),
+        &root.path().join("a-state"),
+        &dead_addr(),
+        &["--no-sync".into(), "--http".into(), addr.clone()],
+    );
+    assert!(
+        wait_until(Duration::from_secs(10), || a.logged(&[
+            "web page: cannot listen on",
+            &addr,
+            "running on without the page"
+        ])),
+        "{}",
+        a.output()
+    );
+    assert!(!a.said(&["web page at"]), "{}", a.output());
+    assert_ok(&lab3(&a.addr, &[]));
+}
+
 /// `scripts/screenshots.sh`: the page at a laptop's and a phone's width,
 /// light and dark, with a locked file holding an update from B and a big
 /// transfer in progress; written to docs/web-*.png.

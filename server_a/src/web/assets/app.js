@@ -243,6 +243,8 @@ function onAction(a) {
   }
   if (FILE_ACTIONS.has(a.action)) soon(loadListing);
   if (a.action === "link up" || a.action === "link down" || FILE_ACTIONS.has(a.action)) soon(loadStatus);
+  // Server B coming or going changes what the listing can show.
+  if (a.action === "link up" || a.action === "link down") soon(loadListing);
 }
 
 // "42% of 1.0 GiB": the total, for a transfer first seen mid-way.
