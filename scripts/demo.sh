@@ -36,7 +36,7 @@ while (($#)); do
 done
 
 cd "$root"
-echo "demo: building (cargo build --release; the first build takes {{FIRST_BUILD}}, see README)..."
+echo "demo: building (cargo build --release; the first build takes about 3 minutes on 2 idle cores, up to 10 on a busy machine)..."
 cargo build --release --quiet --workspace --bins
 bin="${CARGO_TARGET_DIR:-$root/target}/release"
 
