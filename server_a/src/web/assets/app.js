@@ -300,6 +300,7 @@ loadListing();
 loadStatus();
 listen();
 // Live updates come from the event stream; these catch what it cannot say
-// (Server B coming back without a change, the "ago" times).
+// (the "ago" times; changes made with --no-sync). The listing asks Server
+// B for its folder each time, so it is polled rarely.
 setInterval(loadStatus, 5000);
-setInterval(loadListing, 10000);
+setInterval(loadListing, 30000);
