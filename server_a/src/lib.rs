@@ -5,10 +5,12 @@
 //! - [`client_api`]: one task per client connection, request by request.
 //! - [`peer`]: talking to Server B (fresh listings, the sync link).
 //! - [`locks`]: the lock table and the per-file FIFO queues, on disk.
+//! - [`web`]: the web page (`--http`), over the same [`App`].
 
 pub mod client_api;
 pub mod locks;
 pub mod peer;
+pub mod web;
 
 use std::future::Future;
 use std::path::PathBuf;
@@ -29,6 +31,8 @@ pub struct Config {
     pub peer: String,
     pub args: ServerArgs,
     pub ignore: Ignore,
+    /// Where to serve the web page (`--http`); `None` for `--http off`.
+    pub http: Option<String>,
 }
 
 impl Config {
@@ -44,6 +48,7 @@ impl Config {
             peer,
             args,
             ignore,
+            http: None,
         })
     }
 }
@@ -91,6 +96,9 @@ pub async fn run(
         Some(sync)
     };
     let app = Arc::new(App { cfg, locks, sync });
+    if let Some(addr) = &app.cfg.http {
+        web::start(addr, app.clone()).await;
+    }
     let settings = common::server::Listener {
         me: Role::ServerA,
         allowed: vec![Role::Client],

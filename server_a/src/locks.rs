@@ -43,6 +43,19 @@ struct PathLock {
     queue: Vec<Entry>,
 }
 
+/// One held update as the web page shows it.
+#[derive(Debug, Clone, Serialize)]
+pub struct QueuedInfo {
+    /// Position in the FIFO queue, from 1.
+    pub seq: u64,
+    /// `"write"` or `"delete"`.
+    pub kind: &'static str,
+    /// The content's size (a write only).
+    pub size: Option<u64>,
+    /// A write's modification time, or a delete's time (ns since the epoch).
+    pub time_ns: i64,
+}
+
 /// The lock table.
 pub struct Locks {
     dir: PathBuf,
@@ -122,6 +135,33 @@ impl Locks {
             .map(|(p, l)| LockInfo {
                 name: p.clone(),
                 queued: l.queue.len(),
+            })
+            .collect()
+    }
+
+    /// The updates held for `path`, oldest first, for the web page: what
+    /// each is (a write or a delete), its size and its time (the write's
+    /// modification time, or when the delete was made at Server B).
+    pub fn queue_of(&self, path: &str) -> Vec<QueuedInfo> {
+        let map = self.inner.lock().unwrap();
+        let Some(lock) = map.get(path) else {
+            return Vec::new();
+        };
+        lock.queue
+            .iter()
+            .map(|e| match (&e.meta, e.deleted_ns) {
+                (Some(m), _) => QueuedInfo {
+                    seq: e.seq,
+                    kind: "write",
+                    size: Some(m.size),
+                    time_ns: m.mtime_ns,
+                },
+                (None, deleted) => QueuedInfo {
+                    seq: e.seq,
+                    kind: "delete",
+                    size: None,
+                    time_ns: deleted.unwrap_or_default(),
+                },
             })
             .collect()
     }
