@@ -31,6 +31,7 @@
 //! [`decide::plan`] says who pushes what.
 
 pub mod apply;
+pub mod core;
 pub mod decide;
 mod due;
 mod engine;
