@@ -25,9 +25,6 @@
 //! - [`rule`]: who wins, as one pure function.
 //! - `local`, `peer`, `reconcile`, `lock`: the handlers.
 
-// The handlers are being filled in; until then some helpers are unused.
-#![allow(dead_code)]
-
 pub mod io;
 mod local;
 mod lock;
@@ -83,6 +80,15 @@ impl Config {
     }
 }
 
+/// The path (and, for a move, the source) an operation is about.
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct OpFor {
+    path: String,
+    from: Option<String>,
+    /// Why the replaced version is kept, for an install's announcement.
+    keep: Option<KeepWhy>,
+}
+
 /// The sync core of one side.
 #[derive(Debug, Clone)]
 pub struct Core {
@@ -93,8 +99,12 @@ pub struct Core {
     ids: HashMap<FileId, BTreeSet<String>>,
     link: LinkPhase,
     next_op: OpId,
-    /// Which path each of this side's operations is about.
-    ops: HashMap<OpId, String>,
+    /// What each of this side's operations is about.
+    ops: HashMap<OpId, OpFor>,
+    /// The start-up scan was taken.
+    scanned_once: bool,
+    /// What each running unlock replayed so far.
+    replays: HashMap<String, Vec<Replayed>>,
     now_ns: i64,
     out: Vec<Effect>,
 }
@@ -122,6 +132,8 @@ impl Core {
             link: LinkPhase::Down,
             next_op: 1,
             ops: HashMap::new(),
+            scanned_once: false,
+            replays: HashMap::new(),
             now_ns: 0,
             out: Vec::new(),
         }
@@ -173,10 +185,17 @@ impl Core {
         self.link.peer().map_or(mine, |p| p.precision_ns.max(mine))
     }
 
-    fn op(&mut self, path: &str) -> OpId {
+    fn op(&mut self, path: &str, from: Option<&str>) -> OpId {
         let op = self.next_op;
         self.next_op += 1;
-        self.ops.insert(op, path.to_string());
+        self.ops.insert(
+            op,
+            OpFor {
+                path: path.to_string(),
+                from: from.map(str::to_string),
+                keep: None,
+            },
+        );
         op
     }
 
@@ -227,3 +246,8 @@ impl Core {
         st.local = entry;
     }
 }
+
+#[cfg(test)]
+mod sim_fs;
+#[cfg(test)]
+mod tests;

@@ -20,12 +20,16 @@ pub struct Base {
 /// What is in flight for a path.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Pending {
-    /// This side offered (or removed, or moved away) `sent`, and waits for
-    /// the peer's answer to `op`.
-    Offered { op: OpId, sent: Holding },
-    /// The peer queued our offer of `sent` behind a lock: not offered
-    /// again while this side still holds it.
-    Held { sent: Holding },
+    /// This side offered (or removed, or moved away) `sent`, read from
+    /// `entry` (`None` for a remove), and waits for the peer's answer to `op`.
+    Offered {
+        op: OpId,
+        sent: Holding,
+        entry: Option<Entry>,
+    },
+    /// The peer queued (or could not store) our `sent`: not offered again
+    /// while this side still holds `entry`.
+    Held { sent: Holding, entry: Option<Entry> },
     /// An effect `op` runs on this side's disk; when it reports, the peer's
     /// `reply_to` (if any) is answered.
     Applying {

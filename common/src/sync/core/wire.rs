@@ -55,6 +55,9 @@ pub enum Refusal {
     /// It could not be stored (disk full, permissions, a name this file
     /// system refuses); `retry`: worth offering again later.
     Failed { error: String, retry: bool },
+    /// (A `Move`) the receiver's `from` or `to` is not as the sender
+    /// thinks: send it as a remove and an offer instead.
+    SendWhole,
 }
 
 /// A core-to-core message.
@@ -72,12 +75,13 @@ pub enum PeerMsg {
         base: Option<Version>,
         version: Version,
     },
-    /// The sender removed `path`, which held `base`, at `deleted_ns`.
+    /// The sender removed `path`, which held `base`, at `deleted_ns`
+    /// (`None`: not known, it went while the sender was not running).
     Remove {
         op: OpId,
         path: String,
         base: Version,
-        deleted_ns: i64,
+        deleted_ns: Option<i64>,
     },
     /// The sender renamed `from` to `to`: a file, or a folder with all it
     /// holds (one rename). `base` is what both agreed `from` held.
