@@ -33,6 +33,7 @@
 pub mod apply;
 pub mod core;
 pub mod decide;
+pub mod disk;
 mod due;
 mod engine;
 pub mod journal;
