@@ -203,6 +203,13 @@ pub enum Effect {
         timer: Timer,
         at_ns: i64,
     },
+    /// Reconciliation ended: `agreed` paths in agreement, `to_send` this
+    /// side sends; `by_digest`: the digests agreed, no inventory was sent.
+    Reconciled {
+        agreed: usize,
+        to_send: usize,
+        by_digest: bool,
+    },
     /// (Server A) The answer to [`Input::Unlock`] of `path`, once its
     /// queue is replayed.
     Unlocked {

@@ -40,7 +40,7 @@ use std::collections::{BTreeMap, BTreeSet, HashMap};
 pub use io::{Announcement, Direction, Effect, Input, KeepWhy, Outcome, Replayed, Source, Timer};
 pub use model::{Entry, FileId, Hash, Holding, Kind, Version};
 pub use state::{Base, LinkPhase, LockState, PathState, Pending, Queued, Record};
-pub use wire::{FsTraits, InvEntry, OpId, PeerMsg, Refusal};
+pub use wire::{Digest, FsTraits, InvEntry, OpId, PeerMsg, Refusal};
 
 /// Which server a core runs in.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]

@@ -21,6 +21,7 @@ fn matches(local: Option<&Entry>, base: Option<&Version>, precision_ns: u64) -> 
 impl Core {
     pub(super) fn peer_msg(&mut self, msg: PeerMsg) {
         match msg {
+            PeerMsg::Digest(d) => self.digest(d),
             PeerMsg::Inventory { entries, last } => self.inventory(entries, last),
             PeerMsg::Offer {
                 op,

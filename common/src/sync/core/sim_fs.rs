@@ -564,6 +564,7 @@ impl World {
             }
             Effect::Arm { timer, at_ns } => self.side(a).timers.push((at_ns, timer)),
             Effect::Unlocked { replayed, .. } => self.side(a).unlocked.push(replayed),
+            Effect::Reconciled { .. } => {}
         }
     }
 

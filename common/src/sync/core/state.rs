@@ -7,7 +7,7 @@ use std::collections::BTreeMap;
 use serde::{Deserialize, Serialize};
 
 use super::model::{Entry, Holding, Version};
-use super::wire::{FsTraits, InvEntry, OpId};
+use super::wire::{Digest, FsTraits, InvEntry, OpId};
 
 /// The version both sides last acknowledged, and what this side's disk
 /// held then (its own precision and identity), to tell a change here.
@@ -109,9 +109,12 @@ pub struct Record {
 pub enum LinkPhase {
     #[default]
     Down,
-    /// Up; inventories being exchanged. `theirs`: the peer's so far.
+    /// Up; digests, then (unless they agree) inventories being
+    /// exchanged. `mine`: the digest this side sent; `theirs`: the peer's
+    /// inventory so far.
     Reconciling {
         peer: FsTraits,
+        mine: Digest,
         theirs: BTreeMap<String, InvEntry>,
     },
     /// Reconciled: changes are sent as they happen.

@@ -461,3 +461,34 @@ fn rule_is_mirror_symmetric() {
         }
     }
 }
+
+#[test]
+fn a_restart_over_trees_in_sync_agrees_by_digest_alone() {
+    let mut w = live(NS, SEC);
+    for i in 0..5 {
+        w.write(true, &format!("d/f{i}"), &format!("file {i}"));
+    }
+    w.settle();
+    w.disconnect();
+    w.restart(true);
+    w.settle();
+    w.a.sent.clear();
+    w.connect();
+    w.settle();
+    let inventories = w
+        .a
+        .sent
+        .iter()
+        .filter(|m| matches!(m, PeerMsg::Inventory { .. }))
+        .count();
+    assert_eq!(inventories, 0, "{:?}", w.a.sent);
+    assert!(matches!(w.a.core.link(), LinkPhase::Live { .. }));
+    // An edit while down: the digests differ and the edit travels.
+    w.disconnect();
+    w.write(true, "d/f1", "edited while down");
+    w.settle();
+    w.connect();
+    w.settle();
+    assert_eq!(w.b.disk.read("d/f1").as_deref(), Some("edited while down"));
+    w.assert_same();
+}

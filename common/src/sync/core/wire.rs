@@ -60,10 +60,25 @@ pub enum Refusal {
     SendWhole,
 }
 
+/// A summary of one side's agreed state, sent first at (re)connection:
+/// equal digests from two clean sides mean the trees agree, and no
+/// inventory is sent.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Digest {
+    /// BLAKE3 over every agreed path and its base (kind, size, mtime at the
+    /// coarser precision).
+    pub digest: String,
+    pub entries: u64,
+    /// Nothing changed here since the last agreement, nothing in flight.
+    pub clean: bool,
+}
+
 /// A core-to-core message.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case", tag = "type")]
 pub enum PeerMsg {
+    /// Reconciliation starts: the sender's digest.
+    Digest(Digest),
     /// Reconciliation: one chunk of the sender's inventory (every path it
     /// holds or has a tombstone of); `last` ends it.
     Inventory { entries: Vec<InvEntry>, last: bool },
