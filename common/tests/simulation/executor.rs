@@ -293,6 +293,7 @@ pub fn run(w: &mut World, s: Side, effect: Effect, epoch: u64) {
             *t = (*t).max(at_ns);
         }
         Effect::Unlocked { path, replayed } => w.t.unlocked(&path, &replayed),
+        Effect::Reconciled { .. } => {}
     }
     if guard {
         let after = w.t.locked_view(&w.a.fs);

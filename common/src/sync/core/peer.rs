@@ -67,6 +67,17 @@ impl Core {
         self.cfg.side == Side::A && self.paths.get(path).is_some_and(|s| s.lock.is_some())
     }
 
+    /// Whether `path` or a path under it is locked (a folder move would
+    /// carry a locked path away, or onto a locked name).
+    fn locked_within(&self, path: &str) -> bool {
+        self.cfg.side == Side::A
+            && self
+                .paths
+                .range(path.to_string()..)
+                .take_while(|(p, _)| *p == path || p.starts_with(path))
+                .any(|(p, s)| s.lock.is_some() && (p == path || is_under(p, path)))
+    }
+
     /// The peer offers `theirs` (a version or a delete) at `path`, in place
     /// of `base`.
     fn incoming(&mut self, op: OpId, path: String, base: Option<Version>, theirs: Holding) {
@@ -252,8 +263,8 @@ impl Core {
 
     fn incoming_move(&mut self, op: OpId, from: String, to: String, base: Version) {
         let precision = self.precision();
-        let ok = !self.locked(&from)
-            && !self.locked(&to)
+        let ok = !self.locked_within(&from)
+            && !self.locked_within(&to)
             && self.paths.get(&from).is_some_and(|s| {
                 s.pending.is_none()
                     && !s.changed_here()

@@ -475,12 +475,11 @@ fn a_restart_over_trees_in_sync_agrees_by_digest_alone() {
     w.a.sent.clear();
     w.connect();
     w.settle();
-    let inventories = w
-        .a
-        .sent
-        .iter()
-        .filter(|m| matches!(m, PeerMsg::Inventory { .. }))
-        .count();
+    let inventories =
+        w.a.sent
+            .iter()
+            .filter(|m| matches!(m, PeerMsg::Inventory { .. }))
+            .count();
     assert_eq!(inventories, 0, "{:?}", w.a.sent);
     assert!(matches!(w.a.core.link(), LinkPhase::Live { .. }));
     // An edit while down: the digests differ and the edit travels.
