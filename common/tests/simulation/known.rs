@@ -6,6 +6,8 @@
 
 use common::sync::core::{Core, Pending};
 
+use crate::fake_fs::FakeFs;
+
 /// A path held back forever: one side holds its copy back
 /// (`Pending::Held`) for the peer's offer, and the peer has nothing in
 /// flight for it and will send nothing, so the folders differ for good.
@@ -23,4 +25,19 @@ pub fn held_forever(holder: &Core, peer: &Core, path: &str) -> bool {
         .is_some_and(|s| matches!(s.pending, Some(Pending::Held { .. })));
     let idle = peer.path(path).is_none_or(|s| s.pending.is_none());
     held && idle
+}
+
+/// Bug `a_replayed_update_is_taken_as_agreed` (seed 49): an update B sent
+/// while `path` was locked is replayed at unlock, and A records it as the
+/// version both agree on, though B has since moved on (here B took A's
+/// folder in a conflict): A's copy never travels and the two differ.
+pub fn replay_taken_as_agreed(a: &Core, b_fs: &FakeFs, replayed: bool, path: &str) -> bool {
+    let differs = a
+        .path(path)
+        .and_then(|s| s.base.as_ref())
+        .is_some_and(|base| {
+            b_fs.stat(path)
+                .is_none_or(|e| e.kind != base.version.kind || e.size != base.version.size)
+        });
+    replayed && differs
 }
