@@ -286,4 +286,25 @@ mod regressions {
         let v = run_steps(&setup, &steps, false);
         assert!(v.is_empty(), "{v:#?}");
     }
+
+    /// Bug (seed 52, fixed in core/lock.rs): B's first copy of `e/a`
+    /// reaches A at reconciliation while `e/a` is locked (A notes what B
+    /// holds), B's next write is queued; at unlock A replays it but still
+    /// took B for holding the first copy, so it sent the replayed file
+    /// straight back to B: an echo.
+    #[test]
+    fn a_replayed_update_is_not_sent_back() {
+        let steps = vec![
+            Lock(13144341149192073082),
+            User(B, RestoreOld, 14380709799189091309),
+            Watch(B, 8797342063672885509),
+            User(B, Write, 13446546713644375422),
+        ];
+        let setup = Setup {
+            strict: true,
+            ..setup_for(52, false)
+        };
+        let v = run_steps(&setup, &steps, false);
+        assert!(v.is_empty(), "{v:#?}");
+    }
 }

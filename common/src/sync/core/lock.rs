@@ -182,6 +182,9 @@ impl Core {
                 self.set_local(path, landed.clone());
                 let st = self.paths.get_mut(path).expect("known");
                 st.pending = None;
+                // What the peer held before is stale now: the replayed
+                // update is the newest it sent (else the copy goes back).
+                st.peer = None;
                 let landed_v = match (&landed, target.version()) {
                     (Some(e), Some(v)) => {
                         st.base = Some(super::Base {
