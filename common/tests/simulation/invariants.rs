@@ -219,7 +219,8 @@ pub fn check_quiet(w: &mut World) {
             !w.strict
                 && (known::held_forever(a, b, p)
                     || known::held_forever(b, a, p)
-                    || known::replay_taken_as_agreed(a, &w.b.fs, w.t.replayed(p), p))
+                    || known::replay_taken_as_agreed(a, &w.b.fs, w.t.replayed(p), p)
+                    || known::look_alikes_agreed_unseen(a, b, p))
         };
         let diff: Vec<String> = keys
             .into_iter()

@@ -307,4 +307,20 @@ mod regressions {
         let v = run_steps(&setup, &steps, false);
         assert!(v.is_empty(), "{v:#?}");
     }
+
+    /// Bug (seed 56): at a first meeting A and B both hold `c`, equal in
+    /// size and mtime (A without modes), different in content; the two
+    /// reconcile it as agreed without a hash on either side, and the two
+    /// copies differ for good (none kept).
+    #[test]
+    #[ignore = "bug: look-alikes that both changed are agreed without comparing content"]
+    fn look_alikes_agreed_unseen() {
+        let setup = Setup {
+            strict: true,
+            ..setup_for(56, false)
+        };
+        let small = runner::shrink(&setup, &schedule_for(56), 300);
+        let v = run_steps(&setup, &small, false);
+        assert!(v.is_empty(), "{v:#?}");
+    }
 }
