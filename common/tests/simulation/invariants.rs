@@ -3,10 +3,10 @@
 //! checked once it is quiet (both folders equal, every version a user
 //! wrote current or kept, nothing sync destroyed without keeping it).
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::{BTreeMap, BTreeSet, VecDeque};
 
 use common::sync::core::model::coarse;
-use common::sync::core::{Announcement, Entry, Kind, Replayed, Side};
+use common::sync::core::{Announcement, Entry, Kind, PeerMsg, Replayed, Side};
 
 use crate::fake_fs::{is_under, FakeFs};
 use crate::known;
@@ -34,6 +34,8 @@ pub struct Tracker {
     pub locks: BTreeMap<String, LockPhase>,
     /// Messages the executors put on the link (or tried to).
     pub sends: u64,
+    /// The last ones (to tell a known livelock).
+    pub recent: VecDeque<PeerMsg>,
     next_content: u64,
     /// Every content a user wrote, and where.
     pub written: BTreeMap<String, (Side, String)>,

@@ -4,7 +4,9 @@
 //! `main.rs` (`regressions`) that fails until it is fixed;
 //! `LAB3_SIM_STRICT=1` turns every excuse here off.
 
-use common::sync::core::{Core, Pending};
+use std::collections::VecDeque;
+
+use common::sync::core::{Core, Kind, PeerMsg, Pending};
 
 use crate::fake_fs::FakeFs;
 
@@ -56,4 +58,28 @@ pub fn look_alikes_agreed_unseen(a: &Core, b: &Core, path: &str) -> bool {
             .is_some_and(|b| b.version.hash.is_none())
     };
     unseen(a) && unseen(b)
+}
+
+/// Bug `folder_delete_ping_pong` (seed 61): B removes a folder that A
+/// holds with something new inside. A refuses the remove (its folder
+/// "grew", a change after the delete) and offers the folder; B decides
+/// by time (its delete is later) and refuses the offer, sending the
+/// remove again: the two go back and forth for ever. Recognised by the
+/// last messages: all about one path, removes and offers of a folder.
+pub fn folder_delete_ping_pong(recent: &VecDeque<PeerMsg>) -> bool {
+    let path = |m: &PeerMsg| match m {
+        PeerMsg::Offer { path, .. }
+        | PeerMsg::Remove { path, .. }
+        | PeerMsg::Refused { path, .. } => Some(path.clone()),
+        _ => None,
+    };
+    let Some(first) = recent.front().and_then(path) else {
+        return false;
+    };
+    let one_path = recent.iter().all(|m| path(m).as_ref() == Some(&first));
+    let removes = recent.iter().any(|m| matches!(m, PeerMsg::Remove { .. }));
+    let folder_offers = recent
+        .iter()
+        .any(|m| matches!(m, PeerMsg::Offer { version, .. } if version.kind == Kind::Dir));
+    recent.len() >= 40 && one_path && removes && folder_offers
 }

@@ -110,6 +110,9 @@ fn quiesce(w: &mut World) {
     w.rescan(Side::A);
     w.rescan(Side::B);
     if !settle(w, true) {
+        if !w.strict && crate::known::folder_delete_ping_pong(&w.t.recent) {
+            return;
+        }
         return w
             .t
             .violation("never quiet after unlocking: still busy".into());

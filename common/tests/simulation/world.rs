@@ -245,6 +245,10 @@ impl World {
     /// still the one up.
     pub fn send(&mut self, from: Side, epoch: u64, msg: PeerMsg, bytes: Option<String>) {
         self.t.sends += 1;
+        self.t.recent.push_back(msg.clone());
+        if self.t.recent.len() > 60 {
+            self.t.recent.pop_front();
+        }
         if !self.link.up || epoch != self.link.epoch {
             return;
         }
