@@ -298,11 +298,7 @@ pub fn run(w: &mut World, s: Side, effect: Effect, epoch: u64) {
     if guard {
         let after = w.t.locked_view(&w.a.fs);
         for ((path, phase, b), (_, _, a)) in before.iter().zip(after.iter()) {
-            // Known bug (see regressions::lock_on_a_name_b_makes_a_folder):
-            // a folder made at a locked name for what B puts inside it.
-            let made_dir =
-                !w.strict && b.is_none() && a.as_ref().is_some_and(|e| e.kind == Kind::Dir);
-            let allowed = (*phase == LockPhase::Unlocking && replay) || made_dir;
+            let allowed = *phase == LockPhase::Unlocking && replay;
             if b != a && !allowed {
                 w.t.violation(format!(
                     "an update from B reached locked {path} at A ({phase:?}): {what}"

@@ -161,13 +161,13 @@ mod regressions {
         }
     }
 
-    /// Bug: `lab3 lock d` (a name A does not hold yet), then B makes a
-    /// folder `d` with a file in it: A installs `d/b`, making the locked
-    /// name `d` as its folder, though every update of a locked path from B
-    /// must be queued. (Found by seed 3; the executor's lock guard lets a
-    /// folder made at a locked name pass until this is fixed.)
+    /// Bug (seed 3, fixed in core/peer.rs): `lab3 lock d` (a name A does
+    /// not hold yet), then B makes a folder `d` with a file in it: A
+    /// installed `d/b`, making the locked name `d` its folder, though every
+    /// update of a locked path from B must be queued. An update under a
+    /// locked name (or of a folder holding a locked path, seed 62) is now
+    /// refused until the unlock, and B offers it again.
     #[test]
-    #[ignore = "bug: a file B puts under a locked name makes that name a folder at A"]
     fn lock_on_a_name_b_makes_a_folder() {
         let steps = vec![
             User(B, SaveByRename, 2509224915734478091),
@@ -343,6 +343,27 @@ mod regressions {
         let setup = Setup {
             strict: true,
             ..setup_for(61, false)
+        };
+        let v = run_steps(&setup, &steps, false);
+        assert!(v.is_empty(), "{v:#?}");
+    }
+
+    /// Bug (seed 62, fixed in core/peer.rs): `lab3 lock d/e` (a file at
+    /// A), then B turns folder `d` into a file: A installed the file over
+    /// its folder, carrying the locked `d/e` away (kept as a version).
+    #[test]
+    fn a_folder_holding_a_locked_path_is_not_replaced() {
+        let steps = vec![
+            User(B, Write, 9303831706016326461),
+            Watch(B, 10223970959647496192),
+            User(A, RestoreOld, 16296868855555584800),
+            User(B, RestoreOld, 15346099902147202616),
+            User(B, TypeChange, 15814769817766246476),
+            Lock(15107149170604188958),
+        ];
+        let setup = Setup {
+            strict: true,
+            ..setup_for(62, false)
         };
         let v = run_steps(&setup, &steps, false);
         assert!(v.is_empty(), "{v:#?}");

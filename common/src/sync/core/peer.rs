@@ -85,6 +85,25 @@ impl Core {
             self.enqueue(op, &path, theirs);
             return;
         }
+        // A locked path inside (a folder replaced or removed) or above (a
+        // locked name that this would make a folder): not now; the peer
+        // offers it again after the unlock.
+        if self.locked_within(&path) || ancestors(&path).any(|a| self.locked(a)) {
+            let holds = self.paths.get(&path).map_or(
+                Holding::Absent { deleted_ns: None },
+                super::PathState::holding,
+            );
+            self.reply(PeerMsg::Refused {
+                op,
+                path,
+                holds,
+                why: Refusal::Failed {
+                    error: "held by a lock".into(),
+                    retry: true,
+                },
+            });
+            return;
+        }
         let precision = self.precision();
         let side = self.cfg.side;
         let parent_busy = ancestors(&path).any(|a| {
