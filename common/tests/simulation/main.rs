@@ -368,4 +368,25 @@ mod regressions {
         let v = run_steps(&setup, &steps, false);
         assert!(v.is_empty(), "{v:#?}");
     }
+
+    /// Bug (seed 102, fixed in core/lock.rs): A holds folder `d/e` (with
+    /// `d/e/a`) locked; B's file `d/e` is queued and replayed at unlock,
+    /// replacing the folder (kept as a version), but A's core still took
+    /// `d/e/a` for present and offered it to B for ever ("not a
+    /// directory", retried every 3 s). A replay now forgets what a folder
+    /// it replaced held, as an install does.
+    #[test]
+    fn a_replay_over_a_folder_forgets_what_it_held() {
+        let steps = vec![
+            Lock(15242303408242602840),
+            User(B, Write, 1026025905323680840),
+            User(A, Mkdir, 15333351908792579056),
+        ];
+        let setup = Setup {
+            strict: true,
+            ..setup_for(102, false)
+        };
+        let v = run_steps(&setup, &steps, false);
+        assert!(v.is_empty(), "{v:#?}");
+    }
 }

@@ -179,6 +179,14 @@ impl Core {
         };
         match outcome {
             Outcome::Applied { landed, .. } => {
+                let was_dir = self
+                    .paths
+                    .get(path)
+                    .and_then(|s| s.local.as_ref())
+                    .is_some_and(|e| e.kind == super::Kind::Dir);
+                if was_dir && !landed.as_ref().is_some_and(|e| e.kind == super::Kind::Dir) {
+                    self.forget_under(path);
+                }
                 self.set_local(path, landed.clone());
                 let st = self.paths.get_mut(path).expect("known");
                 st.pending = None;

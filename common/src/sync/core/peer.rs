@@ -358,6 +358,20 @@ impl Core {
         }
     }
 
+    /// Forgets everything under folder `dir` (replaced by a file: what it
+    /// held was kept as a version, and is gone).
+    pub(super) fn forget_under(&mut self, dir: &str) {
+        let under: Vec<String> = self
+            .paths
+            .range(format!("{dir}/")..)
+            .take_while(|(p, _)| is_under(p, dir))
+            .map(|(p, _)| p.clone())
+            .collect();
+        for p in under {
+            self.forget(&p);
+        }
+    }
+
     /// Forgets `path` (and, for the journal, says so).
     pub(super) fn forget(&mut self, path: &str) {
         self.set_local(path, None);
@@ -605,15 +619,7 @@ impl Core {
                 if old_kind == Some(Kind::Dir)
                     && !matches!(target.version(), Some(v) if v.kind == Kind::Dir)
                 {
-                    let under: Vec<String> = self
-                        .paths
-                        .range(format!("{path}/")..)
-                        .take_while(|(p, _)| is_under(p, &path))
-                        .map(|(p, _)| p.clone())
-                        .collect();
-                    for p in under {
-                        self.forget(&p);
-                    }
+                    self.forget_under(&path);
                 }
                 self.set_local(&path, landed.clone());
                 let st = self.paths.get_mut(&path).expect("known");
