@@ -389,4 +389,26 @@ mod regressions {
         let v = run_steps(&setup, &steps, false);
         assert!(v.is_empty(), "{v:#?}");
     }
+
+    /// Bug (seed 109, fixed in core/lock.rs): `lab3 lock e` (a folder at
+    /// A, newer); B's older file `e` refuses A's folder and is queued at
+    /// A; at unlock it is superseded, but A still held its folder back
+    /// (B had refused it) and B waited on its queued offer: neither sent,
+    /// and A retried `e/b` into B's file for ever. An unlock now lets the
+    /// path be decided again.
+    #[test]
+    fn a_superseded_update_lets_a_copy_travel() {
+        let steps = vec![
+            User(A, Mkdir, 7036827769230578399),
+            User(A, Rename, 15279497014773125726),
+            Lock(18218651776253269885),
+            User(B, RestoreOld, 849629998727206448),
+        ];
+        let setup = Setup {
+            strict: true,
+            ..setup_for(109, false)
+        };
+        let v = run_steps(&setup, &steps, false);
+        assert!(v.is_empty(), "{v:#?}");
+    }
 }

@@ -123,6 +123,12 @@ impl Core {
         }
         let st = self.paths.get_mut(path).expect("unlocking");
         st.lock = None;
+        // Whatever this side held back while the lock queued the peer's
+        // updates is decided again now (a superseded update leaves this
+        // side's copy to go across).
+        if matches!(st.pending, Some(super::Pending::Held { .. })) {
+            st.pending = None;
+        }
         self.record(path);
         let replayed = self.replays.remove(path).unwrap_or_default();
         self.announce(
