@@ -222,7 +222,9 @@ pub fn check_quiet(w: &mut World) {
                 && (known::held_forever(a, b, p)
                     || known::held_forever(b, a, p)
                     || known::replay_taken_as_agreed(a, &w.b.fs, w.t.replayed(p), p)
-                    || known::look_alikes_agreed_unseen(a, b, p))
+                    || known::look_alikes_agreed_unseen(a, b, p)
+                    || known::nothing_here_and_idle(a, p)
+                    || known::nothing_here_and_idle(b, p))
         };
         let diff: Vec<String> = keys
             .into_iter()

@@ -83,3 +83,19 @@ pub fn folder_delete_ping_pong(recent: &VecDeque<PeerMsg>) -> bool {
         .any(|m| matches!(m, PeerMsg::Offer { version, .. } if version.kind == Kind::Dir));
     recent.len() >= 40 && one_path && removes && folder_offers
 }
+
+/// Bug `crossing_offers_agree_on_one_side` (seed 465): both sides offer a
+/// new folder at once; A takes B's offer as agreement (`Stored`, base
+/// recorded) while B, whose copy had meanwhile gone, drops that answer
+/// (its pending op changed). B then holds nothing and no base, knows A
+/// holds a copy, and does nothing; A thinks they agree. (The winner side
+/// of `held_for_a_winner_that_vanished` ends the same way.) Recognised
+/// on the side without a copy.
+pub fn nothing_here_and_idle(side: &Core, path: &str) -> bool {
+    side.path(path).is_some_and(|s| {
+        s.local.is_none()
+            && s.base.is_none()
+            && s.pending.is_none()
+            && matches!(s.peer, Some(common::sync::core::Holding::Present(_)))
+    })
+}
