@@ -25,7 +25,10 @@ pub fn held_forever(holder: &Core, peer: &Core, path: &str) -> bool {
     let held = holder
         .path(path)
         .is_some_and(|s| matches!(s.pending, Some(Pending::Held { .. })));
-    let idle = peer.path(path).is_none_or(|s| s.pending.is_none());
+    // (Both held back, each for the other's offer, is the same bug: seed 619.)
+    let idle = peer
+        .path(path)
+        .is_none_or(|s| matches!(s.pending, None | Some(Pending::Held { .. })));
     held && idle
 }
 
