@@ -44,6 +44,11 @@ pub fn is_under(path: &str, dir: &str) -> bool {
     path.len() > dir.len() + 1 && path.starts_with(dir) && path.as_bytes()[dir.len()] == b'/'
 }
 
+/// The folders above `path`, nearest first.
+pub fn ancestors(path: &str) -> impl Iterator<Item = &str> {
+    path.match_indices('/').rev().map(move |(i, _)| &path[..i])
+}
+
 /// The folder holding `path` (`None`: the root).
 pub fn parent(path: &str) -> Option<&str> {
     path.rfind('/').map(|i| &path[..i])

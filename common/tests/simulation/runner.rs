@@ -163,6 +163,13 @@ pub fn run_steps(setup: &Setup, steps: &[Step], trace: bool) -> Vec<String> {
             v.insert(0, f);
         }
         if trace {
+            for (name, side) in [("A", &w.a), ("B", &w.b)] {
+                if let Some(c) = &side.core {
+                    for (p, st) in c.paths() {
+                        println!("{name} core {p}: {st:?}");
+                    }
+                }
+            }
             println!("A: {:?}", w.a.fs.scan());
             println!("B: {:?}", w.b.fs.scan());
         }
