@@ -225,6 +225,8 @@ pub fn check_quiet(w: &mut World) {
                         .chain(crate::fake_fs::ancestors(p))
                         .any(|q| known::replay_taken_as_agreed(a, &w.b.fs, w.t.replayed(q), q))
                     || known::look_alikes_agreed_unseen(a, b, p)
+                    || known::edit_unseen(a, &w.a.fs, p)
+                    || known::edit_unseen(b, &w.b.fs, p)
                     || known::nothing_here_and_idle(a, p)
                     || known::nothing_here_and_idle(b, p))
         };

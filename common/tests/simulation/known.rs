@@ -102,3 +102,21 @@ pub fn nothing_here_and_idle(side: &Core, path: &str) -> bool {
             && matches!(s.peer, Some(common::sync::core::Holding::Present(_)))
     })
 }
+
+/// Bug `an_edit_that_keeps_size_and_mtime_is_unseen` (seed 1152): on a
+/// folder with a coarse clock (2 s), a file written in place within the
+/// same tick and to the same size stats exactly as before (same inode,
+/// size, mtime, mode); the watcher says a writer closed it, but the core
+/// compares the stat alone and takes it as unchanged, so the edit never
+/// travels. (The executor could hash a closed file whose stat did not
+/// change.) Recognised where the disk stats as the agreed base but holds
+/// other content than the base's hash.
+pub fn edit_unseen(core: &Core, fs: &FakeFs, path: &str) -> bool {
+    let Some(base) = core.path(path).and_then(|s| s.base.as_ref()) else {
+        return false;
+    };
+    let (Some(here), Some(now)) = (&base.here, fs.stat(path)) else {
+        return false;
+    };
+    here.same_here(&now) && base.version.hash.is_some() && base.version.hash != fs.read(path)
+}

@@ -442,4 +442,21 @@ mod regressions {
         let v = run_steps(&setup, &steps, false);
         assert!(v.is_empty(), "{v:#?}");
     }
+
+    /// Bug (seed 1152): A's folder keeps whole 2 s mtimes; B's `A`
+    /// arrives, then A's user rewrites it in place, to the same size,
+    /// within the same 2 s: the stat is unchanged (inode, size, mtime,
+    /// mode), the core takes the closed write for no change, and A's edit
+    /// never reaches B.
+    #[test]
+    #[ignore = "bug: an in-place edit that keeps size and a coarse mtime is not seen"]
+    fn an_edit_that_keeps_size_and_mtime_is_unseen() {
+        let setup = Setup {
+            strict: true,
+            ..setup_for(1152, false)
+        };
+        let small = runner::shrink(&setup, &schedule_for(1152), 300);
+        let v = run_steps(&setup, &small, false);
+        assert!(v.is_empty(), "{v:#?}");
+    }
 }

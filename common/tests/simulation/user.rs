@@ -62,6 +62,8 @@ fn existing(w: &World, s: Side, rng: &mut Rng, kind: Option<Kind>) -> Option<Str
 /// Does `act` at side `s`; `r` picks its paths.
 pub fn act(w: &mut World, s: Side, act: Act, r: u64) {
     let mut rng = Rng::new(r);
+    // A user takes a moment: two writes never share a nanosecond.
+    w.now += 1_000_000;
     let now = w.clock(s);
     let before = w.side_ref(s).fs.contents();
     let mut hints: Vec<(String, bool)> = Vec::new();
