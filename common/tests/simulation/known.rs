@@ -120,3 +120,16 @@ pub fn edit_unseen(core: &Core, fs: &FakeFs, path: &str) -> bool {
     };
     here.same_here(&now) && base.version.hash.is_some() && base.version.hash != fs.read(path)
 }
+
+/// Bug `resurrected_after_a_lost_answer` (seed 1235): B offers a new file,
+/// A installs it and records it as agreed, but the link drops before B
+/// hears `Stored`, so B has no base; B's user deletes the file (no
+/// tombstone, it was never agreed). At reconnect A reports it unchanged
+/// since agreed, B reports nothing, and the rule treats that as a first
+/// meeting: A's copy goes back to B, resurrecting a deleted file.
+/// Recognised when a side sends a file it holds unchanged since agreed.
+pub fn resent_after_a_lost_answer(sender: &Core, path: &str) -> bool {
+    sender
+        .path(path)
+        .is_some_and(|s| s.base.is_some() && !s.changed_here())
+}
