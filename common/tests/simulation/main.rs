@@ -502,4 +502,25 @@ mod regressions {
         let v = run_steps(&setup, &steps, false);
         assert!(v.is_empty(), "{v:#?}");
     }
+
+    /// Bug (seed 1760, fixed in core/peer.rs): `lab3 lock d/a`, then A's
+    /// user moves folder `d` to `e/b`: once B stored the move, A's core
+    /// carried the lock along to `e/b/a`, and `d/a` was no longer locked.
+    /// A lock names a path; it now stays where it was taken.
+    #[test]
+    fn a_lock_stays_on_its_path_when_a_moves_the_folder() {
+        let steps = vec![
+            Crash(A),
+            User(A, RestoreOld, 5302471997456062014),
+            Restart(A),
+            Lock(9901557677527211366),
+            User(A, Rename, 15823949051826299309),
+        ];
+        let setup = Setup {
+            strict: true,
+            ..setup_for(1760, false)
+        };
+        let v = run_steps(&setup, &steps, false);
+        assert!(v.is_empty(), "{v:#?}");
+    }
 }

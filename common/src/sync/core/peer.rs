@@ -339,16 +339,28 @@ impl Core {
             let q = format!("{to}{}", &p[from.len()..]);
             let local = self.paths.get(&p).and_then(|s| s.local.clone());
             self.set_local(&p, None);
-            let old = self.paths.remove(&p).unwrap_or_default();
-            self.emit(Effect::Record {
-                path: p,
-                record: None,
-            });
+            let mut old = self.paths.remove(&p).unwrap_or_default();
+            // A lock names a path: it stays where it was taken.
+            match old.lock.take() {
+                Some(lock) => {
+                    self.paths.insert(
+                        p.clone(),
+                        super::PathState {
+                            lock: Some(lock),
+                            ..Default::default()
+                        },
+                    );
+                    self.record(&p);
+                }
+                None => self.emit(Effect::Record {
+                    path: p,
+                    record: None,
+                }),
+            }
             let qs = self.paths.entry(q.clone()).or_default();
             if qs.base.is_none() {
                 qs.base = old.base;
             }
-            qs.lock = qs.lock.take().or(old.lock);
             let need_local = qs.local.is_none();
             if need_local && local.is_some() {
                 self.set_local(&q, local);
