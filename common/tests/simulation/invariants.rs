@@ -209,6 +209,11 @@ fn view(fs: &FakeFs, other: &FakeFs) -> BTreeMap<String, String> {
     out
 }
 
+/// Whether the two folders hold the same (as [`check_quiet`] compares).
+pub fn converged(w: &World) -> bool {
+    view(&w.a.fs, &w.b.fs) == view(&w.b.fs, &w.a.fs)
+}
+
 /// The checks once the run is quiet.
 pub fn check_quiet(w: &mut World) {
     let (va, vb) = (view(&w.a.fs, &w.b.fs), view(&w.b.fs, &w.a.fs));
