@@ -113,6 +113,13 @@ fn quiesce(w: &mut World) {
         if !w.strict && crate::known::folder_delete_ping_pong(&w.t.recent) {
             return;
         }
+        // Retries for ever under a path a known bug holds back: the
+        // folders differ only where that bug is.
+        let before = w.t.violations.len();
+        check_quiet(w);
+        if !w.strict && w.t.violations.len() == before {
+            return;
+        }
         return w
             .t
             .violation("never quiet after unlocking: still busy".into());
