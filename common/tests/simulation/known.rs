@@ -134,6 +134,19 @@ pub fn resent_after_a_lost_answer(sender: &Core, path: &str) -> bool {
         .is_some_and(|s| s.base.is_some() && !s.changed_here())
 }
 
+/// Bug `a_stale_folder_record_is_removed_late` (seed 4151): B's folder
+/// `d` becomes a file while `d/e` was agreed; the two folders converge,
+/// but B's core keeps a record of `d/e`, and a rescan a minute later sends
+/// its remove (harmless, but traffic after quiescence). Recognised by the
+/// late messages: removes (and their answers) of paths neither side has.
+pub fn stale_removes(late: &[&PeerMsg], absent: impl Fn(&str) -> bool) -> bool {
+    late.iter().all(|m| match m {
+        PeerMsg::Remove { path, .. } => absent(path),
+        PeerMsg::Stored { path, landed, .. } => landed.is_none() && absent(path),
+        _ => false,
+    })
+}
+
 // Bug `a_change_waits_for_a_rescan` (seeds 1702, 2710): a change (a
 // folder gone at A, a file moved into a folder) is not sent until the
 // next rescan: what it waited for settled without looking at it again.
