@@ -147,6 +147,20 @@ pub fn stale_removes(late: &[&PeerMsg], absent: impl Fn(&str) -> bool) -> bool {
     })
 }
 
+/// Late messages that all concern names one side refuses (an offer of
+/// a name under a refused folder, learnt by a rescan, and its refusal):
+/// the `a_change_waits_for_a_rescan` bug where the comparison cannot see
+/// it (refused names are left out of it).
+pub fn about_refused_names(late: &[&PeerMsg], refused: impl Fn(&str) -> bool) -> bool {
+    late.iter().all(|m| match m {
+        PeerMsg::Offer { path, .. }
+        | PeerMsg::Refused { path, .. }
+        | PeerMsg::Remove { path, .. }
+        | PeerMsg::Stored { path, .. } => refused(path),
+        _ => false,
+    })
+}
+
 // Bug `a_change_waits_for_a_rescan` (seeds 1702, 2710): a change (a
 // folder gone at A, a file moved into a folder) is not sent until the
 // next rescan: what it waited for settled without looking at it again.

@@ -144,7 +144,11 @@ fn quiesce(w: &mut World) {
         && crate::known::stale_removes(&late, |p| {
             w.a.fs.stat(p).is_none() && w.b.fs.stat(p).is_none()
         });
-    let excused = !w.strict && (!converged_before || stale);
+    // (A name the receiving side refuses is out of the comparison: its
+    // late offer is the same bug.)
+    let refused = after <= w.t.recent.len()
+        && crate::known::about_refused_names(&late, |p| w.a.fs.refuses(p) || w.b.fs.refuses(p));
+    let excused = !w.strict && (!converged_before || stale || refused);
     if w.t.sends != sends && !excused {
         w.t.violation(format!(
             "not quiet: {} messages flowed after quiescence (an echo?)",
