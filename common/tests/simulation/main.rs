@@ -567,4 +567,28 @@ mod regressions {
         let v = run_steps(&setup, &steps, false);
         assert!(v.is_empty(), "{v:#?}");
     }
+
+    /// Bug (seed 5390, fixed in core/peer.rs): `e` and `e/a` both locked
+    /// with updates queued; unlocking `e` replays a file over the folder
+    /// and forgot what it held, including `e/a` while its own replay was
+    /// under way: that replay's outcome was dropped and the unlock of
+    /// `e/a` never finished (its queue never replayed).
+    #[test]
+    fn nested_unlocks_both_finish() {
+        let steps = vec![
+            Lock(1969432467439143257),
+            User(A, Write, 2252201028546506073),
+            User(A, LookAlike, 6195072521827757352),
+            Lock(5946822246436366998),
+            User(B, Mkdir, 9737301879048677890),
+            Rescan(B),
+            User(B, TypeChange, 12706614455605185857),
+        ];
+        let setup = Setup {
+            strict: true,
+            ..setup_for(5390, false)
+        };
+        let v = run_steps(&setup, &steps, false);
+        assert!(v.is_empty(), "{v:#?}");
+    }
 }

@@ -373,10 +373,13 @@ impl Core {
     /// Forgets everything under folder `dir` (replaced by a file: what it
     /// held was kept as a version, and is gone).
     pub(super) fn forget_under(&mut self, dir: &str) {
+        // (Not a path whose own effect is under way, such as a locked
+        // path being replayed: its outcome settles it.)
         let under: Vec<String> = self
             .paths
             .range(format!("{dir}/")..)
             .take_while(|(p, _)| is_under(p, dir))
+            .filter(|(_, s)| !matches!(s.pending, Some(Pending::Applying { .. })))
             .map(|(p, _)| p.clone())
             .collect();
         for p in under {
