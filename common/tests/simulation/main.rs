@@ -47,34 +47,58 @@ fn case_knob() -> bool {
     std::env::var("LAB3_SIM_CASE").is_ok_and(|v| v == "1")
 }
 
-/// Runs seeds `first..first + n` on `threads` threads; the first failure's
-/// report, and how many seeds ran.
-fn run_many(first: u64, n: u64, threads: u64) -> (Option<String>, u64) {
+/// What a batch of seeds came to.
+struct Batch {
+    ran: u64,
+    /// Every failing seed and what it broke, in seed order.
+    failures: Vec<(u64, Vec<String>)>,
+}
+
+/// Runs seeds `first..first + n` on `threads` threads; `keep_going`: past
+/// the first failure (else the batch stops there).
+fn run_many(first: u64, n: u64, threads: u64, keep_going: bool) -> Batch {
     let case = case_knob();
     let next = AtomicU64::new(first);
     let done = AtomicU64::new(0);
-    let failed: Mutex<Option<(u64, Vec<String>)>> = Mutex::new(None);
+    let failed: Mutex<Vec<(u64, Vec<String>)>> = Mutex::new(Vec::new());
     std::thread::scope(|scope| {
         for _ in 0..threads {
             scope.spawn(|| loop {
                 let seed = next.fetch_add(1, Ordering::Relaxed);
-                if seed >= first + n || failed.lock().unwrap().is_some() {
+                if seed >= first + n || (!keep_going && !failed.lock().unwrap().is_empty()) {
                     return;
                 }
                 let v = run_steps(&setup_for(seed, case), &schedule_for(seed), false);
                 done.fetch_add(1, Ordering::Relaxed);
                 if !v.is_empty() {
-                    let mut f = failed.lock().unwrap();
-                    if f.as_ref().is_none_or(|(s, _)| seed < *s) {
-                        *f = Some((seed, v));
-                    }
+                    failed.lock().unwrap().push((seed, v));
                 }
             });
         }
     });
-    let f = failed.into_inner().unwrap();
-    let ran = done.load(Ordering::Relaxed);
-    (f.map(|(seed, v)| report(seed, case, &v)), ran)
+    let mut failures = failed.into_inner().unwrap();
+    failures.sort();
+    Batch {
+        ran: done.load(Ordering::Relaxed),
+        failures,
+    }
+}
+
+/// One line per kind of failure (its first violation up to a colon):
+/// how many seeds, and the first few.
+fn summary(failures: &[(u64, Vec<String>)]) -> String {
+    let mut kinds: std::collections::BTreeMap<String, Vec<u64>> = Default::default();
+    for (seed, v) in failures {
+        let k = v.first().map_or("", |s| s.split(':').next().unwrap_or(""));
+        kinds.entry(k.to_string()).or_default().push(*seed);
+    }
+    kinds
+        .iter()
+        .map(|(k, seeds)| {
+            let some: Vec<String> = seeds.iter().take(5).map(u64::to_string).collect();
+            format!("  {} seeds: {k} (e.g. {})\n", seeds.len(), some.join(", "))
+        })
+        .collect()
 }
 
 /// Silences the core's panic messages (each one is reported with its seed).
@@ -88,14 +112,15 @@ fn ci_seeds() {
     let n = env_u64("LAB3_SIM_SEEDS", 3000);
     quiet_panics();
     let start = Instant::now();
-    let (fail, ran) = run_many(first, n, 2);
+    let batch = run_many(first, n, 2, false);
     let _ = std::panic::take_hook();
     println!(
-        "simulation: {ran} seeds in {:.1} s",
+        "simulation: {} seeds in {:.1} s",
+        batch.ran,
         start.elapsed().as_secs_f64()
     );
-    if let Some(r) = fail {
-        panic!("{r}");
+    if let Some((seed, v)) = batch.failures.first() {
+        panic!("{}", report(*seed, case_knob(), v));
     }
 }
 
@@ -108,15 +133,19 @@ fn many() {
     let threads = env_u64("LAB3_SIM_THREADS", 2);
     quiet_panics();
     let start = Instant::now();
-    let (fail, ran) = run_many(first, n, threads);
+    let batch = run_many(first, n, threads, true);
     let _ = std::panic::take_hook();
     let secs = start.elapsed().as_secs_f64();
     println!(
-        "simulation: {ran} seeds ({first}..) in {secs:.1} s, {:.0} seeds/s",
-        ran as f64 / secs
+        "simulation: {} seeds ({first}..{}) in {secs:.1} s, {:.0} seeds/s; {} failed",
+        batch.ran,
+        first + n,
+        batch.ran as f64 / secs,
+        batch.failures.len()
     );
-    if let Some(r) = fail {
-        panic!("{r}");
+    if let Some((seed, v)) = batch.failures.first() {
+        print!("{}", summary(&batch.failures));
+        panic!("{}", report(*seed, case_knob(), v));
     }
 }
 
