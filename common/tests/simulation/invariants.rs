@@ -233,6 +233,7 @@ pub fn check_quiet(w: &mut World) {
                 || known::edit_unseen(b, &w.b.fs, p)
                 || known::nothing_here_and_idle(a, p)
                 || known::nothing_here_and_idle(b, p)
+                || known::bases_disagree(a, b, p)
         };
         let excused = |p: &str| {
             !w.strict

@@ -169,3 +169,21 @@ pub fn about_refused_names(late: &[&PeerMsg], refused: impl Fn(&str) -> bool) ->
 // bound). Recognised in the runner: messages after quiescence while the
 // folders differed before the last rescan (an echo flows between
 // folders that already agree).
+
+/// The same bug as `nothing_here_and_idle`, another ending (seed 5966):
+/// B's new file and A's new folder cross; A's user deletes the folder
+/// before B's offer lands, so A takes B's file (a one-sided change) while
+/// B takes A's folder (the later one): each records a different base as
+/// agreed, both go idle, and the two differ for good.
+pub fn bases_disagree(a: &Core, b: &Core, path: &str) -> bool {
+    let base = |c: &Core| {
+        c.path(path)
+            .filter(|s| s.pending.is_none())
+            .and_then(|s| s.base.as_ref())
+            .map(|b| b.version.clone())
+    };
+    match (base(a), base(b)) {
+        (Some(x), Some(y)) => x.kind != y.kind || x.size != y.size || x.hash != y.hash,
+        _ => false,
+    }
+}
