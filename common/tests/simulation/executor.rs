@@ -58,6 +58,16 @@ pub fn run(w: &mut World, s: Side, effect: Effect, epoch: u64) {
             if !same(&found, Some(&expect)) {
                 return done(w, s, op, Outcome::Mismatch { found });
             }
+            // Quiet before sending: not a file a writer is still writing.
+            if let Some(t) = w.t.writing.get(&(crate::invariants::ix(s), path.clone())) {
+                let since = w.clock(s) - t;
+                if since < w.side_ref(s).cfg.quiet_ns {
+                    w.t.violation(format!(
+                        "partial: {s:?} sends {path} {} ms after a write, still open",
+                        since / 1_000_000
+                    ));
+                }
+            }
             let content = w.side(s).fs.read(&path).unwrap_or_default();
             if let PeerMsg::Offer { version, .. } = &mut offer {
                 version.hash = Some(content.clone());

@@ -20,7 +20,7 @@ pub enum LockPhase {
     Unlocking,
 }
 
-fn ix(s: Side) -> usize {
+pub fn ix(s: Side) -> usize {
     match s {
         Side::A => 0,
         Side::B => 1,
@@ -30,6 +30,8 @@ fn ix(s: Side) -> usize {
 #[derive(Default)]
 pub struct Tracker {
     pub violations: Vec<String>,
+    /// Files a writer has open: when it last wrote (its side's clock).
+    pub writing: BTreeMap<(usize, String), i64>,
     /// Locks A's core has taken (by the inputs it handled).
     pub locks: BTreeMap<String, LockPhase>,
     /// Messages the executors put on the link (or tried to).

@@ -620,4 +620,31 @@ mod regressions {
         let v = run_steps(&setup, &steps, false);
         assert!(v.is_empty(), "{v:#?}");
     }
+
+    /// Bug (seed 38, fixed in core/local.rs): A's folder keeps whole
+    /// seconds; a file still being written 220 ms ago has an mtime
+    /// truncated to the second, so the start-up scan took it for quiet and
+    /// sent it while it was still being written. The scan now allows for
+    /// the folder's precision.
+    #[test]
+    fn a_file_written_a_moment_ago_on_a_coarse_clock_waits() {
+        let steps = vec![
+            Advance(27000000),
+            Advance(52000000),
+            User(A, Append, 9521847874542710523),
+            Advance(30000000),
+            Rescan(A),
+            Advance(46000000),
+            Advance(49000000),
+            Advance(10000000),
+            Advance(39000000),
+            Advance(46000000),
+        ];
+        let setup = Setup {
+            strict: true,
+            ..setup_for(38, false)
+        };
+        let v = run_steps(&setup, &steps, false);
+        assert!(v.is_empty(), "{v:#?}");
+    }
 }

@@ -18,6 +18,8 @@ pub const NAMES: &[&str] = &[
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Act {
     Write,
+    /// A write still going on: more bytes, in place, the file not closed.
+    Append,
     SaveByRename,
     LookAlike,
     RestoreOld,
@@ -33,6 +35,7 @@ pub enum Act {
 
 pub const ACTS: &[Act] = &[
     Act::Write,
+    Act::Append,
     Act::Write,
     Act::SaveByRename,
     Act::LookAlike,
@@ -83,6 +86,20 @@ pub fn act(w: &mut World, s: Side, act: Act, r: u64) {
                 if fs.write(&name, &c, mtime, Some(mode), true).is_ok() {
                     t.wrote(s, &name, &c);
                     hints.push((name.clone(), true));
+                }
+            }
+        }
+        Act::Append => {
+            let old = w.side_ref(s).fs.read(&name).unwrap_or_default();
+            let c = format!("{old}+{}", w.t.content(s, 0));
+            let (fs, t) = w.fs_and_tracker(s);
+            if let Ok(made) = fs.mkdirs(&name, now) {
+                hints.extend(made.into_iter().map(|p| (p, false)));
+                if fs.write(&name, &c, now, Some(mode), true).is_ok() {
+                    t.wrote(s, &name, &c);
+                    t.writing
+                        .insert((crate::invariants::ix(s), name.clone()), now);
+                    hints.push((name.clone(), false));
                 }
             }
         }
@@ -223,6 +240,11 @@ pub fn act(w: &mut World, s: Side, act: Act, r: u64) {
     let after = w.side_ref(s).fs.contents();
     w.t.retired.extend(before.difference(&after).cloned());
     for (p, closed) in hints {
+        // Closed, or replaced, moved or deleted by someone else: no
+        // writer has it open any more.
+        if closed || act != Act::Append {
+            w.t.writing.remove(&(crate::invariants::ix(s), p.clone()));
+        }
         w.t.user_touched(&p);
         w.side(s).touch(&p, closed);
     }

@@ -82,8 +82,8 @@ impl SideSim {
     /// A hint for the watcher (only while the server runs).
     pub fn touch(&mut self, path: &str, closed: bool) {
         if self.alive() {
-            let c = self.dirty.entry(path.to_string()).or_insert(false);
-            *c |= closed;
+            // The last event says whether a writer has it closed now.
+            self.dirty.insert(path.to_string(), closed);
         }
     }
 }

@@ -151,7 +151,10 @@ impl Core {
                 .and_then(|s| s.local.as_ref())
                 .is_some_and(|l| l.same_here(&e));
             if !same {
-                let old_enough = e.mtime_ns <= self.now_ns - self.cfg.quiet_ns;
+                // The mtime as this folder keeps it may be up to one step
+                // of its precision before the write (whole seconds: 999 ms).
+                let step = self.cfg.fs.precision_ns.max(1) as i64;
+                let old_enough = e.mtime_ns + step <= self.now_ns - self.cfg.quiet_ns;
                 self.changed(&path, Some(e), old_enough);
             }
         }
