@@ -72,11 +72,11 @@ pub fn run(w: &mut World, s: Side, effect: Effect, epoch: u64) {
             if let PeerMsg::Offer { version, .. } = &mut offer {
                 version.hash = Some(content.clone());
             }
-            let excused = !w.strict
-                && w.side_ref(s)
-                    .core
-                    .as_ref()
-                    .is_some_and(|c| crate::known::resent_after_a_lost_answer(c, &path));
+            let peer = match s {
+                Side::A => w.b.core.as_ref(),
+                Side::B => w.a.core.as_ref(),
+            };
+            let excused = !w.strict && crate::known::resent_after_a_lost_answer(peer, &path);
             if !excused {
                 w.t.sent_file(s, &path, &content);
             }

@@ -127,11 +127,15 @@ pub fn edit_unseen(core: &Core, fs: &FakeFs, path: &str) -> bool {
 /// tombstone, it was never agreed). At reconnect A reports it unchanged
 /// since agreed, B reports nothing, and the rule treats that as a first
 /// meeting: A's copy goes back to B, resurrecting a deleted file.
-/// Recognised when a side sends a file it holds unchanged since agreed.
-pub fn resent_after_a_lost_answer(sender: &Core, path: &str) -> bool {
-    sender
-        .path(path)
-        .is_some_and(|s| s.base.is_some() && !s.changed_here())
+/// (Seed 385 ends the same way when A crashes between installing and
+/// recording: A then takes the file for its own new one.) Recognised
+/// when a side sends a file back to a peer that holds no copy and no
+/// record of it.
+pub fn resent_after_a_lost_answer(receiver: Option<&Core>, path: &str) -> bool {
+    receiver.is_some_and(|c| {
+        c.path(path)
+            .is_none_or(|s| s.local.is_none() && s.base.is_none())
+    })
 }
 
 /// Bug `a_stale_folder_record_is_removed_late` (seed 4151): B's folder
