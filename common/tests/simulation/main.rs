@@ -647,4 +647,20 @@ mod regressions {
         let v = run_steps(&setup, &steps, false);
         assert!(v.is_empty(), "{v:#?}");
     }
+
+    /// Bug (seed 656, fixed in core/peer.rs): A moves `a` onto `d/e`
+    /// while B's new `d/e` crosses it; A installs B's file at `d/e`, then
+    /// B refuses A's move (send it whole) and A offered `d/e` as it now
+    /// stood, which was B's own file: an echo. A move sent whole now
+    /// offers its target only if it is still a change here.
+    #[test]
+    fn a_move_sent_whole_does_not_echo_what_landed() {
+        let setup = Setup {
+            strict: true,
+            ..setup_for(656, false)
+        };
+        let small = runner::shrink(&setup, &schedule_for(656), 300);
+        let v = run_steps(&setup, &small, false);
+        assert!(v.is_empty(), "{v:#?}");
+    }
 }

@@ -488,8 +488,15 @@ impl Core {
                     self.send_remove(&from, base);
                 }
             }
+            // Offered as a change only if it still is one (the peer's own
+            // copy may have landed there meanwhile).
+            let changed = self.paths.get(&path).is_some_and(|s| s.changed_here());
             if let Some(e) = self.paths.get(&path).and_then(|s| s.local.clone()) {
-                self.offer(&path, e);
+                if changed {
+                    self.offer(&path, e);
+                } else {
+                    self.consider(&path, false);
+                }
             }
             return;
         }
