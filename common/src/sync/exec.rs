@@ -392,13 +392,6 @@ impl Exec {
                     "link to server {} is up; reconciling",
                     self.handle.peer_side()
                 );
-                if clock_skew_ns.abs() > 1_000_000_000 {
-                    tracing::warn!(
-                        "server {}'s clock differs from ours by {:.1} s; \"most recent wins\" compares their times",
-                        self.handle.peer_side(),
-                        clock_skew_ns as f64 / 1e9
-                    );
-                }
                 self.link = Some(Link { id, out });
                 self.sending = 0;
                 {

@@ -59,6 +59,15 @@ pub(super) async fn run(
         mut reader,
         mut writer,
     } = conn;
+    // Said as soon as the handshake is done: "most recent wins" is only
+    // as good as the two clocks.
+    if peer.clock_skew_ns.abs() > 1_000_000_000 {
+        tracing::warn!(
+            "server {}'s clock differs from ours by {:.1} s; \"most recent wins\" compares their times",
+            handle.peer_side(),
+            peer.clock_skew_ns as f64 / 1e9
+        );
+    }
     // Each side says what its file system keeps, first.
     writer.send(Message::SyncHello { fs: handle.fs }).await?;
     let peer_fs = match tokio::time::timeout(SILENCE_LIMIT, reader.read_frame()).await {
