@@ -1,0 +1,92 @@
+//! A lock against a stream of updates from Server B (issue 10; CONTRACT.md,
+//! "Locks": a lock takes effect before `lab3` reports it, so an update from
+//! B that arrives after the lock command returned is queued, never applied).
+//!
+//! Each round, B saves the file every few milliseconds while `lab3 lock`
+//! runs; from the moment it returns, A's copy must not change until the
+//! unlock, and the updates must wait in the queue.
+
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
+
+use lab3_tests::*;
+
+/// The contract's 5 seconds, with slack for a loaded machine and a debug build.
+const SECS: u64 = 10;
+const ROUNDS: usize = 15;
+/// How long A's copy is watched after each lock, while B goes on saving.
+const WATCH: Duration = Duration::from_millis(400);
+/// B's pace of saves.
+const PACE: Duration = Duration::from_millis(5);
+
+/// The queue length of `name` in the listing.
+fn queued(pair: &Pair, name: &str) -> u64 {
+    row(&pair.listing(), name)["queued"].as_u64().unwrap_or(0)
+}
+
+/// A's copy of a file: content, mtime and inode.
+fn snapshot(p: &std::path::Path) -> (Option<Vec<u8>>, Option<i64>, Option<u64>) {
+    (read(p), mtime_ns(p), inode(p))
+}
+
+#[test]
+fn once_lock_returns_no_update_from_b_reaches_directory_a() {
+    let pair = Pair::start_with(|a, _| {
+        write_file(a, "f.txt", b"v0", Some(1_700_000_000_000_000_000));
+    });
+    pair.wait_same(20, "f.txt");
+    let at_a = pair.dir_a.join("f.txt");
+    let mut problems = Vec::new();
+    for round in 0..ROUNDS {
+        let prefix = format!("round {round} save ");
+        let stop = AtomicBool::new(false);
+        std::thread::scope(|s| {
+            s.spawn(|| {
+                let mut i = 0;
+                while !stop.load(Ordering::Relaxed) {
+                    let content = format!("{prefix}{i}");
+                    pair.put(&pair.dir_b, "f.txt", content.as_bytes(), now_ns());
+                    i += 1;
+                    std::thread::sleep(PACE);
+                }
+            });
+            let _stop_on_panic = SetOnDrop(&stop);
+            // B's saves are reaching A before the lock.
+            let flowing = wait_until(Duration::from_secs(SECS), || {
+                read(&at_a).is_some_and(|c| c.starts_with(prefix.as_bytes()))
+            });
+            if !flowing {
+                panic!(
+                    "round {round}: B's saves did not reach A\n{}",
+                    pair.output()
+                );
+            }
+            let out = pair.lab3(&["lock", "f.txt"]);
+            let locked_at = snapshot(&at_a);
+            let untouched =
+                out.status.success() && holds_for(WATCH, || snapshot(&at_a) == locked_at);
+            // Stopped before any assertion, or the scope would wait for it forever.
+            stop.store(true, Ordering::Relaxed);
+            assert_ok(&out);
+            if !untouched {
+                problems.push(format!(
+                    "round {round}: A's copy changed after 'lab3 lock' returned: {:?} then {:?}",
+                    locked_at.0.as_deref().map(text),
+                    read(&at_a).as_deref().map(text)
+                ));
+            }
+        });
+        pair.wait(SECS, "B's saves to be queued", || {
+            queued(&pair, "f.txt") > 0
+        });
+        assert_ok(&pair.lab3(&["unlock", "f.txt"]));
+        pair.wait_same(SECS, "f.txt");
+    }
+    assert!(
+        problems.is_empty(),
+        "{} of {ROUNDS} rounds let an update through the lock:\n{}\n{}",
+        problems.len(),
+        problems.join("\n"),
+        pair.output()
+    );
+}
