@@ -2,7 +2,7 @@
 //! "Locks": a lock takes effect before `lab3` reports it, so an update from
 //! B that arrives after the lock command returned is queued, never applied).
 //!
-//! Each round, B saves the file every few milliseconds while `lab3 lock`
+//! Each round, B saves the file (1 MiB) every 50 ms while `lab3 lock`
 //! runs; from the moment it returns, A's copy must not change until the
 //! unlock, and the updates must wait in the queue.
 
@@ -16,12 +16,21 @@ const SECS: u64 = 10;
 const ROUNDS: usize = 15;
 /// How long A's copy is watched after each lock, while B goes on saving.
 const WATCH: Duration = Duration::from_millis(400);
-/// B's pace of saves.
-const PACE: Duration = Duration::from_millis(5);
+/// B's pace of saves, and their size: big enough that each takes a while
+/// to cross the link, so that a lock often lands while one is on its way
+/// (an engine that checked the lock when a transfer starts, not when it
+/// lands, would let it through), and slow enough that each arrives.
+const PACE: Duration = Duration::from_millis(50);
+const SAVE_SIZE: usize = 1024 * 1024;
 
 /// The queue length of `name` in the listing.
 fn queued(pair: &Pair, name: &str) -> u64 {
     row(&pair.listing(), name)["queued"].as_u64().unwrap_or(0)
+}
+
+/// The first words of a save, which say which one it is.
+fn head(content: &[u8]) -> String {
+    text(&content[..content.len().min(24)])
 }
 
 /// A's copy of a file: content, mtime and inode.
@@ -44,8 +53,9 @@ fn once_lock_returns_no_update_from_b_reaches_directory_a() {
             s.spawn(|| {
                 let mut i = 0;
                 while !stop.load(Ordering::Relaxed) {
-                    let content = format!("{prefix}{i}");
-                    pair.put(&pair.dir_b, "f.txt", content.as_bytes(), now_ns());
+                    let tag = format!("{prefix}{i} ");
+                    let content: Vec<u8> = tag.bytes().cycle().take(SAVE_SIZE).collect();
+                    pair.put(&pair.dir_b, "f.txt", &content, now_ns());
                     i += 1;
                     std::thread::sleep(PACE);
                 }
@@ -71,8 +81,8 @@ fn once_lock_returns_no_update_from_b_reaches_directory_a() {
             if !untouched {
                 problems.push(format!(
                     "round {round}: A's copy changed after 'lab3 lock' returned: {:?} then {:?}",
-                    locked_at.0.as_deref().map(text),
-                    read(&at_a).as_deref().map(text)
+                    locked_at.0.as_deref().map(head),
+                    read(&at_a).as_deref().map(head)
                 ));
             }
         });

@@ -155,6 +155,8 @@ fn nothing_echoes_with_a_whole_second_folder_at(coarse: Side) {
     let fine = coarse.other();
 
     let made_fine = write_file(pair.dir(fine), "from-fine.txt", b"made with ns", Some(OLD));
+    let made_fine_was = identity(&made_fine);
+    assert_eq!(made_fine_was.1, Some(OLD));
     let landed_coarse = pair.dir(coarse).join("from-fine.txt");
     pair.wait(SECS, "the fine side's file at the coarse side", || {
         read(&landed_coarse).as_deref() == Some(b"made with ns")
@@ -166,34 +168,52 @@ fn nothing_echoes_with_a_whole_second_folder_at(coarse: Side) {
         b"made in whole seconds",
         Some(OLD + 5 * SEC),
     );
+    let made_coarse_was = identity(&made_coarse);
     let landed_fine = pair.dir(fine).join("from-coarse.txt");
     pair.wait(SECS, "the coarse side's file at the fine side", || {
         read(&landed_fine).as_deref() == Some(b"made in whole seconds")
             && mtime_ns(&landed_fine) == mtime_ns(&made_coarse)
     });
 
+    let echoes = || -> Vec<String> {
+        [&pair.a, &pair.b]
+            .iter()
+            .flat_map(|s| {
+                let mut v = s.lines_with(&[coarse.arrow(), "from-fine.txt"]);
+                v.extend(s.lines_with(&[fine.arrow(), "from-coarse.txt"]));
+                v
+            })
+            .collect()
+    };
+    // Each file as its maker left it: its own digits, its own inode.
+    let kept_own = |what: &str| {
+        let fine_now = identity(&made_fine);
+        let coarse_now = identity(&made_coarse);
+        assert!(
+            fine_now == made_fine_was && coarse_now == made_coarse_was && echoes().is_empty(),
+            "{what}: a file went back to the side that made it\n\
+             (inode, mtime) at the fine side: {fine_now:?}, made as {made_fine_was:?}\n\
+             at the coarse side: {coarse_now:?}, made as {made_coarse_was:?}\n\
+             echoes: {:?}\n{}",
+            echoes(),
+            pair.output()
+        );
+    };
+    kept_own("on arrival");
+    // Then three rescans: nothing moves at either side.
     let files = [&made_fine, &landed_coarse, &made_coarse, &landed_fine];
     let before: Vec<_> = files.iter().map(|p| identity(p)).collect();
-    let echoed = || {
-        [&pair.a, &pair.b].iter().any(|s| {
-            s.said(&[coarse.arrow(), "from-fine.txt"]) || s.said(&[fine.arrow(), "from-coarse.txt"])
-        })
-    };
-    // Three rescans.
     let still = holds_for(Duration::from_millis(3500), || {
-        !echoed() && files.iter().map(|p| identity(p)).collect::<Vec<_>>() == before
+        echoes().is_empty() && files.iter().map(|p| identity(p)).collect::<Vec<_>>() == before
     });
     let after: Vec<_> = files.iter().map(|p| identity(p)).collect();
     assert!(
         still,
-        "a file moved after it arrived (an echo?)\n(inode, mtime) of {files:?}\nbefore: {before:?}\nafter:  {after:?}\n{}",
+        "a file changed after it arrived\n(inode, mtime) of {files:?}\n\
+         before: {before:?}\nafter:  {after:?}\n{}",
         pair.output()
     );
-    assert_eq!(
-        mtime_ns(&made_fine),
-        Some(OLD),
-        "the fine side lost its digits"
-    );
+    kept_own("three rescans later");
 }
 
 #[test]
