@@ -6,6 +6,8 @@
 //! runs; from the moment it returns, A's copy must not change until the
 //! unlock, and the updates must wait in the queue.
 
+#![cfg(unix)] // inode numbers
+
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 

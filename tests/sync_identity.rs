@@ -3,6 +3,8 @@
 //! folder of photos moved into a folder made a moment before, a write
 //! through one name of a hard link, and empty folders.
 
+#![cfg(unix)] // hard links and permission bits as Unix has them
+
 use std::path::Path;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Mutex;
@@ -203,7 +205,6 @@ fn a_folder_of_photos_moved_into_a_new_folder_is_renamed_at_the_other_side_both_
 
 /// A write in place through one name of a hard link made at `at` reaches
 /// the other side for both names within the contract's 5 s.
-#[cfg(unix)]
 fn a_write_through_one_hard_link_reaches_both_names(at: Side) {
     let pair = Pair::start_linked();
     let here = pair.dir(at);
@@ -226,13 +227,11 @@ fn a_write_through_one_hard_link_reaches_both_names(at: Side) {
     pair.wait_same(SECS, two);
 }
 
-#[cfg(unix)]
 #[test]
 fn a_write_through_one_name_of_a_hard_link_at_a_reaches_b_for_both_names() {
     a_write_through_one_hard_link_reaches_both_names(Side::A);
 }
 
-#[cfg(unix)]
 #[test]
 fn a_write_through_one_name_of_a_hard_link_at_b_reaches_a_for_both_names() {
     a_write_through_one_hard_link_reaches_both_names(Side::B);

@@ -9,6 +9,8 @@
 //! here when it is missing); where loop mounts are impossible the tests
 //! print why and pass.
 
+#![cfg(target_os = "linux")] // loop devices and mkfs.ext4 are Linux
+
 use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 use std::process::Command;

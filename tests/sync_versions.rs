@@ -6,6 +6,8 @@
 //! A kept version is looked for by its content anywhere under a state
 //! directory, so these tests do not depend on how versions are laid out.
 
+#![cfg(unix)] // SIGSTOP and `cp -p`
+
 use std::path::Path;
 use std::process::Command;
 use std::sync::Barrier;
@@ -175,13 +177,11 @@ fn equal_times_in_a_true_conflict_go_to_a(paused: Side) {
     assert!(steady, "the tie flipped afterwards\n{}", pair.output());
 }
 
-#[cfg(unix)]
 #[test]
 fn equal_times_in_a_true_conflict_go_to_a_while_b_was_busy() {
     equal_times_in_a_true_conflict_go_to_a(Side::B);
 }
 
-#[cfg(unix)]
 #[test]
 fn equal_times_in_a_true_conflict_go_to_a_while_a_was_busy() {
     equal_times_in_a_true_conflict_go_to_a(Side::A);
@@ -270,7 +270,6 @@ fn a_file_at_one_side_and_a_folder_of_that_name_at_the_other_converge_to_one_sha
     );
 }
 
-#[cfg(unix)]
 #[test]
 fn a_file_and_a_folder_made_under_one_name_at_once_converge_to_one_shape() {
     let pair = Pair::start_linked();
