@@ -109,8 +109,13 @@ fn saves_at_the_same_moment_on_both_sides_converge_and_the_loser_is_kept_and_sai
             pair.kept_anywhere(loser).is_some()
         }) {
             problems.push(format!(
-                "round {round}: the losing save {:?} is kept nowhere",
-                text(loser)
+                "round {round}: the losing save {:?} is kept nowhere ({})",
+                text(loser),
+                if conflict {
+                    "reported as a conflict"
+                } else {
+                    "no conflict reported"
+                }
             ));
         } else if conflict
             && !wait_until(Duration::from_secs(SECS), || {
@@ -128,7 +133,7 @@ fn saves_at_the_same_moment_on_both_sides_converge_and_the_loser_is_kept_and_sai
     }
     assert!(
         problems.is_empty(),
-        "{} of {ROUNDS} rounds went wrong:\n{}\n{}",
+        "{} of {ROUNDS} rounds went wrong ({conflicts} reported as conflicts):\n{}\n{}",
         problems.len(),
         problems.join("\n"),
         pair.output()
