@@ -15,7 +15,7 @@ use lab3_tests::*;
 
 /// The contract's 5 seconds, with slack for a loaded machine and a debug build.
 const SECS: u64 = 10;
-const ROUNDS: usize = 15;
+const ROUNDS: usize = 20;
 /// How long A's copy is watched after each lock, while B goes on saving.
 const WATCH: Duration = Duration::from_millis(400);
 /// B's pace of saves, and their size: big enough that each takes a while
