@@ -24,6 +24,9 @@ const WATCH: Duration = Duration::from_millis(400);
 /// lands, would let it through), and slow enough that each arrives.
 const PACE: Duration = Duration::from_millis(50);
 const SAVE_SIZE: usize = 1024 * 1024;
+/// A tenth of the pace (about; B's saves take a while too): the steps by
+/// which each round's lock is shifted.
+const PHASE: Duration = Duration::from_millis(6);
 
 /// The queue length of `name` in the listing.
 fn queued(pair: &Pair, name: &str) -> u64 {
@@ -73,6 +76,8 @@ fn once_lock_returns_no_update_from_b_reaches_directory_a() {
                     pair.output()
                 );
             }
+            // The lock at a different moment of B's 50 ms cycle each round.
+            std::thread::sleep(PHASE * (round as u32 * 7 % 10));
             let out = pair.lab3(&["lock", "f.txt"]);
             let locked_at = snapshot(&at_a);
             let untouched =
