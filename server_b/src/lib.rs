@@ -51,7 +51,6 @@ pub async fn run(
             &cfg.args,
             cfg.ignore.clone(),
             Role::ServerB,
-            None,
         );
         Some(common::sync::start(sc)?)
     };

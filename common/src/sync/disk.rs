@@ -46,6 +46,13 @@ impl Disk {
         }
     }
 
+    /// The full path of `rel` if it is a symbolic link (never followed).
+    pub fn symlink(&self, rel: &str) -> Option<PathBuf> {
+        let full = self.resolve(rel).ok()?;
+        let md = std::fs::symlink_metadata(&full).ok()?;
+        md.file_type().is_symlink().then_some(full)
+    }
+
     /// Keeps a received, verified file until the core installs it.
     pub fn stage(&mut self, hash: String, temp: tempfile::TempPath) {
         self.staged.insert(hash, temp);
@@ -143,6 +150,13 @@ impl Disk {
     ) -> io::Result<Outcome> {
         let found = match self.check(rel, expect)? {
             Ok(f) => f,
+            // A folder is there already (made for a file inside it): it is
+            // the folder asked for.
+            Err(Outcome::Mismatch { found: Some(f) })
+                if f.kind == Kind::Dir && version.kind == Kind::Dir =>
+            {
+                Some(f)
+            }
             Err(mismatch) => return Ok(mismatch),
         };
         let target = self.resolve(rel)?;
@@ -284,6 +298,68 @@ impl Disk {
             None => Err(io::Error::other("the received content is gone")),
         }
     }
+}
+
+/// What [`scan`] found: entries, and skipped paths with why.
+pub type Found = (Vec<(String, Entry)>, Vec<(PathBuf, String)>);
+
+/// What a walk of the folder found: every file and folder below `dir`
+/// (relative to the synced root, `prefix/` included) that `ignore` keeps,
+/// with identities; and what it skipped (symbolic links, names that are not
+/// UTF-8, unreadable entries).
+pub fn scan(root: &Path, dir: &str, ignore: &crate::ignore::Ignore) -> io::Result<Found> {
+    let top = if dir.is_empty() {
+        root.to_path_buf()
+    } else {
+        paths::resolve(root, dir).map_err(|e| io::Error::new(io::ErrorKind::InvalidInput, e))?
+    };
+    if !std::fs::metadata(&top)?.is_dir() {
+        return Err(io::Error::new(
+            io::ErrorKind::NotADirectory,
+            format!("{} is not a directory", top.display()),
+        ));
+    }
+    let (mut found, mut skipped) = (Vec::new(), Vec::new());
+    let walker = walkdir::WalkDir::new(&top)
+        .follow_links(false)
+        .min_depth(1)
+        .into_iter()
+        .filter_entry(|e| {
+            let rel = paths::relative(root, e.path());
+            !rel.is_some_and(|rel| ignore.is_ignored_entry(&rel, e.file_type().is_dir()))
+        });
+    for item in walker {
+        let item = match item {
+            Ok(e) => e,
+            Err(e) => {
+                let p = e.path().map(Path::to_path_buf).unwrap_or_default();
+                skipped.push((p, e.to_string()));
+                continue;
+            }
+        };
+        let ft = item.file_type();
+        if ft.is_symlink() {
+            skipped.push((
+                item.path().to_path_buf(),
+                "symbolic link, not followed".into(),
+            ));
+            continue;
+        }
+        if !ft.is_file() && !ft.is_dir() {
+            skipped.push((item.path().to_path_buf(), "not a regular file".into()));
+            continue;
+        }
+        let Some(rel) = paths::relative(root, item.path()) else {
+            skipped.push((item.path().to_path_buf(), "name is not UTF-8".into()));
+            continue;
+        };
+        match item.metadata() {
+            Ok(md) => found.push((rel, entry_of(&md))),
+            Err(e) => skipped.push((item.path().to_path_buf(), e.to_string())),
+        }
+    }
+    found.sort_unstable_by(|a, b| a.0.cmp(&b.0));
+    Ok((found, skipped))
 }
 
 /// Worth trying again later (a full disk, a file held open), as opposed to
@@ -557,6 +633,30 @@ mod tests {
                 .count(),
             1
         );
+    }
+
+    #[test]
+    fn a_scan_finds_folders_empty_ones_included_with_identities() {
+        let (root, _state, d) = disk();
+        std::fs::create_dir_all(root.path().join("empty")).unwrap();
+        std::fs::create_dir_all(root.path().join("sub")).unwrap();
+        std::fs::write(root.path().join("sub/f"), b"f").unwrap();
+        std::fs::write(root.path().join(".lab3-tmp"), b"x").unwrap();
+        #[cfg(unix)]
+        std::fs::hard_link(root.path().join("sub/f"), root.path().join("g")).unwrap();
+        let (found, _) = scan(root.path(), "", &crate::ignore::Ignore::default()).unwrap();
+        let names: Vec<_> = found.iter().map(|(p, e)| (p.as_str(), e.kind)).collect();
+        assert_eq!(
+            names,
+            [
+                ("empty", Kind::Dir),
+                ("g", Kind::File),
+                ("sub", Kind::Dir),
+                ("sub/f", Kind::File)
+            ]
+        );
+        assert_eq!(found[1].1.id, found[3].1.id, "hard links share an identity");
+        assert_eq!(d.stat("sub/f").unwrap().unwrap().id, found[3].1.id);
     }
 
     #[test]

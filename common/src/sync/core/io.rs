@@ -203,8 +203,8 @@ pub enum Effect {
         timer: Timer,
         at_ns: i64,
     },
-    /// Reconciliation ended: `agreed` paths in agreement, `to_send` this
-    /// side sends; `by_digest`: the digests agreed, no inventory was sent.
+    /// Reconciliation ended: `agreed` files in agreement, `to_send` files
+    /// this side sends; `by_digest`: the digests agreed, no inventory was sent.
     Reconciled {
         agreed: usize,
         to_send: usize,

@@ -14,8 +14,8 @@ impl Core {
         if st.lock.is_none() {
             st.lock = Some(LockState::default());
             self.record(&path);
+            self.announce("locked", Direction::Here, &path, None, String::new());
         }
-        self.announce("locked", Direction::Here, &path, None, String::new());
     }
 
     pub(super) fn unlock(&mut self, path: String) {
@@ -136,7 +136,10 @@ impl Core {
             Direction::Here,
             path,
             None,
-            format!("{} queued update(s) replayed", replayed.len()),
+            match replayed.len() {
+                1 => "1 queued update replayed".to_string(),
+                n => format!("{n} queued updates replayed"),
+            },
         );
         self.emit(Effect::Unlocked {
             path: path.to_string(),
@@ -156,12 +159,17 @@ impl Core {
         });
         self.record(path);
         let size = q.update.version().map(|v| v.size);
+        let what = if q.update.version().is_some() {
+            "write"
+        } else {
+            "delete"
+        };
         self.announce(
             outcome,
             Direction::In,
             path,
             size,
-            format!("queued update #{}", q.seq),
+            format!("queued {what} #{}", q.seq),
         );
         self.replays
             .entry(path.to_string())

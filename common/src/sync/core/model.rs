@@ -57,8 +57,12 @@ impl Entry {
 
     /// The same state on this side's disk: same identity, kind, size, mtime
     /// and mode. (A look-alike swapped in through a temp name differs in
-    /// identity, so it is a change.)
+    /// identity, so it is a change.) A folder is the same folder while its
+    /// identity and mode stand: its mtime moves with what it holds.
     pub fn same_here(&self, other: &Entry) -> bool {
+        if self.kind == Kind::Dir && other.kind == Kind::Dir {
+            return self.id == other.id && self.mode == other.mode;
+        }
         self.id == other.id
             && self.kind == other.kind
             && self.size == other.size

@@ -387,6 +387,22 @@ impl Core {
         }
     }
 
+    /// Announces a folder move's names one by one (`direction`), after its
+    /// state moved from `from` to `to`.
+    fn announce_moved(&mut self, from: &str, to: &str, direction: Direction) {
+        let under: Vec<(String, Option<u64>)> = self
+            .paths
+            .range(format!("{to}/")..)
+            .take_while(|(p, _)| is_under(p, to))
+            .filter(|(_, s)| s.local.as_ref().is_some_and(|e| e.kind == Kind::File))
+            .map(|(p, s)| (p.clone(), s.local.as_ref().map(|e| e.size)))
+            .collect();
+        for (p, size) in under {
+            let old = format!("{from}{}", &p[to.len()..]);
+            self.announce("renamed", direction, &p, size, format!("from {old}"));
+        }
+    }
+
     /// Forgets `path` (and, for the journal, says so).
     pub(super) fn forget(&mut self, path: &str) {
         self.set_local(path, None);
@@ -636,6 +652,7 @@ impl Core {
                 if let Some(f) = &from {
                     self.rekey(f, &path);
                     self.forget(f);
+                    self.announce_moved(f, &path, Direction::In);
                 }
                 // A folder replaced by a file: what it held is kept, gone.
                 if old_kind == Some(Kind::Dir)

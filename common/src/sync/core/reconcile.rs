@@ -45,7 +45,7 @@ impl Core {
         for (p, st) in &self.paths {
             clean &= !st.changed_here() && st.pending.is_none() && st.lock.is_none();
             if let Some(b) = &st.base {
-                entries += 1;
+                entries += u64::from(b.version.kind == Kind::File);
                 let v = &b.version;
                 let kind = match v.kind {
                     Kind::File => "f",
@@ -154,7 +154,7 @@ impl Core {
             match rule::winner(mine, their_view, side, precision) {
                 Winner::Same => match (&st.local, their_now.version()) {
                     (Some(e), Some(v)) => {
-                        agreed += 1;
+                        agreed += usize::from(e.kind == Kind::File);
                         let mut version = e.version();
                         version.hash = version.hash.or(v.hash.clone());
                         st.base = Some(Base {
@@ -173,7 +173,7 @@ impl Core {
                     }
                 },
                 Winner::Mine => {
-                    to_send += 1;
+                    to_send += usize::from(st.local.as_ref().is_some_and(|e| e.kind == Kind::File));
                     st.peer = Some(their_now.clone());
                 }
                 Winner::Theirs => {

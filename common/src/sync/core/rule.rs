@@ -26,8 +26,9 @@ pub enum Winner {
 /// coarser side's; `me` breaks equal times (Server A's view wins).
 ///
 /// - The same version on both sides (or nothing on both): `Same`, unless
-///   exactly one side changed and the content is not known to be equal
-///   (a look-alike swapped in): the changed side's.
+///   the content is not known to be equal and one side changed (a
+///   look-alike swapped in: the changed side's) or both did (an equal-time
+///   conflict, below).
 /// - Exactly one side changed: that side's, whatever its mtime (a
 ///   restored older backup wins; so does a delete of an unchanged file).
 /// - Both changed, or neither (a first meeting): the later time wins (a
@@ -48,11 +49,14 @@ pub fn winner(mine: View, theirs: View, me: Side, precision_ns: u64) -> Winner {
             }
             _ => true,
         };
-        return match (mine.changed, theirs.changed) {
-            (true, false) if !known_equal => Winner::Mine,
-            (false, true) if !known_equal => Winner::Theirs,
-            _ => Winner::Same,
-        };
+        match (mine.changed, theirs.changed) {
+            (true, false) if !known_equal => return Winner::Mine,
+            (false, true) if !known_equal => return Winner::Theirs,
+            // Both changed to look-alikes of unknown content: settled as
+            // an equal-time conflict below (A's copy goes across).
+            (true, true) if !known_equal => {}
+            _ => return Winner::Same,
+        }
     }
     match (mine.changed, theirs.changed) {
         (true, false) => return Winner::Mine,

@@ -393,16 +393,23 @@ fn a_renamed_file_is_moved_not_resent() {
 }
 
 #[test]
-fn first_meeting_of_equal_trees_agrees_without_transfers() {
+fn first_meeting_of_look_alikes_goes_to_a_and_keeps_bs() {
     let mut w = World::new(NS, NS);
     let t = Some(w.now - 100);
-    w.write_at(true, "same", "same bytes", t);
-    w.write_at(false, "same", "same bytes", t);
+    w.write_at(true, "tie", "AAAA", t);
+    w.write_at(false, "tie", "BBBB", t);
     w.settle();
     w.connect();
     w.settle();
-    assert_eq!(offers(&w.a.sent) + offers(&w.b.sent), 0);
-    assert!(w.a.core.path("same").unwrap().base.is_some());
+    w.assert_same();
+    assert_eq!(w.b.disk.read("tie").as_deref(), Some("AAAA"));
+    assert!(w
+        .b
+        .disk
+        .kept
+        .iter()
+        .any(|(_, why, c)| *why == KeepWhy::Conflict && c == "BBBB"));
+    assert!(w.a.core.path("tie").unwrap().base.is_some());
 }
 
 #[test]

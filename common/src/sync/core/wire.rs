@@ -68,6 +68,7 @@ pub struct Digest {
     /// BLAKE3 over every agreed path and its base (kind, size, mtime at the
     /// coarser precision).
     pub digest: String,
+    /// How many agreed files it covers.
     pub entries: u64,
     /// Nothing changed here since the last agreement, nothing in flight.
     pub clean: bool,
