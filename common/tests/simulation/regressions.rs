@@ -518,3 +518,51 @@ fn case_insensitive_folders() {
         assert!(v.is_empty(), "seed {seed}: {v:#?}");
     }
 }
+
+/// Runs `seed` (shrunk first) with every known-bug excuse off.
+fn strict_seed(seed: u64) -> Vec<String> {
+    let setup = Setup {
+        strict: true,
+        ..setup_for(seed, false)
+    };
+    let small = runner::shrink(&setup, &schedule_for(seed), 300);
+    run_steps(&setup, &small, false)
+}
+
+/// Bug (seed 6708, fixed in core/peer.rs): `lab3 lock e` (a name A does
+/// not hold), then B moves a folder to `e/b`: A applied the move as one
+/// rename, making the locked name `e` its folder. A move onto a path under
+/// a locked name is now sent whole, and its parts wait for the unlock.
+#[test]
+fn a_move_under_a_locked_name_waits() {
+    let v = strict_seed(6708);
+    assert!(v.is_empty(), "{v:#?}");
+}
+
+/// Found by the million-seed run, not yet diagnosed to the line (each
+/// fails on the current core; the CI seeds do not reach them):
+/// - 77756: `A` locked, B's update queued; after the unlock the queue
+///   entry is never replayed and its snapshot stays ("queue of A: queued
+///   [1] but replayed []").
+/// - 7525: a folder `e` at A that B never gets (not converged).
+/// - 102675: never quiet after a rescan (a retry loop).
+#[test]
+#[ignore = "bug: found by scripts/simulate.sh, see the doc comment"]
+fn found_by_the_long_run() {
+    for seed in [77756, 7525, 102675] {
+        let v = strict_seed(seed);
+        assert!(v.is_empty(), "seed {seed}: {v:#?}");
+    }
+}
+
+/// Bug in the executors' staging (seed 857169; sync/disk.rs has the same
+/// shape): received content is staged by hash and taken by the first
+/// install or queue snapshot that uses it, so two updates with the same
+/// content in flight at once (hard-linked names, a copy) leave the second
+/// without its bytes: a queued update then has no snapshot to replay.
+#[test]
+#[ignore = "bug: staged content is keyed by hash and consumed once"]
+fn the_same_content_twice_in_flight() {
+    let v = strict_seed(857169);
+    assert!(v.is_empty(), "{v:#?}");
+}

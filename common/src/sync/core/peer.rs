@@ -284,6 +284,7 @@ impl Core {
         let precision = self.precision();
         let ok = !self.locked_within(&from)
             && !self.locked_within(&to)
+            && !ancestors(&to).any(|a| self.locked(a))
             && self.paths.get(&from).is_some_and(|s| {
                 s.pending.is_none()
                     && !s.changed_here()
