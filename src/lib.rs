@@ -900,3 +900,170 @@ impl Drop for Running {
         }
     }
 }
+
+// ------------------------------------------- sides, versions and folders
+
+/// One of the two servers of a [`Pair`], for tests that run the same steps
+/// from either side.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Side {
+    A,
+    B,
+}
+
+impl Side {
+    /// The other server.
+    pub fn other(self) -> Side {
+        match self {
+            Side::A => Side::B,
+            Side::B => Side::A,
+        }
+    }
+
+    /// The arrow the servers print for a change made at this side.
+    pub fn arrow(self) -> &'static str {
+        match self {
+            Side::A => "A->B",
+            Side::B => "B->A",
+        }
+    }
+}
+
+impl Pair {
+    /// The folder of `side`.
+    pub fn dir(&self, side: Side) -> &Path {
+        match side {
+            Side::A => &self.dir_a,
+            Side::B => &self.dir_b,
+        }
+    }
+
+    /// The state directory of `side`.
+    pub fn state(&self, side: Side) -> &Path {
+        match side {
+            Side::A => &self.state_a,
+            Side::B => &self.state_b,
+        }
+    }
+
+    /// The server of `side`.
+    pub fn server(&self, side: Side) -> &Server {
+        match side {
+            Side::A => &self.a,
+            Side::B => &self.b,
+        }
+    }
+
+    /// kill -9 of the server of `side` (start it again with [`Pair::restart`]).
+    pub fn kill(&mut self, side: Side) {
+        match side {
+            Side::A => self.a.kill(),
+            Side::B => self.b.kill(),
+        }
+    }
+
+    /// Kills the server of `side` if it runs, and starts it again.
+    pub fn restart(&mut self, side: Side) {
+        match side {
+            Side::A => self.restart_a(),
+            Side::B => self.restart_b(),
+        }
+    }
+
+    /// A file under either state directory holding exactly `content` (a
+    /// kept version, wherever the engine keeps it), if there is one.
+    pub fn kept_anywhere(&self, content: &[u8]) -> Option<PathBuf> {
+        state_holds(&self.state_a, content).or_else(|| state_holds(&self.state_b, content))
+    }
+}
+
+/// A file anywhere below `state` that holds exactly `content`, if any.
+pub fn state_holds(state: &Path, content: &[u8]) -> Option<PathBuf> {
+    fn walk(dir: &Path, content: &[u8]) -> Option<PathBuf> {
+        for e in std::fs::read_dir(dir).ok()?.map_while(Result::ok) {
+            let p = e.path();
+            let Ok(ft) = e.file_type() else { continue };
+            if ft.is_dir() {
+                if let Some(found) = walk(&p, content) {
+                    return Some(found);
+                }
+            } else if ft.is_file()
+                && e.metadata().is_ok_and(|m| m.len() == content.len() as u64)
+                && read(&p).as_deref() == Some(content)
+            {
+                return Some(p);
+            }
+        }
+        None
+    }
+    walk(state, content)
+}
+
+/// Every folder below `dir`, empty or not, as sorted `/`-separated
+/// relative paths.
+pub fn folders_in(dir: &Path) -> Vec<String> {
+    fn walk(root: &Path, dir: &Path, out: &mut Vec<String>) {
+        let Ok(entries) = std::fs::read_dir(dir) else {
+            return;
+        };
+        for e in entries.map_while(Result::ok) {
+            if e.file_type().is_ok_and(|t| t.is_dir()) {
+                let p = e.path();
+                let rel = p.strip_prefix(root).unwrap();
+                let parts: Vec<_> = rel.iter().map(|c| c.to_string_lossy()).collect();
+                out.push(parts.join("/"));
+                walk(root, &p, out);
+            }
+        }
+    }
+    let mut out = Vec::new();
+    walk(dir, dir, &mut out);
+    out.sort();
+    out
+}
+
+impl Server {
+    /// Every stdout line that contains all of `words`.
+    pub fn lines_with(&self, words: &[&str]) -> Vec<String> {
+        let lines = self.stdout.lock().unwrap();
+        lines
+            .iter()
+            .filter(|l| words.iter().all(|w| l.contains(w)))
+            .cloned()
+            .collect()
+    }
+
+    /// Stops the process where it is (SIGSTOP): its sockets and file
+    /// events wait in the kernel until [`Server::resume`].
+    #[cfg(unix)]
+    pub fn pause(&self) {
+        self.signal("-STOP");
+    }
+
+    /// Lets a paused process run again (SIGCONT).
+    #[cfg(unix)]
+    pub fn resume(&self) {
+        self.signal("-CONT");
+    }
+
+    #[cfg(unix)]
+    fn signal(&self, sig: &str) {
+        let pid = self.pid().expect("the server runs").to_string();
+        let ok = Command::new("kill")
+            .args([sig, &pid])
+            .status()
+            .is_ok_and(|s| s.success());
+        assert!(ok, "kill {sig} {pid} failed");
+    }
+}
+
+/// Sets its flag when dropped: a helper thread told to stop by that flag
+/// also stops when the test panics, so `std::thread::scope` does not wait
+/// for it forever.
+pub struct SetOnDrop<'a>(pub &'a std::sync::atomic::AtomicBool);
+
+impl Drop for SetOnDrop<'_> {
+    fn drop(&mut self) {
+        self.0.store(true, std::sync::atomic::Ordering::Relaxed);
+    }
+}
