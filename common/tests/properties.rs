@@ -133,19 +133,24 @@ fn message() -> impl Strategy<Value = Message> {
             proptest::option::of(text()),
             any::<i64>()
         )
-            .prop_map(|(version, role, token, time_ns)| Message::Hello {
+            .prop_map(|(version, role, proof, time_ns)| Message::Hello {
                 version,
                 role,
-                token,
+                proof,
                 time_ns
             }),
-        (any::<u32>(), role(), any::<i64>()).prop_map(|(version, role, time_ns)| {
-            Message::Welcome {
+        (
+            any::<u32>(),
+            role(),
+            proptest::option::of(text()),
+            any::<i64>()
+        )
+            .prop_map(|(version, role, proof, time_ns)| Message::Welcome {
                 version,
                 role,
+                proof,
                 time_ns,
-            }
-        }),
+            }),
         text().prop_map(|message| Message::Error { message }),
         Just(Message::ListRequest),
         target().prop_map(|target| Message::Lock { target }),
@@ -159,18 +164,24 @@ fn message() -> impl Strategy<Value = Message> {
             text(),
             any::<bool>(),
             link_status(),
-            vec((text(), any::<usize>()), 0..4)
+            vec((text(), any::<usize>()), 0..4),
+            proptest::option::of(text()),
+            proptest::option::of(text()),
         )
-            .prop_map(|(time_ns, peer, sync, link, l)| Message::Status {
-                time_ns,
-                peer,
-                sync,
-                link,
-                locks: l
-                    .into_iter()
-                    .map(|(name, queued)| LockInfo { name, queued })
-                    .collect()
-            }),
+            .prop_map(
+                |(time_ns, peer, sync, link, l, fingerprint, peer_fingerprint)| Message::Status {
+                    time_ns,
+                    peer,
+                    sync,
+                    link,
+                    locks: l
+                        .into_iter()
+                        .map(|(name, queued)| LockInfo { name, queued })
+                        .collect(),
+                    fingerprint,
+                    peer_fingerprint,
+                }
+            ),
         (peer_state(), vec(listing_row(), 0..4), any::<bool>())
             .prop_map(|(peer, rows, done)| Message::ListingChunk { peer, rows, done }),
         text().prop_map(|name| Message::Locked { name }),

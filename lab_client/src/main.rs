@@ -50,15 +50,18 @@ async fn run(mut cli: Cli) -> Result<(), Failure> {
         let _ = std::io::stdout().write_all(&args::completions(shell));
         return Ok(());
     }
-    let (mut conn, _) = handshake::dial(&cli.server, Role::Client, cli.token.as_deref())
-        .await
-        .map_err(|e| Failure {
-            code: 1,
-            message: match e {
-                ProtocolError::Refused(why) => format!("server A at {} refused: {why}", cli.server),
-                e => format!("cannot reach server A at {}: {e}", cli.server),
-            },
-        })?;
+    let dialer = handshake::Dialer::new(Role::Client, cli.token.clone(), cli.server_fingerprint);
+    let (mut conn, peer) = dialer.dial(&cli.server).await.map_err(|e| Failure {
+        code: 1,
+        message: match e {
+            ProtocolError::Refused(why) => format!("server A at {} refused: {why}", cli.server),
+            ProtocolError::Untrusted(why) => format!(
+                "server A at {} is not trusted: {why} (see --server-fingerprint, --token)",
+                cli.server
+            ),
+            e => format!("cannot reach server A at {}: {e}", cli.server),
+        },
+    })?;
     match command {
         Command::List => {
             conn.writer.send(Message::ListRequest).await?;
@@ -103,7 +106,8 @@ async fn run(mut cli: Cli) -> Result<(), Failure> {
             conn.writer.send(Message::StatusRequest).await?;
             match conn.reader.read_message().await? {
                 status @ Message::Status { .. } => {
-                    output::print_status(&cli.server, &status, cli.json)
+                    let seen = peer.certificate.map(|f| f.to_string());
+                    output::print_status(&cli.server, seen, &status, cli.json)
                 }
                 other => return Err(unexpected(other)),
             }

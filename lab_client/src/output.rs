@@ -193,22 +193,28 @@ fn when(ns: i64, now_ns: i64) -> String {
 }
 
 /// `lab3 status`: a two-column table for people, one JSON document for scripts.
-pub fn print_status(server: &str, status: &Message, as_json: bool) {
+/// `seen`: Server A's certificate fingerprint as this connection saw it.
+pub fn print_status(server: &str, seen: Option<String>, status: &Message, as_json: bool) {
     let Message::Status {
         time_ns,
         peer,
         sync,
         link,
         locks,
+        fingerprint,
+        peer_fingerprint,
     } = status
     else {
         return;
     };
+    let fingerprint_a = seen.or_else(|| fingerprint.clone());
     let queued: usize = locks.iter().map(|l| l.queued).sum();
     if as_json {
         let doc = json!({
             "server_a": server,
             "server_b": peer,
+            "fingerprint_a": fingerprint_a,
+            "fingerprint_b": peer_fingerprint,
             "sync": sync,
             "link": {
                 "up": link.up,
@@ -273,7 +279,18 @@ pub fn print_status(server: &str, status: &Message, as_json: bool) {
     }
     for (k, v) in [
         ("Server A", server.to_string()),
+        (
+            "A's certificate",
+            fingerprint_a.unwrap_or_else(|| "unknown".into()),
+        ),
         ("Server B", peer.clone()),
+        (
+            "B's certificate",
+            match peer_fingerprint {
+                Some(f) => f.clone(),
+                None => "not seen yet (no link to server B so far)".into(),
+            },
+        ),
         ("Link", link_words),
         ("Clock skew", skew),
         ("Last reconcile", reconcile),

@@ -11,6 +11,7 @@ use common::handshake::{kind_of, PeerInfo};
 use common::ignore::Ignore;
 use common::protocol::{InventoryEntry, Message, Role};
 use common::sync::SyncHandle;
+use common::tls::Identity;
 use tokio::net::TcpListener;
 
 /// Everything Server B needs to run.
@@ -20,6 +21,8 @@ pub struct Config {
     pub state_dir: PathBuf,
     pub args: ServerArgs,
     pub ignore: Ignore,
+    /// This server's key and certificate (made at first start).
+    pub identity: Identity,
 }
 
 impl Config {
@@ -27,11 +30,13 @@ impl Config {
         let state_dir = common::config::state_dir_for(&dir, args.state_dir.as_deref())?;
         std::fs::create_dir_all(&dir)?;
         let ignore = common::config::ignore_rules(&dir, &args)?;
+        let identity = Identity::load_or_create(&state_dir)?;
         Ok(Config {
             dir,
             state_dir,
             args,
             ignore,
+            identity,
         })
     }
 }
@@ -55,12 +60,19 @@ pub async fn run(
         );
         Some(common::sync::start(sc)?)
     };
+    let tls = if cfg.args.bench_plaintext {
+        common::config::check_bench_plaintext(&cfg.args, &listener.local_addr()?.to_string())?;
+        None
+    } else {
+        Some(cfg.identity.server_config()?)
+    };
     let cfg = Arc::new(cfg);
     let ignore = Arc::new(cfg.ignore.clone());
     let settings = common::server::Listener {
         me: Role::ServerB,
         allowed: vec![Role::ServerA],
         token: cfg.args.token.clone(),
+        tls,
     };
     let handler = move |conn: Connection, peer: PeerInfo| {
         let cfg = cfg.clone();
