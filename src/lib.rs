@@ -145,6 +145,27 @@ impl Server {
         )
     }
 
+    /// The certificate fingerprint it printed at start (`sha256:…`).
+    pub fn fingerprint(&self) -> String {
+        let mut found = None;
+        wait_until(Duration::from_secs(10), || {
+            found = self
+                .stdout
+                .lock()
+                .unwrap()
+                .iter()
+                .find_map(|l| l.strip_prefix("certificate ").map(str::to_string));
+            found.is_some()
+        });
+        found.unwrap_or_else(|| {
+            panic!(
+                "{} printed no certificate line\n{}",
+                self.name,
+                self.output()
+            )
+        })
+    }
+
     /// Whether any stdout line contains all of `words`.
     pub fn said(&self, words: &[&str]) -> bool {
         any_line(&self.stdout, words)

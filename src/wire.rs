@@ -30,7 +30,28 @@ pub struct RawConn {
 impl RawConn {
     /// Connects to `addr` and runs TLS as `lab3` does; reads time out after 10 s.
     pub fn connect(addr: &str) -> RawConn {
-        let mut tcp = tcp_to(addr);
+        Self::tls_over(tcp_to(addr))
+    }
+
+    /// Like [`RawConn::connect`], from the local address `from` (another
+    /// loopback address, such as 127.0.0.2, is another client to the server).
+    pub fn connect_from(addr: &str, from: std::net::IpAddr) -> RawConn {
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        let tcp = runtime.block_on(async {
+            let socket = tokio::net::TcpSocket::new_v4()?;
+            socket.bind((from, 0).into())?;
+            socket.connect(addr.parse().expect("an IP:port")).await
+        });
+        let tcp = tcp.expect("connect").into_std().unwrap();
+        tcp.set_nonblocking(false).unwrap();
+        tcp.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+        Self::tls_over(tcp)
+    }
+
+    fn tls_over(mut tcp: TcpStream) -> RawConn {
         let name = rustls::pki_types::ServerName::try_from("lab3").unwrap();
         let mut conn =
             rustls::ClientConnection::new(tls::client_config(), name).expect("TLS client");
