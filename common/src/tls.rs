@@ -23,6 +23,7 @@ use rustls::crypto::{verify_tls12_signature, verify_tls13_signature, CryptoProvi
 use rustls::pki_types::pem::PemObject;
 use rustls::pki_types::{CertificateDer, PrivateKeyDer, ServerName, UnixTime};
 use rustls::{ClientConfig, DigitallySignedStruct, ServerConfig, SignatureScheme};
+use tokio::io::BufReader;
 use tokio::net::TcpStream;
 
 /// The label of the keying material token proofs are bound to (RFC 8446
@@ -160,6 +161,7 @@ impl Identity {
             .with_single_cert(vec![self.cert.clone()], self.key.clone_key())?;
         // Clients dial once per command: no tickets to keep or resume.
         cfg.send_tls13_tickets = 0;
+        cfg.ignore_client_order = true;
         Ok(Arc::new(cfg))
     }
 }
@@ -182,8 +184,17 @@ pub fn client_config() -> Arc<ClientConfig> {
     Arc::new(cfg)
 }
 
+/// `ring`, with AES-128-GCM first: with the CPU's AES instructions it is
+/// the fastest of the three TLS 1.3 suites, and as strong as needed here.
 fn provider() -> Arc<CryptoProvider> {
-    Arc::new(rustls::crypto::ring::default_provider())
+    use rustls::crypto::ring::cipher_suite::*;
+    let mut provider = rustls::crypto::ring::default_provider();
+    provider.cipher_suites = vec![
+        TLS13_AES_128_GCM_SHA256,
+        TLS13_AES_256_GCM_SHA384,
+        TLS13_CHACHA20_POLY1305_SHA256,
+    ];
+    Arc::new(provider)
 }
 
 /// What a finished TLS handshake tells the layers above.
@@ -198,8 +209,13 @@ pub struct Session {
     pub peer_certificate: Option<Fingerprint>,
 }
 
-/// A TLS stream over TCP, either end.
-pub type TlsStream = tokio_rustls::TlsStream<TcpStream>;
+/// A TLS stream over TCP, either end. rustls reads the socket 4 KiB at a
+/// time; the buffer under it turns that into one system call per
+/// [`READ_BUFFER`] on a link that streams a big file.
+pub type TlsStream = tokio_rustls::TlsStream<BufReader<TcpStream>>;
+
+/// The buffer between the socket and TLS on the receiving side.
+const READ_BUFFER: usize = 256 * 1024;
 
 /// Runs the dialler's side of the TLS handshake over `tcp`.
 pub async fn connect(
@@ -207,6 +223,7 @@ pub async fn connect(
     tcp: TcpStream,
 ) -> std::io::Result<(TlsStream, Session)> {
     let name = ServerName::try_from(SERVER_NAME).expect("a valid name");
+    let tcp = BufReader::with_capacity(READ_BUFFER, tcp);
     let tls = tokio_rustls::TlsConnector::from(cfg)
         .connect(name, tcp)
         .await?;
@@ -219,6 +236,7 @@ pub async fn accept(
     cfg: Arc<ServerConfig>,
     tcp: TcpStream,
 ) -> std::io::Result<(TlsStream, Session)> {
+    let tcp = BufReader::with_capacity(READ_BUFFER, tcp);
     let tls = tokio_rustls::TlsAcceptor::from(cfg).accept(tcp).await?;
     let session = session_of(tls.get_ref().1).map_err(std::io::Error::other)?;
     Ok((tokio_rustls::TlsStream::Server(tls), session))
