@@ -216,6 +216,10 @@ pub type TlsStream = tokio_rustls::TlsStream<BufReader<TcpStream>>;
 
 /// The buffer between the socket and TLS on the receiving side.
 const READ_BUFFER: usize = 256 * 1024;
+/// How much rustls may hold to send: a 256 KiB frame of a file is taken
+/// and written out in one go (the default, 64 KiB, costs four rounds of
+/// system calls per frame).
+const SEND_BUFFER: usize = 1024 * 1024;
 
 /// Runs the dialler's side of the TLS handshake over `tcp`.
 pub async fn connect(
@@ -224,9 +228,10 @@ pub async fn connect(
 ) -> std::io::Result<(TlsStream, Session)> {
     let name = ServerName::try_from(SERVER_NAME).expect("a valid name");
     let tcp = BufReader::with_capacity(READ_BUFFER, tcp);
-    let tls = tokio_rustls::TlsConnector::from(cfg)
+    let mut tls = tokio_rustls::TlsConnector::from(cfg)
         .connect(name, tcp)
         .await?;
+    tls.get_mut().1.set_buffer_limit(Some(SEND_BUFFER));
     let session = session_of(tls.get_ref().1).map_err(std::io::Error::other)?;
     Ok((tokio_rustls::TlsStream::Client(tls), session))
 }
@@ -237,7 +242,8 @@ pub async fn accept(
     tcp: TcpStream,
 ) -> std::io::Result<(TlsStream, Session)> {
     let tcp = BufReader::with_capacity(READ_BUFFER, tcp);
-    let tls = tokio_rustls::TlsAcceptor::from(cfg).accept(tcp).await?;
+    let mut tls = tokio_rustls::TlsAcceptor::from(cfg).accept(tcp).await?;
+    tls.get_mut().1.set_buffer_limit(Some(SEND_BUFFER));
     let session = session_of(tls.get_ref().1).map_err(std::io::Error::other)?;
     Ok((tokio_rustls::TlsStream::Server(tls), session))
 }
