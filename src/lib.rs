@@ -13,6 +13,11 @@ use std::time::{Duration, Instant};
 
 pub use tempfile::TempDir;
 
+mod relay;
+mod wire;
+pub use relay::{Mitm, MitmMode, Recorder};
+pub use wire::*;
+
 /// The folder the workspace's binaries are built into: `target/debug` for
 /// tests, `target/dist` for benchmarks (which run in `target/release`: the
 /// servers they measure are the distribution build, linked whole).
@@ -164,6 +169,27 @@ impl Server {
             self.name,
             self.stderr.lock().unwrap().join("\n")
         )
+    }
+
+    /// The certificate fingerprint it printed at start (`sha256:…`).
+    pub fn fingerprint(&self) -> String {
+        let mut found = None;
+        wait_until(Duration::from_secs(10), || {
+            found = self
+                .stdout
+                .lock()
+                .unwrap()
+                .iter()
+                .find_map(|l| l.strip_prefix("certificate ").map(str::to_string));
+            found.is_some()
+        });
+        found.unwrap_or_else(|| {
+            panic!(
+                "{} printed no certificate line\n{}",
+                self.name,
+                self.output()
+            )
+        })
     }
 
     /// Whether any stdout line contains all of `words`.
@@ -527,104 +553,6 @@ pub fn row<'a>(doc: &'a serde_json::Value, name: &str) -> &'a serde_json::Value 
         .iter()
         .find(|f| f["name"] == name)
         .unwrap_or_else(|| panic!("no row {name:?} in {doc}"))
-}
-
-/// A plain blocking TCP connection that speaks raw lab3 frames (4-byte
-/// big-endian length counting kind + payload, 1 kind byte, payload), for
-/// tests that send what no well-behaved program would.
-pub struct RawConn {
-    pub stream: std::net::TcpStream,
-}
-
-/// Frame kind of a JSON message.
-pub const KIND_JSON: u8 = 0;
-/// Frame kind of raw file bytes.
-pub const KIND_DATA: u8 = 1;
-
-impl RawConn {
-    /// Connects to `addr`; reads time out after 10 s.
-    pub fn connect(addr: &str) -> RawConn {
-        let stream = std::net::TcpStream::connect(addr).expect("connect");
-        stream
-            .set_read_timeout(Some(Duration::from_secs(10)))
-            .unwrap();
-        let _ = stream.set_nodelay(true);
-        RawConn { stream }
-    }
-
-    /// Writes bytes as they are.
-    pub fn send_raw(&mut self, bytes: &[u8]) {
-        use std::io::Write;
-        self.stream.write_all(bytes).expect("write");
-    }
-
-    /// Writes one frame of `kind` around `payload`.
-    pub fn send_frame(&mut self, kind: u8, payload: &[u8]) {
-        let mut buf = Vec::with_capacity(5 + payload.len());
-        buf.extend_from_slice(&(payload.len() as u32 + 1).to_be_bytes());
-        buf.push(kind);
-        buf.extend_from_slice(payload);
-        self.send_raw(&buf);
-    }
-
-    /// Writes one JSON message frame.
-    pub fn send_json(&mut self, msg: &serde_json::Value) {
-        self.send_frame(KIND_JSON, msg.to_string().as_bytes());
-    }
-
-    /// Reads one frame: `Some((kind, payload))`, or `None` if the other end
-    /// closed (or reset) the connection. Panics on a timeout.
-    pub fn read_frame(&mut self) -> Option<(u8, Vec<u8>)> {
-        self.try_read_frame().expect("reading a frame")
-    }
-
-    fn try_read_frame(&mut self) -> std::io::Result<Option<(u8, Vec<u8>)>> {
-        use std::io::Read;
-        let mut head = [0u8; 4];
-        match self.stream.read_exact(&mut head) {
-            Ok(()) => {}
-            Err(e) if is_closed(&e) => return Ok(None),
-            Err(e) => return Err(e),
-        }
-        let len = u32::from_be_bytes(head) as usize;
-        assert!(len >= 1, "empty frame from the server");
-        let mut body = vec![0u8; len];
-        match self.stream.read_exact(&mut body) {
-            Ok(()) => {}
-            Err(e) if is_closed(&e) => return Ok(None),
-            Err(e) => return Err(e),
-        }
-        let payload = body.split_off(1);
-        Ok(Some((body[0], payload)))
-    }
-
-    /// Reads one frame that must be a JSON message.
-    pub fn read_json(&mut self) -> serde_json::Value {
-        let (kind, payload) = self.read_frame().expect("a frame, not a closed connection");
-        assert_eq!(kind, KIND_JSON, "expected a JSON frame");
-        serde_json::from_slice(&payload).expect("the frame holds JSON")
-    }
-
-    /// Whether the other end closes the connection (EOF or reset) within
-    /// the read timeout, ignoring a few frames it may send first.
-    pub fn closed_by_peer(&mut self) -> bool {
-        for _ in 0..16 {
-            match self.try_read_frame() {
-                Ok(None) => return true,
-                Ok(Some(_)) => continue,
-                Err(_) => return false,
-            }
-        }
-        false
-    }
-}
-
-fn is_closed(e: &std::io::Error) -> bool {
-    use std::io::ErrorKind::*;
-    matches!(
-        e.kind(),
-        UnexpectedEof | ConnectionReset | ConnectionAborted | BrokenPipe
-    )
 }
 
 // ------------------------------------------------------------------ sync tests

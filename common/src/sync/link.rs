@@ -11,14 +11,15 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use futures::FutureExt;
-use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
 use tokio::sync::{broadcast, mpsc, watch, Notify, Semaphore};
 
 use super::core::{Kind, OpId, PeerMsg};
 use super::exec::{Event, Incoming, Outgoing};
 use super::transfer::{self, ReceiveError, Sent};
 use super::SyncHandle;
-use crate::connection::{Connection, Frame, FrameReader, FrameWriter, ProtocolError};
+use crate::connection::{
+    Connection, Frame, FrameReader, FrameWriter, ProtocolError, ReadHalf, WriteHalf,
+};
 use crate::handshake::{kind_of, PeerInfo};
 use crate::meta::FileMeta;
 use crate::paths;
@@ -118,7 +119,7 @@ pub(super) async fn run(
 }
 
 async fn write_loop(
-    mut w: FrameWriter<OwnedWriteHalf>,
+    mut w: FrameWriter<WriteHalf>,
     mut rx: mpsc::UnboundedReceiver<Outgoing>,
     handle: SyncHandle,
     id: u64,
@@ -265,7 +266,7 @@ async fn next_action(rx: &mut broadcast::Receiver<Action>, wait: bool) -> Option
 }
 
 async fn read_loop(
-    mut r: FrameReader<OwnedReadHalf>,
+    mut r: FrameReader<ReadHalf>,
     handle: &SyncHandle,
     id: u64,
     relay: &watch::Sender<bool>,
