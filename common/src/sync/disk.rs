@@ -77,6 +77,13 @@ impl Disk {
                     closed: false,
                 });
             }
+            Effect::Hash { files } => {
+                let hashes = files
+                    .iter()
+                    .map(|(path, expect)| (path.clone(), self.hash(path, expect)))
+                    .collect();
+                return Some(Input::Hashed { hashes });
+            }
             Effect::Install {
                 op,
                 path,
@@ -119,6 +126,24 @@ impl Disk {
             retry: retryable(&e),
         });
         Some(Input::Done { op, outcome })
+    }
+
+    /// The BLAKE3 hash of `rel`, if it holds `expect` before and after.
+    fn hash(&self, rel: &str, expect: &Entry) -> Option<String> {
+        let same = |d: &Disk| {
+            d.stat(rel)
+                .ok()
+                .flatten()
+                .is_some_and(|e| e.same_here(expect))
+        };
+        if !same(self) {
+            return None;
+        }
+        let mut hasher = blake3::Hasher::new();
+        let file = std::fs::File::open(self.resolve(rel).ok()?).ok()?;
+        hasher.update_reader(file).ok()?;
+        let hash = hasher.finalize().to_hex().to_string();
+        same(self).then_some(hash)
     }
 
     /// `Mismatch` unless `rel` holds `expect`.

@@ -102,6 +102,19 @@ pub fn run(w: &mut World, s: Side, effect: Effect, epoch: u64) {
                 0,
             ));
         }
+        Effect::Hash { files } => {
+            // The content is its hash here (every content is unique).
+            let me = w.side(s);
+            let hashes = files
+                .into_iter()
+                .map(|(p, e)| {
+                    let same = me.fs.stat(&p).is_some_and(|f| f.same_here(&e));
+                    let h = if same { me.fs.read(&p) } else { None };
+                    (p, h)
+                })
+                .collect();
+            me.inbox.push_back((Input::Hashed { hashes }, 0));
+        }
         Effect::Install {
             op,
             path,

@@ -46,6 +46,11 @@ pub enum Input {
         op: OpId,
         outcome: Outcome,
     },
+    /// [`Effect::Hash`] done: each path's content hash, `None` where the
+    /// file no longer matched what was asked.
+    Hashed {
+        hashes: Vec<(String, Option<String>)>,
+    },
 }
 
 /// How an effect went.
@@ -147,6 +152,12 @@ pub enum Effect {
     /// Look at `path` and report [`Input::Observed`].
     Stat {
         path: String,
+    },
+    /// Hash these files (each if it still matches its entry) and report
+    /// [`Input::Hashed`]: look-alikes both sides changed, compared at
+    /// reconciliation.
+    Hash {
+        files: Vec<(String, Entry)>,
     },
     /// Put `version` at `path` (a file from `source`, or a folder), if the
     /// disk still holds `expect` (`None`: nothing). What is there is first

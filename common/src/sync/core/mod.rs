@@ -58,8 +58,9 @@ pub struct Config {
     pub side: Side,
     /// This side's folder, as probed at start (told to the peer in the handshake).
     pub fs: FsTraits,
-    /// A change is sent once the path has been quiet this long (unless a
-    /// writer was seen closing it). Also how long a vanished path waits
+    /// A change is sent once the path has been quiet this long since its
+    /// last write (its mtime; the time it was seen, for a vanished path or
+    /// a future mtime), unless a writer was seen closing it. Also how long a vanished path waits
     /// for its identity to reappear elsewhere (a move) before it is a delete.
     pub quiet_ns: i64,
     /// How long before a failed operation is tried again.
@@ -157,6 +158,7 @@ impl Core {
             Input::Lock { path } => self.lock(path),
             Input::Unlock { path } => self.unlock(path),
             Input::Done { op, outcome } => self.done(op, outcome),
+            Input::Hashed { hashes } => self.hashed(hashes),
         }
         std::mem::take(&mut self.out)
     }

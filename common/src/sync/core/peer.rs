@@ -23,6 +23,7 @@ impl Core {
         match msg {
             PeerMsg::Digest(d) => self.digest(d),
             PeerMsg::Inventory { entries, last } => self.inventory(entries, last),
+            PeerMsg::Hashes { hashes } => self.their_hashes(hashes),
             PeerMsg::Offer {
                 op,
                 path,

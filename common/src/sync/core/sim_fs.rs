@@ -379,6 +379,18 @@ impl World {
                 self.deliver(!a, offer);
             }
             Effect::Stat { path } => self.observe(a, &path, false),
+            Effect::Hash { files } => {
+                let s = self.side(a);
+                let hashes = files
+                    .into_iter()
+                    .map(|(p, e)| {
+                        let same = s.disk.stat(&p).is_some_and(|f| f.same_here(&e));
+                        let hash = if same { s.disk.read(&p) } else { None };
+                        (p, hash)
+                    })
+                    .collect();
+                s.inputs.push_back(Input::Hashed { hashes });
+            }
             Effect::Install {
                 op,
                 path,
