@@ -311,6 +311,7 @@ impl Core {
             let local = self.paths.get(&p).and_then(|s| s.local.clone());
             self.set_local(&p, None);
             let old = self.paths.remove(&p).unwrap_or_default();
+            self.index_base(&p);
             self.emit(Effect::Record {
                 path: p,
                 record: None,

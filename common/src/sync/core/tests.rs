@@ -262,10 +262,9 @@ fn a_file_still_being_written_at_reconnect_waits_for_quiet() {
         !fx.iter().any(|e| matches!(e, Effect::SendFile { .. })),
         "{fx:?}"
     );
-    let fx = w
-        .a
-        .core
-        .handle(now, Input::Peer(PeerMsg::Hashes { hashes: vec![] }));
+    let fx =
+        w.a.core
+            .handle(now, Input::Peer(PeerMsg::Hashes { hashes: vec![] }));
     assert!(
         !fx.iter().any(|e| matches!(e, Effect::SendFile { .. })),
         "{fx:?}"
