@@ -152,6 +152,14 @@ pub fn start(cfg: SyncConfig) -> anyhow::Result<SyncHandle> {
             r.deleted_ns = None;
         }
     }
+    let disk = Disk::new(cfg.root.clone(), cfg.state_dir.clone());
+    for (p, r) in records.iter_mut() {
+        if let Some(lock) = r.lock.as_mut() {
+            lock.queue = disk.queued(p);
+            let last = lock.queue.last().map_or(0, |q| q.seq);
+            lock.next_seq = lock.next_seq.max(last);
+        }
+    }
     let side = if cfg.me == Role::ServerB {
         Side::B
     } else {
@@ -191,7 +199,7 @@ pub fn start(cfg: SyncConfig) -> anyhow::Result<SyncHandle> {
         }
     };
     let mut exec = Exec {
-        disk: Disk::new(cfg.root.clone(), cfg.state_dir.clone()),
+        disk,
         cfg,
         handle: handle.clone(),
         core,
@@ -495,8 +503,13 @@ impl Exec {
                 let _ = l.out.send(Outgoing::File { op, expect, offer });
                 None
             }
-            Effect::Record { path, record } => {
+            Effect::Record { path, mut record } => {
                 self.note_queue(&path, record.as_ref());
+                // The queue's entries are kept by the disk, one file each
+                // (see `Effect::Queue`): the journal line stays small.
+                if let Some(lock) = record.as_mut().and_then(|r| r.lock.as_mut()) {
+                    lock.queue.clear();
+                }
                 self.journal.set(path, record);
                 None
             }
