@@ -23,8 +23,9 @@
 //! - [`io`]: inputs, effects, outcomes.
 //! - [`state`]: per-path state, journal records, the link phase.
 //! - [`rule`]: who wins, as one pure function.
-//! - `local`, `peer`, `reconcile`, `lock`: the handlers.
+//! - `local`, `peer`, `answers`, `reconcile`, `lock`: the handlers.
 
+mod answers;
 pub mod io;
 mod local;
 mod lock;
