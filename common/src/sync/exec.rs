@@ -167,9 +167,9 @@ pub fn start(cfg: SyncConfig) -> anyhow::Result<SyncHandle> {
     };
     let mut core_cfg = core::Config::new(side);
     core_cfg.fs = fs;
-    let queues: BTreeMap<String, usize> = records
+    let queues: BTreeMap<String, Vec<core::Queued>> = records
         .iter()
-        .filter_map(|(p, r)| r.lock.as_ref().map(|l| (p.clone(), l.queue.len())))
+        .filter_map(|(p, r)| r.lock.as_ref().map(|l| (p.clone(), l.queue.clone())))
         .collect();
     let core = Core::new(core_cfg, records);
     let (events, rx) = mpsc::unbounded_channel();
@@ -556,7 +556,7 @@ impl Exec {
         let mut q = self.handle.queues.lock().unwrap();
         match record.and_then(|r| r.lock.as_ref()) {
             Some(l) => {
-                q.insert(path.to_string(), l.queue.len());
+                q.insert(path.to_string(), l.queue.clone());
             }
             None => {
                 q.remove(path);
