@@ -189,7 +189,7 @@ fn main() {
 
     if !plan.quick && plan.rows.is_none() {
         let body = format!(
-            "Run on {} with `cargo bench --bench sync` (release binaries; {} cores shared with other builds; \
+            "Run on {} with `cargo bench --bench sync` (dist binaries, fat LTO; {} cores shared with other builds; \
              peers: {}, {}). Medians of trials interleaved in one run: {} trials per tool for rows 2-4, \
              {} edits per direction for row 1. The ratio is lab3's median over the peer's (below 1: lab3 is faster).\n\n{table}\n{notes}",
             report::today(),

@@ -13,7 +13,9 @@ use std::time::{Duration, Instant};
 
 pub use tempfile::TempDir;
 
-/// The folder the workspace's binaries are built into (`target/debug` or `target/release`).
+/// The folder the workspace's binaries are built into: `target/debug` for
+/// tests, `target/dist` for benchmarks (which run in `target/release`: the
+/// servers they measure are the distribution build, linked whole).
 pub fn bin_dir() -> PathBuf {
     static BUILT: OnceLock<PathBuf> = OnceLock::new();
     BUILT
@@ -24,13 +26,14 @@ pub fn bin_dir() -> PathBuf {
             if dir.ends_with("deps") {
                 dir.pop();
             }
-            let release = dir.ends_with("release");
+            let optimised = dir.ends_with("release");
             let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
             let mut cmd = Command::new(cargo);
             cmd.args(["build", "--quiet", "--workspace", "--bins"])
                 .current_dir(env!("CARGO_MANIFEST_DIR"));
-            if release {
-                cmd.arg("--release");
+            if optimised {
+                cmd.args(["--profile", "dist"]);
+                dir.set_file_name("dist");
             }
             let status = cmd.status().expect("run cargo build");
             assert!(status.success(), "cargo build of the binaries failed");
@@ -84,7 +87,14 @@ impl Server {
     /// Starts a server from a prepared command: `cmd` is the binary itself
     /// (perhaps with a different user set), or a wrapper that runs it (e.g.
     /// `ip netns exec NS <bin>`, see [`bin`]); `args` are appended.
+    ///
+    /// Server A's web page is off unless `args` ask for it (`--http
+    /// 127.0.0.1:0`; see [`Server::web_url`]), so that no test takes the
+    /// default port 6080.
     pub fn start_cmd(name: &'static str, mut cmd: Command, args: Vec<String>) -> Server {
+        if name == "server_a" && !args.iter().any(|a| a == "--http") {
+            cmd.args(["--http", "off"]);
+        }
         let mut child = cmd
             .args(&args)
             .env("NO_COLOR", "1")
@@ -127,6 +137,22 @@ impl Server {
             stderr,
             args,
         }
+    }
+
+    /// Server A's web page, `http://ADDR/`, from its `web page at` line
+    /// (waited for up to 10 s).
+    pub fn web_url(&self) -> String {
+        let mut url = None;
+        wait_until(Duration::from_secs(10), || {
+            url = self
+                .stdout
+                .lock()
+                .unwrap()
+                .iter()
+                .find_map(|l| l.strip_prefix("web page at ").map(str::to_string));
+            url.is_some()
+        });
+        url.unwrap_or_else(|| panic!("no 'web page at' line\n{}", self.output()))
     }
 
     /// Everything printed so far on stdout and stderr, for failure messages.

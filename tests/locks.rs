@@ -154,7 +154,7 @@ fn a_lock_and_its_queue_survive_kill_9_of_either_server() {
 #[test]
 fn a_lock_on_a_file_only_at_b_holds_it_back() {
     let pair = synced_pair();
-    ok(&pair.lab3(&["lock", "new.txt"]));
+    ok(&pair.lab3(&["lock", "--new", "new.txt"]));
     write_file(&pair.dir_b, "new.txt", b"hello", None);
     pair.wait(20, "the create to be queued", || {
         pair.a.said(&["queued", "new.txt"])
@@ -182,7 +182,7 @@ fn bad_index_and_double_lock_or_unlock_are_clear_errors() {
     fail(&["-unlock", "-0"], &["f.txt", "not locked"]);
     ok(&pair.lab3(&["-lock", "-1"]));
     fail(&["-lock", "-1"], &["other.txt", "already locked"]);
-    fail(&["lock", "../escape"], &["refused"]);
+    fail(&["lock", "--new", "../escape"], &["refused"]);
     fail(&["-lock"], &[]);
 }
 

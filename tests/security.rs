@@ -289,8 +289,10 @@ fn a_wrong_version_a_wrong_role_or_no_hello_is_refused_with_an_error_frame() {
     let why = error_text(&r.frames_until_closed());
     assert!(why.contains("does not serve"), "{why}");
 
+    // Server B serves Server A, and clients (listings when A is down);
+    // not another Server B.
     let mut r = Raw::connect(&pair.b.addr);
-    r.hello(PROTOCOL_VERSION, "client", None);
+    r.hello(PROTOCOL_VERSION, "server_b", None);
     let why = error_text(&r.frames_until_closed());
     assert!(why.contains("does not serve"), "{why}");
 

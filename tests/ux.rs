@@ -413,6 +413,7 @@ fn output_that_is_not_a_terminal_has_no_escape_codes_even_without_no_color() {
     let sb = Spawned::start("server_b", &server_args(&b, "127.0.0.1:0"), &[]);
     let mut args = server_args(&a, "127.0.0.1:0");
     args.extend(["--peer".into(), sb.addr.clone()]);
+    args.extend(["--http".into(), "127.0.0.1:0".into()]);
     let sa = Spawned::start("server_a", &args, &[]);
     assert!(
         wait_until(Duration::from_secs(SECS), || sb.all().contains("created")),

@@ -24,11 +24,13 @@ use clap::{Parser, Subcommand};
 #[derive(Debug, Parser)]
 #[command(name = "lab3", version, verbatim_doc_comment)]
 pub struct Cli {
-    /// Server A's address.
+    /// Server A's address; or several, comma-separated, tried in turn
+    /// (`A,B`: Server B answers listings and status when A is down).
     #[arg(
         long,
         global = true,
         env = "LAB3_SERVER",
+        value_name = "ADDR[,ADDR...]",
         default_value = "127.0.0.1:6000"
     )]
     pub server: String,
@@ -47,9 +49,39 @@ pub enum Command {
     /// The composite listing (the default).
     List,
     /// Lock a file at Server A, by index in the listing or by name.
-    Lock { target: String },
+    ///
+    /// A number is an index; anything else names a file of the listing.
+    ///
+    /// Examples:
+    ///   lab3 lock 3
+    ///   lab3 -lock -3
+    ///   lab3 lock notes.txt
+    ///   lab3 lock --new report.csv   # a path that does not exist yet
+    #[command(verbatim_doc_comment)]
+    Lock {
+        #[arg(required_unless_present = "index")]
+        target: Option<String>,
+        /// TARGET names a path that need not be in the listing yet (a file
+        /// Server B is about to create), even if it looks like a number.
+        #[arg(long)]
+        new: bool,
+        /// The `-lock -<index>` spelling (whatever follows the dash).
+        #[arg(long, hide = true, allow_hyphen_values = true, conflicts_with_all = ["target", "new"])]
+        index: Option<String>,
+    },
     /// Unlock a file; Server A applies its queued updates in order.
-    Unlock { target: String },
+    Unlock {
+        #[arg(required_unless_present = "index")]
+        target: Option<String>,
+        /// The `-unlock -<index>` spelling (whatever follows the dash).
+        #[arg(
+            long,
+            hide = true,
+            allow_hyphen_values = true,
+            conflicts_with = "target"
+        )]
+        index: Option<String>,
+    },
     /// The locks and how many updates wait in each queue.
     Locks,
     /// Follow what both servers do, one line per action, until Ctrl-C.
@@ -110,7 +142,9 @@ pub fn parse(args: impl IntoIterator<Item = OsString>) -> Result<Cli, ExitCode> 
     }
 }
 
-/// `-lock -3` becomes `lock 3`, `-unlock -3` `unlock 3`, `--lock X` `lock X`.
+/// `-lock -3` becomes `lock --index=3`, `-unlock -3` `unlock --index=3`,
+/// `--lock X` `lock X`. Whatever follows the dash of `-lock -<x>` is taken
+/// as an index (`-lock -` and `-lock -abc` are bad indexes, not names).
 fn rewrite_lab_flags(mut args: Vec<OsString>) -> Vec<OsString> {
     let mut i = 1;
     while i < args.len() {
@@ -122,17 +156,47 @@ fn rewrite_lab_flags(mut args: Vec<OsString>) -> Vec<OsString> {
         }) {
             args[i] = cmd.into();
             if let Some(next) = args.get(i + 1).and_then(|a| a.to_str()) {
-                if let Some(n) = next
-                    .strip_prefix('-')
-                    .filter(|n| !n.is_empty() && n.bytes().all(|b| b.is_ascii_digit()))
-                {
-                    args[i + 1] = n.into();
+                if let Some(n) = next.strip_prefix('-').filter(|n| !n.starts_with('-')) {
+                    args[i + 1] = format!("--index={n}").into();
                 }
             }
         }
         i += 1;
     }
     args
+}
+
+/// What a lock or unlock command names, as the user typed it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Named {
+    /// A row of the listing.
+    Index(usize),
+    /// Something given as an index that is none (too big, not a number).
+    BadIndex(String),
+    /// A path that must be in the listing.
+    Name(String),
+    /// A path that need not exist yet (`lock --new`).
+    NewName(String),
+}
+
+/// Reads a lock or unlock target: `--index` (the `-lock -<x>` spelling) is
+/// always an index; a target of digits is an index; anything else a name.
+pub fn named(target: Option<String>, index: Option<String>, new: bool) -> Named {
+    match (index, target) {
+        (Some(x), _) => match x.parse::<usize>() {
+            Ok(i) if x.bytes().all(|b| b.is_ascii_digit()) => Named::Index(i),
+            _ => Named::BadIndex(format!("-{x}")),
+        },
+        (None, Some(t)) if new => Named::NewName(t),
+        (None, Some(t)) if !t.is_empty() && t.bytes().all(|b| b.is_ascii_digit()) => {
+            match t.parse::<usize>() {
+                Ok(i) => Named::Index(i),
+                Err(_) => Named::BadIndex(t),
+            }
+        }
+        (None, Some(t)) => Named::Name(t),
+        (None, None) => Named::BadIndex(String::new()),
+    }
 }
 
 #[cfg(test)]
@@ -146,17 +210,22 @@ mod tests {
         parse(args).expect("parses")
     }
 
+    /// The target of a parsed lock or unlock command.
+    fn target(words: &[&str]) -> Named {
+        match parse_ok(words).command {
+            Some(Command::Lock { target, index, new }) => named(target, index, new),
+            Some(Command::Unlock { target, index }) => named(target, index, false),
+            other => panic!("{words:?} parsed as {other:?}"),
+        }
+    }
+
     #[test]
     fn lab_spellings() {
-        assert!(
-            matches!(parse_ok(&["-lock", "-3"]).command, Some(Command::Lock { target }) if target == "3")
-        );
-        assert!(
-            matches!(parse_ok(&["-unlock", "-12"]).command, Some(Command::Unlock { target }) if target == "12")
-        );
-        assert!(
-            matches!(parse_ok(&["--lock", "a.txt"]).command, Some(Command::Lock { target }) if target == "a.txt")
-        );
+        assert_eq!(target(&["-lock", "-3"]), Named::Index(3));
+        assert_eq!(target(&["-unlock", "-12"]), Named::Index(12));
+        assert_eq!(target(&["--lock", "a.txt"]), Named::Name("a.txt".into()));
+        assert_eq!(target(&["lock", "7"]), Named::Index(7));
+        assert_eq!(target(&["lock", "--new", "7"]), Named::NewName("7".into()));
         let c = parse_ok(&["-lock", "-0", "--json"]);
         assert!(c.json);
         assert!(parse_ok(&[]).command.is_none());
@@ -172,5 +241,20 @@ mod tests {
             parse_ok(&["completions", "zsh"]).command,
             Some(Command::Completions { .. })
         ));
+    }
+
+    #[test]
+    fn a_dash_index_that_is_no_index_is_a_bad_index_never_a_name() {
+        let huge = "-99999999999999999999";
+        assert_eq!(target(&["-lock", huge]), Named::BadIndex(huge.into()));
+        let over = "-18446744073709551616";
+        assert_eq!(target(&["-lock", over]), Named::BadIndex(over.into()));
+        assert_eq!(target(&["-lock", "-"]), Named::BadIndex("-".into()));
+        assert_eq!(target(&["-unlock", "-abc"]), Named::BadIndex("-abc".into()));
+        assert_eq!(target(&["-lock", "-+3"]), Named::BadIndex("-+3".into()));
+        assert_eq!(
+            target(&["lock", "99999999999999999999"]),
+            Named::BadIndex("99999999999999999999".into())
+        );
     }
 }

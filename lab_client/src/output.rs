@@ -3,7 +3,7 @@
 use comfy_table::{
     presets, Cell, CellAlignment, ColumnConstraint, ContentArrangement, Table, Width,
 };
-use common::console::human_size;
+use common::console::{human_size, printable};
 use common::meta::rfc3339_utc;
 use common::protocol::{Action, AppliedUpdate, ListingRow, LockInfo, Message, PeerState};
 use serde_json::json;
@@ -51,10 +51,21 @@ fn local_time(ns: i64) -> String {
 /// Below this many columns, an empty Lock column is left out.
 const NARROW: u16 = 72;
 
-pub fn print_listing(peer: PeerState, rows: &[ListingRow], as_json: bool) {
+/// The listing: one JSON document, or a table, one line per file (no rules
+/// between rows, as `ls -l` reads), columns aligned, wrapped only where
+/// the terminal is too narrow. `other` is the server that `peer` is about
+/// (`"B"`, or `"A"` when Server B answered, `answered_by` `"b"`).
+pub fn print_listing(
+    peer: PeerState,
+    rows: &[ListingRow],
+    other: &str,
+    answered_by: &str,
+    as_json: bool,
+) {
     if as_json {
         let doc = json!({
             "peer": peer_word(peer),
+            "answered_by": answered_by,
             "files": rows.iter().map(row_json).collect::<Vec<_>>(),
         });
         say!("{doc}");
@@ -62,7 +73,7 @@ pub fn print_listing(peer: PeerState, rows: &[ListingRow], as_json: bool) {
     }
     let mut table = Table::new();
     table
-        .load_preset(presets::UTF8_HORIZONTAL_ONLY)
+        .load_preset(presets::NOTHING)
         .set_content_arrangement(ContentArrangement::Dynamic);
     if let Some(w) = columns() {
         table.set_width(w);
@@ -70,7 +81,15 @@ pub fn print_listing(peer: PeerState, rows: &[ListingRow], as_json: bool) {
     // An empty Lock column gives way on a narrow terminal.
     let lock_column =
         rows.iter().any(|r| r.locked || r.queued > 0) || table.width().is_none_or(|w| w >= NARROW);
-    let mut header = vec!["Index", "Name", "Size", "Modified", "Where"];
+    // Numbers and their headings are right-aligned, the rest left.
+    let right = |s: &str| Cell::new(s).set_alignment(CellAlignment::Right);
+    let mut header = vec![
+        right("Index"),
+        Cell::new("Name"),
+        right("Size"),
+        Cell::new("Modified"),
+        Cell::new("Where"),
+    ];
     // On a narrow terminal the name wraps (it gets what the others leave),
     // the time breaks into date and time, the lock words wrap; index, size
     // and where never break. (Widths include the cell's padding.)
@@ -82,7 +101,7 @@ pub fn print_listing(peer: PeerState, rows: &[ListingRow], as_json: bool) {
         ColumnConstraint::ContentWidth,
     ];
     if lock_column {
-        header.push("Lock");
+        header.push(Cell::new("Lock"));
         constraints.push(ColumnConstraint::LowerBoundary(Width::Fixed(8)));
     }
     table.set_header(header).set_constraints(constraints);
@@ -94,7 +113,7 @@ pub fn print_listing(peer: PeerState, rows: &[ListingRow], as_json: bool) {
         };
         let mut row = vec![
             Cell::new(r.index).set_alignment(CellAlignment::Right),
-            Cell::new(&r.name),
+            Cell::new(printable(&r.name)),
             Cell::new(human_size(r.size)).set_alignment(CellAlignment::Right),
             Cell::new(local_time(r.mtime_ns)),
             Cell::new(&r.location),
@@ -105,12 +124,14 @@ pub fn print_listing(peer: PeerState, rows: &[ListingRow], as_json: bool) {
         table.add_row(row);
     }
     if !rows.is_empty() {
-        say!("{table}");
+        for line in table.lines() {
+            say!("{}", line.trim_end());
+        }
     }
     let total: u64 = rows.iter().map(|r| r.size).sum();
     let files = if rows.len() == 1 { "file" } else { "files" };
     say!(
-        "{} {files}, {} in all; server B {}",
+        "{} {files}, {} in all; server {other} {}",
         rows.len(),
         human_size(total),
         peer_word(peer)
@@ -121,7 +142,7 @@ pub fn print_locked(name: &str, as_json: bool) {
     if as_json {
         say!("{}", json!({ "locked": name }));
     } else {
-        say!("locked {name}");
+        say!("locked {}", printable(name));
     }
 }
 
@@ -130,7 +151,7 @@ pub fn print_unlocked(name: &str, updates: &[AppliedUpdate], as_json: bool) {
         say!("{}", json!({ "unlocked": name, "updates": updates }));
         return;
     }
-    say!("unlocked {name}");
+    say!("unlocked {}", printable(name));
     for u in updates {
         say!(
             "  {:>3}. {:<6} {:>10}  {}  {}",
@@ -155,7 +176,7 @@ pub fn print_locks(locks: &[LockInfo], as_json: bool) {
         say!("no locks");
     }
     for l in locks {
-        say!("{}  ({} queued)", l.name, l.queued);
+        say!("{}  ({} queued)", printable(&l.name), l.queued);
     }
 }
 
@@ -192,8 +213,11 @@ fn when(ns: i64, now_ns: i64) -> String {
     format!("{} ({} ago)", local_time(ns), duration_words(now_ns - ns))
 }
 
-/// `lab3 status`: a two-column table for people, one JSON document for scripts.
-pub fn print_status(server: &str, status: &Message, as_json: bool) {
+/// `lab3 status`: a two-column table for people, one JSON document for
+/// scripts. `server` is the address that answered; `from_b`: Server B
+/// answered (Server A was down), so `status`'s peer is Server A, its skew
+/// A's clock against B's, and the locks are not known.
+pub fn print_status(server: &str, status: &Message, from_b: bool, as_json: bool) {
     let Message::Status {
         time_ns,
         peer,
@@ -205,10 +229,21 @@ pub fn print_status(server: &str, status: &Message, as_json: bool) {
         return;
     };
     let queued: usize = locks.iter().map(|l| l.queued).sum();
+    let (addr_a, addr_b) = if from_b {
+        (peer.as_str(), server)
+    } else {
+        (server, peer.as_str())
+    };
     if as_json {
+        let (locks, queued) = if from_b {
+            (json!(null), json!(null))
+        } else {
+            (json!(locks), json!(queued))
+        };
         let doc = json!({
-            "server_a": server,
-            "server_b": peer,
+            "server_a": addr_a,
+            "server_b": addr_b,
+            "answered_by": if from_b { "b" } else { "a" },
             "sync": sync,
             "link": {
                 "up": link.up,
@@ -224,8 +259,9 @@ pub fn print_status(server: &str, status: &Message, as_json: bool) {
         say!("{doc}");
         return;
     }
+    let me = if from_b { "B" } else { "A" };
     let link_words = match (sync, link.up, link.since_ns) {
-        (false, _, _) => "none: server A runs with --no-sync".to_string(),
+        (false, _, _) => format!("none: server {me} runs with --no-sync"),
         (true, true, Some(t)) => format!("up since {}", when(t, *time_ns)),
         (true, false, Some(t)) => format!("down since {}", when(t, *time_ns)),
         (true, up, None) => {
@@ -248,19 +284,22 @@ pub fn print_status(server: &str, status: &Message, as_json: bool) {
             } else {
                 ""
             };
-            format!("server B's clock is {amount} {side} server A's{warn}")
+            let (them, us) = if from_b { ("A", "B") } else { ("B", "A") };
+            format!("server {them}'s clock is {amount} {side} server {us}'s{warn}")
         }
     };
     let reconcile = match link.last_reconcile_ns {
         Some(t) => when(t, *time_ns),
         None => "not yet".to_string(),
     };
-    let lock_words = if locks.is_empty() {
+    let lock_words = if from_b {
+        "kept at server A (not known here)".to_string()
+    } else if locks.is_empty() {
         "none".to_string()
     } else {
         locks
             .iter()
-            .map(|l| format!("{} ({} queued)", l.name, l.queued))
+            .map(|l| format!("{} ({} queued)", printable(&l.name), l.queued))
             .collect::<Vec<_>>()
             .join("\n")
     };
@@ -272,8 +311,8 @@ pub fn print_status(server: &str, status: &Message, as_json: bool) {
         table.set_width(w);
     }
     for (k, v) in [
-        ("Server A", server.to_string()),
-        ("Server B", peer.clone()),
+        ("Server A", addr_a.to_string()),
+        ("Server B", addr_b.to_string()),
         ("Link", link_words),
         ("Clock skew", skew),
         ("Last reconcile", reconcile),
@@ -282,11 +321,20 @@ pub fn print_status(server: &str, status: &Message, as_json: bool) {
             format!("{} sending, {} receiving", link.sending, link.receiving),
         ),
         ("Locks", lock_words),
-        ("Queued updates", queued.to_string()),
+        (
+            "Queued updates",
+            if from_b {
+                "-".into()
+            } else {
+                queued.to_string()
+            },
+        ),
     ] {
         table.add_row([Cell::new(k), Cell::new(v)]);
     }
-    say!("{table}");
+    for line in table.lines() {
+        say!("{}", line.trim_end());
+    }
 }
 
 /// The width to fit tables to: `COLUMNS` when set (also when stdout is not a

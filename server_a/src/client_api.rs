@@ -97,7 +97,7 @@ async fn resolve(app: &App, target: Target) -> anyhow::Result<String> {
     }
 }
 
-async fn lock(app: &App, target: Target) -> anyhow::Result<Message> {
+pub(crate) async fn lock(app: &App, target: Target) -> anyhow::Result<Message> {
     let name = resolve(app, target).await?;
     app.locks.lock(&name)?;
     // The engine takes the lock before this answers: no update from B
@@ -108,7 +108,7 @@ async fn lock(app: &App, target: Target) -> anyhow::Result<Message> {
     Ok(Message::Locked { name })
 }
 
-async fn unlock(app: &App, target: Target) -> anyhow::Result<Message> {
+pub(crate) async fn unlock(app: &App, target: Target) -> anyhow::Result<Message> {
     let name = resolve(app, target).await?;
     if !app.locks.is_locked(&name) {
         anyhow::bail!("{name} is not locked");

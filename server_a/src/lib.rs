@@ -5,10 +5,12 @@
 //! - [`client_api`]: one task per client connection, request by request.
 //! - [`peer`]: talking to Server B (fresh listings, the sync link).
 //! - [`locks`]: the lock table and the per-file FIFO queues, on disk.
+//! - [`web`]: the web page (`--http`), over the same [`App`].
 
 pub mod client_api;
 pub mod locks;
 pub mod peer;
+pub mod web;
 
 use std::future::Future;
 use std::path::PathBuf;
@@ -29,6 +31,8 @@ pub struct Config {
     pub peer: String,
     pub args: ServerArgs,
     pub ignore: Ignore,
+    /// Where to serve the web page (`--http`); `None` for `--http off`.
+    pub http: Option<String>,
 }
 
 impl Config {
@@ -44,6 +48,7 @@ impl Config {
             peer,
             args,
             ignore,
+            http: None,
         })
     }
 }
@@ -64,6 +69,13 @@ impl App {
     /// How many of Server B's updates of `name` wait in its queue.
     pub fn queued(&self, name: &str) -> usize {
         self.sync.as_ref().map_or(0, |s| s.queued(name))
+    }
+
+    /// Server B's updates of `name` waiting in its queue, oldest first.
+    pub fn queue_of(&self, name: &str) -> Vec<locks::QueuedInfo> {
+        self.sync.as_ref().map_or(Vec::new(), |s| {
+            s.queue(name).iter().map(locks::QueuedInfo::of).collect()
+        })
     }
 }
 
@@ -114,6 +126,9 @@ pub async fn run(
         Some(sync)
     };
     let app = Arc::new(App { cfg, locks, sync });
+    if let Some(addr) = &app.cfg.http {
+        web::start(addr, app.clone()).await;
+    }
     let settings = common::server::Listener {
         me: Role::ServerA,
         allowed: vec![Role::Client],

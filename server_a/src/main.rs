@@ -11,11 +11,13 @@ use clap::Parser;
 ///   server_a --dir ~/shared --peer b.example:6001 --token s3cret
 ///   server_a --listen 0.0.0.0:6000 --token s3cret   # clients on other machines too
 ///   server_a --ignore '*.log' --ignore 'build/'     # gitignore syntax; also <dir>/.lab3ignore
+///   server_a --http 127.0.0.1:8080                  # the web page elsewhere (default :6080; `off`)
 ///   RUST_LOG=debug server_a                         # more detail on stderr
 ///
-/// Stdout: `listening on ADDR`, then one line per sync action. Stderr:
-/// warnings and errors (RUST_LOG sets the detail). Colour only on a
-/// terminal, never with NO_COLOR set. See docs/TWO-MACHINES.md for two hosts.
+/// Stdout: `listening on ADDR`, `web page at http://ADDR/`, then one line
+/// per sync action. Stderr: warnings and errors (RUST_LOG sets the detail).
+/// Colour only on a terminal, never with NO_COLOR set. See
+/// docs/TWO-MACHINES.md for two hosts.
 #[derive(Debug, Parser)]
 #[command(version, verbatim_doc_comment)]
 struct Args {
@@ -28,6 +30,9 @@ struct Args {
     /// Server B's address.
     #[arg(long, default_value = "127.0.0.1:6001")]
     peer: String,
+    /// Address of the web page (port 0: the kernel picks), or `off`.
+    #[arg(long, value_name = "ADDR|off", default_value = "127.0.0.1:6080")]
+    http: String,
     #[command(flatten)]
     common: common::config::ServerArgs,
 }
@@ -46,7 +51,8 @@ async fn main() -> std::process::ExitCode {
 }
 
 async fn run(args: Args) -> anyhow::Result<()> {
-    let cfg = server_a::Config::new(args.dir, args.peer, args.common)?;
+    let mut cfg = server_a::Config::new(args.dir, args.peer, args.common)?;
+    cfg.http = (args.http != "off").then_some(args.http);
     let listener = tokio::net::TcpListener::bind(&args.listen)
         .await
         .map_err(|e| anyhow::anyhow!("cannot listen on {}: {e}", args.listen))?;

@@ -1,5 +1,10 @@
 //! Server B: serves its directory's inventory to Server A, and runs its
 //! half of the sync link that Server A dials.
+//!
+//! It also answers `lab3` clients, for when Server A is down (`lab3
+//! --server A,B`): a listing (Server A's composite when A answers it, else
+//! B's own files, `peer` unreachable) and its status. Locks live at Server
+//! A: lock requests get an error that says so.
 
 use std::future::Future;
 use std::path::PathBuf;
@@ -13,6 +18,8 @@ use common::protocol::{InventoryEntry, Message, Role};
 use common::sync::SyncHandle;
 use tokio::net::TcpListener;
 
+mod clients;
+
 /// Everything Server B needs to run.
 #[derive(Debug, Clone)]
 pub struct Config {
@@ -20,6 +27,9 @@ pub struct Config {
     pub state_dir: PathBuf,
     pub args: ServerArgs,
     pub ignore: Ignore,
+    /// Server A's address for clients (`--server-a`), asked first when a
+    /// client wants a listing from B.
+    pub server_a: String,
 }
 
 impl Config {
@@ -32,6 +42,7 @@ impl Config {
             state_dir,
             args,
             ignore,
+            server_a: "127.0.0.1:6000".into(),
         })
     }
 }
@@ -58,7 +69,7 @@ pub async fn run(
     let ignore = Arc::new(cfg.ignore.clone());
     let settings = common::server::Listener {
         me: Role::ServerB,
-        allowed: vec![Role::ServerA],
+        allowed: vec![Role::ServerA, Role::Client],
         token: cfg.args.token.clone(),
     };
     let handler = move |conn: Connection, peer: PeerInfo| {
@@ -78,6 +89,9 @@ async fn handle(
     ignore: &Ignore,
     sync: Option<&SyncHandle>,
 ) -> anyhow::Result<()> {
+    if peer.role == Role::Client {
+        return clients::handle(conn, cfg, ignore, sync).await;
+    }
     while let Some(msg) = conn.next_request().await? {
         match msg {
             Message::InventoryRequest => {
@@ -104,7 +118,10 @@ async fn handle(
     Ok(())
 }
 
-async fn listing_entries(cfg: &Config, ignore: &Ignore) -> anyhow::Result<Vec<InventoryEntry>> {
+pub(crate) async fn listing_entries(
+    cfg: &Config,
+    ignore: &Ignore,
+) -> anyhow::Result<Vec<InventoryEntry>> {
     let scan = common::scan::scan_dir_async(cfg.dir.clone(), ignore.clone()).await?;
     Ok(scan
         .files

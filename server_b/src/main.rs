@@ -1,4 +1,5 @@
-//! `server_b`: owns directory_b and serves Server A.
+//! `server_b`: owns directory_b, serves Server A, and answers `lab3`
+//! listings and status when Server A is down.
 
 use std::path::PathBuf;
 
@@ -10,6 +11,7 @@ use clap::Parser;
 ///   server_b                                        # directory_b on 127.0.0.1:6001
 ///   server_b --dir ~/shared --listen 0.0.0.0:6001 --token s3cret
 ///   server_b --ignore-file ~/lab3-rules.txt         # gitignore syntax; also <dir>/.lab3ignore
+///   server_b --server-a a.example:6000              # where A answers clients (listings via B)
 ///   RUST_LOG=debug server_b                         # more detail on stderr
 ///
 /// Stdout: `listening on ADDR`, then one line per sync action. Stderr:
@@ -24,6 +26,10 @@ struct Args {
     /// Address to listen on for Server A (port 0: the kernel picks).
     #[arg(long, default_value = "127.0.0.1:6001")]
     listen: String,
+    /// Server A's address for `lab3` clients: when Server B answers a
+    /// listing (Server A being down for the client), it asks A here first.
+    #[arg(long, value_name = "ADDR", default_value = "127.0.0.1:6000")]
+    server_a: String,
     #[command(flatten)]
     common: common::config::ServerArgs,
 }
@@ -42,7 +48,8 @@ async fn main() -> std::process::ExitCode {
 }
 
 async fn run(args: Args) -> anyhow::Result<()> {
-    let cfg = server_b::Config::new(args.dir, args.common)?;
+    let mut cfg = server_b::Config::new(args.dir, args.common)?;
+    cfg.server_a = args.server_a;
     let listener = tokio::net::TcpListener::bind(&args.listen)
         .await
         .map_err(|e| anyhow::anyhow!("cannot listen on {}: {e}", args.listen))?;

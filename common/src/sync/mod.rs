@@ -87,8 +87,8 @@ pub struct SyncHandle {
     /// actions only while there are any).
     watchers: Arc<watch::Sender<usize>>,
     status: Arc<Mutex<LinkStatus>>,
-    /// Each locked path's queue length (Server A), for the listing.
-    queues: Arc<Mutex<BTreeMap<String, usize>>>,
+    /// Each locked path's queue (Server A), for the listing and the page.
+    queues: Arc<Mutex<BTreeMap<String, Vec<core::Queued>>>>,
     /// This side's file system, told to the peer when the link comes up.
     fs: core::FsTraits,
 }
@@ -144,7 +144,17 @@ impl SyncHandle {
 
     /// How many of the peer's updates of `path` wait in its lock queue.
     pub fn queued(&self, path: &str) -> usize {
-        self.queues.lock().unwrap().get(path).copied().unwrap_or(0)
+        self.queues.lock().unwrap().get(path).map_or(0, Vec::len)
+    }
+
+    /// The peer's updates of `path` waiting in its lock queue, oldest first.
+    pub fn queue(&self, path: &str) -> Vec<core::Queued> {
+        self.queues
+            .lock()
+            .unwrap()
+            .get(path)
+            .cloned()
+            .unwrap_or_default()
     }
 
     /// Every action this side announces, as it happens.

@@ -189,13 +189,17 @@ pub enum Effect {
         to: String,
         expect: Entry,
     },
-    /// (Server A) Append the peer's update of `path` to its lock queue as
-    /// entry `seq`, with a snapshot of its staged content (a version) or
-    /// as a delete. Durable before the next effect.
+    /// (Server A) Append the peer's update of `path` (its operation
+    /// `peer_op`) to its lock queue as entry `seq`, with a snapshot of its
+    /// staged content (a version) or as a delete. Durable before the next
+    /// effect. The executor keeps the queue (a [`super::Queued`] per entry)
+    /// and gives it back in the path's [`super::Record`] at start; the
+    /// journal's records need not carry it.
     Queue {
         path: String,
         seq: u64,
         update: Holding,
+        peer_op: OpId,
     },
     /// (Server A) Forget queue entry `seq` of `path` and its snapshot.
     Dequeue {

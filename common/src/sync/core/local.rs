@@ -336,18 +336,21 @@ impl Core {
         {
             return None;
         }
-        self.paths
+        let candidates = self.based.get(&e.id)?;
+        candidates
             .iter()
-            .find(|(p, s)| {
+            .find(|p| {
                 p.as_str() != path
-                    && s.base
-                        .as_ref()
-                        .and_then(|b| b.here.as_ref())
-                        .is_some_and(|h| h.id == e.id && h.kind == e.kind)
-                    && s.local.as_ref().is_none_or(|l| l.id == e.id)
-                    && s.pending.is_none()
+                    && self.paths.get(p.as_str()).is_some_and(|s| {
+                        s.base
+                            .as_ref()
+                            .and_then(|b| b.here.as_ref())
+                            .is_some_and(|h| h.id == e.id && h.kind == e.kind)
+                            && s.local.as_ref().is_none_or(|l| l.id == e.id)
+                            && s.pending.is_none()
+                    })
             })
-            .map(|(p, _)| p.clone())
+            .cloned()
     }
 
     /// Where the identity that `path` held (`here`) is now, under a name

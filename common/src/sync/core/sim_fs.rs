@@ -553,7 +553,9 @@ impl World {
                     },
                 });
             }
-            Effect::Queue { path, seq, update } => {
+            Effect::Queue {
+                path, seq, update, ..
+            } => {
                 let s = self.side(a);
                 if let Some(h) = update.version().and_then(|v| v.hash.clone()) {
                     let c = s.disk.staged[&h].clone();

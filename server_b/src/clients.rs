@@ -1,0 +1,132 @@
+//! What Server B answers a `lab3` client: the listing and the status, so
+//! that `lab3 --server A,B` still lists when Server A is down. Locks live
+//! at Server A; asking B for one is an error that says so.
+
+use std::time::Duration;
+
+use common::connection::Connection;
+use common::handshake::{self, kind_of};
+use common::ignore::Ignore;
+use common::protocol::{ListingRow, Message, PeerState, Role, ENTRIES_PER_CHUNK};
+use common::sync::SyncHandle;
+
+use crate::Config;
+
+/// How long Server A may take to answer B's listing request before B
+/// answers with its own files only.
+const A_DEADLINE: Duration = Duration::from_secs(10);
+
+/// Serves one client connection until it closes.
+pub async fn handle(
+    mut conn: Connection,
+    cfg: &Config,
+    ignore: &Ignore,
+    sync: Option<&SyncHandle>,
+) -> anyhow::Result<()> {
+    while let Some(msg) = conn.next_request().await? {
+        let reply = match msg {
+            Message::ListRequest => {
+                let (peer, rows) = listing(cfg, ignore).await?;
+                send_listing(&mut conn, peer, rows).await?;
+                continue;
+            }
+            Message::StatusRequest => Message::Status {
+                time_ns: common::meta::now_ns(),
+                peer: cfg.server_a.clone(),
+                sync: sync.is_some(),
+                link: sync.map(|s| s.status()).unwrap_or_default(),
+                locks: Vec::new(),
+            },
+            Message::Lock { .. } | Message::Unlock { .. } | Message::LocksRequest => {
+                Message::Error {
+                    message: "locks live at server A; this is server B".into(),
+                }
+            }
+            Message::WatchRequest => Message::Error {
+                message: "lab3 watch needs server A; this is server B".into(),
+            },
+            other => Message::Error {
+                message: format!("unknown request: {}", kind_of(&other)),
+            },
+        };
+        conn.writer.send(reply).await?;
+    }
+    Ok(())
+}
+
+/// Server A's composite listing when A answers (it is fresh from both
+/// folders, with the locks); otherwise this folder's files alone, with
+/// `peer` unreachable.
+async fn listing(cfg: &Config, ignore: &Ignore) -> anyhow::Result<(PeerState, Vec<ListingRow>)> {
+    let from_a = tokio::time::timeout(A_DEADLINE, listing_of_a(cfg)).await;
+    match from_a {
+        Ok(Ok(answer)) => return Ok(answer),
+        Ok(Err(e)) => tracing::debug!(
+            "server A at {} unreachable for a listing: {e:#}",
+            cfg.server_a
+        ),
+        Err(_) => tracing::warn!(
+            "server A at {} did not answer a listing within {A_DEADLINE:?}",
+            cfg.server_a
+        ),
+    }
+    let own: Vec<_> = crate::listing_entries(cfg, ignore)
+        .await?
+        .into_iter()
+        .filter_map(|e| match e {
+            common::protocol::InventoryEntry::Present { meta, .. } => Some(meta),
+            common::protocol::InventoryEntry::Deleted { .. } => None,
+        })
+        .collect();
+    Ok((PeerState::Unreachable, common::listing::merge(&[], &own)))
+}
+
+/// Asks Server A for its composite listing, as a client would.
+async fn listing_of_a(cfg: &Config) -> anyhow::Result<(PeerState, Vec<ListingRow>)> {
+    let token = cfg.args.token.as_deref();
+    let (mut conn, peer) = handshake::dial(&cfg.server_a, Role::Client, token).await?;
+    if peer.role != Role::ServerA {
+        anyhow::bail!("{} is {}, not server A", cfg.server_a, peer.role);
+    }
+    conn.writer.send(Message::ListRequest).await?;
+    let mut rows = Vec::new();
+    loop {
+        match conn.reader.read_message().await? {
+            Message::ListingChunk {
+                peer,
+                rows: chunk,
+                done,
+            } => {
+                rows.extend(chunk);
+                if done {
+                    return Ok((peer, rows));
+                }
+            }
+            other => anyhow::bail!("unexpected answer from server A: {}", kind_of(&other)),
+        }
+    }
+}
+
+async fn send_listing(
+    conn: &mut Connection,
+    peer: PeerState,
+    rows: Vec<ListingRow>,
+) -> anyhow::Result<()> {
+    let mut chunks = rows.chunks(ENTRIES_PER_CHUNK).peekable();
+    loop {
+        let c = chunks.next().unwrap_or(&[]);
+        let done = chunks.peek().is_none();
+        conn.writer
+            .feed(Message::ListingChunk {
+                peer,
+                rows: c.to_vec(),
+                done,
+            })
+            .await?;
+        if done {
+            break;
+        }
+    }
+    conn.writer.flush().await?;
+    Ok(())
+}
