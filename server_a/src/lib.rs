@@ -90,6 +90,13 @@ impl App {
     pub fn queued(&self, name: &str) -> usize {
         self.sync.as_ref().map_or(0, |s| s.queued(name))
     }
+
+    /// Server B's updates of `name` waiting in its queue, oldest first.
+    pub fn queue_of(&self, name: &str) -> Vec<locks::QueuedInfo> {
+        self.sync.as_ref().map_or(Vec::new(), |s| {
+            s.queue(name).iter().map(locks::QueuedInfo::of).collect()
+        })
+    }
 }
 
 /// What every client connection shares.

@@ -19,6 +19,39 @@ pub enum LockState {
     Unlocking,
 }
 
+/// One held update as the web page shows it.
+#[derive(Debug, Clone, Serialize)]
+pub struct QueuedInfo {
+    /// Position in the FIFO queue, from 1.
+    pub seq: u64,
+    /// `"write"` or `"delete"`.
+    pub kind: &'static str,
+    /// The content's size (a write only).
+    pub size: Option<u64>,
+    /// A write's modification time, or a delete's time (ns since the epoch).
+    pub time_ns: i64,
+}
+
+impl QueuedInfo {
+    /// What the sync core's queue entry says.
+    pub fn of(q: &common::sync::core::Queued) -> QueuedInfo {
+        match &q.update {
+            common::sync::core::Holding::Present(v) => QueuedInfo {
+                seq: q.seq,
+                kind: "write",
+                size: Some(v.size),
+                time_ns: v.mtime_ns,
+            },
+            common::sync::core::Holding::Absent { deleted_ns } => QueuedInfo {
+                seq: q.seq,
+                kind: "delete",
+                size: None,
+                time_ns: deleted_ns.unwrap_or_default(),
+            },
+        }
+    }
+}
+
 /// The lock table.
 pub struct Locks {
     dir: PathBuf,

@@ -13,7 +13,7 @@ use std::fs::Metadata;
 use std::io;
 use std::path::{Path, PathBuf};
 
-use super::core::{Effect, Entry, FileId, Input, KeepWhy, Kind, Outcome, Source};
+use super::core::{Effect, Entry, FileId, Input, KeepWhy, Kind, Outcome, Queued, Source};
 use crate::paths;
 use crate::scan::is_absent;
 
@@ -77,6 +77,13 @@ impl Disk {
                     closed: false,
                 });
             }
+            Effect::Hash { files } => {
+                let hashes = files
+                    .iter()
+                    .map(|(path, expect)| (path.clone(), self.hash(path, expect)))
+                    .collect();
+                return Some(Input::Hashed { hashes });
+            }
             Effect::Install {
                 op,
                 path,
@@ -100,16 +107,26 @@ impl Disk {
                 to,
                 expect,
             } => (*op, self.rename(from, to, expect)),
-            Effect::Queue { path, seq, update } => {
-                if let Some(hash) = update.version().and_then(|v| v.hash.clone()) {
-                    if let Err(e) = self.snapshot(path, *seq, &hash) {
-                        tracing::error!("cannot queue {path}: {e}");
-                    }
+            Effect::Queue {
+                path,
+                seq,
+                update,
+                peer_op,
+            } => {
+                let entry = Queued {
+                    seq: *seq,
+                    update: update.clone(),
+                    peer_op: *peer_op,
+                };
+                if let Err(e) = self.enqueue(path, &entry) {
+                    tracing::error!("cannot queue {path}: {e}");
                 }
                 return None;
             }
             Effect::Dequeue { path, seq } => {
-                let _ = std::fs::remove_file(self.queue_file(path, *seq));
+                let file = self.queue_file(path, *seq);
+                let _ = std::fs::remove_file(file.with_extension("json"));
+                let _ = std::fs::remove_file(file);
                 return None;
             }
             _ => return None,
@@ -119,6 +136,24 @@ impl Disk {
             retry: retryable(&e),
         });
         Some(Input::Done { op, outcome })
+    }
+
+    /// The BLAKE3 hash of `rel`, if it holds `expect` before and after.
+    fn hash(&self, rel: &str, expect: &Entry) -> Option<String> {
+        let same = |d: &Disk| {
+            d.stat(rel)
+                .ok()
+                .flatten()
+                .is_some_and(|e| e.same_here(expect))
+        };
+        if !same(self) {
+            return None;
+        }
+        let mut hasher = blake3::Hasher::new();
+        let file = std::fs::File::open(self.resolve(rel).ok()?).ok()?;
+        hasher.update_reader(file).ok()?;
+        let hash = hasher.finalize().to_hex().to_string();
+        same(self).then_some(hash)
     }
 
     /// `Mismatch` unless `rel` holds `expect`.
@@ -287,16 +322,42 @@ impl Disk {
             .join(seq.to_string())
     }
 
-    /// Moves the staged content `hash` into the lock queue of `rel`.
-    fn snapshot(&mut self, rel: &str, seq: u64, hash: &str) -> io::Result<()> {
-        let dst = self.queue_file(rel, seq);
+    /// Adds `entry` to the lock queue of `rel`: the staged content (of a
+    /// version) moved in as its snapshot, then its description, written
+    /// last (a crash before it leaves only an orphan snapshot).
+    fn enqueue(&mut self, rel: &str, entry: &Queued) -> io::Result<()> {
+        let dst = self.queue_file(rel, entry.seq);
         if let Some(parent) = dst.parent() {
             std::fs::create_dir_all(parent)?;
         }
-        match self.staged.remove(hash) {
-            Some(t) => t.persist(&dst).map_err(|e| e.error),
-            None => Err(io::Error::other("the received content is gone")),
+        if let Some(hash) = entry.update.version().and_then(|v| v.hash.as_deref()) {
+            match self.staged.remove(hash) {
+                Some(t) => t.persist(&dst).map_err(|e| e.error)?,
+                None => return Err(io::Error::other("the received content is gone")),
+            }
         }
+        let mut tmp = tempfile::NamedTempFile::new_in(dst.parent().unwrap_or(&self.state_dir))?;
+        serde_json::to_writer(&mut tmp, entry)?;
+        tmp.persist(dst.with_extension("json"))
+            .map_err(|e| e.error)?;
+        Ok(())
+    }
+
+    /// The lock queue of `rel` as kept on disk, oldest first.
+    pub fn queued(&self, rel: &str) -> Vec<Queued> {
+        let dir = self.queue_file(rel, 0);
+        let Some(dir) = dir.parent() else {
+            return Vec::new();
+        };
+        let mut entries: Vec<Queued> = std::fs::read_dir(dir)
+            .into_iter()
+            .flatten()
+            .flatten()
+            .filter(|f| f.path().extension().is_some_and(|e| e == "json"))
+            .filter_map(|f| serde_json::from_slice(&std::fs::read(f.path()).ok()?).ok())
+            .collect();
+        entries.sort_by_key(|e| e.seq);
+        entries
     }
 }
 
@@ -667,7 +728,11 @@ mod tests {
             path: "l.txt".into(),
             seq: 1,
             update: Holding::Present(v.clone()),
+            peer_op: 9,
         });
+        let kept = d.queued("l.txt");
+        assert_eq!(kept.len(), 1);
+        assert_eq!((kept[0].seq, kept[0].peer_op), (1, 9));
         let out = d.run(&Effect::Install {
             op: 5,
             path: "l.txt".into(),

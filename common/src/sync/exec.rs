@@ -4,7 +4,7 @@
 //! commands, timers) into core inputs, and the core's effects into I/O.
 //! It decides nothing itself: every "what now" is the core's.
 
-use std::collections::{BTreeMap, HashMap, HashSet, VecDeque};
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet, VecDeque};
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -83,8 +83,10 @@ struct Exec {
     disk: Disk,
     journal: Records,
     link: Option<Link>,
-    /// Paths hinted by the watcher: when to look, and whether a writer closed them.
+    /// Paths hinted by the watcher: when to look, and whether a writer
+    /// closed them; `due_order` keeps them by deadline.
     due: HashMap<String, (Instant, bool)>,
+    due_order: BTreeSet<(Instant, String)>,
     /// The core's timers, by when (ns since the epoch).
     timers: BTreeMap<i64, Vec<Timer>>,
     /// Unlock commands waiting for the core's `Unlocked`.
@@ -150,6 +152,14 @@ pub fn start(cfg: SyncConfig) -> anyhow::Result<SyncHandle> {
             r.deleted_ns = None;
         }
     }
+    let disk = Disk::new(cfg.root.clone(), cfg.state_dir.clone());
+    for (p, r) in records.iter_mut() {
+        if let Some(lock) = r.lock.as_mut() {
+            lock.queue = disk.queued(p);
+            let last = lock.queue.last().map_or(0, |q| q.seq);
+            lock.next_seq = lock.next_seq.max(last);
+        }
+    }
     let side = if cfg.me == Role::ServerB {
         Side::B
     } else {
@@ -189,13 +199,14 @@ pub fn start(cfg: SyncConfig) -> anyhow::Result<SyncHandle> {
         }
     };
     let mut exec = Exec {
-        disk: Disk::new(cfg.root.clone(), cfg.state_dir.clone()),
+        disk,
         cfg,
         handle: handle.clone(),
         core,
         journal,
         link: None,
         due: HashMap::new(),
+        due_order: BTreeSet::new(),
         timers: BTreeMap::new(),
         unlocks: HashMap::new(),
         sending: 0,
@@ -270,16 +281,19 @@ impl Exec {
     fn hint(&mut self, h: Hint) {
         let at = Instant::now() + h.urgency.delay();
         let closed = h.urgency == Urgency::Now;
-        let e = self.due.entry(h.path).or_insert((at, closed));
-        match h.urgency {
+        let (at, closed) = match (self.due.get(&h.path), h.urgency) {
             // Still being written: wait for it to be quiet.
-            Urgency::Quiet => *e = (at, false),
-            _ => *e = (e.0.min(at), e.1 || closed),
+            (_, Urgency::Quiet) | (None, _) => (at, closed),
+            (Some(&(old, was_closed)), _) => (old.min(at), was_closed || closed),
+        };
+        if let Some((old, _)) = self.due.insert(h.path.clone(), (at, closed)) {
+            self.due_order.remove(&(old, h.path.clone()));
         }
+        self.due_order.insert((at, h.path));
     }
 
     fn next_wake(&self) -> Option<Instant> {
-        let hint = self.due.values().map(|(t, _)| *t).min();
+        let hint = self.due_order.first().map(|(t, _)| *t);
         let timer = self.timers.keys().next().map(|&at| {
             let wait = (at - now_ns()).max(0) as u64;
             Instant::now() + Duration::from_nanos(wait)
@@ -293,17 +307,12 @@ impl Exec {
     /// Looks at the hinted paths that are due and fires due timers.
     fn wake(&mut self) {
         let now = Instant::now();
-        let mut ready: Vec<(String, bool)> = self
-            .due
-            .iter()
-            .filter(|(_, (t, _))| *t <= now)
-            .map(|(p, (_, c))| (p.clone(), *c))
-            .collect();
-        ready.sort();
-        for (p, _) in &ready {
-            self.due.remove(p);
-        }
-        for (path, closed) in ready {
+        while let Some((t, _)) = self.due_order.first() {
+            if *t > now {
+                break;
+            }
+            let (_, path) = self.due_order.pop_first().expect("just seen");
+            let closed = self.due.remove(&path).is_some_and(|(_, c)| c);
             self.look(path, closed);
         }
         let now_ns = now_ns();
@@ -494,8 +503,13 @@ impl Exec {
                 let _ = l.out.send(Outgoing::File { op, expect, offer });
                 None
             }
-            Effect::Record { path, record } => {
+            Effect::Record { path, mut record } => {
                 self.note_queue(&path, record.as_ref());
+                // The queue's entries are kept by the disk, one file each
+                // (see `Effect::Queue`): the journal line stays small.
+                if let Some(lock) = record.as_mut().and_then(|r| r.lock.as_mut()) {
+                    lock.queue.clear();
+                }
                 self.journal.set(path, record);
                 None
             }

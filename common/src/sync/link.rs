@@ -451,6 +451,7 @@ fn safe(msg: &PeerMsg) -> bool {
     match msg {
         PeerMsg::Digest(_) => true,
         PeerMsg::Inventory { entries, .. } => entries.iter().all(|e| checked(&e.path)),
+        PeerMsg::Hashes { hashes } => hashes.iter().all(|(p, _)| checked(p)),
         PeerMsg::Offer { path, .. }
         | PeerMsg::Remove { path, .. }
         | PeerMsg::Stored { path, .. }

@@ -87,7 +87,7 @@ pub struct SyncHandle {
     /// actions only while there are any).
     watchers: Arc<watch::Sender<usize>>,
     status: Arc<Mutex<LinkStatus>>,
-    /// Each locked path's queue (Server A), for the listing and the web page.
+    /// Each locked path's queue (Server A), for the listing and the page.
     queues: Arc<Mutex<BTreeMap<String, Vec<core::Queued>>>>,
     /// This side's file system, told to the peer when the link comes up.
     fs: core::FsTraits,

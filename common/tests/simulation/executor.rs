@@ -3,7 +3,9 @@
 //! it acts only where the disk holds what the core expected, re-stats
 //! after acting, and feeds the outcome back as an input.
 
-use common::sync::core::{Effect, Entry, Input, Kind, OpId, Outcome, PeerMsg, Side, Source};
+use common::sync::core::{
+    Effect, Entry, Input, Kind, OpId, Outcome, PeerMsg, Queued, Side, Source,
+};
 
 use crate::fake_fs::parent;
 use crate::invariants::LockPhase;
@@ -101,6 +103,19 @@ pub fn run(w: &mut World, s: Side, effect: Effect, epoch: u64) {
                 },
                 0,
             ));
+        }
+        Effect::Hash { files } => {
+            // The content is its hash here (every content is unique).
+            let me = w.side(s);
+            let hashes = files
+                .into_iter()
+                .map(|(p, e)| {
+                    let same = me.fs.stat(&p).is_some_and(|f| f.same_here(&e));
+                    let h = if same { me.fs.read(&p) } else { None };
+                    (p, h)
+                })
+                .collect();
+            me.inbox.push_back((Input::Hashed { hashes }, 0));
         }
         Effect::Install {
             op,
@@ -284,20 +299,40 @@ pub fn run(w: &mut World, s: Side, effect: Effect, epoch: u64) {
                 },
             );
         }
-        Effect::Queue { path, seq, update } => {
+        Effect::Queue {
+            path,
+            seq,
+            update,
+            peer_op,
+        } => {
             w.t.queued(&path, seq);
             let me = w.side(s);
+            // The snapshot first, then the description (as sync/disk.rs:
+            // without its content, the entry is not kept).
             if let Some(h) = update.version().and_then(|v| v.hash.clone()) {
-                if me.staged.remove(&h) {
-                    me.queue.insert((path, seq), h);
+                if !me.staged.remove(&h) {
+                    return;
                 }
+                me.queue.insert((path.clone(), seq), h);
             }
+            let entry = Queued {
+                seq,
+                update,
+                peer_op,
+            };
+            me.queued.insert((path, seq), entry);
         }
         Effect::Dequeue { path, seq } => {
             w.t.dequeued(&path, seq);
-            w.side(s).queue.remove(&(path, seq));
+            let me = w.side(s);
+            me.queue.remove(&(path.clone(), seq));
+            me.queued.remove(&(path, seq));
         }
-        Effect::Record { path, record } => {
+        Effect::Record { path, mut record } => {
+            // The queue's entries are kept apart (see `Effect::Queue`).
+            if let Some(lock) = record.as_mut().and_then(|r| r.lock.as_mut()) {
+                lock.queue.clear();
+            }
             let j = &mut w.side(s).journal;
             match record {
                 Some(r) => j.insert(path, r),

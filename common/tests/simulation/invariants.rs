@@ -230,7 +230,6 @@ pub fn check_quiet(w: &mut World) {
             known::held_forever(a, b, p)
                 || known::held_forever(b, a, p)
                 || known::replay_taken_as_agreed(a, &w.b.fs, w.t.replayed(p), p)
-                || known::look_alikes_agreed_unseen(a, b, p)
                 || known::edit_unseen(a, &w.a.fs, p)
                 || known::edit_unseen(b, &w.b.fs, p)
                 || known::nothing_here_and_idle(a, p)

@@ -47,22 +47,6 @@ pub fn replay_taken_as_agreed(a: &Core, b_fs: &FakeFs, replayed: bool, path: &st
     replayed && differs
 }
 
-/// Bug `look_alikes_agreed_unseen` (seed 56): both sides hold `path` with
-/// equal size and mtime (at the coarser precision) but different content,
-/// both changed (a first meeting, or both edited while apart), and
-/// reconciliation takes them as agreeing without comparing content (no
-/// hash on either side): the two copies differ for good, and neither is
-/// kept. The contract wants the later one (equal times: A's) to win and
-/// the other kept; the content hashes must be compared.
-pub fn look_alikes_agreed_unseen(a: &Core, b: &Core, path: &str) -> bool {
-    let unseen = |c: &Core| {
-        c.path(path)
-            .and_then(|s| s.base.as_ref())
-            .is_some_and(|b| b.version.hash.is_none())
-    };
-    unseen(a) && unseen(b)
-}
-
 /// Bug `folder_delete_ping_pong` (seed 61): B removes a folder that A
 /// holds with something new inside. A refuses the remove (its folder
 /// "grew", a change after the delete) and offers the folder; B decides

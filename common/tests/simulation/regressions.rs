@@ -172,12 +172,12 @@ fn a_replayed_update_is_not_sent_back() {
     assert!(v.is_empty(), "{v:#?}");
 }
 
-/// Bug (seed 56): at a first meeting A and B both hold `c`, equal in
+/// Bug (seed 56, fixed by the core's be00d37, which hashes look-alikes
+/// at reconciliation): at a first meeting A and B both hold `c`, equal in
 /// size and mtime (A without modes), different in content; the two
 /// reconcile it as agreed without a hash on either side, and the two
 /// copies differ for good (none kept).
 #[test]
-#[ignore = "bug: look-alikes that both changed are agreed without comparing content"]
 fn look_alikes_agreed_unseen() {
     let setup = Setup {
         strict: true,
@@ -367,7 +367,7 @@ fn a_change_waits_for_a_rescan() {
     assert!(v.is_empty(), "{v:#?}");
 }
 
-/// Bug (seed 1760, fixed in core/peer.rs): `lab3 lock d/a`, then A's
+/// Bug (seed 1760, fixed in core/answers.rs): `lab3 lock d/a`, then A's
 /// user moves folder `d` to `e/b`: once B stored the move, A's core
 /// carried the lock along to `e/b/a`, and `d/a` was no longer locked.
 /// A lock names a path; it now stays where it was taken.
@@ -432,7 +432,7 @@ fn a_stale_folder_record_is_removed_late() {
     assert!(v.is_empty(), "{v:#?}");
 }
 
-/// Bug (seed 5390, fixed in core/peer.rs): `e` and `e/a` both locked
+/// Bug (seed 5390, fixed in core/answers.rs): `e` and `e/a` both locked
 /// with updates queued; unlocking `e` replays a file over the folder
 /// and forgot what it held, including `e/a` while its own replay was
 /// under way: that replay's outcome was dropped and the unlock of
@@ -483,7 +483,7 @@ fn a_file_written_a_moment_ago_on_a_coarse_clock_waits() {
     assert!(v.is_empty(), "{v:#?}");
 }
 
-/// Bug (seed 656, fixed in core/peer.rs): A moves `a` onto `d/e`
+/// Bug (seed 656, fixed in core/answers.rs): A moves `a` onto `d/e`
 /// while B's new `d/e` crosses it; A installs B's file at `d/e`, then
 /// B refuses A's move (send it whole) and A offered `d/e` as it now
 /// stood, which was B's own file: an echo. A move sent whole now

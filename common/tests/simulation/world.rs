@@ -8,7 +8,7 @@ use std::collections::{BTreeMap, HashSet, VecDeque};
 use std::panic::{catch_unwind, AssertUnwindSafe};
 
 use common::sync::core::{
-    Config, Core, Effect, FsTraits, Input, KeepWhy, PeerMsg, Record, Side, Timer,
+    Config, Core, Effect, FsTraits, Input, KeepWhy, PeerMsg, Queued, Record, Side, Timer,
 };
 
 use crate::fake_fs::{FakeFs, Knobs};
@@ -44,8 +44,13 @@ pub struct SideSim {
     /// content itself: every content in a run is unique).
     pub staged: HashSet<String>,
     // Durable: survives a crash.
+    /// The core's records, a locked path's without its queue (kept below,
+    /// as the real executor keeps it, one entry at a time).
     pub journal: BTreeMap<String, Record>,
+    /// Each lock queue entry's snapshot (a version's content, by hash).
     pub queue: BTreeMap<(String, u64), String>,
+    /// Each lock queue entry's description.
+    pub queued: BTreeMap<(String, u64), Queued>,
     pub kept: Vec<(String, KeepWhy, String)>,
     pub skew_ns: i64,
 }
@@ -70,6 +75,7 @@ impl SideSim {
             staged: HashSet::new(),
             journal: BTreeMap::new(),
             queue: BTreeMap::new(),
+            queued: BTreeMap::new(),
             kept: Vec::new(),
             skew_ns,
         }
@@ -346,7 +352,20 @@ impl World {
         if me.alive() {
             return;
         }
-        let journal = me.journal.clone();
+        // The locks' queues come back from their entries, as the real
+        // executor restores them (sync/exec.rs).
+        let mut journal = me.journal.clone();
+        for (p, r) in journal.iter_mut() {
+            if let Some(lock) = r.lock.as_mut() {
+                lock.queue = me
+                    .queued
+                    .range((p.clone(), 0)..=(p.clone(), u64::MAX))
+                    .map(|(_, q)| q.clone())
+                    .collect();
+                let last = lock.queue.last().map_or(0, |q| q.seq);
+                lock.next_seq = lock.next_seq.max(last);
+            }
+        }
         me.core = Some(Core::new(me.cfg.clone(), journal));
         let entries = me.fs.scan();
         me.inbox.push_back((Input::Scanned { entries }, 0));

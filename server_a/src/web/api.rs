@@ -91,15 +91,8 @@ pub async fn listing(State(web): State<Arc<Web>>) -> Response {
         .lock_infos()
         .into_iter()
         .map(|l| {
-            let queue = app
-                .sync
-                .as_ref()
-                .map(|s| s.queue(&l.name))
-                .unwrap_or_default();
-            (
-                l.name,
-                Value::Array(queue.iter().map(queued_json).collect()),
-            )
+            let queue = app.queue_of(&l.name);
+            (l.name, json!(queue))
         })
         .collect();
     let peer = match peer {
@@ -204,18 +197,4 @@ pub async fn unlock(State(web): State<Arc<Web>>, Json(body): Json<NameBody>) -> 
 
 fn error(status: StatusCode, message: String) -> Response {
     (status, Json(json!({ "error": message }))).into_response()
-}
-
-/// One held update as the page shows it: its position in the FIFO queue
-/// (from 1), `"write"` or `"delete"`, a write's size, and its time (a
-/// write's modification time, a delete's time at Server B; ns since the epoch).
-fn queued_json(q: &common::sync::core::Queued) -> Value {
-    match &q.update {
-        common::sync::core::Holding::Present(v) => {
-            json!({"seq": q.seq, "kind": "write", "size": v.size, "time_ns": v.mtime_ns})
-        }
-        common::sync::core::Holding::Absent { deleted_ns } => {
-            json!({"seq": q.seq, "kind": "delete", "size": null, "time_ns": deleted_ns.unwrap_or_default()})
-        }
-    }
 }

@@ -46,6 +46,11 @@ pub enum Input {
         op: OpId,
         outcome: Outcome,
     },
+    /// [`Effect::Hash`] done: each path's content hash, `None` where the
+    /// file no longer matched what was asked.
+    Hashed {
+        hashes: Vec<(String, Option<String>)>,
+    },
 }
 
 /// How an effect went.
@@ -148,6 +153,12 @@ pub enum Effect {
     Stat {
         path: String,
     },
+    /// Hash these files (each if it still matches its entry) and report
+    /// [`Input::Hashed`]: look-alikes both sides changed, compared at
+    /// reconciliation.
+    Hash {
+        files: Vec<(String, Entry)>,
+    },
     /// Put `version` at `path` (a file from `source`, or a folder), if the
     /// disk still holds `expect` (`None`: nothing). What is there is first
     /// kept as a version when `keep` says why (a folder in the way is kept
@@ -178,13 +189,17 @@ pub enum Effect {
         to: String,
         expect: Entry,
     },
-    /// (Server A) Append the peer's update of `path` to its lock queue as
-    /// entry `seq`, with a snapshot of its staged content (a version) or
-    /// as a delete. Durable before the next effect.
+    /// (Server A) Append the peer's update of `path` (its operation
+    /// `peer_op`) to its lock queue as entry `seq`, with a snapshot of its
+    /// staged content (a version) or as a delete. Durable before the next
+    /// effect. The executor keeps the queue (a [`super::Queued`] per entry)
+    /// and gives it back in the path's [`super::Record`] at start; the
+    /// journal's records need not carry it.
     Queue {
         path: String,
         seq: u64,
         update: Holding,
+        peer_op: OpId,
     },
     /// (Server A) Forget queue entry `seq` of `path` and its snapshot.
     Dequeue {

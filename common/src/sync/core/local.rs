@@ -79,7 +79,7 @@ impl Core {
             }
         }
         let gone = entry.is_none();
-        self.changed(&path, entry, closed);
+        self.changed(&path, entry, closed, false);
         self.consider(&path, false);
         if gone {
             self.consider_under(&path);
@@ -87,7 +87,13 @@ impl Core {
     }
 
     /// Records a new local entry for `path`, changed at `now`.
-    fn changed(&mut self, path: &str, entry: Option<Entry>, closed: bool) {
+    ///
+    /// A file is quiet once its last write (its mtime) is `quiet_ns` old,
+    /// the same rule at start, at reconnect and live; but a name that
+    /// appears while running (or gets another identity) waits the whole
+    /// window from now, so that a chain of renames settles before it is
+    /// paired. `scan`: found by a full scan.
+    fn changed(&mut self, path: &str, entry: Option<Entry>, closed: bool, scan: bool) {
         let gone = entry.is_none();
         let was_dir = self
             .paths
@@ -114,11 +120,24 @@ impl Core {
             }
         }
         let dir = entry.as_ref().is_some_and(|e| e.kind == Kind::Dir);
+        let appeared = match (self.paths.get(path).and_then(|s| s.local.as_ref()), &entry) {
+            (Some(old), Some(new)) => old.id != new.id,
+            (None, Some(_)) => true,
+            _ => false,
+        };
+        // The mtime as this folder keeps it may be up to one step of its
+        // precision before the write (whole seconds: 999 ms): the latest
+        // the write can have been.
+        let step = self.cfg.fs.precision_ns.max(1) as i64;
+        let written = entry
+            .as_ref()
+            .map(|e| e.mtime_ns + (step - 1))
+            .filter(|_| scan || !appeared);
         self.set_local(path, entry);
         let now = self.now_ns;
         let quiet = self.cfg.quiet_ns;
         let st = self.paths.get_mut(path).expect("set_local made it");
-        st.changed_ns = now;
+        st.changed_ns = written.map_or(now, |t| t.min(now));
         if gone {
             if st.base.is_some() && st.deleted_ns.is_none() {
                 st.deleted_ns = Some(now);
@@ -151,11 +170,7 @@ impl Core {
                 .and_then(|s| s.local.as_ref())
                 .is_some_and(|l| l.same_here(&e));
             if !same {
-                // The mtime as this folder keeps it may be up to one step
-                // of its precision before the write (whole seconds: 999 ms).
-                let step = self.cfg.fs.precision_ns.max(1) as i64;
-                let old_enough = e.mtime_ns + step <= self.now_ns - self.cfg.quiet_ns;
-                self.changed(&path, Some(e), old_enough);
+                self.changed(&path, Some(e), false, true);
             }
         }
         let gone: Vec<String> = self
@@ -167,7 +182,7 @@ impl Core {
             .map(|(p, _)| p.clone())
             .collect();
         for p in gone {
-            self.changed(&p, None, false);
+            self.changed(&p, None, false, true);
             if first {
                 // Deleted while this server was not running: when is not
                 // known, so it never beats a change made on the other side.
@@ -321,18 +336,21 @@ impl Core {
         {
             return None;
         }
-        self.paths
+        let candidates = self.based.get(&e.id)?;
+        candidates
             .iter()
-            .find(|(p, s)| {
+            .find(|p| {
                 p.as_str() != path
-                    && s.base
-                        .as_ref()
-                        .and_then(|b| b.here.as_ref())
-                        .is_some_and(|h| h.id == e.id && h.kind == e.kind)
-                    && s.local.as_ref().is_none_or(|l| l.id == e.id)
-                    && s.pending.is_none()
+                    && self.paths.get(p.as_str()).is_some_and(|s| {
+                        s.base
+                            .as_ref()
+                            .and_then(|b| b.here.as_ref())
+                            .is_some_and(|h| h.id == e.id && h.kind == e.kind)
+                            && s.local.as_ref().is_none_or(|l| l.id == e.id)
+                            && s.pending.is_none()
+                    })
             })
-            .map(|(p, _)| p.clone())
+            .cloned()
     }
 
     /// Where the identity that `path` held (`here`) is now, under a name

@@ -68,6 +68,7 @@ impl Core {
                 path: path.to_string(),
                 seq,
                 update: update.clone(),
+                peer_op: op,
             });
             self.record(path);
             let what = if update.version().is_some() {

@@ -23,8 +23,9 @@
 //! - [`io`]: inputs, effects, outcomes.
 //! - [`state`]: per-path state, journal records, the link phase.
 //! - [`rule`]: who wins, as one pure function.
-//! - `local`, `peer`, `reconcile`, `lock`: the handlers.
+//! - `local`, `peer`, `answers`, `reconcile`, `lock`: the handlers.
 
+mod answers;
 pub mod io;
 mod local;
 mod lock;
@@ -58,8 +59,9 @@ pub struct Config {
     pub side: Side,
     /// This side's folder, as probed at start (told to the peer in the handshake).
     pub fs: FsTraits,
-    /// A change is sent once the path has been quiet this long (unless a
-    /// writer was seen closing it). Also how long a vanished path waits
+    /// A change is sent once the path has been quiet this long since its
+    /// last write (its mtime; the time it was seen, for a vanished path or
+    /// a future mtime), unless a writer was seen closing it. Also how long a vanished path waits
     /// for its identity to reappear elsewhere (a move) before it is a delete.
     pub quiet_ns: i64,
     /// How long before a failed operation is tried again.
@@ -97,6 +99,10 @@ pub struct Core {
     /// Which paths hold each identity (an index over `local`, for moves
     /// and hard links).
     ids: HashMap<FileId, BTreeSet<String>>,
+    /// Which paths' agreed base was each identity here (an index over
+    /// `base.here`, kept by [`Core::record`], for moves).
+    based: HashMap<FileId, BTreeSet<String>>,
+    based_id: HashMap<String, FileId>,
     link: LinkPhase,
     next_op: OpId,
     /// What each of this side's operations is about.
@@ -125,10 +131,12 @@ impl Core {
                 (p, st)
             })
             .collect();
-        Core {
+        let mut core = Core {
             cfg,
             paths,
             ids: HashMap::new(),
+            based: HashMap::new(),
+            based_id: HashMap::new(),
             link: LinkPhase::Down,
             next_op: 1,
             ops: HashMap::new(),
@@ -136,7 +144,12 @@ impl Core {
             replays: HashMap::new(),
             now_ns: 0,
             out: Vec::new(),
+        };
+        let known: Vec<String> = core.paths.keys().cloned().collect();
+        for p in known {
+            core.index_base(&p);
         }
+        core
     }
 
     /// Takes one input at time `now_ns` (the executor's clock, nanoseconds
@@ -157,6 +170,7 @@ impl Core {
             Input::Lock { path } => self.lock(path),
             Input::Unlock { path } => self.unlock(path),
             Input::Done { op, outcome } => self.done(op, outcome),
+            Input::Hashed { hashes } => self.hashed(hashes),
         }
         std::mem::take(&mut self.out)
     }
@@ -220,8 +234,37 @@ impl Core {
         }));
     }
 
-    /// Writes `path`'s record to the journal.
+    /// Keeps the `based` index in step with `path`'s base.
+    fn index_base(&mut self, path: &str) {
+        let id = self
+            .paths
+            .get(path)
+            .and_then(|s| s.base.as_ref())
+            .and_then(|b| b.here.as_ref())
+            .map(|h| h.id);
+        let old = self.based_id.get(path).copied();
+        if old == id {
+            return;
+        }
+        if let Some(old) = old {
+            if let Some(set) = self.based.get_mut(&old) {
+                set.remove(path);
+                if set.is_empty() {
+                    self.based.remove(&old);
+                }
+            }
+            self.based_id.remove(path);
+        }
+        if let Some(id) = id {
+            self.based.entry(id).or_default().insert(path.to_string());
+            self.based_id.insert(path.to_string(), id);
+        }
+    }
+
+    /// Writes `path`'s record to the journal (every change of a base goes
+    /// through here).
     fn record(&mut self, path: &str) {
+        self.index_base(path);
         let record = self.paths.get(path).and_then(PathState::record);
         self.emit(Effect::Record {
             path: path.to_string(),

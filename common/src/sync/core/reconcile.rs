@@ -33,6 +33,9 @@ impl Core {
             peer,
             mine: mine.clone(),
             theirs: BTreeMap::new(),
+            listed: false,
+            hashes_sent: false,
+            their_hashes: None,
         };
         self.emit(Effect::Send(PeerMsg::Digest(mine)));
     }
@@ -115,21 +118,101 @@ impl Core {
     }
 
     pub(super) fn inventory(&mut self, entries: Vec<InvEntry>, last: bool) {
-        let LinkPhase::Reconciling { theirs, .. } = &mut self.link else {
+        let LinkPhase::Reconciling { theirs, listed, .. } = &mut self.link else {
             return;
         };
         for e in entries {
             theirs.insert(e.path.clone(), e);
         }
         if last {
+            *listed = true;
+            self.hash_look_alikes();
+        }
+    }
+
+    /// With both inventories: the files both sides changed into look-alikes
+    /// (same size, time and mode) whose content is not known to be equal
+    /// are hashed here, and the hashes go to the peer before anything is
+    /// decided. Trees in sync, and copies into an empty folder, hash nothing.
+    fn hash_look_alikes(&mut self) {
+        let LinkPhase::Reconciling { theirs, .. } = &self.link else {
+            return;
+        };
+        let precision = self.precision();
+        let files: Vec<(String, super::Entry)> = theirs
+            .values()
+            .filter(|t| t.changed)
+            .filter_map(|t| {
+                let st = self.paths.get(&t.path)?;
+                let e = st.local.as_ref()?;
+                let v = t.now.version()?;
+                let look_alike = e.kind == Kind::File
+                    && st.changed_here()
+                    && e.version().same_as(v, precision)
+                    && !(e.hash.is_some() && v.hash.is_some());
+                look_alike.then(|| (t.path.clone(), e.clone()))
+            })
+            .collect();
+        if files.is_empty() {
+            self.hashed(Vec::new());
+        } else {
+            self.emit(Effect::Hash { files });
+        }
+    }
+
+    /// This side's hashes of look-alikes are known: they go to the peer.
+    pub(super) fn hashed(&mut self, hashes: Vec<(String, Option<String>)>) {
+        let mut sent = Vec::new();
+        for (path, hash) in hashes {
+            let Some(hash) = hash else { continue };
+            if let Some(e) = self.paths.get_mut(&path).and_then(|s| s.local.as_mut()) {
+                e.hash = Some(hash.clone());
+            }
+            sent.push((path, hash));
+        }
+        let LinkPhase::Reconciling { hashes_sent, .. } = &mut self.link else {
+            return;
+        };
+        *hashes_sent = true;
+        self.emit(Effect::Send(PeerMsg::Hashes { hashes: sent }));
+        self.reconcile_if_ready();
+    }
+
+    pub(super) fn their_hashes(&mut self, hashes: Vec<(String, String)>) {
+        let LinkPhase::Reconciling { their_hashes, .. } = &mut self.link else {
+            return;
+        };
+        *their_hashes = Some(hashes.into_iter().collect());
+        self.reconcile_if_ready();
+    }
+
+    fn reconcile_if_ready(&mut self) {
+        if let LinkPhase::Reconciling {
+            listed: true,
+            hashes_sent: true,
+            their_hashes: Some(_),
+            ..
+        } = &self.link
+        {
             self.reconcile();
         }
     }
 
     fn reconcile(&mut self) {
-        let LinkPhase::Reconciling { peer, theirs, .. } = std::mem::take(&mut self.link) else {
+        let LinkPhase::Reconciling {
+            peer,
+            mut theirs,
+            their_hashes,
+            ..
+        } = std::mem::take(&mut self.link)
+        else {
             return;
         };
+        for (path, hash) in their_hashes.unwrap_or_default() {
+            if let Some(Holding::Present(v)) = theirs.get_mut(&path).map(|e| &mut e.now) {
+                v.hash = Some(hash);
+            }
+        }
         self.link = LinkPhase::Live { peer };
         let precision = self.precision();
         let side = self.cfg.side;

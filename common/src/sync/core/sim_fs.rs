@@ -379,6 +379,18 @@ impl World {
                 self.deliver(!a, offer);
             }
             Effect::Stat { path } => self.observe(a, &path, false),
+            Effect::Hash { files } => {
+                let s = self.side(a);
+                let hashes = files
+                    .into_iter()
+                    .map(|(p, e)| {
+                        let same = s.disk.stat(&p).is_some_and(|f| f.same_here(&e));
+                        let hash = if same { s.disk.read(&p) } else { None };
+                        (p, hash)
+                    })
+                    .collect();
+                s.inputs.push_back(Input::Hashed { hashes });
+            }
             Effect::Install {
                 op,
                 path,
@@ -541,7 +553,9 @@ impl World {
                     },
                 });
             }
-            Effect::Queue { path, seq, update } => {
+            Effect::Queue {
+                path, seq, update, ..
+            } => {
                 let s = self.side(a);
                 if let Some(h) = update.version().and_then(|v| v.hash.clone()) {
                     let c = s.disk.staged[&h].clone();

@@ -109,13 +109,19 @@ pub struct Record {
 pub enum LinkPhase {
     #[default]
     Down,
-    /// Up; digests, then (unless they agree) inventories being
-    /// exchanged. `mine`: the digest this side sent; `theirs`: the peer's
-    /// inventory so far.
+    /// Up; digests, then (unless they agree) inventories and the hashes of
+    /// look-alikes being exchanged. `mine`: the digest this side sent;
+    /// `theirs`: the peer's inventory so far.
     Reconciling {
         peer: FsTraits,
         mine: Digest,
         theirs: BTreeMap<String, InvEntry>,
+        /// The peer's inventory is complete.
+        listed: bool,
+        /// This side sent its `Hashes`.
+        hashes_sent: bool,
+        /// The peer's `Hashes`, once received.
+        their_hashes: Option<BTreeMap<String, String>>,
     },
     /// Reconciled: changes are sent as they happen.
     Live { peer: FsTraits },

@@ -262,7 +262,14 @@ fn a_file_still_being_written_at_reconnect_waits_for_quiet() {
         !fx.iter().any(|e| matches!(e, Effect::SendFile { .. })),
         "{fx:?}"
     );
-    assert!(fx.iter().any(|e| matches!(e, Effect::Arm { .. })));
+    let fx =
+        w.a.core
+            .handle(now, Input::Peer(PeerMsg::Hashes { hashes: vec![] }));
+    assert!(
+        !fx.iter().any(|e| matches!(e, Effect::SendFile { .. })),
+        "{fx:?}"
+    );
+    assert!(fx.iter().any(|e| matches!(e, Effect::Arm { .. })), "{fx:?}");
 }
 
 #[test]
@@ -410,6 +417,20 @@ fn first_meeting_of_look_alikes_goes_to_a_and_keeps_bs() {
         .iter()
         .any(|(_, why, c)| *why == KeepWhy::Conflict && c == "BBBB"));
     assert!(w.a.core.path("tie").unwrap().base.is_some());
+}
+
+#[test]
+fn first_meeting_of_equal_trees_agrees_by_hashes_without_transfers() {
+    let mut w = World::new(NS, NS);
+    let t = Some(w.now - 100);
+    w.write_at(true, "same", "same bytes", t);
+    w.write_at(false, "same", "same bytes", t);
+    w.settle();
+    w.connect();
+    w.settle();
+    assert_eq!(offers(&w.a.sent) + offers(&w.b.sent), 0);
+    assert!(w.a.core.path("same").unwrap().base.is_some());
+    assert!(w.a.disk.kept.is_empty() && w.b.disk.kept.is_empty());
 }
 
 #[test]

@@ -83,6 +83,10 @@ pub enum PeerMsg {
     /// Reconciliation: one chunk of the sender's inventory (every path it
     /// holds or has a tombstone of); `last` ends it.
     Inventory { entries: Vec<InvEntry>, last: bool },
+    /// Reconciliation, after the inventories: the content hashes of the
+    /// sender's copies of look-alike paths both sides changed (possibly
+    /// none; always sent).
+    Hashes { hashes: Vec<(String, String)> },
     /// A new version of `path` (a file, whose bytes follow, or a folder)
     /// replacing `base`, what the two last agreed on (`None`: nothing).
     Offer {
