@@ -5,8 +5,10 @@
 //! Rows:
 //! 1. latency of a 4 KiB in-place edit in a steady tree, A->B and B->A
 //!    (peer: lsyncd `delay = 0`, one-way);
-//! 2. initial sync of many 4 KiB files into an empty peer (peer: `rsync -a`);
-//! 3. one big file: time and each server's peak RSS (peer: `rsync -a`);
+//! 2. initial sync of many 4 KiB files into an empty peer (peer: `rsync -a`,
+//!    and lab3 itself without TLS, to show what encryption costs);
+//! 3. one big file: time and each server's peak RSS (peers: `rsync -a`, and
+//!    lab3 without TLS);
 //! 4. start-up of two identical trees to "in sync", with and without the
 //!    state of a previous run (peer: a no-op `rsync -a`);
 //! 5. CPU of an idle pair, and what the periodic rescan costs.
@@ -567,29 +569,51 @@ fn idle(
 
 // ------------------------------------------------------------------- row 2
 
-/// Runs `trials` trials of lab3 and (if it is installed) of the peer,
-/// alternating who goes first: on this machine whoever creates files
-/// first after a burst of deletes pays the inode allocator's toll.
-/// Returns each side's times.
+/// Runs `trials` trials of each of `kinds` contenders (`runs(kind)`: can
+/// it run here), rotating who goes first: on this machine whoever creates
+/// files first after a burst of deletes pays the inode allocator's toll.
+/// `trial(kind, t)` runs one; returns each kind's times.
 fn interleaved(
     trials: usize,
-    with_peer: bool,
-    mut lab3: impl FnMut(usize) -> f64,
-    mut peer: impl FnMut(usize) -> f64,
-) -> (Vec<f64>, Vec<f64>) {
-    let (mut l, mut p) = (Vec::new(), Vec::new());
+    kinds: usize,
+    runs: impl Fn(usize) -> bool,
+    mut trial: impl FnMut(usize, usize) -> f64,
+) -> Vec<Vec<f64>> {
+    let mut times = vec![Vec::new(); kinds];
     for t in 0..trials {
-        if with_peer && t % 2 == 1 {
-            p.push(peer(t));
-            l.push(lab3(t));
-        } else {
-            l.push(lab3(t));
-            if with_peer {
-                p.push(peer(t));
+        for j in 0..kinds {
+            let kind = (t + j) % kinds;
+            if runs(kind) {
+                times[kind].push(trial(kind, t));
             }
         }
     }
-    (l, p)
+    times
+}
+
+/// The contenders of rows 2 and 3, as `interleaved`'s kinds (0 is lab3).
+const LAB3_PLAIN: usize = 1;
+const RSYNC: usize = 2;
+
+/// The servers' extra flags for `kind`: the plaintext baseline switches
+/// TLS off on the A-B link (a hidden, loopback-only, bench-only flag).
+fn flags(kind: usize) -> &'static [&'static str] {
+    if kind == LAB3_PLAIN {
+        &["--bench-plaintext"]
+    } else {
+        &[]
+    }
+}
+
+/// The row that compares lab3 over TLS with the plaintext baseline.
+fn tls_row(n: u8, what: String, tls: &[f64], plain: &[f64]) -> Row {
+    let mut row = Row::new(n, what);
+    row.lab3 = secs(median(tls));
+    row.peer = format!("lab3 without TLS: {}", secs(median(plain)));
+    row.ratio = ratio(median(tls), median(plain));
+    row.target = "TLS ≤ 1.15x plaintext".into();
+    row.pass = row.ratio.map(|r| r <= 1.15);
+    row
 }
 
 /// The folder of trial `t` of `what` (created if needed).
@@ -602,14 +626,22 @@ fn trial_dir(work: &Path, what: &str, t: usize) -> PathBuf {
 /// One lab3 trial's pair, started fresh: B over an empty `dst` in the
 /// trial's folder, then A over `src`, neither with state; with the moment B
 /// was spawned (after the disk settled).
-fn fresh_pair(work: &Path, what: &str, t: usize, src: &Path) -> (PathBuf, Instant, Server, Server) {
+fn fresh_pair(
+    work: &Path,
+    what: &str,
+    t: usize,
+    src: &Path,
+    flags: &[&str],
+) -> (PathBuf, Instant, Server, Server) {
     let trial = trial_dir(work, what, t);
-    let dst = trial.join("dst");
+    let dst = trial.join(if flags.is_empty() { "dst" } else { "plain_dst" });
     std::fs::create_dir_all(&dst).unwrap();
     measure::settle_disk();
+    let extra: Vec<String> = flags.iter().map(|f| f.to_string()).collect();
+    let state = |side: &str| trial.join(format!("state_{side}{}", extra.len()));
     let t0 = Instant::now();
-    let b = start_b(&dst, &trial.join("state_b"), "127.0.0.1:0", &[]);
-    let a = start_a(src, &trial.join("state_a"), &b.addr, &[]);
+    let b = start_b(&dst, &state("b"), "127.0.0.1:0", &extra);
+    let a = start_a(src, &state("a"), &b.addr, &extra);
     (dst, t0, a, b)
 }
 
@@ -620,7 +652,7 @@ fn initial_sync(
     notes: &mut Vec<(u8, String)>,
 ) -> Vec<Row> {
     let n = plan.bulk_files;
-    let (lab, rs) = bulk_trials(plan, peers, work, "disk");
+    let (lab, plain, rs) = bulk_trials(plan, peers, work, "disk");
     let mut row = Row::new(
         2,
         format!(
@@ -635,7 +667,13 @@ fn initial_sync(
         peers.rsync.is_some().then_some(&rs[..]),
         Some(1.0),
     );
-    let mut rows = vec![row];
+    let tls = tls_row(
+        2,
+        format!("the same {} files: TLS against plaintext", count(n)),
+        &lab,
+        &plain,
+    );
+    let mut rows = vec![row, tls];
     let list = |v: &[f64]| {
         if v.is_empty() {
             "none".to_string()
@@ -645,15 +683,17 @@ fn initial_sync(
     };
     let mut note = format!(
         "Row 2: lab3 is timed from spawning server B (empty folder, no state) and then A (full folder, no state) to \
-         B's console announcing the {}th received file. lab3 trials: {}; rsync: {}.",
+         B's console announcing the {}th received file. lab3 trials: {}; lab3 without TLS \
+         (`--bench-plaintext`): {}; rsync: {}.",
         count(n),
         list(&lab),
+        list(&plain),
         list(&rs),
     );
     // The same in memory: what lab3 itself costs, without the disk's noise.
     match tempfile::tempdir_in("/dev/shm") {
         Ok(shm) => {
-            let (lab, rs) = bulk_trials(plan, peers, shm.path(), "tmpfs");
+            let (lab, plain, rs) = bulk_trials(plan, peers, shm.path(), "tmpfs");
             let mut row = Row::new(
                 2,
                 format!(
@@ -668,9 +708,19 @@ fn initial_sync(
                 None,
             );
             rows.push(row);
+            rows.push(tls_row(
+                2,
+                format!(
+                    "the same {} files on tmpfs: TLS against plaintext",
+                    count(n)
+                ),
+                &lab,
+                &plain,
+            ));
             note.push_str(&format!(
-                " On tmpfs: lab3 {}; rsync {}.",
+                " On tmpfs: lab3 {}; without TLS {}; rsync {}.",
                 list(&lab),
+                list(&plain),
                 list(&rs)
             ));
         }
@@ -680,14 +730,19 @@ fn initial_sync(
     rows
 }
 
-/// Row 2's trials in `root`: lab3's and rsync's times.
-fn bulk_trials(plan: &Plan, peers: &Peers, root: &Path, place: &str) -> (Vec<f64>, Vec<f64>) {
+/// Row 2's trials in `root`: lab3's, lab3's without TLS and rsync's times.
+fn bulk_trials(
+    plan: &Plan,
+    peers: &Peers,
+    root: &Path,
+    place: &str,
+) -> (Vec<f64>, Vec<f64>, Vec<f64>) {
     let n = plan.bulk_files;
     eprintln!("row 2 ({place}): writing {n} files...");
     let src = root.join("bulk_src");
     measure::make_tree(&src, n, 4096, 2, None);
-    let lab3_trial = |t: usize| {
-        let (dst, t0, a, b) = fresh_pair(root, "bulk", t, &src);
+    let lab3_trial = |t: usize, flags: &[&str]| {
+        let (dst, t0, a, b) = fresh_pair(root, "bulk", t, &src, flags);
         let (mut seen, mut got) = (0, 0);
         let done = measure::poll(Duration::from_secs(600), Duration::from_millis(2), || {
             got += measure::count_new(&b.stdout, &mut seen, |l| received_created(l, "A->B"));
@@ -702,7 +757,12 @@ fn bulk_trials(plan: &Plan, peers: &Peers, root: &Path, place: &str) -> (Vec<f64
         );
         drop((a, b));
         measure::same_tree(&src, &dst, n).unwrap_or_else(|e| panic!("lab3: {e}"));
-        eprintln!("row 2 ({place}) trial {}: lab3 {}", t + 1, secs(s));
+        eprintln!(
+            "row 2 ({place}) trial {}: lab3{} {}",
+            t + 1,
+            if flags.is_empty() { "" } else { " without TLS" },
+            secs(s)
+        );
         s
     };
     let rsync_trial = |t: usize| {
@@ -714,7 +774,18 @@ fn bulk_trials(plan: &Plan, peers: &Peers, root: &Path, place: &str) -> (Vec<f64
         eprintln!("row 2 ({place}) trial {}: rsync {}", t + 1, secs(r.secs));
         r.secs
     };
-    interleaved(plan.trials, peers.rsync.is_some(), lab3_trial, rsync_trial)
+    let mut times = interleaved(
+        plan.trials,
+        3,
+        |kind| kind != RSYNC || peers.rsync.is_some(),
+        |kind, t| match kind {
+            RSYNC => rsync_trial(t),
+            kind => lab3_trial(t, flags(kind)),
+        },
+    );
+    let rs = times.pop().unwrap();
+    let plain = times.pop().unwrap();
+    (times.pop().unwrap(), plain, rs)
 }
 
 // ------------------------------------------------------------------- row 3
@@ -731,8 +802,8 @@ fn big_file(plan: &Plan, peers: &Peers, work: &Path, notes: &mut Vec<(u8, String
     std::fs::create_dir_all(&src).unwrap();
     measure::make_big(&src.join("big.bin"), size, 3);
     let (mut rss_a, mut rss_b, mut rss_rsync) = (0u64, 0u64, 0u64);
-    let lab3_trial = |t: usize| {
-        let (dst, t0, a, b) = fresh_pair(work, "big", t, &src);
+    let mut lab3_trial = |t: usize, flags: &[&str]| {
+        let (dst, t0, a, b) = fresh_pair(work, "big", t, &src, flags);
         let target = dst.join("big.bin");
         let done = measure::poll(Duration::from_secs(600), Duration::from_millis(2), || {
             std::fs::metadata(&target).is_ok_and(|m| m.len() == size)
@@ -748,16 +819,19 @@ fn big_file(plan: &Plan, peers: &Peers, work: &Path, notes: &mut Vec<(u8, String
             measure::vm_hwm_kib(a.pid().unwrap()).unwrap_or(0),
             measure::vm_hwm_kib(b.pid().unwrap()).unwrap_or(0),
         );
-        rss_a = rss_a.max(ra);
-        rss_b = rss_b.max(rb);
+        if flags.is_empty() {
+            rss_a = rss_a.max(ra);
+            rss_b = rss_b.max(rb);
+        }
         drop((a, b));
         assert!(
             measure::same_file(&src.join("big.bin"), &target),
             "lab3: the big file differs"
         );
         eprintln!(
-            "row 3 trial {}: lab3 {} (peak RSS A {}, B {})",
+            "row 3 trial {}: lab3{} {} (peak RSS A {}, B {})",
             t + 1,
+            if flags.is_empty() { "" } else { " without TLS" },
             secs(s),
             measure::mib(ra),
             measure::mib(rb)
@@ -766,7 +840,7 @@ fn big_file(plan: &Plan, peers: &Peers, work: &Path, notes: &mut Vec<(u8, String
         let _ = std::fs::remove_file(&target);
         s
     };
-    let rsync_trial = |t: usize| {
+    let mut rsync_trial = |t: usize| {
         let dst = trial_dir(work, "big", t).join("rsync_dst");
         std::fs::create_dir_all(&dst).unwrap();
         measure::settle_disk();
@@ -785,7 +859,20 @@ fn big_file(plan: &Plan, peers: &Peers, work: &Path, notes: &mut Vec<(u8, String
         let _ = std::fs::remove_file(dst.join("big.bin"));
         r.secs
     };
-    let (lab, rs) = interleaved(plan.trials, peers.rsync.is_some(), lab3_trial, rsync_trial);
+    let mut times = interleaved(
+        plan.trials,
+        3,
+        |kind| kind != RSYNC || peers.rsync.is_some(),
+        |kind, t| match kind {
+            RSYNC => rsync_trial(t),
+            kind => lab3_trial(t, flags(kind)),
+        },
+    );
+    let (rs, plain, lab) = (
+        times.pop().unwrap(),
+        times.pop().unwrap(),
+        times.pop().unwrap(),
+    );
     let _ = std::fs::remove_dir_all(&src);
     let mut rows = Vec::new();
     let mut row = Row::new(3, format!("one {label} file reaches B complete"));
@@ -797,6 +884,12 @@ fn big_file(plan: &Plan, peers: &Peers, work: &Path, notes: &mut Vec<(u8, String
         Some(1.5),
     );
     rows.push(row);
+    rows.push(tls_row(
+        3,
+        format!("the same {label} file: TLS against plaintext"),
+        &lab,
+        &plain,
+    ));
     for (side, kib) in [("A (sender)", rss_a), ("B (receiver)", rss_b)] {
         let mut row = Row::new(
             3,
@@ -820,8 +913,9 @@ fn big_file(plan: &Plan, peers: &Peers, work: &Path, notes: &mut Vec<(u8, String
         "Row 3: lab3 is timed from spawning both servers to the file on B having the full size (it appears only \
          whole, renamed into place); the bytes are compared after the clock stops. Peak RSS is VmHWM from \
          /proc/PID/status, read while the servers still run; rsync's is sampled every 5 ms from its processes \
-         (the largest of the three). lab3 trials: {}; rsync: {}.",
+         (the largest of the three), for the TLS trials. lab3 trials: {}; without TLS: {}; rsync: {}.",
         lab.iter().map(|s| secs(*s)).collect::<Vec<_>>().join(", "),
+        plain.iter().map(|s| secs(*s)).collect::<Vec<_>>().join(", "),
         if rs.is_empty() { "none".into() } else { rs.iter().map(|s| secs(*s)).collect::<Vec<_>>().join(", ") },
     )));
     rows

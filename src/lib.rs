@@ -13,6 +13,11 @@ use std::time::{Duration, Instant};
 
 pub use tempfile::TempDir;
 
+mod relay;
+mod wire;
+pub use relay::{Mitm, MitmMode, Recorder};
+pub use wire::*;
+
 /// The folder the workspace's binaries are built into: `target/debug` for
 /// tests, `target/dist` for benchmarks (which run in `target/release`: the
 /// servers they measure are the distribution build, linked whole).
@@ -164,6 +169,27 @@ impl Server {
             self.name,
             self.stderr.lock().unwrap().join("\n")
         )
+    }
+
+    /// The certificate fingerprint it printed at start (`sha256:…`).
+    pub fn fingerprint(&self) -> String {
+        let mut found = None;
+        wait_until(Duration::from_secs(10), || {
+            found = self
+                .stdout
+                .lock()
+                .unwrap()
+                .iter()
+                .find_map(|l| l.strip_prefix("certificate ").map(str::to_string));
+            found.is_some()
+        });
+        found.unwrap_or_else(|| {
+            panic!(
+                "{} printed no certificate line\n{}",
+                self.name,
+                self.output()
+            )
+        })
     }
 
     /// Whether any stdout line contains all of `words`.
@@ -529,104 +555,6 @@ pub fn row<'a>(doc: &'a serde_json::Value, name: &str) -> &'a serde_json::Value 
         .unwrap_or_else(|| panic!("no row {name:?} in {doc}"))
 }
 
-/// A plain blocking TCP connection that speaks raw lab3 frames (4-byte
-/// big-endian length counting kind + payload, 1 kind byte, payload), for
-/// tests that send what no well-behaved program would.
-pub struct RawConn {
-    pub stream: std::net::TcpStream,
-}
-
-/// Frame kind of a JSON message.
-pub const KIND_JSON: u8 = 0;
-/// Frame kind of raw file bytes.
-pub const KIND_DATA: u8 = 1;
-
-impl RawConn {
-    /// Connects to `addr`; reads time out after 10 s.
-    pub fn connect(addr: &str) -> RawConn {
-        let stream = std::net::TcpStream::connect(addr).expect("connect");
-        stream
-            .set_read_timeout(Some(Duration::from_secs(10)))
-            .unwrap();
-        let _ = stream.set_nodelay(true);
-        RawConn { stream }
-    }
-
-    /// Writes bytes as they are.
-    pub fn send_raw(&mut self, bytes: &[u8]) {
-        use std::io::Write;
-        self.stream.write_all(bytes).expect("write");
-    }
-
-    /// Writes one frame of `kind` around `payload`.
-    pub fn send_frame(&mut self, kind: u8, payload: &[u8]) {
-        let mut buf = Vec::with_capacity(5 + payload.len());
-        buf.extend_from_slice(&(payload.len() as u32 + 1).to_be_bytes());
-        buf.push(kind);
-        buf.extend_from_slice(payload);
-        self.send_raw(&buf);
-    }
-
-    /// Writes one JSON message frame.
-    pub fn send_json(&mut self, msg: &serde_json::Value) {
-        self.send_frame(KIND_JSON, msg.to_string().as_bytes());
-    }
-
-    /// Reads one frame: `Some((kind, payload))`, or `None` if the other end
-    /// closed (or reset) the connection. Panics on a timeout.
-    pub fn read_frame(&mut self) -> Option<(u8, Vec<u8>)> {
-        self.try_read_frame().expect("reading a frame")
-    }
-
-    fn try_read_frame(&mut self) -> std::io::Result<Option<(u8, Vec<u8>)>> {
-        use std::io::Read;
-        let mut head = [0u8; 4];
-        match self.stream.read_exact(&mut head) {
-            Ok(()) => {}
-            Err(e) if is_closed(&e) => return Ok(None),
-            Err(e) => return Err(e),
-        }
-        let len = u32::from_be_bytes(head) as usize;
-        assert!(len >= 1, "empty frame from the server");
-        let mut body = vec![0u8; len];
-        match self.stream.read_exact(&mut body) {
-            Ok(()) => {}
-            Err(e) if is_closed(&e) => return Ok(None),
-            Err(e) => return Err(e),
-        }
-        let payload = body.split_off(1);
-        Ok(Some((body[0], payload)))
-    }
-
-    /// Reads one frame that must be a JSON message.
-    pub fn read_json(&mut self) -> serde_json::Value {
-        let (kind, payload) = self.read_frame().expect("a frame, not a closed connection");
-        assert_eq!(kind, KIND_JSON, "expected a JSON frame");
-        serde_json::from_slice(&payload).expect("the frame holds JSON")
-    }
-
-    /// Whether the other end closes the connection (EOF or reset) within
-    /// the read timeout, ignoring a few frames it may send first.
-    pub fn closed_by_peer(&mut self) -> bool {
-        for _ in 0..16 {
-            match self.try_read_frame() {
-                Ok(None) => return true,
-                Ok(Some(_)) => continue,
-                Err(_) => return false,
-            }
-        }
-        false
-    }
-}
-
-fn is_closed(e: &std::io::Error) -> bool {
-    use std::io::ErrorKind::*;
-    matches!(
-        e.kind(),
-        UnexpectedEof | ConnectionReset | ConnectionAborted | BrokenPipe
-    )
-}
-
 // ------------------------------------------------------------------ sync tests
 
 /// Now, in nanoseconds since the Unix epoch.
@@ -898,5 +826,172 @@ impl Drop for Running {
             let _ = c.kill();
             let _ = c.wait();
         }
+    }
+}
+
+// ------------------------------------------- sides, versions and folders
+
+/// One of the two servers of a [`Pair`], for tests that run the same steps
+/// from either side.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Side {
+    A,
+    B,
+}
+
+impl Side {
+    /// The other server.
+    pub fn other(self) -> Side {
+        match self {
+            Side::A => Side::B,
+            Side::B => Side::A,
+        }
+    }
+
+    /// The arrow the servers print for a change made at this side.
+    pub fn arrow(self) -> &'static str {
+        match self {
+            Side::A => "A->B",
+            Side::B => "B->A",
+        }
+    }
+}
+
+impl Pair {
+    /// The folder of `side`.
+    pub fn dir(&self, side: Side) -> &Path {
+        match side {
+            Side::A => &self.dir_a,
+            Side::B => &self.dir_b,
+        }
+    }
+
+    /// The state directory of `side`.
+    pub fn state(&self, side: Side) -> &Path {
+        match side {
+            Side::A => &self.state_a,
+            Side::B => &self.state_b,
+        }
+    }
+
+    /// The server of `side`.
+    pub fn server(&self, side: Side) -> &Server {
+        match side {
+            Side::A => &self.a,
+            Side::B => &self.b,
+        }
+    }
+
+    /// kill -9 of the server of `side` (start it again with [`Pair::restart`]).
+    pub fn kill(&mut self, side: Side) {
+        match side {
+            Side::A => self.a.kill(),
+            Side::B => self.b.kill(),
+        }
+    }
+
+    /// Kills the server of `side` if it runs, and starts it again.
+    pub fn restart(&mut self, side: Side) {
+        match side {
+            Side::A => self.restart_a(),
+            Side::B => self.restart_b(),
+        }
+    }
+
+    /// A file under either state directory holding exactly `content` (a
+    /// kept version, wherever the engine keeps it), if there is one.
+    pub fn kept_anywhere(&self, content: &[u8]) -> Option<PathBuf> {
+        state_holds(&self.state_a, content).or_else(|| state_holds(&self.state_b, content))
+    }
+}
+
+/// A file anywhere below `state` that holds exactly `content`, if any.
+pub fn state_holds(state: &Path, content: &[u8]) -> Option<PathBuf> {
+    fn walk(dir: &Path, content: &[u8]) -> Option<PathBuf> {
+        for e in std::fs::read_dir(dir).ok()?.map_while(Result::ok) {
+            let p = e.path();
+            let Ok(ft) = e.file_type() else { continue };
+            if ft.is_dir() {
+                if let Some(found) = walk(&p, content) {
+                    return Some(found);
+                }
+            } else if ft.is_file()
+                && e.metadata().is_ok_and(|m| m.len() == content.len() as u64)
+                && read(&p).as_deref() == Some(content)
+            {
+                return Some(p);
+            }
+        }
+        None
+    }
+    walk(state, content)
+}
+
+/// Every folder below `dir`, empty or not, as sorted `/`-separated
+/// relative paths.
+pub fn folders_in(dir: &Path) -> Vec<String> {
+    fn walk(root: &Path, dir: &Path, out: &mut Vec<String>) {
+        let Ok(entries) = std::fs::read_dir(dir) else {
+            return;
+        };
+        for e in entries.map_while(Result::ok) {
+            if e.file_type().is_ok_and(|t| t.is_dir()) {
+                let p = e.path();
+                let rel = p.strip_prefix(root).unwrap();
+                let parts: Vec<_> = rel.iter().map(|c| c.to_string_lossy()).collect();
+                out.push(parts.join("/"));
+                walk(root, &p, out);
+            }
+        }
+    }
+    let mut out = Vec::new();
+    walk(dir, dir, &mut out);
+    out.sort();
+    out
+}
+
+impl Server {
+    /// Every stdout line that contains all of `words`.
+    pub fn lines_with(&self, words: &[&str]) -> Vec<String> {
+        let lines = self.stdout.lock().unwrap();
+        lines
+            .iter()
+            .filter(|l| words.iter().all(|w| l.contains(w)))
+            .cloned()
+            .collect()
+    }
+
+    /// Stops the process where it is (SIGSTOP): its sockets and file
+    /// events wait in the kernel until [`Server::resume`].
+    #[cfg(unix)]
+    pub fn pause(&self) {
+        self.signal("-STOP");
+    }
+
+    /// Lets a paused process run again (SIGCONT).
+    #[cfg(unix)]
+    pub fn resume(&self) {
+        self.signal("-CONT");
+    }
+
+    #[cfg(unix)]
+    fn signal(&self, sig: &str) {
+        let pid = self.pid().expect("the server runs").to_string();
+        let ok = Command::new("kill")
+            .args([sig, &pid])
+            .status()
+            .is_ok_and(|s| s.success());
+        assert!(ok, "kill {sig} {pid} failed");
+    }
+}
+
+/// Sets its flag when dropped: a helper thread told to stop by that flag
+/// also stops when the test panics, so `std::thread::scope` does not wait
+/// for it forever.
+pub struct SetOnDrop<'a>(pub &'a std::sync::atomic::AtomicBool);
+
+impl Drop for SetOnDrop<'_> {
+    fn drop(&mut self) {
+        self.0.store(true, std::sync::atomic::Ordering::Relaxed);
     }
 }

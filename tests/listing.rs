@@ -221,19 +221,11 @@ fn msg(m: common::protocol::Message) -> serde_json::Value {
     serde_json::to_value(m).unwrap()
 }
 
-fn hello() -> serde_json::Value {
-    msg(common::protocol::Message::Hello {
-        version: common::protocol::PROTOCOL_VERSION,
-        role: common::protocol::Role::Client,
-        token: None,
-        time_ns: 0,
-    })
-}
-
 /// Says hello over a raw connection and checks the welcome.
 fn greeted(addr: &str) -> RawConn {
     let mut c = RawConn::connect(addr);
-    c.send_json(&hello());
+    let hello = c.hello(common::protocol::PROTOCOL_VERSION, "client", 0, None);
+    c.send_json(&hello);
     let welcome = c.read_json();
     assert_eq!(welcome["type"], "welcome", "{welcome}");
     c
@@ -339,6 +331,7 @@ fn unknown_request_gets_an_error_and_the_connection_stays() {
         msg(Message::Welcome {
             version: 1,
             role: common::protocol::Role::ServerB,
+            proof: None,
             time_ns: 0,
         }),
     ] {

@@ -2,10 +2,10 @@
 //! `--no-sync`): the shared token, the handshake timeout, refusals with an
 //! `Error` frame, the frame size cap and the connection cap.
 //!
-//! The raw-socket tests speak the wire by hand (4-byte big-endian length,
-//! kind byte, JSON) so that they test the protocol, not our codec.
+//! The raw-socket tests speak the wire by hand (TLS, then 4-byte big-endian
+//! length, kind byte, JSON) so that they test the protocol, not our codec.
 
-use std::io::{ErrorKind, Read, Write};
+use std::io::ErrorKind;
 use std::net::TcpStream;
 use std::path::Path;
 use std::time::{Duration, Instant};
@@ -18,9 +18,9 @@ use serde_json::{json, Value};
 
 // ------------------------------------------------------------ raw wire
 
-/// A TCP connection spoken to frame by frame.
+/// A connection spoken to frame by frame, over TLS as the programs speak.
 struct Raw {
-    s: TcpStream,
+    c: RawConn,
 }
 
 /// What reading one frame gave.
@@ -35,29 +35,22 @@ enum Got {
 
 impl Raw {
     fn connect(addr: &str) -> Raw {
-        let s = TcpStream::connect(addr).expect("connect");
-        s.set_read_timeout(Some(Duration::from_secs(12))).unwrap();
-        Raw { s }
+        Raw {
+            c: RawConn::connect(addr),
+        }
     }
 
     fn send_bytes(&mut self, b: &[u8]) {
-        self.s.write_all(b).expect("write");
+        self.c.send_raw(b);
     }
 
     fn send(&mut self, v: Value) {
-        let body = serde_json::to_vec(&v).unwrap();
-        let mut f = ((body.len() + 1) as u32).to_be_bytes().to_vec();
-        f.push(0);
-        f.extend_from_slice(&body);
-        self.send_bytes(&f);
+        self.c.send_json(&v);
     }
 
     fn hello(&mut self, version: u32, role: &str, token: Option<&str>) {
-        let mut body = json!({"version": version, "role": role, "time_ns": 0});
-        if let Some(t) = token {
-            body["token"] = json!(t);
-        }
-        self.send(json!({"type": "hello", "body": body}));
+        let hello = self.c.hello(version, role, 0, token);
+        self.send(hello);
     }
 
     /// Says hello as a client and checks the welcome.
@@ -71,19 +64,11 @@ impl Raw {
     }
 
     fn read(&mut self) -> Got {
-        let mut head = [0u8; 4];
-        if let Err(e) = self.s.read_exact(&mut head) {
-            return closed_or_silent(e);
-        }
-        let len = u32::from_be_bytes(head) as usize;
-        assert!((1..=MAX_FRAME_LEN + 1).contains(&len), "frame length {len}");
-        let mut body = vec![0u8; len];
-        if let Err(e) = self.s.read_exact(&mut body) {
-            return closed_or_silent(e);
-        }
-        match body[0] {
-            0 => Got::Frame(serde_json::from_slice(&body[1..]).expect("JSON frame")),
-            kind => Got::Frame(json!({"data_frame_kind": kind})),
+        match self.c.try_read_frame() {
+            Ok(Some((0, body))) => Got::Frame(serde_json::from_slice(&body).expect("JSON frame")),
+            Ok(Some((kind, _))) => Got::Frame(json!({"data_frame_kind": kind})),
+            Ok(None) => Got::Closed,
+            Err(e) => closed_or_silent(e),
         }
     }
 
@@ -162,26 +147,56 @@ fn assert_one_line_failure(out: &std::process::Output, word: &str) {
 
 // ------------------------------------------------------------------ token
 
+/// Runs `run` until its answer is not "try again later" (each bad token
+/// proof makes that address wait one more second before the next is
+/// checked; see `common::throttle`).
+fn checked(mut run: impl FnMut() -> std::process::Output) -> std::process::Output {
+    let deadline = Instant::now() + Duration::from_secs(40);
+    loop {
+        let out = run();
+        if !text(&out.stderr).contains("too many bad token proofs") || Instant::now() > deadline {
+            return out;
+        }
+        std::thread::sleep(Duration::from_millis(200));
+    }
+}
+
 #[test]
 fn a_token_is_required_of_clients_and_accepted_by_flag_or_env() {
     let pair = Pair::start_with_args(&["--no-sync", "--token", "s3cret"], one_file);
 
+    let t = Instant::now();
     let none = pair.lab3(&["--json"]);
-    assert_one_line_failure(&none, "token");
-    let wrong = pair.lab3(&["--json", "--token", "guess"]);
-    assert_one_line_failure(&wrong, "token");
-    let wrong_env = lab3_env(&pair.a.addr, &["--json"], &[("LAB3_TOKEN", "guess")]);
-    assert_one_line_failure(&wrong_env, "token");
+    assert_one_line_failure(&none, "bad or missing token");
+    assert!(
+        t.elapsed() >= Duration::from_millis(900),
+        "a bad proof is answered late"
+    );
+    let wrong = checked(|| pair.lab3(&["--json", "--token", "guess"]));
+    assert_one_line_failure(&wrong, "bad or missing token");
+    let wrong_env = checked(|| lab3_env(&pair.a.addr, &["--json"], &[("LAB3_TOKEN", "guess")]));
+    assert_one_line_failure(&wrong_env, "bad or missing token");
     // The answer does not depend on which part of the token is wrong.
-    let prefix = pair.lab3(&["--json", "--token", "s3cre"]);
+    let prefix = checked(|| pair.lab3(&["--json", "--token", "s3cre"]));
     assert_eq!(text(&prefix.stderr), text(&wrong.stderr));
+    // Right after a failure, the next proof from this address is not even
+    // checked (the right token included): it must wait its turn.
+    let early = pair.lab3(&["--json", "--token", "s3cret"]);
+    assert_one_line_failure(&early, "too many bad token proofs from 127.0.0.1");
 
-    assert_lists_both(&pair.lab3(&["--json", "--token", "s3cret"]), &pair);
+    assert_lists_both(
+        &checked(|| pair.lab3(&["--json", "--token", "s3cret"])),
+        &pair,
+    );
     let env = lab3_env(&pair.a.addr, &["--json"], &[("LAB3_TOKEN", "s3cret")]);
     assert_lists_both(&env, &pair);
 
     pair.wait(5, "A to log the refusals", || {
-        pair.a.logged(&["refused", "bad or missing token"])
+        pair.a.logged(&[
+            "connection from 127.0.0.1:",
+            "refused",
+            "bad or missing token",
+        ])
     });
 }
 
@@ -396,13 +411,16 @@ fn fake_b(entries: Value) -> String {
     let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     let addr = listener.local_addr().unwrap().to_string();
     std::thread::spawn(move || {
+        let identity = fresh_identity();
         for s in listener.incoming() {
-            let mut b = Raw { s: s.unwrap() };
+            let mut b = Raw {
+                c: RawConn::accept(s.unwrap(), &identity),
+            };
             let Got::Frame(_hello) = b.read() else {
                 continue;
             };
-            b.send(json!({"type": "welcome",
-                          "body": {"version": PROTOCOL_VERSION, "role": "server_b", "time_ns": 0}}));
+            let welcome = b.c.welcome(PROTOCOL_VERSION, "server_b", 0, None);
+            b.send(welcome);
             let Got::Frame(_request) = b.read() else {
                 continue;
             };

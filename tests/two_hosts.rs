@@ -16,6 +16,7 @@ use std::process::Command;
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::{Duration, Instant};
 
+use common::protocol::PROTOCOL_VERSION;
 use lab3_tests::*;
 
 /// The contract's 5 seconds, with slack for a loaded machine and a debug build.
@@ -224,10 +225,6 @@ fn a_cut_longer_than_the_silence_limit_ends_in_a_reconnect_and_both_converge() {
 
 const SKEW_NS: i64 = 30_000_000_000;
 
-fn json_hello(role: &str, time_ns: i64) -> serde_json::Value {
-    serde_json::json!({"type": "hello", "body": {"version": 1, "role": role, "time_ns": time_ns}})
-}
-
 #[test]
 fn server_b_warns_when_server_as_clock_is_off_by_more_than_a_second() {
     let root = tempfile::tempdir().unwrap();
@@ -239,7 +236,8 @@ fn server_b_warns_when_server_as_clock_is_off_by_more_than_a_second() {
     );
     // A fake Server A, 30 s ahead.
     let mut fake_a = RawConn::connect(&b.addr);
-    fake_a.send_json(&json_hello("server_a", now_ns() + SKEW_NS));
+    let hello = fake_a.hello(PROTOCOL_VERSION, "server_a", now_ns() + SKEW_NS, None);
+    fake_a.send_json(&hello);
     assert_eq!(fake_a.read_json()["type"], "welcome");
     fake_a.send_json(&serde_json::json!({"type": "sync_start"}));
     assert!(
@@ -258,13 +256,10 @@ fn server_a_warns_when_server_bs_clock_is_off_by_more_than_a_second() {
     let peer = listener.local_addr().unwrap().to_string();
     let fake_b = std::thread::spawn(move || {
         let (stream, _) = listener.accept().unwrap();
-        stream
-            .set_read_timeout(Some(Duration::from_secs(SECS)))
-            .unwrap();
-        let mut conn = RawConn { stream };
+        let mut conn = RawConn::accept(stream, &fresh_identity());
         assert_eq!(conn.read_json()["type"], "hello");
-        conn.send_json(&serde_json::json!({"type": "welcome", "body": {
-            "version": 1, "role": "server_b", "time_ns": now_ns() - SKEW_NS}}));
+        let welcome = conn.welcome(PROTOCOL_VERSION, "server_b", now_ns() - SKEW_NS, None);
+        conn.send_json(&welcome);
         assert_eq!(conn.read_json()["type"], "sync_start");
         conn
     });

@@ -38,6 +38,11 @@ pub struct ServerArgs {
     /// Serve listings only; do not synchronise (the lab's part 1).
     #[arg(long)]
     pub no_sync: bool,
+
+    /// Benchmarks only: the A-B link without TLS, for the plaintext
+    /// baseline (both servers must say it; loopback addresses only).
+    #[arg(long, hide = true)]
+    pub bench_plaintext: bool,
 }
 
 /// The default state directory for `dir`: `<parent>/.<name>.lab3-state`.
@@ -69,6 +74,38 @@ pub fn state_dir_for(dir: &Path, given: Option<&Path>) -> anyhow::Result<PathBuf
         );
     }
     Ok(state)
+}
+
+/// Refuses `--bench-plaintext` unless `addr` (where the plaintext link
+/// runs) is on this machine: it exists to measure what TLS costs, and
+/// must never carry files across a network.
+pub fn check_bench_plaintext(args: &ServerArgs, addr: &str) -> anyhow::Result<()> {
+    if !args.bench_plaintext {
+        return Ok(());
+    }
+    let loopback = std::net::ToSocketAddrs::to_socket_addrs(addr)
+        .map(|mut all| all.all(|a| a.ip().is_loopback()))
+        .unwrap_or(false);
+    if !loopback {
+        anyhow::bail!(
+            "--bench-plaintext is for benchmarks on one machine: {addr} is not a loopback address"
+        );
+    }
+    tracing::warn!(
+        "--bench-plaintext: the link to the other server is NOT encrypted (benchmarks only)"
+    );
+    Ok(())
+}
+
+/// Warns when a server listens beyond loopback without a token: anyone
+/// who reaches it could list, lock and change files.
+pub fn warn_if_exposed(addr: std::net::SocketAddr, args: &ServerArgs) {
+    if !addr.ip().is_loopback() && args.token.is_none() {
+        tracing::warn!(
+            "listening on {addr} beyond loopback without a token: anyone who reaches this port \
+             can list, lock and change files; set --token (or LAB3_TOKEN) on all three programs"
+        );
+    }
 }
 
 /// The ignore rules of a server over `dir`: the defaults, `--ignore`,

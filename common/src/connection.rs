@@ -4,14 +4,15 @@
 //! payload: kind 0 is a JSON [`Message`], kind 1 raw file bytes. The codec
 //! tells "not enough bytes yet" (wait) apart from "invalid" (an error that
 //! ends this one connection).
+//!
+//! A [`Connection`] runs over any byte stream: TLS over TCP between the
+//! programs (see [`crate::tls`]), an in-memory pipe in tests and fuzzing.
 
 use std::time::Duration;
 
 use bytes::{Buf, BufMut, Bytes, BytesMut};
 use futures::{SinkExt, StreamExt};
 use tokio::io::{AsyncRead, AsyncWrite};
-use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
-use tokio::net::TcpStream;
 use tokio_util::codec::{Decoder, Encoder, FramedRead, FramedWrite, LengthDelimitedCodec};
 
 use crate::protocol::{Message, MAX_FRAME_LEN};
@@ -48,6 +49,14 @@ pub enum ProtocolError {
     Unexpected(String),
     #[error("{0}")]
     Refused(String),
+    /// The other end did not prove that it holds the shared token (see
+    /// [`crate::proof`]).
+    #[error("bad or missing token")]
+    BadProof,
+    /// The other end is not who it should be: its certificate is not the
+    /// pinned one, or it could not prove that it holds the token.
+    #[error("{0}")]
+    Untrusted(String),
 }
 
 /// The codec for [`Frame`]s.
@@ -257,16 +266,26 @@ impl<W: AsyncWrite + Unpin> FrameWriter<W> {
     }
 }
 
-/// A TCP connection speaking lab3 frames, split into its two halves.
+/// A byte stream a [`Connection`] can run over.
+pub trait Stream: AsyncRead + AsyncWrite + Send + Unpin {}
+impl<T: AsyncRead + AsyncWrite + Send + Unpin> Stream for T {}
+
+/// The receiving half of a connection's stream.
+pub type ReadHalf = tokio::io::ReadHalf<Box<dyn Stream>>;
+/// The sending half of a connection's stream.
+pub type WriteHalf = tokio::io::WriteHalf<Box<dyn Stream>>;
+
+/// A connection speaking lab3 frames, split into its two halves.
 pub struct Connection {
-    pub reader: FrameReader<OwnedReadHalf>,
-    pub writer: FrameWriter<OwnedWriteHalf>,
+    pub reader: FrameReader<ReadHalf>,
+    pub writer: FrameWriter<WriteHalf>,
 }
 
 impl Connection {
-    pub fn new(stream: TcpStream) -> Connection {
-        let _ = stream.set_nodelay(true);
-        let (r, w) = stream.into_split();
+    /// Frames over `stream` (a TLS stream between the programs).
+    pub fn new(stream: impl Stream + 'static) -> Connection {
+        let boxed: Box<dyn Stream> = Box::new(stream);
+        let (r, w) = tokio::io::split(boxed);
         Connection {
             reader: FrameReader::new(r),
             writer: FrameWriter::new(w),

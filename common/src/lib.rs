@@ -5,9 +5,12 @@
 //!
 //! # Layout
 //! - [`protocol`]: the messages, as plain data.
-//! - [`connection`]: length-prefixed frames over TCP, with a size cap.
-//! - [`handshake`]: version, role and token at the start of a connection.
+//! - [`connection`]: length-prefixed frames over a byte stream, with a size cap.
+//! - [`tls`]: TLS 1.3 under every connection; keys, certificates, fingerprints.
+//! - [`handshake`]: TLS, then version, role and token proof at the start of a connection.
+//! - [`proof`]: proving the shared token without sending it, bound to the TLS session.
 //! - [`server`]: the accept loop (connection cap, one task per connection).
+//! - [`throttle`]: slowing down whoever guesses the token, and only them.
 //! - [`meta`], [`paths`], [`scan`], [`ignore`]: the file model: metadata,
 //!   safe relative paths, walking a directory, what is never synced.
 //! - [`inventory`]: a side's file list over the wire, in chunks.
@@ -25,10 +28,22 @@ pub mod inventory;
 pub mod listing;
 pub mod meta;
 pub mod paths;
+pub mod proof;
 pub mod protocol;
 pub mod scan;
 pub mod server;
 pub mod sync;
+pub mod throttle;
+pub mod tls;
+
+/// Prints `certificate sha256:…` (this server's fingerprint, to compare or
+/// pin at the other end) on stdout and flushes.
+pub fn print_fingerprint(fingerprint: tls::Fingerprint) {
+    use std::io::Write;
+    let mut out = std::io::stdout().lock();
+    let _ = writeln!(out, "certificate {fingerprint}");
+    let _ = out.flush();
+}
 
 /// Prints `listening on ADDR` as the first line of stdout and flushes.
 pub fn print_listening(addr: std::net::SocketAddr) {

@@ -9,7 +9,8 @@ use serde::{Deserialize, Serialize};
 use crate::meta::FileMeta;
 
 /// Bumped whenever a message changes shape or meaning.
-pub const PROTOCOL_VERSION: u32 = 1;
+/// (2: TLS underneath, token proofs instead of the token.)
+pub const PROTOCOL_VERSION: u32 = 2;
 
 /// Largest frame (JSON or data) any lab3 program accepts, checked before allocating.
 pub const MAX_FRAME_LEN: usize = 8 * 1024 * 1024;
@@ -120,12 +121,14 @@ impl InventoryEntry {
 #[serde(tag = "type", content = "body", rename_all = "snake_case")]
 pub enum Message {
     // ---- handshake (every connection) ----
-    /// First frame of every connection, from the side that dialled.
+    /// First frame of every connection (inside TLS), from the side that dialled.
     Hello {
         version: u32,
         role: Role,
+        /// With a token set: the proof that the dialler holds it, bound to
+        /// this TLS session (see `crate::proof`). The token itself is never sent.
         #[serde(default, skip_serializing_if = "Option::is_none")]
-        token: Option<String>,
+        proof: Option<String>,
         /// Sender's wall clock, nanoseconds since the Unix epoch (skew check).
         time_ns: i64,
     },
@@ -133,6 +136,9 @@ pub enum Message {
     Welcome {
         version: u32,
         role: Role,
+        /// With a token set: the acceptor's proof that it holds it too.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        proof: Option<String>,
         time_ns: i64,
     },
     /// A refusal or failure; the sender closes the connection after a fatal one.
@@ -182,6 +188,12 @@ pub enum Message {
         sync: bool,
         link: LinkStatus,
         locks: Vec<LockInfo>,
+        /// Server A's certificate fingerprint (`sha256:…`).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        fingerprint: Option<String>,
+        /// Server B's, as Server A's last link to it saw it.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        peer_fingerprint: Option<String>,
     },
 
     // ---- Server A -> Server B, one-shot listing connection ----

@@ -1,6 +1,7 @@
 //! The accept loop both servers run: a capped number of connections, one
-//! task each, handshake first, errors kept to the connection that caused them,
-//! and no slot held for ever by a connection that went quiet.
+//! task each, TLS and handshake first, errors kept to the connection that
+//! caused them, no slot held for ever by a connection that went quiet, and
+//! token guessers slowed down without costing anyone else ([`Throttle`]).
 
 use std::future::Future;
 use std::sync::Arc;
@@ -9,9 +10,10 @@ use std::time::Duration;
 use tokio::net::TcpListener;
 use tokio::sync::Semaphore;
 
-use crate::connection::Connection;
-use crate::handshake::{self, PeerInfo};
+use crate::connection::{Connection, ProtocolError};
+use crate::handshake::{self, Expect, PeerInfo};
 use crate::protocol::Role;
+use crate::throttle::Throttle;
 
 /// Most connections served at once; further ones wait to be accepted.
 pub const MAX_CONNECTIONS: usize = 256;
@@ -22,6 +24,10 @@ pub const MAX_CONNECTIONS: usize = 256;
 /// one of the [`MAX_CONNECTIONS`] slots for ever. (Peer links have no such
 /// limit: a quiet sync link is normal.)
 pub const CLIENT_IDLE_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// How long the answer to a bad token proof is held back (the connection
+/// slot is given up first).
+pub const BAD_PROOF_DELAY: Duration = Duration::from_secs(1);
 
 /// The limits [`serve`] enforces; tests use smaller ones.
 #[derive(Debug, Clone, Copy)]
@@ -45,6 +51,9 @@ pub struct Listener {
     pub me: Role,
     pub allowed: Vec<Role>,
     pub token: Option<String>,
+    /// This server's TLS configuration (its key); `None` only for the
+    /// benchmarks' plaintext baseline (`--bench-plaintext`).
+    pub tls: Option<Arc<rustls::ServerConfig>>,
 }
 
 /// Accepts connections until `shutdown` completes, running `handler` on
@@ -78,6 +87,7 @@ async fn serve_with<H, F>(
     let limit = Arc::new(Semaphore::new(limits.max_connections));
     let cfg = Arc::new(cfg);
     let handler = Arc::new(handler);
+    let throttle = Arc::new(Throttle::default());
     let accept_loop = async {
         let mut backoff = Duration::from_millis(10);
         loop {
@@ -101,19 +111,13 @@ async fn serve_with<H, F>(
             };
             let cfg = cfg.clone();
             let handler = handler.clone();
+            let throttle = throttle.clone();
             tokio::spawn(async move {
-                let _permit = permit;
-                let mut conn = Connection::new(stream);
-                let peer =
-                    match handshake::accept(&mut conn, cfg.me, &cfg.allowed, cfg.token.as_deref())
-                        .await
-                    {
-                        Ok(p) => p,
-                        Err(e) => {
-                            tracing::warn!("connection from {addr} refused: {e}");
-                            return;
-                        }
-                    };
+                let Some((mut conn, peer, _permit)) =
+                    handshake(stream, addr, &cfg, &throttle, permit).await
+                else {
+                    return;
+                };
                 if peer.role == Role::Client {
                     conn.reader.set_idle_timeout(Some(limits.client_idle));
                 }
@@ -126,6 +130,64 @@ async fn serve_with<H, F>(
     tokio::select! {
         _ = accept_loop => {}
         _ = shutdown => {}
+    }
+}
+
+/// TLS and the handshake of one new connection. A refusal is logged with
+/// the remote address; a bad token proof also counts against that address,
+/// and its answer waits [`BAD_PROOF_DELAY`] after the slot is given back.
+async fn handshake(
+    stream: tokio::net::TcpStream,
+    addr: std::net::SocketAddr,
+    cfg: &Listener,
+    throttle: &Throttle,
+    permit: tokio::sync::OwnedSemaphorePermit,
+) -> Option<(Connection, PeerInfo, tokio::sync::OwnedSemaphorePermit)> {
+    let deadline = tokio::time::Instant::now() + handshake::HANDSHAKE_TIMEOUT;
+    let (mut conn, session) = match handshake::secure(stream, cfg.tls.clone()).await {
+        Ok(x) => x,
+        Err(e) => {
+            tracing::warn!("connection from {addr} refused: {e}");
+            return None;
+        }
+    };
+    let ip = addr.ip();
+    if cfg.token.is_some() {
+        if let Err(wait) = throttle.may_check(ip, std::time::Instant::now()) {
+            let why = format!(
+                "too many bad token proofs from {ip}; try again in {} s",
+                wait.as_secs_f64().ceil()
+            );
+            let _ = handshake::refuse::<()>(&mut conn, why.clone()).await;
+            tracing::warn!("connection from {addr} refused: {why}");
+            return None;
+        }
+    }
+    let expect = Expect {
+        me: cfg.me,
+        allowed: &cfg.allowed,
+        token: cfg.token.as_deref(),
+        deadline,
+    };
+    match handshake::accept(&mut conn, session.as_ref(), &expect).await {
+        Ok(peer) => {
+            if cfg.token.is_some() {
+                throttle.succeeded(ip);
+            }
+            Some((conn, peer, permit))
+        }
+        Err(ProtocolError::BadProof) => {
+            throttle.failed(ip, std::time::Instant::now());
+            tracing::warn!("connection from {addr} refused: bad or missing token");
+            drop(permit);
+            tokio::time::sleep(BAD_PROOF_DELAY).await;
+            let _ = handshake::refuse::<()>(&mut conn, ProtocolError::BadProof.to_string()).await;
+            None
+        }
+        Err(e) => {
+            tracing::warn!("connection from {addr} refused: {e}");
+            None
+        }
     }
 }
 
@@ -156,10 +218,13 @@ mod tests {
     async fn start(limits: Limits) -> String {
         let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap().to_string();
+        let state = tempfile::tempdir().unwrap();
+        let identity = crate::tls::Identity::load_or_create(state.path()).unwrap();
         let cfg = Listener {
             me: Role::ServerA,
             allowed: vec![Role::Client],
             token: None,
+            tls: Some(identity.server_config().unwrap()),
         };
         let handler = |mut conn: Connection, _| async move {
             while let Some(_frame) = conn.reader.read_frame().await? {
@@ -189,12 +254,13 @@ mod tests {
             client_idle: Duration::from_millis(300),
         })
         .await;
-        let (mut quiet, _) = handshake::dial(&addr, Role::Client, None).await.unwrap();
+        let client = handshake::Dialer::new(Role::Client, None, None);
+        let (mut quiet, _) = client.dial(&addr).await.unwrap();
         // The one slot is taken: the next client waits ...
         let t = Instant::now();
         let next = tokio::spawn({
-            let addr = addr.clone();
-            async move { handshake::dial(&addr, Role::Client, None).await }
+            let (addr, client) = (addr.clone(), client.clone());
+            async move { client.dial(&addr).await }
         });
         // ... until the quiet one is closed for idling.
         let closed = tokio::time::timeout(Duration::from_secs(3), quiet.reader.read_frame()).await;

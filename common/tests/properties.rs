@@ -133,19 +133,24 @@ fn message() -> impl Strategy<Value = Message> {
             proptest::option::of(text()),
             any::<i64>()
         )
-            .prop_map(|(version, role, token, time_ns)| Message::Hello {
+            .prop_map(|(version, role, proof, time_ns)| Message::Hello {
                 version,
                 role,
-                token,
+                proof,
                 time_ns
             }),
-        (any::<u32>(), role(), any::<i64>()).prop_map(|(version, role, time_ns)| {
-            Message::Welcome {
+        (
+            any::<u32>(),
+            role(),
+            proptest::option::of(text()),
+            any::<i64>()
+        )
+            .prop_map(|(version, role, proof, time_ns)| Message::Welcome {
                 version,
                 role,
+                proof,
                 time_ns,
-            }
-        }),
+            }),
         text().prop_map(|message| Message::Error { message }),
         Just(Message::ListRequest),
         target().prop_map(|target| Message::Lock { target }),
@@ -159,18 +164,24 @@ fn message() -> impl Strategy<Value = Message> {
             text(),
             any::<bool>(),
             link_status(),
-            vec((text(), any::<usize>()), 0..4)
+            vec((text(), any::<usize>()), 0..4),
+            proptest::option::of(text()),
+            proptest::option::of(text()),
         )
-            .prop_map(|(time_ns, peer, sync, link, l)| Message::Status {
-                time_ns,
-                peer,
-                sync,
-                link,
-                locks: l
-                    .into_iter()
-                    .map(|(name, queued)| LockInfo { name, queued })
-                    .collect()
-            }),
+            .prop_map(
+                |(time_ns, peer, sync, link, l, fingerprint, peer_fingerprint)| Message::Status {
+                    time_ns,
+                    peer,
+                    sync,
+                    link,
+                    locks: l
+                        .into_iter()
+                        .map(|(name, queued)| LockInfo { name, queued })
+                        .collect(),
+                    fingerprint,
+                    peer_fingerprint,
+                }
+            ),
         (peer_state(), vec(listing_row(), 0..4), any::<bool>())
             .prop_map(|(peer, rows, done)| Message::ListingChunk { peer, rows, done }),
         text().prop_map(|name| Message::Locked { name }),
@@ -487,5 +498,73 @@ proptest! {
         let rel = parts.join("/");
         prop_assert!(paths::check(&rel).is_ok(), "{:?}", rel);
         assert_safe(&rel)?;
+    }
+}
+
+// ----------------------------------------------------------- the handshake
+
+/// Runs the server's handshake over a TLS session (faked: its exported
+/// keying material is `exporter`) against `input` from the dialler.
+fn accept_bytes(input: Vec<u8>, exporter: [u8; 32], token: Option<&str>) -> bool {
+    use common::handshake::{self, Expect, HANDSHAKE_TIMEOUT};
+    use tokio::io::AsyncWriteExt;
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_time()
+        .build()
+        .unwrap();
+    runtime.block_on(async {
+        let (server, mut dialler) = tokio::io::duplex(1 << 20);
+        tokio::spawn(async move {
+            let _ = dialler.write_all(&input).await;
+            let _ = dialler.shutdown().await; // then the end of input: no waiting for the deadline
+            let _ = tokio::io::copy(&mut dialler, &mut tokio::io::sink()).await;
+        });
+        let mut conn = common::connection::Connection::new(server);
+        let session = common::tls::Session {
+            exporter,
+            peer_certificate: None,
+        };
+        let expect = Expect {
+            me: Role::ServerA,
+            allowed: &[Role::Client],
+            token,
+            deadline: tokio::time::Instant::now() + HANDSHAKE_TIMEOUT,
+        };
+        handshake::accept(&mut conn, Some(&session), &expect)
+            .await
+            .is_ok()
+    })
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(64))]
+
+    /// Whatever a stranger sends once TLS is up, the handshake ends (the
+    /// deadline holds) without a panic, and with a token nothing is let in
+    /// without the proof for this session: not a hello carrying another
+    /// session's proof, not one carrying the token itself.
+    #[test]
+    fn the_handshake_after_tls_lets_in_only_a_proof_for_this_session(
+        bytes in vec(any::<u8>(), 0..512),
+        hello_first in any::<bool>(),
+        exporter in any::<[u8; 32]>(),
+        other in any::<[u8; 32]>(),
+    ) {
+        prop_assume!(exporter != other);
+        let frame = |m: &Message| encode_all(&[Frame::Message(m.clone())]).to_vec();
+        let hello = |proof: Option<String>| Message::Hello {
+            version: common::protocol::PROTOCOL_VERSION,
+            role: Role::Client,
+            proof,
+            time_ns: 0,
+        };
+        let prove = |e: &[u8; 32]| common::proof::prove("t", e, common::proof::Side::Dialler);
+        let mut input = if hello_first { frame(&hello(Some(prove(&other)))) } else { Vec::new() };
+        input.extend_from_slice(&bytes);
+        prop_assert!(!accept_bytes(input.clone(), exporter, Some("t")));
+        prop_assert!(!accept_bytes(frame(&hello(Some("t".into()))), exporter, Some("t")));
+        let _ = accept_bytes(input, exporter, None);
+        // The control: this session's proof is let in.
+        prop_assert!(accept_bytes(frame(&hello(Some(prove(&exporter)))), exporter, Some("t")));
     }
 }

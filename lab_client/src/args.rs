@@ -20,6 +20,7 @@ use clap::{Parser, Subcommand};
 ///   lab3 watch --json         the same, one JSON object per line
 ///   lab3 status               the A-B link, transfers, locks
 ///   lab3 --server host:6000 --token s3cret status
+///   lab3 --server-fingerprint sha256:3f1c…   refuse any server A but this one
 ///   lab3 completions bash > ~/.local/share/bash-completion/completions/lab3
 #[derive(Debug, Parser)]
 #[command(name = "lab3", version, verbatim_doc_comment)]
@@ -34,9 +35,18 @@ pub struct Cli {
         default_value = "127.0.0.1:6000"
     )]
     pub server: String,
-    /// Shared secret, if the servers require one.
+    /// Shared secret, if the servers require one (proven, never sent).
     #[arg(long, global = true, env = "LAB3_TOKEN", hide_env_values = true)]
     pub token: Option<String>,
+    /// The certificate fingerprint the server must show (`sha256:…`, as
+    /// it prints at start and `lab3 status` shows); another is refused.
+    #[arg(
+        long,
+        global = true,
+        env = "LAB3_SERVER_FINGERPRINT",
+        value_name = "FINGERPRINT"
+    )]
+    pub server_fingerprint: Option<common::tls::Fingerprint>,
     /// Print one JSON document instead of a table.
     #[arg(long, global = true)]
     pub json: bool,

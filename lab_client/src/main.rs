@@ -49,6 +49,9 @@ struct Reached {
     conn: Connection,
     addr: String,
     role: Role,
+    /// The certificate fingerprint of the server that answered, as this
+    /// connection saw it.
+    certificate: Option<common::tls::Fingerprint>,
     /// `(address, why)` of each server tried first that did not answer.
     skipped: Vec<(String, String)>,
 }
@@ -91,13 +94,15 @@ async fn connect(cli: &Cli, need_a: Option<&str>) -> Result<Reached, Failure> {
     let one = addrs.len() == 1;
     let mut skipped = Vec::new();
     let mut only_b = None;
+    // One pin (`--server-fingerprint`) applies to every server listed.
+    let dialer = handshake::Dialer::new(Role::Client, cli.token.clone(), cli.server_fingerprint);
     for addr in &addrs {
         let name = if one {
             format!("server A at {addr}")
         } else {
             addr.to_string()
         };
-        match handshake::dial(addr, Role::Client, cli.token.as_deref()).await {
+        match dialer.dial(addr).await {
             Ok((conn, peer)) => {
                 if let (Some(_), Role::ServerB) = (need_a, peer.role) {
                     only_b = Some(addr.to_string());
@@ -107,11 +112,17 @@ async fn connect(cli: &Cli, need_a: Option<&str>) -> Result<Reached, Failure> {
                     conn,
                     addr: addr.to_string(),
                     role: peer.role,
+                    certificate: peer.certificate,
                     skipped,
                 });
             }
             Err(ProtocolError::Refused(why)) => {
                 return Err(Failure::from(format!("{name} refused: {why}")))
+            }
+            Err(ProtocolError::Untrusted(why)) => {
+                return Err(Failure::from(format!(
+                    "{name} is not trusted: {why} (see --server-fingerprint, --token)"
+                )))
             }
             Err(e) if one => return Err(Failure::from(format!("cannot reach {name}: {e}"))),
             Err(e) => skipped.push((addr.to_string(), e.to_string())),
@@ -228,7 +239,8 @@ async fn run(mut cli: Cli) -> Result<(), Failure> {
                         );
                     }
                     let b = reached.role == Role::ServerB;
-                    output::print_status(&reached.addr, &status, b, cli.json)
+                    let seen = reached.certificate.map(|f| f.to_string());
+                    output::print_status(&reached.addr, seen, &status, b, cli.json)
                 }
                 other => return Err(unexpected(other)),
             }

@@ -214,19 +214,35 @@ fn when(ns: i64, now_ns: i64) -> String {
 }
 
 /// `lab3 status`: a two-column table for people, one JSON document for
-/// scripts. `server` is the address that answered; `from_b`: Server B
-/// answered (Server A was down), so `status`'s peer is Server A, its skew
-/// A's clock against B's, and the locks are not known.
-pub fn print_status(server: &str, status: &Message, from_b: bool, as_json: bool) {
+/// scripts. `server` is the address that answered; `seen`: its certificate
+/// fingerprint as this connection saw it; `from_b`: Server B answered
+/// (Server A was down), so `status`'s peer is Server A, its skew A's clock
+/// against B's, and the locks are not known.
+pub fn print_status(
+    server: &str,
+    seen: Option<String>,
+    status: &Message,
+    from_b: bool,
+    as_json: bool,
+) {
     let Message::Status {
         time_ns,
         peer,
         sync,
         link,
         locks,
+        fingerprint,
+        peer_fingerprint,
     } = status
     else {
         return;
+    };
+    // The answering server's own certificate, as this connection saw it.
+    let answered = seen.or_else(|| fingerprint.clone());
+    let (fingerprint_a, peer_fingerprint) = if from_b {
+        (None, answered)
+    } else {
+        (answered, peer_fingerprint.clone())
     };
     let queued: usize = locks.iter().map(|l| l.queued).sum();
     let (addr_a, addr_b) = if from_b {
@@ -244,6 +260,8 @@ pub fn print_status(server: &str, status: &Message, from_b: bool, as_json: bool)
             "server_a": addr_a,
             "server_b": addr_b,
             "answered_by": if from_b { "b" } else { "a" },
+            "fingerprint_a": fingerprint_a,
+            "fingerprint_b": peer_fingerprint,
             "sync": sync,
             "link": {
                 "up": link.up,
@@ -312,7 +330,18 @@ pub fn print_status(server: &str, status: &Message, from_b: bool, as_json: bool)
     }
     for (k, v) in [
         ("Server A", addr_a.to_string()),
+        (
+            "A's certificate",
+            fingerprint_a.unwrap_or_else(|| "unknown".into()),
+        ),
         ("Server B", addr_b.to_string()),
+        (
+            "B's certificate",
+            match peer_fingerprint {
+                Some(f) => f,
+                None => "not seen yet (no link to server B so far)".into(),
+            },
+        ),
         ("Link", link_words),
         ("Clock skew", skew),
         ("Last reconcile", reconcile),

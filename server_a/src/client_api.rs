@@ -52,7 +52,7 @@ pub async fn handle(mut conn: Connection, _peer: PeerInfo, app: Arc<App>) -> any
 pub async fn listing(app: &App) -> anyhow::Result<(PeerState, Vec<ListingRow>)> {
     let cfg = &app.cfg;
     let own = common::scan::scan_dir_async(cfg.dir.clone(), cfg.ignore.clone());
-    let theirs = crate::peer::fetch_listing(&cfg.peer, cfg.args.token.as_deref());
+    let theirs = crate::peer::fetch_listing(&cfg.peer, &cfg.dialer);
     let (own, theirs) = tokio::join!(own, theirs);
     let own = own?;
     let (peer, theirs) = match theirs {
@@ -142,6 +142,8 @@ fn status(app: &App) -> Message {
         sync: app.sync.is_some(),
         link: app.sync.as_ref().map(|s| s.status()).unwrap_or_default(),
         locks: app.locks.list(),
+        fingerprint: Some(app.cfg.identity.fingerprint.to_string()),
+        peer_fingerprint: app.peer_certificate.lock().unwrap().map(|f| f.to_string()),
     }
 }
 

@@ -14,12 +14,14 @@ pub mod web;
 
 use std::future::Future;
 use std::path::PathBuf;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 
 use common::config::ServerArgs;
+use common::handshake::Dialer;
 use common::ignore::Ignore;
 use common::protocol::Role;
 use common::sync::SyncHandle;
+use common::tls::{Fingerprint, Identity};
 use tokio::net::TcpListener;
 
 /// Everything Server A needs to run.
@@ -33,15 +35,31 @@ pub struct Config {
     pub ignore: Ignore,
     /// Where to serve the web page (`--http`); `None` for `--http off`.
     pub http: Option<String>,
+    /// This server's key and certificate (made at first start).
+    pub identity: Identity,
+    /// How to dial Server B: TLS, our token, B's pinned fingerprint.
+    pub dialer: Dialer,
 }
 
 impl Config {
-    pub fn new(dir: PathBuf, peer: String, args: ServerArgs) -> anyhow::Result<Config> {
+    /// `pin`: the fingerprint Server B's certificate must have.
+    pub fn new(
+        dir: PathBuf,
+        peer: String,
+        pin: Option<Fingerprint>,
+        args: ServerArgs,
+    ) -> anyhow::Result<Config> {
         let state_dir = common::config::state_dir_for(&dir, args.state_dir.as_deref())?;
         if args.no_sync {
             std::fs::create_dir_all(&dir)?;
         }
         let ignore = common::config::ignore_rules(&dir, &args)?;
+        let identity = Identity::load_or_create(&state_dir)?;
+        common::config::check_bench_plaintext(&args, &peer)?;
+        let mut dialer = Dialer::new(Role::ServerA, args.token.clone(), pin);
+        if args.bench_plaintext {
+            dialer = dialer.plaintext();
+        }
         Ok(Config {
             dir,
             state_dir,
@@ -49,6 +67,8 @@ impl Config {
             args,
             ignore,
             http: None,
+            identity,
+            dialer,
         })
     }
 }
@@ -59,6 +79,8 @@ pub struct App {
     pub locks: Arc<locks::Locks>,
     /// The sync engine (absent with `--no-sync`).
     pub sync: Option<SyncHandle>,
+    /// Server B's certificate, as the last connection to it showed it.
+    pub peer_certificate: Arc<Mutex<Option<Fingerprint>>>,
 }
 
 /// Serves clients until `shutdown` completes.
@@ -68,6 +90,7 @@ pub async fn run(
     shutdown: impl Future<Output = ()>,
 ) -> anyhow::Result<()> {
     let locks = Arc::new(locks::Locks::open(&cfg.state_dir)?);
+    let peer_certificate = Arc::default();
     let sync = if cfg.args.no_sync {
         None
     } else {
@@ -91,11 +114,18 @@ pub async fn run(
         tokio::spawn(peer::keep_link(
             sync.clone(),
             cfg.peer.clone(),
-            cfg.args.token.clone(),
+            cfg.dialer.clone(),
+            Arc::clone(&peer_certificate),
         ));
         Some(sync)
     };
-    let app = Arc::new(App { cfg, locks, sync });
+    let tls = Some(cfg.identity.server_config()?);
+    let app = Arc::new(App {
+        cfg,
+        locks,
+        sync,
+        peer_certificate,
+    });
     if let Some(addr) = &app.cfg.http {
         web::start(addr, app.clone()).await;
     }
@@ -103,6 +133,7 @@ pub async fn run(
         me: Role::ServerA,
         allowed: vec![Role::Client],
         token: app.cfg.args.token.clone(),
+        tls,
     };
     let handler = move |conn, peer| client_api::handle(conn, peer, app.clone());
     common::server::serve(listener, settings, handler, shutdown).await;

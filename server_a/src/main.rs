@@ -10,6 +10,7 @@ use clap::Parser;
 ///   server_a                                        # directory_a on 127.0.0.1:6000, B at 127.0.0.1:6001
 ///   server_a --dir ~/shared --peer b.example:6001 --token s3cret
 ///   server_a --listen 0.0.0.0:6000 --token s3cret   # clients on other machines too
+///   server_a --peer b.example:6001 --token s3cret --peer-fingerprint sha256:3f1c…  # B's, as B prints it
 ///   server_a --ignore '*.log' --ignore 'build/'     # gitignore syntax; also <dir>/.lab3ignore
 ///   server_a --http 127.0.0.1:8080                  # the web page elsewhere (default :6080; `off`)
 ///   RUST_LOG=debug server_a                         # more detail on stderr
@@ -33,6 +34,11 @@ struct Args {
     /// Address of the web page (port 0: the kernel picks), or `off`.
     #[arg(long, value_name = "ADDR|off", default_value = "127.0.0.1:6080")]
     http: String,
+    /// The certificate fingerprint Server B must show (`sha256:…`, as B
+    /// prints at start); a different one is refused. Without it, any B
+    /// that proves the token is accepted (and, with no token, any B).
+    #[arg(long, value_name = "FINGERPRINT", env = "LAB3_PEER_FINGERPRINT")]
+    peer_fingerprint: Option<common::tls::Fingerprint>,
     #[command(flatten)]
     common: common::config::ServerArgs,
 }
@@ -51,11 +57,14 @@ async fn main() -> std::process::ExitCode {
 }
 
 async fn run(args: Args) -> anyhow::Result<()> {
-    let mut cfg = server_a::Config::new(args.dir, args.peer, args.common)?;
+    let mut cfg = server_a::Config::new(args.dir, args.peer, args.peer_fingerprint, args.common)?;
     cfg.http = (args.http != "off").then_some(args.http);
     let listener = tokio::net::TcpListener::bind(&args.listen)
         .await
         .map_err(|e| anyhow::anyhow!("cannot listen on {}: {e}", args.listen))?;
-    common::print_listening(listener.local_addr()?);
+    let addr = listener.local_addr()?;
+    common::print_listening(addr);
+    common::print_fingerprint(cfg.identity.fingerprint);
+    common::config::warn_if_exposed(addr, &cfg.args);
     server_a::run(listener, cfg, common::server::shutdown_signal()).await
 }

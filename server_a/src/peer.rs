@@ -1,26 +1,29 @@
 //! Talking to Server B: a fresh listing of its directory on request, and
 //! the sync link, dialled and kept up with backoff.
 
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use common::handshake;
+use common::connection::ProtocolError;
+use common::handshake::Dialer;
 use common::meta::FileMeta;
-use common::protocol::{InventoryEntry, Message, Role};
+use common::protocol::{InventoryEntry, Message};
 use common::sync::SyncHandle;
+use common::tls::Fingerprint;
 
 /// How long B may take to answer a listing request before A gives up on it
 /// and answers with its own files only.
 const LISTING_DEADLINE: Duration = Duration::from_secs(10);
 
 /// Asks Server B at `addr` for its files as they are now.
-pub async fn fetch_listing(addr: &str, token: Option<&str>) -> anyhow::Result<Vec<FileMeta>> {
-    tokio::time::timeout(LISTING_DEADLINE, fetch(addr, token))
+pub async fn fetch_listing(addr: &str, dialer: &Dialer) -> anyhow::Result<Vec<FileMeta>> {
+    tokio::time::timeout(LISTING_DEADLINE, fetch(addr, dialer))
         .await
         .map_err(|_| anyhow::anyhow!("no answer within {LISTING_DEADLINE:?}"))?
 }
 
-async fn fetch(addr: &str, token: Option<&str>) -> anyhow::Result<Vec<FileMeta>> {
-    let (mut conn, _) = handshake::dial(addr, Role::ServerA, token).await?;
+async fn fetch(addr: &str, dialer: &Dialer) -> anyhow::Result<Vec<FileMeta>> {
+    let (mut conn, _) = dialer.dial(addr).await.map_err(explain)?;
     conn.writer.send(Message::InventoryRequest).await?;
     let entries = common::inventory::receive(&mut conn.reader).await?;
     Ok(entries
@@ -38,17 +41,34 @@ async fn fetch(addr: &str, token: Option<&str>) -> anyhow::Result<Vec<FileMeta>>
         .collect())
 }
 
+/// Says which flag a refusal of B's identity is about.
+fn explain(e: ProtocolError) -> anyhow::Error {
+    match e {
+        ProtocolError::Untrusted(why) => anyhow::anyhow!(
+            "server B is not trusted: {why} (--peer-fingerprint, --token; see docs/TWO-MACHINES.md)"
+        ),
+        e => e.into(),
+    }
+}
+
 /// Dials Server B for the sync link and runs it; when it breaks, dials
 /// again with exponential backoff (100 ms up to 5 s). Never returns.
-pub async fn keep_link(sync: SyncHandle, addr: String, token: Option<String>) {
+/// `certificate` keeps what B's certificate was on the last link.
+pub async fn keep_link(
+    sync: SyncHandle,
+    addr: String,
+    dialer: Dialer,
+    certificate: Arc<Mutex<Option<Fingerprint>>>,
+) {
     const FIRST: Duration = Duration::from_millis(100);
     const MAX: Duration = Duration::from_secs(5);
     let mut backoff = FIRST;
     let mut reported = false;
     loop {
-        match handshake::dial(&addr, Role::ServerA, token.as_deref()).await {
+        match dialer.dial(&addr).await.map_err(explain) {
             Ok((mut conn, peer)) => {
                 reported = false;
+                *certificate.lock().unwrap() = peer.certificate;
                 let started = Instant::now();
                 let res = match conn.writer.send(Message::SyncStart).await {
                     Ok(()) => sync.run_link(conn, peer).await,
@@ -64,7 +84,7 @@ pub async fn keep_link(sync: SyncHandle, addr: String, token: Option<String>) {
             Err(e) => {
                 if !reported {
                     tracing::warn!(
-                        "cannot reach server B at {addr}: {e}; retrying in the background"
+                        "cannot reach server B at {addr}: {e:#}; retrying in the background"
                     );
                     reported = true;
                 }

@@ -36,6 +36,8 @@ pub async fn handle(
                 sync: sync.is_some(),
                 link: sync.map(|s| s.status()).unwrap_or_default(),
                 locks: Vec::new(),
+                fingerprint: Some(cfg.identity.fingerprint.to_string()),
+                peer_fingerprint: None,
             },
             Message::Lock { .. } | Message::Unlock { .. } | Message::LocksRequest => {
                 Message::Error {
@@ -83,8 +85,8 @@ async fn listing(cfg: &Config, ignore: &Ignore) -> anyhow::Result<(PeerState, Ve
 
 /// Asks Server A for its composite listing, as a client would.
 async fn listing_of_a(cfg: &Config) -> anyhow::Result<(PeerState, Vec<ListingRow>)> {
-    let token = cfg.args.token.as_deref();
-    let (mut conn, peer) = handshake::dial(&cfg.server_a, Role::Client, token).await?;
+    let dialer = handshake::Dialer::new(Role::Client, cfg.args.token.clone(), None);
+    let (mut conn, peer) = dialer.dial(&cfg.server_a).await?;
     if peer.role != Role::ServerA {
         anyhow::bail!("{} is {}, not server A", cfg.server_a, peer.role);
     }

@@ -16,6 +16,7 @@ use common::handshake::{kind_of, PeerInfo};
 use common::ignore::Ignore;
 use common::protocol::{InventoryEntry, Message, Role};
 use common::sync::SyncHandle;
+use common::tls::Identity;
 use tokio::net::TcpListener;
 
 mod clients;
@@ -30,6 +31,8 @@ pub struct Config {
     /// Server A's address for clients (`--server-a`), asked first when a
     /// client wants a listing from B.
     pub server_a: String,
+    /// This server's key and certificate (made at first start).
+    pub identity: Identity,
 }
 
 impl Config {
@@ -37,12 +40,14 @@ impl Config {
         let state_dir = common::config::state_dir_for(&dir, args.state_dir.as_deref())?;
         std::fs::create_dir_all(&dir)?;
         let ignore = common::config::ignore_rules(&dir, &args)?;
+        let identity = Identity::load_or_create(&state_dir)?;
         Ok(Config {
             dir,
             state_dir,
             args,
             ignore,
             server_a: "127.0.0.1:6000".into(),
+            identity,
         })
     }
 }
@@ -66,12 +71,19 @@ pub async fn run(
         );
         Some(common::sync::start(sc)?)
     };
+    let tls = if cfg.args.bench_plaintext {
+        common::config::check_bench_plaintext(&cfg.args, &listener.local_addr()?.to_string())?;
+        None
+    } else {
+        Some(cfg.identity.server_config()?)
+    };
     let cfg = Arc::new(cfg);
     let ignore = Arc::new(cfg.ignore.clone());
     let settings = common::server::Listener {
         me: Role::ServerB,
         allowed: vec![Role::ServerA, Role::Client],
         token: cfg.args.token.clone(),
+        tls,
     };
     let handler = move |conn: Connection, peer: PeerInfo| {
         let cfg = cfg.clone();

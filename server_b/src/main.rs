@@ -53,6 +53,9 @@ async fn run(args: Args) -> anyhow::Result<()> {
     let listener = tokio::net::TcpListener::bind(&args.listen)
         .await
         .map_err(|e| anyhow::anyhow!("cannot listen on {}: {e}", args.listen))?;
-    common::print_listening(listener.local_addr()?);
+    let addr = listener.local_addr()?;
+    common::print_listening(addr);
+    common::print_fingerprint(cfg.identity.fingerprint);
+    common::config::warn_if_exposed(addr, &cfg.args);
     server_b::run(listener, cfg, common::server::shutdown_signal()).await
 }

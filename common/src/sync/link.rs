@@ -11,13 +11,14 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use futures::FutureExt;
-use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
 use tokio::sync::{broadcast, mpsc, watch, Notify, Semaphore};
 
 use super::engine::{Digest, Event, Outgoing, PeerMsg, SentFile};
 use super::transfer::{self, ReceiveError};
 use super::SyncHandle;
-use crate::connection::{Connection, Frame, FrameReader, FrameWriter, ProtocolError};
+use crate::connection::{
+    Connection, Frame, FrameReader, FrameWriter, ProtocolError, ReadHalf, WriteHalf,
+};
 use crate::handshake::{kind_of, PeerInfo};
 use crate::paths;
 use crate::protocol::{Action, InventoryEntry, Message, Role};
@@ -94,7 +95,7 @@ pub(super) async fn run(
 }
 
 async fn write_loop(
-    mut w: FrameWriter<OwnedWriteHalf>,
+    mut w: FrameWriter<WriteHalf>,
     mut rx: mpsc::UnboundedReceiver<Outgoing>,
     handle: SyncHandle,
     id: u64,
@@ -231,7 +232,7 @@ async fn next_action(rx: &mut broadcast::Receiver<Action>, wait: bool) -> Option
 }
 
 async fn read_loop(
-    mut r: FrameReader<OwnedReadHalf>,
+    mut r: FrameReader<ReadHalf>,
     handle: &SyncHandle,
     id: u64,
     relay: &watch::Sender<bool>,
@@ -447,7 +448,7 @@ fn checked(path: &str) -> bool {
 
 /// Sends `hashes` in chunks (at least one; the last says `done`).
 async fn send_hashes(
-    w: &mut FrameWriter<OwnedWriteHalf>,
+    w: &mut FrameWriter<WriteHalf>,
     hashes: std::collections::BTreeMap<String, String>,
 ) -> Result<(), ProtocolError> {
     let mut chunk = std::collections::BTreeMap::new();
