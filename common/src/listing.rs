@@ -2,8 +2,9 @@
 
 use std::collections::BTreeMap;
 
+use crate::connection::Connection;
 use crate::meta::FileMeta;
-use crate::protocol::ListingRow;
+use crate::protocol::{ListingRow, Message, PeerState, ENTRIES_PER_CHUNK};
 
 /// Merges A's and B's files: one row per distinct path, sorted by path
 /// (byte order), indexed from 0; where both sides hold a path the newer
@@ -35,6 +36,33 @@ pub fn merge(a: &[FileMeta], b: &[FileMeta]) -> Vec<ListingRow> {
             queued: 0,
         })
         .collect()
+}
+
+/// Sends a listing to a client in chunks of at most [`ENTRIES_PER_CHUNK`]
+/// rows (at least one chunk; the last says `done`). Server A and Server B
+/// both answer listings this way.
+pub async fn send(
+    conn: &mut Connection,
+    peer: PeerState,
+    rows: Vec<ListingRow>,
+) -> anyhow::Result<()> {
+    let mut chunks = rows.chunks(ENTRIES_PER_CHUNK).peekable();
+    loop {
+        let c = chunks.next().unwrap_or(&[]);
+        let done = chunks.peek().is_none();
+        conn.writer
+            .feed(Message::ListingChunk {
+                peer,
+                rows: c.to_vec(),
+                done,
+            })
+            .await?;
+        if done {
+            break;
+        }
+    }
+    conn.writer.flush().await?;
+    Ok(())
 }
 
 #[cfg(test)]

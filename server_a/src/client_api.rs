@@ -8,9 +8,7 @@ use std::sync::Arc;
 
 use common::connection::Connection;
 use common::handshake::{kind_of, PeerInfo};
-use common::protocol::{
-    Action, ListingRow, Message, PeerState, Target, ENTRIES_PER_CHUNK, WATCH_PING_EVERY,
-};
+use common::protocol::{Action, ListingRow, Message, PeerState, Target, WATCH_PING_EVERY};
 use common::server::CLIENT_IDLE_TIMEOUT;
 use common::sync::SyncHandle;
 
@@ -22,7 +20,7 @@ pub async fn handle(mut conn: Connection, _peer: PeerInfo, app: Arc<App>) -> any
         let reply = match msg {
             Message::ListRequest => {
                 let (peer, rows) = listing(&app).await?;
-                send_listing(&mut conn, peer, rows).await?;
+                common::listing::send(&mut conn, peer, rows).await?;
                 continue;
             }
             Message::Lock { target } => lock(&app, target).await,
@@ -182,34 +180,4 @@ async fn watch(conn: &mut Connection, sync: &SyncHandle) -> anyhow::Result<()> {
             },
         }
     }
-}
-
-async fn send_listing(
-    conn: &mut Connection,
-    peer: PeerState,
-    rows: Vec<ListingRow>,
-) -> anyhow::Result<()> {
-    let mut chunks = rows.chunks(ENTRIES_PER_CHUNK).peekable();
-    if chunks.peek().is_none() {
-        conn.writer
-            .send(Message::ListingChunk {
-                peer,
-                rows: vec![],
-                done: true,
-            })
-            .await?;
-        return Ok(());
-    }
-    while let Some(c) = chunks.next() {
-        let done = chunks.peek().is_none();
-        conn.writer
-            .feed(Message::ListingChunk {
-                peer,
-                rows: c.to_vec(),
-                done,
-            })
-            .await?;
-    }
-    conn.writer.flush().await?;
-    Ok(())
 }

@@ -7,7 +7,7 @@ use std::time::Duration;
 use common::connection::Connection;
 use common::handshake::{self, kind_of};
 use common::ignore::Ignore;
-use common::protocol::{ListingRow, Message, PeerState, Role, ENTRIES_PER_CHUNK};
+use common::protocol::{ListingRow, Message, PeerState, Role};
 use common::sync::SyncHandle;
 
 use crate::Config;
@@ -27,7 +27,7 @@ pub async fn handle(
         let reply = match msg {
             Message::ListRequest => {
                 let (peer, rows) = listing(cfg, ignore).await?;
-                send_listing(&mut conn, peer, rows).await?;
+                common::listing::send(&mut conn, peer, rows).await?;
                 continue;
             }
             Message::StatusRequest => Message::Status {
@@ -107,28 +107,4 @@ async fn listing_of_a(cfg: &Config) -> anyhow::Result<(PeerState, Vec<ListingRow
             other => anyhow::bail!("unexpected answer from server A: {}", kind_of(&other)),
         }
     }
-}
-
-async fn send_listing(
-    conn: &mut Connection,
-    peer: PeerState,
-    rows: Vec<ListingRow>,
-) -> anyhow::Result<()> {
-    let mut chunks = rows.chunks(ENTRIES_PER_CHUNK).peekable();
-    loop {
-        let c = chunks.next().unwrap_or(&[]);
-        let done = chunks.peek().is_none();
-        conn.writer
-            .feed(Message::ListingChunk {
-                peer,
-                rows: c.to_vec(),
-                done,
-            })
-            .await?;
-        if done {
-            break;
-        }
-    }
-    conn.writer.flush().await?;
-    Ok(())
 }
