@@ -83,6 +83,9 @@ struct Exec {
     disk: Disk,
     journal: Records,
     link: Option<Link>,
+    /// Messages for the peer from the effects of one input, sent once the
+    /// journal holds what they acknowledge (see [`Exec::feed`]).
+    outbox: Vec<Outgoing>,
     /// Paths hinted by the watcher: when to look, and whether a writer
     /// closed them; `due_order` keeps them by deadline.
     due: HashMap<String, (Instant, bool)>,
@@ -205,6 +208,7 @@ pub fn start(cfg: SyncConfig) -> anyhow::Result<SyncHandle> {
         core,
         journal,
         link: None,
+        outbox: Vec::new(),
         due: HashMap::new(),
         due_order: BTreeSet::new(),
         timers: BTreeMap::new(),
@@ -484,23 +488,34 @@ impl Exec {
                 }
             }
         }
+        // The journal first: a peer must never hold an answer (and journal
+        // a base) that this side would forget if killed now.
+        if !self.outbox.is_empty() {
+            self.journal.flush();
+            if let Some(l) = &self.link {
+                for m in self.outbox.drain(..) {
+                    let _ = l.out.send(m);
+                }
+            }
+            self.outbox.clear();
+        }
     }
 
     fn effect(&mut self, e: Effect) -> Option<Input> {
         match e {
             Effect::Send(msg) => {
-                if let Some(l) = &self.link {
-                    let _ = l.out.send(Outgoing::Msg(Message::Sync(msg)));
+                if self.link.is_some() {
+                    self.outbox.push(Outgoing::Msg(Message::Sync(msg)));
                 }
                 None
             }
             Effect::SendFile {
                 op, expect, offer, ..
             } => {
-                let l = self.link.as_ref()?;
+                self.link.as_ref()?;
                 self.sending += 1;
                 self.handle.status.lock().unwrap().sending = self.sending;
-                let _ = l.out.send(Outgoing::File { op, expect, offer });
+                self.outbox.push(Outgoing::File { op, expect, offer });
                 None
             }
             Effect::Record { path, mut record } => {

@@ -134,7 +134,6 @@ fn reconciled_on_a_stale_inventory() {
 /// as agreed with B, though B holds the folder now: the file never
 /// travels, and A holds a file where B holds a folder, for good.
 #[test]
-#[ignore = "bug: a replayed queue entry is recorded as agreed though B moved on"]
 fn a_replayed_update_is_taken_as_agreed() {
     let steps = vec![
         User(A, Mkdir, 12050212031386681028),
@@ -313,7 +312,6 @@ fn crossing_offers_agree_on_one_side() {
 /// mode), the core takes the closed write for no change, and A's edit
 /// never reaches B.
 #[test]
-#[ignore = "bug: an in-place edit that keeps size and a coarse mtime is not seen"]
 fn an_edit_that_keeps_size_and_mtime_is_unseen() {
     let setup = Setup {
         strict: true,
@@ -330,7 +328,6 @@ fn an_edit_that_keeps_size_and_mtime_is_unseen() {
 /// unchanged since agreed, B holds nothing and no tombstone: A's copy
 /// goes back to B, and the deleted file is resurrected on both sides.
 #[test]
-#[ignore = "bug: a file deleted after its Stored answer was lost comes back"]
 fn resurrected_after_a_lost_answer() {
     let setup = Setup {
         strict: true,
@@ -561,7 +558,6 @@ fn found_by_the_long_run() {
 /// content in flight at once (hard-linked names, a copy) leave the second
 /// without its bytes: a queued update then has no snapshot to replay.
 #[test]
-#[ignore = "bug: staged content is keyed by hash and consumed once"]
 fn the_same_content_twice_in_flight() {
     let v = strict_seed(857169);
     assert!(v.is_empty(), "{v:#?}");

@@ -465,9 +465,13 @@ impl Core {
         let Some(base) = self.paths[from].base.clone() else {
             return;
         };
-        let Some(e) = self.paths[to].local.clone() else {
+        if self.paths[to].local.is_none() {
             return;
-        };
+        }
+        // What moved is the agreed version: `to` is acknowledged as holding
+        // it (the stat it had at `from`), so a write made to it after the
+        // rename is still a change here and follows the move as an offer.
+        let e = base.here.clone();
         let op = self.op(to, Some(from));
         let sent_from = self.paths[from].holding();
         self.paths.get_mut(from).expect("known").pending = Some(Pending::Offered {
@@ -478,7 +482,7 @@ impl Core {
         self.paths.get_mut(to).expect("known").pending = Some(Pending::Offered {
             op,
             sent: Holding::Present(base.version.clone()),
-            entry: Some(e),
+            entry: e,
         });
         self.emit(Effect::Send(PeerMsg::Move {
             op,

@@ -400,6 +400,22 @@ fn a_renamed_file_is_moved_not_resent() {
 }
 
 #[test]
+fn a_file_edited_in_place_right_after_a_rename_arrives_edited() {
+    // The soak's lost edit (seed 1796043644937801266): `mv b-3 b-7`, then
+    // b-7 written in place (same inode) before the move went out. The move
+    // carries the old content; the edit must follow it as a change.
+    let mut w = live(NS, NS);
+    w.write(false, "b-3.txt", "first");
+    w.settle();
+    w.mv(false, "b-3.txt", "b-7.txt");
+    w.write(false, "b-7.txt", "second, longer");
+    w.settle();
+    w.assert_same();
+    assert_eq!(w.a.disk.read("b-7.txt").as_deref(), Some("second, longer"));
+    assert_eq!(w.a.disk.read("b-3.txt"), None);
+}
+
+#[test]
 fn first_meeting_of_look_alikes_goes_to_a_and_keeps_bs() {
     let mut w = World::new(NS, NS);
     let t = Some(w.now - 100);
