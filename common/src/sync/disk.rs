@@ -222,7 +222,19 @@ impl Disk {
         if let Some(f) = &found {
             let replace_in_place = f.kind == Kind::File && version.kind == Kind::File;
             match keep {
-                Some(why) => kept_at = Some(self.keep(rel, why)?),
+                Some(why) => {
+                    let at = self.keep(rel, why)?;
+                    if !self.kept_what_was_checked(&at, f, &target) {
+                        // The peer is told, and sends again if it still wins.
+                        if let Some(c) = &content {
+                            let _ = std::fs::remove_file(c);
+                        }
+                        return Ok(Outcome::Mismatch {
+                            found: self.stat(rel)?,
+                        });
+                    }
+                    kept_at = Some(at);
+                }
                 None if replace_in_place => {}
                 None if f.kind == Kind::Dir => std::fs::remove_dir_all(&target)?,
                 None => std::fs::remove_file(&target)?,
@@ -294,6 +306,30 @@ impl Disk {
     /// Moves what `rel` holds (a file, or a folder with all it holds) into
     /// the state directory: `conflicts/<time>/<rel>` for a conflict's loser,
     /// `versions/<time>/<rel>` otherwise. A rename keeps its mtime and mode.
+    /// Whether the file moved to `at` is the one `check` saw (`found`). A
+    /// user's save landing between the check and the keep was moved
+    /// instead: it goes back to `target` (never over a newer one) and the
+    /// install is a mismatch, so the save is judged as the change it is.
+    fn kept_what_was_checked(&self, at: &Path, found: &Entry, target: &Path) -> bool {
+        let kept = std::fs::symlink_metadata(at).map(|md| entry_of(&md));
+        if kept.as_ref().is_ok_and(|k| k.same_here(found)) {
+            return true;
+        }
+        let back = if kept.as_ref().is_ok_and(|k| k.kind == Kind::File) {
+            std::fs::hard_link(at, target).and_then(|()| std::fs::remove_file(at))
+        } else {
+            std::fs::rename(at, target)
+        };
+        if let Err(e) = back {
+            tracing::warn!(
+                "a save of {} landed while it was being replaced; it is kept at {} ({e})",
+                target.display(),
+                at.display()
+            );
+        }
+        false
+    }
+
     fn keep(&self, rel: &str, why: KeepWhy) -> io::Result<PathBuf> {
         let src = self.resolve(rel)?;
         let stamp = chrono::Utc::now().format("%Y%m%dT%H%M%S%.9fZ").to_string();
@@ -550,6 +586,28 @@ mod tests {
             Some(Input::Done { outcome, .. }) => outcome,
             other => panic!("{other:?}"),
         }
+    }
+
+    #[test]
+    fn a_save_that_lands_between_the_check_and_the_keep_goes_back_and_wins_nothing_silently() {
+        let (root, _state, d) = disk();
+        let target = root.path().join("s.txt");
+        std::fs::write(&target, b"checked").unwrap();
+        let checked = d.stat("s.txt").unwrap().unwrap();
+        // The user saves by rename after the check.
+        let saved = root.path().join("staged-by-editor");
+        std::fs::write(&saved, b"the user's save").unwrap();
+        std::fs::rename(&saved, &target).unwrap();
+        let at = d.keep("s.txt", KeepWhy::Replaced).unwrap();
+        assert!(!d.kept_what_was_checked(&at, &checked, &target));
+        assert_eq!(std::fs::read(&target).unwrap(), b"the user's save");
+        assert!(!at.exists());
+        // The file that was checked is kept as it should be.
+        std::fs::write(&target, b"checked again").unwrap();
+        let checked = d.stat("s.txt").unwrap().unwrap();
+        let at = d.keep("s.txt", KeepWhy::Replaced).unwrap();
+        assert!(d.kept_what_was_checked(&at, &checked, &target));
+        assert_eq!(std::fs::read(&at).unwrap(), b"checked again");
     }
 
     #[test]

@@ -189,7 +189,12 @@ impl Core {
             Winner::Mine => {
                 let st = self.paths.get_mut(&path).expect("made above");
                 st.peer = Some(theirs);
-                st.pending = None;
+                // An offer of ours in flight crossed theirs: the peer judges
+                // it by the same rule and takes it. Offering again would
+                // land the same version twice there.
+                if !matches!(st.pending, Some(Pending::Offered { .. })) {
+                    st.pending = None;
+                }
                 let holds = st.holding();
                 let size = st.local.as_ref().map(|e| e.size);
                 self.announce(
