@@ -240,7 +240,7 @@ impl Disk {
                 None => std::fs::remove_file(&target)?,
             }
         }
-        if let Some(parent) = target.parent() {
+        if let Some(parent) = target.parent().filter(|p| !p.is_dir()) {
             std::fs::create_dir_all(parent)?;
         }
         match content {

@@ -71,6 +71,10 @@ pub(crate) enum Outgoing {
     },
 }
 
+/// Events taken at once from the queue before the journal is written and
+/// the answers go out.
+const BURST: usize = 256;
+
 struct Link {
     id: u64,
     out: mpsc::UnboundedSender<Outgoing>,
@@ -255,7 +259,17 @@ impl Exec {
                     self.wake();
                 }
                 ev = rx.recv() => match ev {
-                    Some(ev) => self.event(ev),
+                    Some(ev) => {
+                        self.event(ev);
+                        // What else is waiting goes in the same batch: one
+                        // journal write and one send for all of it.
+                        for _ in 0..BURST {
+                            match rx.try_recv() {
+                                Ok(ev) => self.event(ev),
+                                Err(_) => break,
+                            }
+                        }
+                    }
                     None => break,
                 },
                 _ = tokio::time::sleep_until(next.unwrap_or_else(|| Instant::now() + Duration::from_secs(3600))), if next.is_some() => self.wake(),
@@ -266,7 +280,7 @@ impl Exec {
                     }
                 }
             }
-            self.journal.flush();
+            self.flush_out();
         }
     }
 
@@ -405,6 +419,9 @@ impl Exec {
                     "link to server {} is up; reconciling",
                     self.handle.peer_side()
                 );
+                // Nothing said on the old link goes out on the new one.
+                self.flush_out();
+                self.outbox.clear();
                 self.link = Some(Link { id, out });
                 self.sending = 0;
                 {
@@ -418,6 +435,7 @@ impl Exec {
             }
             Event::LinkDown { id } => {
                 if self.link.as_ref().is_some_and(|l| l.id == id) {
+                    self.flush_out();
                     self.link = None;
                     self.sending = 0;
                     tracing::info!("link to server {} is down", self.handle.peer_side());
@@ -465,6 +483,8 @@ impl Exec {
             }
             Event::Command(Command::Lock { path, reply }) => {
                 self.feed(Input::Lock { path });
+                // Locked once it is in the journal.
+                self.flush_out();
                 let _ = reply.send(());
             }
             Event::Command(Command::Unlock { path, reply }) => {
@@ -488,17 +508,19 @@ impl Exec {
                 }
             }
         }
-        // The journal first: a peer must never hold an answer (and journal
-        // a base) that this side would forget if killed now.
-        if !self.outbox.is_empty() {
-            self.journal.flush();
-            if let Some(l) = &self.link {
-                for m in self.outbox.drain(..) {
-                    let _ = l.out.send(m);
-                }
+    }
+
+    /// Writes the journal, then hands the peer what the effects since the
+    /// last call said: a peer must never hold an answer (and journal a
+    /// base) that this side would forget if killed now.
+    fn flush_out(&mut self) {
+        self.journal.flush();
+        if let Some(l) = &self.link {
+            for m in self.outbox.drain(..) {
+                let _ = l.out.send(m);
             }
-            self.outbox.clear();
         }
+        self.outbox.clear();
     }
 
     fn effect(&mut self, e: Effect) -> Option<Input> {
@@ -556,6 +578,7 @@ impl Exec {
                 None
             }
             Effect::Unlocked { path, replayed } => {
+                self.journal.flush();
                 let updates: Vec<AppliedUpdate> = replayed.iter().map(applied_update).collect();
                 for reply in self.unlocks.remove(&path).unwrap_or_default() {
                     let _ = reply.send(Ok(updates.clone()));
