@@ -342,7 +342,10 @@ impl Exec {
     }
 
     /// Stats `path` for the core; a folder new to the core brings what it
-    /// holds (a folder moved in raises no events for its contents).
+    /// holds (a folder moved in raises no events for its contents, and
+    /// files made in a new folder before its watch was added raise none).
+    /// A file replaced by a folder is a new folder even where the folder
+    /// got the file's inode number back.
     fn look(&mut self, path: String, closed: bool) {
         let entry = match self.disk.stat(&path) {
             Ok(e) => e,
@@ -362,7 +365,7 @@ impl Exec {
                     .core
                     .path(&path)
                     .and_then(|s| s.local.as_ref())
-                    .is_none_or(|l| l.id != e.id)
+                    .is_none_or(|l| l.id != e.id || l.kind != core::Kind::Dir)
         });
         self.feed(Input::Observed {
             path: path.clone(),

@@ -293,10 +293,15 @@ impl Core {
                 });
                 st.pending = Some(Pending::Offered { op, sent, entry });
             }
-            Outcome::Mismatch { found } => {
+            Outcome::Mismatch { .. } => {
+                // The file changed (or went) while it was read: look again.
+                // (The reader cannot tell which, so its `found` is not
+                // taken for a delete.)
                 self.ops.remove(&op);
                 self.paths.get_mut(path).expect("known").pending = None;
-                self.observed(path.to_string(), found, false);
+                self.emit(Effect::Stat {
+                    path: path.to_string(),
+                });
             }
             Outcome::Failed { error, .. } => {
                 self.ops.remove(&op);

@@ -24,7 +24,7 @@ pub struct Disk {
 }
 
 impl Disk {
-    fn ino(&mut self) -> FileId {
+    pub fn ino(&mut self) -> FileId {
         self.next_ino += 1;
         FileId {
             dev: 1,
@@ -45,7 +45,7 @@ impl Disk {
     }
 
     /// Makes the missing folders above `path`; says which it made.
-    fn make_parents(&mut self, path: &str, now: i64) -> Vec<String> {
+    pub fn make_parents(&mut self, path: &str, now: i64) -> Vec<String> {
         let parents: Vec<String> = super::local::ancestors(path).map(str::to_string).collect();
         let mut made = Vec::new();
         for p in parents.into_iter().rev() {
@@ -178,7 +178,7 @@ impl World {
         s.inputs.push_back(Input::Scanned { entries });
     }
 
-    fn observe(&mut self, a: bool, path: &str, closed: bool) {
+    pub fn observe(&mut self, a: bool, path: &str, closed: bool) {
         let s = self.side(a);
         let entry = s.disk.stat(path);
         s.inputs.push_back(Input::Observed {

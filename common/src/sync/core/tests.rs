@@ -416,6 +416,42 @@ fn a_file_edited_in_place_right_after_a_rename_arrives_edited() {
 }
 
 #[test]
+fn a_file_turned_folder_whose_file_is_seen_first_sends_both() {
+    // The watcher reports a closed write at once and the new folder 25 ms
+    // later: the file inside is observed while its parent is still a file.
+    let mut w = live(NS, NS);
+    w.write(true, "notes", "a plain file");
+    w.settle();
+    let now = w.now;
+    {
+        let s = w.side(true);
+        s.disk.entries.remove("notes");
+        s.disk.make_parents("notes/monday.txt", now);
+        let id = s.disk.ino();
+        s.disk.content.insert(id, "now a folder".into());
+        s.disk.entries.insert(
+            "notes/monday.txt".into(),
+            Entry {
+                kind: Kind::File,
+                size: 12,
+                mtime_ns: now,
+                mode: Some(0o644),
+                id,
+                hash: None,
+            },
+        );
+    }
+    w.observe(true, "notes/monday.txt", true);
+    w.observe(true, "notes", false);
+    w.settle();
+    w.assert_same();
+    assert_eq!(
+        w.b.disk.read("notes/monday.txt").as_deref(),
+        Some("now a folder")
+    );
+}
+
+#[test]
 fn first_meeting_of_look_alikes_goes_to_a_and_keeps_bs() {
     let mut w = World::new(NS, NS);
     let t = Some(w.now - 100);
