@@ -90,6 +90,8 @@ struct Exec {
     /// Messages for the peer from the effects of one input, sent once the
     /// journal holds what they acknowledge (see [`Exec::feed`]).
     outbox: Vec<Outgoing>,
+    /// Folders an effect found new, to be scanned once it is fed back.
+    new_folders: Vec<String>,
     /// Paths hinted by the watcher: when to look, and whether a writer
     /// closed them; `due_order` keeps them by deadline.
     due: HashMap<String, (Instant, bool)>,
@@ -213,6 +215,7 @@ pub fn start(cfg: SyncConfig) -> anyhow::Result<SyncHandle> {
         journal,
         link: None,
         outbox: Vec::new(),
+        new_folders: Vec::new(),
         due: HashMap::new(),
         due_order: BTreeSet::new(),
         timers: BTreeMap::new(),
@@ -373,18 +376,29 @@ impl Exec {
             closed,
         });
         if new_dir {
-            match disk::scan(&self.cfg.root, &path, &self.cfg.ignore) {
-                Ok((found, skipped)) => {
-                    self.warn_skipped(&skipped);
-                    for (p, e) in found {
-                        self.feed(Input::Observed {
-                            path: p,
-                            entry: Some(e),
-                            closed: false,
-                        });
-                    }
-                }
-                Err(e) => tracing::warn!("scanning {path}: {e}"),
+            for input in self.folder_contents(&path) {
+                self.feed(input);
+            }
+        }
+    }
+
+    /// What folder `path` holds, as observations for the core.
+    fn folder_contents(&mut self, path: &str) -> Vec<Input> {
+        match disk::scan(&self.cfg.root, path, &self.cfg.ignore) {
+            Ok((found, skipped)) => {
+                self.warn_skipped(&skipped);
+                found
+                    .into_iter()
+                    .map(|(p, e)| Input::Observed {
+                        path: p,
+                        entry: Some(e),
+                        closed: false,
+                    })
+                    .collect()
+            }
+            Err(e) => {
+                tracing::warn!("scanning {path}: {e}");
+                Vec::new()
             }
         }
     }
@@ -510,6 +524,9 @@ impl Exec {
                     inputs.push_back(back);
                 }
             }
+            for dir in std::mem::take(&mut self.new_folders) {
+                inputs.extend(self.folder_contents(&dir));
+            }
         }
     }
 
@@ -588,7 +605,28 @@ impl Exec {
                 }
                 None
             }
-            other => self.disk.run(&other),
+            other => {
+                let back = self.disk.run(&other);
+                // A folder found where the core expected something else
+                // (made here while a change for that name was arriving) is
+                // new to the core: what it holds raised no events yet.
+                if let (
+                    Effect::Install { path, .. } | Effect::Remove { path, .. },
+                    Some(Input::Done {
+                        outcome:
+                            Outcome::Mismatch {
+                                found: Some(found), ..
+                            },
+                        ..
+                    }),
+                ) = (&other, &back)
+                {
+                    if found.kind == core::Kind::Dir {
+                        self.new_folders.push(path.clone());
+                    }
+                }
+                back
+            }
         }
     }
 
