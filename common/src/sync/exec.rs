@@ -141,6 +141,21 @@ pub fn start(cfg: SyncConfig) -> anyhow::Result<SyncHandle> {
         has_modes: cfg!(unix),
         case_insensitive: false,
     };
+    // Watching starts before the start-up scan: a file made between the
+    // two is then seen by one or the other (or both), never by neither.
+    let (hint_tx, hint_rx) = mpsc::channel(16 * 1024);
+    let flag = Arc::new(RescanFlag::default());
+    let watch = match watcher::watch(&cfg.root, cfg.ignore.clone(), hint_tx, flag.clone()) {
+        Ok(w) => Some(w),
+        Err(e) => {
+            tracing::error!(
+                "cannot watch {}: {e}; falling back to rescans every {:?}",
+                cfg.root.display(),
+                cfg.rescan_every.unwrap_or(Duration::from_secs(3))
+            );
+            None
+        }
+    };
     let (found, skipped) = disk::scan(&cfg.root, "", &cfg.ignore)?;
     // Paths the rules ignore now (a rule added since the last run) were not
     // deleted: forget them, so that no delete reaches the peer.
@@ -193,19 +208,6 @@ pub fn start(cfg: SyncConfig) -> anyhow::Result<SyncHandle> {
         status: Arc::new(Mutex::new(LinkStatus::default())),
         queues: Arc::new(Mutex::new(queues)),
         fs,
-    };
-    let (hint_tx, hint_rx) = mpsc::channel(16 * 1024);
-    let flag = Arc::new(RescanFlag::default());
-    let watch = match watcher::watch(&cfg.root, cfg.ignore.clone(), hint_tx, flag.clone()) {
-        Ok(w) => Some(w),
-        Err(e) => {
-            tracing::error!(
-                "cannot watch {}: {e}; falling back to rescans every {:?}",
-                cfg.root.display(),
-                cfg.rescan_every.unwrap_or(Duration::from_secs(3))
-            );
-            None
-        }
     };
     let mut exec = Exec {
         disk,
