@@ -79,7 +79,13 @@ fn look_alikes_swapped_land_exactly(at: Side) {
         "d.dat alone, with c.dat's contents, at the other side",
     );
 
-    // Both restart: nothing flips back.
+    // Both restart: nothing flips back. (Once the mover has its answer:
+    // the same files on disk do not yet mean the move is acknowledged.)
+    pair.wait(SECS, "the mover's answers for c.dat and d.dat", || {
+        let s = pair.server(at);
+        s.said(&["renamed", "d.dat"])
+            || (s.said(&["deleted", "c.dat"]) && s.said_count(&["updated", "d.dat"]) >= 2)
+    });
     pair.restart(Side::B);
     pair.restart(Side::A);
     pair.wait_linked(RECONNECT_SECS);
