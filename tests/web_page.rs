@@ -50,6 +50,27 @@ async fn browser_with(width: u32, height: u32, flags: &[&str]) -> Option<Browser
         eprintln!("skipped: chromium is not installed (scripts/setup-browser.sh installs it)");
         return None;
     };
+    // A port picked free can be taken again before chromedriver binds it
+    // (tests run in parallel): a session that cannot be made is tried
+    // again on another port.
+    for attempt in 1..=3 {
+        let Some(b) = session(chromium, width, height, flags, attempt == 3).await else {
+            continue;
+        };
+        return Some(b);
+    }
+    None
+}
+
+/// One chromedriver and a session with it; `None` on a connection error
+/// unless `last`, which panics saying why.
+async fn session(
+    chromium: &str,
+    width: u32,
+    height: u32,
+    flags: &[&str],
+    last: bool,
+) -> Option<Browser> {
     let port = dead_addr().rsplit(':').next().unwrap().to_string();
     let driver = match Command::new("chromedriver")
         .arg(format!("--port={port}"))
@@ -97,11 +118,18 @@ async fn browser_with(width: u32, height: u32, flags: &[&str]) -> Option<Browser
     let mut caps = serde_json::Map::new();
     caps.insert("goog:chromeOptions".into(), options);
     let connector = hyper_util::client::legacy::connect::HttpConnector::new();
-    let client = ClientBuilder::new(connector)
+    let client = match ClientBuilder::new(connector)
         .capabilities(caps)
         .connect(&format!("http://{addr}"))
         .await
-        .expect("a chromium session");
+    {
+        Ok(c) => c,
+        Err(e) if !last => {
+            eprintln!("no chromium session on {addr} ({e}); trying another port");
+            return None;
+        }
+        Err(e) => panic!("a chromium session: {e:?}"),
+    };
     b.client = Some(client);
     Some(b)
 }

@@ -129,7 +129,6 @@ pub fn sync_config(
     args: &ServerArgs,
     ignore: crate::ignore::Ignore,
     me: crate::protocol::Role,
-    gate: Option<std::sync::Arc<dyn crate::sync::Gate>>,
 ) -> crate::sync::SyncConfig {
     crate::sync::SyncConfig {
         root: dir.to_path_buf(),
@@ -140,7 +139,6 @@ pub fn sync_config(
             .rescan_secs
             .map(|s| std::time::Duration::from_secs_f64(s.max(0.1))),
         confirm_empty: args.confirm_empty,
-        gate,
     }
 }
 

@@ -208,50 +208,17 @@ pub enum Message {
     // ---- sync link, both directions ----
     /// Opens the sync link (from A, after the handshake).
     SyncStart,
-    /// The first word of reconciliation, from both sides: a BLAKE3 digest of
-    /// the sender's inventory (every path's state, in path order), how many
-    /// entries it covers, and whether the sender believes the peer holds all
-    /// of them (`synced`). Equal digests, both synced: the trees agree and
-    /// no inventory is sent. Otherwise inventories follow.
-    InventoryDigest {
-        digest: String,
-        entries: u64,
-        synced: bool,
-    },
-    /// A file's content follows as data frames, then `FileEnd`.
-    FileBegin {
-        meta: FileMeta,
-        base: Option<FileMeta>,
-    },
     /// The end of a file's data frames, with the BLAKE3 hash of the bytes.
     FileEnd { hash: String },
     /// The sender gave up on the file it was sending (it changed meanwhile).
     FileAbort,
-    /// The sender deleted a path at `deleted_ns`; `base` is the file it deleted.
-    Delete {
-        path: String,
-        deleted_ns: i64,
-        base: Option<FileMeta>,
-    },
-    /// The sender renamed `from` to `meta.path`; the receiver does the same
-    /// if its `from` matches `meta` and nothing is at the target, or asks.
-    Rename {
-        from: String,
-        meta: FileMeta,
-        deleted_ns: i64,
-    },
-    /// Please send this path; `have` is what I hold now (it becomes the base).
-    Want {
-        path: String,
-        have: Option<FileMeta>,
-    },
-    /// Content hashes (BLAKE3, hex) of the paths whose two copies look
-    /// alike (same size, mtime, mode) and may differ; sent by both sides
-    /// after the inventories, possibly empty; the last chunk has `done`.
-    Hashes {
-        hashes: std::collections::BTreeMap<String, String>,
-        done: bool,
-    },
+    /// The sync link's first frame from each side: what its folder's file
+    /// system keeps (mtime precision, permission bits, letter case).
+    SyncHello { fs: crate::sync::core::FsTraits },
+    /// A message of the sync core (see `common::sync::core::wire`). An
+    /// `offer` of a file is followed by its data frames and `file_end`
+    /// (or `file_abort`, when the file changed while it was read).
+    Sync(crate::sync::core::PeerMsg),
     /// Keeps an idle link alive; ignored by the receiver.
     Ping,
     /// From Server A to B: relay your actions (`on`: A has `lab3 watch`

@@ -16,6 +16,7 @@ use common::protocol::{
     Action, AppliedUpdate, InventoryEntry, LinkStatus, ListingRow, LockInfo, Message, PeerState,
     Role, Target, MAX_FRAME_LEN,
 };
+use common::sync::core::{FsTraits, Kind, PeerMsg, Version};
 use proptest::collection::vec;
 use proptest::prelude::*;
 use proptest::sample::Index;
@@ -197,40 +198,43 @@ fn message() -> impl Strategy<Value = Message> {
         (vec(inventory_entry(), 0..4), any::<bool>())
             .prop_map(|(entries, done)| Message::InventoryChunk { entries, done }),
         Just(Message::SyncStart),
-        (file_meta(), proptest::option::of(file_meta()))
-            .prop_map(|(meta, base)| Message::FileBegin { meta, base }),
         "[0-9a-f]{64}".prop_map(|hash| Message::FileEnd { hash }),
         Just(Message::FileAbort),
-        (text(), any::<i64>(), proptest::option::of(file_meta())).prop_map(
-            |(path, deleted_ns, base)| Message::Delete {
-                path,
-                deleted_ns,
-                base
+        Just(Message::Ping),
+        any::<bool>().prop_map(|on| Message::RelayActions { on }),
+        (any::<u64>(), any::<bool>(), any::<bool>()).prop_map(
+            |(precision_ns, has_modes, case_insensitive)| {
+                Message::SyncHello {
+                    fs: FsTraits {
+                        precision_ns,
+                        has_modes,
+                        case_insensitive,
+                    },
+                }
             }
         ),
-        (text(), file_meta(), any::<i64>()).prop_map(|(from, meta, deleted_ns)| {
-            Message::Rename {
-                from,
-                meta,
-                deleted_ns,
-            }
-        }),
-        (text(), proptest::option::of(file_meta()))
-            .prop_map(|(path, have)| Message::Want { path, have }),
-        Just(Message::Ping),
-        ("[0-9a-f]{64}", any::<u64>(), any::<bool>()).prop_map(|(digest, entries, synced)| {
-            Message::InventoryDigest {
-                digest,
-                entries,
-                synced,
-            }
-        }),
-        any::<bool>().prop_map(|on| Message::RelayActions { on }),
         (
-            proptest::collection::btree_map(text(), "[0-9a-f]{64}", 0..4),
-            any::<bool>()
+            any::<u64>(),
+            text(),
+            any::<u64>(),
+            any::<i64>(),
+            proptest::option::of("[0-9a-f]{64}")
         )
-            .prop_map(|(hashes, done)| Message::Hashes { hashes, done }),
+            .prop_map(
+                |(op, path, size, mtime_ns, hash)| Message::Sync(PeerMsg::Offer {
+                    op,
+                    path,
+                    base: None,
+                    version: Version {
+                        kind: Kind::File,
+                        size,
+                        mtime_ns,
+                        mode: Some(0o644),
+                        hash,
+                    },
+                })
+            ),
+        (any::<u64>(), text()).prop_map(|(op, path)| Message::Sync(PeerMsg::Queued { op, path })),
         (
             any::<i64>(),
             text(),
@@ -270,16 +274,12 @@ fn variant(m: &Message) -> &'static str {
         Message::InventoryRequest => "inventory_request",
         Message::InventoryChunk { .. } => "inventory_chunk",
         Message::SyncStart => "sync_start",
-        Message::FileBegin { .. } => "file_begin",
         Message::FileEnd { .. } => "file_end",
         Message::FileAbort => "file_abort",
-        Message::Delete { .. } => "delete",
-        Message::Rename { .. } => "rename",
-        Message::Want { .. } => "want",
         Message::Ping => "ping",
-        Message::InventoryDigest { .. } => "inventory_digest",
         Message::RelayActions { .. } => "relay_actions",
-        Message::Hashes { .. } => "hashes",
+        Message::SyncHello { .. } => "sync_hello",
+        Message::Sync(_) => "sync",
         Message::Action(_) => "action",
     }
 }

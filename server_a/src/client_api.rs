@@ -26,7 +26,7 @@ pub async fn handle(mut conn: Connection, _peer: PeerInfo, app: Arc<App>) -> any
             Message::Lock { target } => lock(&app, target).await,
             Message::Unlock { target } => unlock(&app, target).await,
             Message::LocksRequest => Ok(Message::Locks {
-                locks: app.locks.list(),
+                locks: app.lock_infos(),
             }),
             Message::StatusRequest => Ok(status(&app)),
             Message::WatchRequest => match &app.sync {
@@ -65,7 +65,8 @@ pub async fn listing(app: &App) -> anyhow::Result<(PeerState, Vec<ListingRow>)> 
     };
     let mut rows = common::listing::merge(&own.files, &theirs);
     for r in &mut rows {
-        (r.locked, r.queued) = app.locks.state_of(&r.name);
+        r.locked = app.locks.is_locked(&r.name);
+        r.queued = app.queued(&r.name);
     }
     Ok((peer, rows))
 }
@@ -97,8 +98,10 @@ async fn resolve(app: &App, target: Target) -> anyhow::Result<String> {
 pub(crate) async fn lock(app: &App, target: Target) -> anyhow::Result<Message> {
     let name = resolve(app, target).await?;
     app.locks.lock(&name)?;
+    // The engine takes the lock before this answers: no update from B
+    // reaches the folder after `lab3 lock` returns.
     if let Some(sync) = &app.sync {
-        sync.announce("locked", "A", &name, None, String::new());
+        sync.lock(&name).await?;
     }
     Ok(Message::Locked { name })
 }
@@ -108,27 +111,12 @@ pub(crate) async fn unlock(app: &App, target: Target) -> anyhow::Result<Message>
     if !app.locks.is_locked(&name) {
         anyhow::bail!("{name} is not locked");
     }
+    app.locks.begin_unlock(&name)?;
     let updates = match &app.sync {
         Some(sync) => sync.unlock(&name).await?,
-        None => {
-            use common::sync::Gate;
-            app.locks.begin_unlock(&name)?;
-            app.locks.end_unlock(&name);
-            Vec::new()
-        }
+        None => Vec::new(),
     };
-    if let Some(sync) = &app.sync {
-        sync.announce(
-            "unlocked",
-            "A",
-            &name,
-            None,
-            match updates.len() {
-                1 => "1 queued update replayed".to_string(),
-                n => format!("{n} queued updates replayed"),
-            },
-        );
-    }
+    app.locks.end_unlock(&name);
     Ok(Message::Unlocked { name, updates })
 }
 
@@ -139,7 +127,7 @@ fn status(app: &App) -> Message {
         peer: app.cfg.peer.clone(),
         sync: app.sync.is_some(),
         link: app.sync.as_ref().map(|s| s.status()).unwrap_or_default(),
-        locks: app.locks.list(),
+        locks: app.lock_infos(),
         fingerprint: Some(app.cfg.identity.fingerprint.to_string()),
         peer_fingerprint: app.peer_certificate.lock().unwrap().map(|f| f.to_string()),
     }

@@ -73,6 +73,32 @@ impl Config {
     }
 }
 
+impl App {
+    /// Every locked path with the length of its queue.
+    pub fn lock_infos(&self) -> Vec<common::protocol::LockInfo> {
+        self.locks
+            .locked()
+            .into_iter()
+            .map(|name| common::protocol::LockInfo {
+                queued: self.queued(&name),
+                name,
+            })
+            .collect()
+    }
+
+    /// How many of Server B's updates of `name` wait in its queue.
+    pub fn queued(&self, name: &str) -> usize {
+        self.sync.as_ref().map_or(0, |s| s.queued(name))
+    }
+
+    /// Server B's updates of `name` waiting in its queue, oldest first.
+    pub fn queue_of(&self, name: &str) -> Vec<locks::QueuedInfo> {
+        self.sync.as_ref().map_or(Vec::new(), |s| {
+            s.queue(name).iter().map(locks::QueuedInfo::of).collect()
+        })
+    }
+}
+
 /// What every client connection shares.
 pub struct App {
     pub cfg: Config,
@@ -94,21 +120,25 @@ pub async fn run(
     let sync = if cfg.args.no_sync {
         None
     } else {
-        let gate: Arc<dyn common::sync::Gate> = locks.clone();
         let sc = common::config::sync_config(
             &cfg.dir,
             &cfg.state_dir,
             &cfg.args,
             cfg.ignore.clone(),
             Role::ServerA,
-            Some(gate),
         );
         let sync = common::sync::start(sc)?;
-        // An unlock interrupted by a crash is finished first.
+        // The engine keeps its own record of locks; the table is the truth
+        // about which paths are locked. An unlock interrupted by a crash is
+        // finished first.
+        for path in locks.locked() {
+            sync.lock(&path).await?;
+        }
         for path in locks.interrupted() {
             tracing::info!("resuming the interrupted unlock of {path}");
-            if let Err(e) = sync.unlock(&path).await {
-                tracing::error!("resuming the unlock of {path}: {e:#}");
+            match sync.unlock(&path).await {
+                Ok(_) => locks.end_unlock(&path),
+                Err(e) => tracing::error!("resuming the unlock of {path}: {e:#}"),
             }
         }
         tokio::spawn(peer::keep_link(

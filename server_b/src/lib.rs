@@ -67,7 +67,6 @@ pub async fn run(
             &cfg.args,
             cfg.ignore.clone(),
             Role::ServerB,
-            None,
         );
         Some(common::sync::start(sc)?)
     };

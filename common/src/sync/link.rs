@@ -13,15 +13,17 @@ use std::time::Duration;
 use futures::FutureExt;
 use tokio::sync::{broadcast, mpsc, watch, Notify, Semaphore};
 
-use super::engine::{Digest, Event, Outgoing, PeerMsg, SentFile};
-use super::transfer::{self, ReceiveError};
+use super::core::{Kind, OpId, PeerMsg};
+use super::exec::{Event, Incoming, Outgoing};
+use super::transfer::{self, ReceiveError, Sent};
 use super::SyncHandle;
 use crate::connection::{
     Connection, Frame, FrameReader, FrameWriter, ProtocolError, ReadHalf, WriteHalf,
 };
 use crate::handshake::{kind_of, PeerInfo};
+use crate::meta::FileMeta;
 use crate::paths;
-use crate::protocol::{Action, InventoryEntry, Message, Role};
+use crate::protocol::{Action, Message, Role};
 
 /// A transfer of a file this big or bigger is announced when it starts, not
 /// only when it ends.
@@ -54,17 +56,39 @@ pub(super) async fn run(
     peer: PeerInfo,
 ) -> anyhow::Result<()> {
     let id = NEXT_ID.fetch_add(1, Ordering::Relaxed);
+    let Connection {
+        mut reader,
+        mut writer,
+    } = conn;
+    // Said as soon as the handshake is done: "most recent wins" is only
+    // as good as the two clocks.
+    if peer.clock_skew_ns.abs() > 1_000_000_000 {
+        tracing::warn!(
+            "server {}'s clock differs from ours by {:.1} s; \"most recent wins\" compares their times",
+            handle.peer_side(),
+            peer.clock_skew_ns as f64 / 1e9
+        );
+    }
+    // Each side says what its file system keeps, first.
+    writer.send(Message::SyncHello { fs: handle.fs }).await?;
+    let peer_fs = match tokio::time::timeout(SILENCE_LIMIT, reader.read_frame()).await {
+        Ok(Ok(Some(Frame::Message(Message::SyncHello { fs })))) => fs,
+        Ok(Ok(Some(other))) => anyhow::bail!("expected sync_hello, got {other:?}"),
+        Ok(Ok(None)) => anyhow::bail!("closed by the peer"),
+        Ok(Err(e)) => return Err(e.into()),
+        Err(_) => anyhow::bail!("no sync_hello from the peer"),
+    };
     let (out, out_rx) = mpsc::unbounded_channel();
     handle
         .events
         .send(Event::LinkUp {
             id,
             out,
+            peer: peer_fs,
             clock_skew_ns: peer.clock_skew_ns,
         })
         .map_err(|_| anyhow::anyhow!("sync engine stopped"))?;
     handle.tell_link(true, String::new());
-    let Connection { reader, writer } = conn;
     // Server B: whether Server A asked for its actions (read_loop sets it).
     let (relay_tx, relay_rx) = watch::channel(false);
     // Server B: a ping came in, answer it.
@@ -114,7 +138,7 @@ async fn write_loop(
     // from none to some, and stops when it drops back.
     let mut actions: Option<broadcast::Receiver<Action>> = None;
     let mut watchers = (handle.cfg.me != Role::ServerB).then(|| handle.watchers.subscribe());
-    let mut sent: Vec<SentFile> = Vec::new();
+    let mut sent: Vec<(OpId, Option<String>)> = Vec::new();
     let mut asked = false;
     if let Some(n) = watchers.as_mut() {
         asked = *n.borrow_and_update() > 0;
@@ -152,9 +176,16 @@ async fn write_loop(
                 let Some(item) = item else { return Ok(()) };
                 match item {
                     Outgoing::Msg(m) => w.feed(m).await?,
-                    Outgoing::Inventory(entries) => crate::inventory::send(&mut w, &entries).await?,
-                    Outgoing::Hashes(hashes) => send_hashes(&mut w, hashes).await?,
-                    Outgoing::File { meta, base } => {
+                    Outgoing::File { op, expect, offer } => {
+                        let PeerMsg::Offer { path, .. } = &offer else {
+                            continue;
+                        };
+                        let meta = FileMeta {
+                            path: path.clone(),
+                            size: expect.size,
+                            mtime_ns: expect.mtime_ns,
+                            mode: expect.mode.unwrap_or(0o644),
+                        };
                         let mut progress = Progress::start(&handle, true, &meta);
                         // Actions announced so far go before the file, not after it.
                         if let Some(actions) = actions.as_mut() {
@@ -162,9 +193,12 @@ async fn write_loop(
                                 w.feed(Message::Action(a)).await?;
                             }
                         }
-                        let outcome = transfer::send_file(&mut w, &root, &meta, base.clone(), &mut |n| progress.at(n)).await?;
+                        let outcome = transfer::send_offer(&mut w, &root, &meta, offer, &mut |n| progress.at(n)).await?;
                         let big = meta.size >= transfer::CHUNK as u64;
-                        sent.push(SentFile { meta, base, outcome });
+                        sent.push((op, match outcome {
+                            Sent::Done { hash } => Some(hash),
+                            Sent::Changed => None,
+                        }));
                         // Told to the engine in batches: small files one
                         // burst at a time, a big one as soon as it is sent.
                         if big || sent.len() >= BATCH || rx.is_empty() {
@@ -238,12 +272,10 @@ async fn read_loop(
     relay: &watch::Sender<bool>,
     pong: &Notify,
 ) -> anyhow::Result<()> {
-    let mut inventory: Vec<InventoryEntry> = Vec::new();
-    let mut hashes = std::collections::HashMap::new();
     // Messages for the engine, handed over when the socket has nothing
     // more for now (or BATCH are waiting), in arrival order.
-    let mut batch: Vec<PeerMsg> = Vec::new();
-    let hand_over = |batch: &mut Vec<PeerMsg>| -> anyhow::Result<()> {
+    let mut batch: Vec<Incoming> = Vec::new();
+    let hand_over = |batch: &mut Vec<Incoming>| -> anyhow::Result<()> {
         if batch.is_empty() {
             return Ok(());
         }
@@ -288,42 +320,19 @@ async fn read_loop(
                 relay.send_replace(on);
                 true
             }
-            Message::Hashes {
-                hashes: chunk,
-                done,
-            } => {
-                hashes.extend(chunk.into_iter().filter(|(p, _)| checked(p)));
-                if done {
-                    push(&mut batch, PeerMsg::Hashes(std::mem::take(&mut hashes)))
-                } else {
-                    true
-                }
-            }
-            Message::InventoryDigest {
-                digest,
-                entries,
-                synced,
-            } => push(
-                &mut batch,
-                PeerMsg::Digest(Digest {
-                    digest,
-                    entries,
-                    synced,
-                }),
-            ),
-            Message::InventoryChunk { entries, done } => {
-                inventory.extend(entries.into_iter().filter(|e| checked(e.path())));
-                if done {
-                    push(
-                        &mut batch,
-                        PeerMsg::Inventory(std::mem::take(&mut inventory)),
-                    )
-                } else {
-                    true
-                }
-            }
-            Message::FileBegin { meta, base } => {
-                let path = meta.path.clone();
+            Message::Sync(msg) if !safe(&msg) => true,
+            Message::Sync(PeerMsg::Offer {
+                op,
+                path,
+                base,
+                mut version,
+            }) if version.kind == Kind::File => {
+                let meta = FileMeta {
+                    path: path.clone(),
+                    size: version.size,
+                    mtime_ns: version.mtime_ns,
+                    mode: version.mode.unwrap_or(0o644),
+                };
                 let mut progress = Progress::start(handle, false, &meta);
                 // Files held back here hold permits too, and a big file
                 // takes a while: the engine gets them first.
@@ -332,21 +341,21 @@ async fn read_loop(
                 }
                 let permit = in_flight.clone().acquire_owned().await?;
                 let receiving = Receiving::new(handle);
-                let got = transfer::receive_file(&mut r, &handle.tmp_dir, meta, base, &mut |n| {
+                let got = transfer::receive_file(&mut r, &handle.tmp_dir, meta, None, &mut |n| {
                     progress.at(n)
                 })
                 .await;
                 drop(receiving);
-                match got {
-                    Ok(mut received) => {
-                        received.in_flight = Some(permit);
-                        push(&mut batch, PeerMsg::File(received))
+                let staged = match got {
+                    Ok(received) => {
+                        version.hash = Some(received.hash.clone());
+                        Some((received.hash, received.temp))
                     }
                     Err(ReceiveError::Protocol(e)) => return Err(e.into()),
-                    Err(ReceiveError::Aborted(_)) => true,
+                    Err(ReceiveError::Aborted(_)) => continue,
                     Err(e @ ReceiveError::Rejected { .. }) => {
                         tracing::error!("from the peer: {e}");
-                        true
+                        None
                     }
                     Err(e @ ReceiveError::Local { .. }) => {
                         handle.announce(
@@ -356,43 +365,34 @@ async fn read_loop(
                             None,
                             format!("{e}; will retry"),
                         );
-                        push(&mut batch, PeerMsg::StoreFailed { path })
+                        None
                     }
-                }
+                };
+                // Without content the install fails and the core asks
+                // the peer to offer it again later.
+                let msg = PeerMsg::Offer {
+                    op,
+                    path,
+                    base,
+                    version,
+                };
+                push(
+                    &mut batch,
+                    Incoming {
+                        msg,
+                        staged,
+                        permit: Some(permit),
+                    },
+                )
             }
-            Message::Delete {
-                path,
-                deleted_ns,
-                base,
-            } => {
-                !checked(&path)
-                    || push(
-                        &mut batch,
-                        PeerMsg::Delete {
-                            path,
-                            deleted_ns,
-                            base,
-                        },
-                    )
-            }
-            Message::Rename {
-                from,
-                meta,
-                deleted_ns,
-            } => {
-                !(checked(&from) && checked(&meta.path))
-                    || push(
-                        &mut batch,
-                        PeerMsg::Rename {
-                            from,
-                            meta,
-                            deleted_ns,
-                        },
-                    )
-            }
-            Message::Want { path, have } => {
-                !checked(&path) || push(&mut batch, PeerMsg::Want { path, have })
-            }
+            Message::Sync(msg) => push(
+                &mut batch,
+                Incoming {
+                    msg,
+                    staged: None,
+                    permit: None,
+                },
+            ),
             Message::Error { message } => {
                 tracing::warn!("the peer reports: {message}");
                 true
@@ -413,7 +413,7 @@ async fn read_loop(
 }
 
 /// Queues `msg` for the engine (see `read_loop`); always true.
-fn push(batch: &mut Vec<PeerMsg>, msg: PeerMsg) -> bool {
+fn push(batch: &mut Vec<Incoming>, msg: Incoming) -> bool {
     batch.push(msg);
     true
 }
@@ -446,29 +446,19 @@ fn checked(path: &str) -> bool {
     }
 }
 
-/// Sends `hashes` in chunks (at least one; the last says `done`).
-async fn send_hashes(
-    w: &mut FrameWriter<WriteHalf>,
-    hashes: std::collections::BTreeMap<String, String>,
-) -> Result<(), ProtocolError> {
-    let mut chunk = std::collections::BTreeMap::new();
-    let total = hashes.len();
-    for (i, (p, h)) in hashes.into_iter().enumerate() {
-        chunk.insert(p, h);
-        if chunk.len() == crate::protocol::ENTRIES_PER_CHUNK && i + 1 < total {
-            let hashes = std::mem::take(&mut chunk);
-            w.feed(Message::Hashes {
-                hashes,
-                done: false,
-            })
-            .await?;
-        }
+/// Whether every path a core message names is safe; logs the refusal if not.
+fn safe(msg: &PeerMsg) -> bool {
+    match msg {
+        PeerMsg::Digest(_) => true,
+        PeerMsg::Inventory { entries, .. } => entries.iter().all(|e| checked(&e.path)),
+        PeerMsg::Hashes { hashes } => hashes.iter().all(|(p, _)| checked(p)),
+        PeerMsg::Offer { path, .. }
+        | PeerMsg::Remove { path, .. }
+        | PeerMsg::Stored { path, .. }
+        | PeerMsg::Refused { path, .. }
+        | PeerMsg::Queued { path, .. } => checked(path),
+        PeerMsg::Move { from, to, .. } => checked(from) && checked(to),
     }
-    w.feed(Message::Hashes {
-        hashes: chunk,
-        done: true,
-    })
-    .await
 }
 
 /// Announces how far a large transfer has got, at most once a second.

@@ -2,43 +2,36 @@
 //! peer's, in both directions, over the one link that Server A dials.
 //!
 //! # Layout
-//! - `engine`: the actor that owns the state and decides, on a thread of
-//!   its own; everything else sends it events (a burst of received files
-//!   arrives as one event). `engine/local.rs` handles this side's changes,
-//!   `engine/incoming.rs` the peer's, `engine/reconcile.rs` the digest
-//!   and inventory exchange on (re)connection, `engine/scans.rs` the scan
-//!   at start and the safety-net rescans, `engine/replay.rs` Server A's
-//!   unlock.
+//! - [`core`]: every decision, as a state machine without I/O (one state
+//!   per path, versions both sides acknowledged, identities, locks).
+//! - `exec`: the executor that runs the core on a thread of its own and
+//!   turns its effects into I/O; [`disk`] does the file-system part,
+//!   `records` keeps the core's journal, `link` the socket's.
 //! - [`watcher`]: OS events turned into hints about paths.
-//! - [`journal`]: what this side last saw of each path, tombstones included.
-//! - [`decide`]: the one rule for who wins a disagreement.
-//! - `due`: paths waiting to be looked at, ordered by deadline.
 //! - [`transfer`]: file bytes over the link, into verified temporary files.
-//! - [`apply`]: the only code that changes the synced directory.
-//! - [`link`]: the reader and writer tasks of a connected link.
 //!
 //! # How a change travels
-//! The watcher hints a path; once it settles the engine stats it and
-//! compares it with the journal. A difference is recorded and, when the
-//! link is up, sent: a file as `FileBegin` + data + `FileEnd`, a vanished
-//! file as `Delete`, a vanished file reappearing under another name as
-//! `Rename`. Each carries the sender's previous state (its *base*). The
-//! receiver applies it at once if its own copy is that base; otherwise both
-//! sides hold different changes and [`decide::winner`] settles it the same
-//! way on both. A peer's change is recorded in the journal as it is
-//! applied, so the watcher event it causes compares equal and is not sent
-//! back. On every (re)connection both sides exchange inventories and
-//! [`decide::plan`] says who pushes what.
+//! The watcher hints a path; once it settles the executor stats it (with
+//! its identity) and tells the core, which compares it with the version
+//! both sides last agreed on. A change is offered once quiet, carrying the
+//! base it replaces (a file's bytes follow the offer); a vanished path
+//! whose identity turns up elsewhere is a move, sent as one rename. The
+//! receiver's core applies it if its copy is that base (keeping what it
+//! replaces as a version), or settles a conflict by the one rule; the
+//! executor installs only where the disk still holds what the core
+//! expected, re-stats, and the answer (`Stored`, what landed) is what
+//! moves both sides' base. On every (re)connection digests, and if they
+//! differ inventories, are compared by the same rule.
 
-pub mod apply;
-pub mod decide;
-mod due;
-mod engine;
-pub mod journal;
+pub mod core;
+pub mod disk;
+mod exec;
 mod link;
+mod records;
 pub mod transfer;
 pub mod watcher;
 
+use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -48,10 +41,9 @@ use tokio::sync::{broadcast, mpsc, oneshot, watch};
 use crate::connection::Connection;
 use crate::handshake::PeerInfo;
 use crate::ignore::Ignore;
-use crate::meta::FileMeta;
 use crate::protocol::{Action, AppliedUpdate, Role};
 
-pub use engine::start;
+pub use exec::start;
 
 /// What the engine needs to know.
 #[derive(Clone)]
@@ -67,65 +59,17 @@ pub struct SyncConfig {
     pub rescan_every: Option<Duration>,
     /// The user confirmed that an emptied directory means "delete everything".
     pub confirm_empty: bool,
-    /// Server A's lock table: holds back updates of locked paths.
-    pub gate: Option<Arc<dyn Gate>>,
-}
-
-/// An update from the peer that a [`Gate`] holds back.
-#[derive(Debug)]
-pub enum HeldUpdate {
-    /// New content, already verified, in a temporary file the gate now owns.
-    Write(transfer::Received),
-    /// The peer deleted (or renamed away) the path at `deleted_ns`.
-    Delete { path: String, deleted_ns: i64 },
-}
-
-impl HeldUpdate {
-    pub fn path(&self) -> &str {
-        match self {
-            HeldUpdate::Write(r) => &r.meta.path,
-            HeldUpdate::Delete { path, .. } => path,
-        }
-    }
-}
-
-/// Decides whether the peer's updates of a path are applied now or held
-/// (Server A's lock table). The engine calls it from its own task only, so
-/// an unlock and the peer's updates can never interleave.
-pub trait Gate: Send + Sync {
-    /// Whether updates of `path` from the peer are held back.
-    fn holds(&self, path: &str) -> bool;
-    /// Takes one held update (in arrival order).
-    fn hold(&self, update: HeldUpdate);
-    /// Stops holding `path` and hands back its queue, oldest first. The
-    /// queue's files stay until [`Gate::end_unlock`], so a crash during
-    /// replay resumes it.
-    fn begin_unlock(&self, path: &str) -> anyhow::Result<Vec<QueuedUpdate>>;
-    /// The replay of `path`'s queue finished: forget the queue.
-    fn end_unlock(&self, path: &str);
-}
-
-/// A held update handed back for replay, with its content (if any) in a
-/// file of the state directory that replay consumes.
-#[derive(Debug, Clone)]
-pub enum QueuedUpdate {
-    Write {
-        seq: u64,
-        meta: FileMeta,
-        file: PathBuf,
-    },
-    Delete {
-        seq: u64,
-        path: String,
-        deleted_ns: i64,
-    },
 }
 
 /// The link's state, for `lab3 status`.
 pub use crate::protocol::LinkStatus;
 
-/// Commands from the server that embeds the engine.
+/// Commands from the server that embeds the engine (Server A's locks).
 pub(crate) enum Command {
+    Lock {
+        path: String,
+        reply: oneshot::Sender<()>,
+    },
     Unlock {
         path: String,
         reply: oneshot::Sender<anyhow::Result<Vec<AppliedUpdate>>>,
@@ -135,7 +79,7 @@ pub(crate) enum Command {
 /// The embedding server's handle on a running engine.
 #[derive(Clone)]
 pub struct SyncHandle {
-    events: mpsc::UnboundedSender<engine::Event>,
+    events: mpsc::UnboundedSender<exec::Event>,
     cfg: Arc<SyncConfig>,
     tmp_dir: PathBuf,
     actions: broadcast::Sender<Action>,
@@ -143,6 +87,10 @@ pub struct SyncHandle {
     /// actions only while there are any).
     watchers: Arc<watch::Sender<usize>>,
     status: Arc<Mutex<LinkStatus>>,
+    /// Each locked path's queue (Server A), for the listing and the page.
+    queues: Arc<Mutex<BTreeMap<String, Vec<core::Queued>>>>,
+    /// This side's file system, told to the peer when the link comes up.
+    fs: core::FsTraits,
 }
 
 /// A live feed of the actions this side announces (and, at Server A,
@@ -172,15 +120,41 @@ impl SyncHandle {
         link::run(self, conn, peer).await
     }
 
-    /// Releases `path` from the gate and applies its held updates in
-    /// order, in one step of the engine; reports each outcome.
+    /// Locks `path` (Server A): once this returns, no update of it from
+    /// the peer reaches the folder; they are queued.
+    pub async fn lock(&self, path: &str) -> anyhow::Result<()> {
+        let (reply, rx) = oneshot::channel();
+        let path = path.to_string();
+        self.events
+            .send(exec::Event::Command(Command::Lock { path, reply }))
+            .map_err(|_| anyhow::anyhow!("sync engine stopped"))?;
+        Ok(rx.await?)
+    }
+
+    /// Unlocks `path` and applies its queued updates in order, the path
+    /// held until the last; reports each outcome.
     pub async fn unlock(&self, path: &str) -> anyhow::Result<Vec<AppliedUpdate>> {
         let (reply, rx) = oneshot::channel();
         let path = path.to_string();
         self.events
-            .send(engine::Event::Command(Command::Unlock { path, reply }))
+            .send(exec::Event::Command(Command::Unlock { path, reply }))
             .map_err(|_| anyhow::anyhow!("sync engine stopped"))?;
         rx.await?
+    }
+
+    /// How many of the peer's updates of `path` wait in its lock queue.
+    pub fn queued(&self, path: &str) -> usize {
+        self.queues.lock().unwrap().get(path).map_or(0, Vec::len)
+    }
+
+    /// The peer's updates of `path` waiting in its lock queue, oldest first.
+    pub fn queue(&self, path: &str) -> Vec<core::Queued> {
+        self.queues
+            .lock()
+            .unwrap()
+            .get(path)
+            .cloned()
+            .unwrap_or_default()
     }
 
     /// Every action this side announces, as it happens.

@@ -31,12 +31,13 @@ pub enum Sent {
     Changed,
 }
 
-/// Sends `meta.path` under `root`: `FileBegin`, data frames, `FileEnd`.
-pub async fn send_file<W: AsyncWrite + Unpin>(
+/// Sends `offer` (a core `Offer` of `meta.path` under `root`), then the
+/// file's data frames and `FileEnd`; nothing at all if it cannot be opened.
+pub async fn send_offer<W: AsyncWrite + Unpin>(
     w: &mut FrameWriter<W>,
     root: &Path,
     meta: &FileMeta,
-    base: Option<FileMeta>,
+    offer: crate::sync::core::PeerMsg,
     progress: &mut (dyn FnMut(u64) + Send),
 ) -> Result<Sent, ProtocolError> {
     let full = match paths::resolve(root, &meta.path) {
@@ -49,11 +50,7 @@ pub async fn send_file<W: AsyncWrite + Unpin>(
     let Ok(mut file) = File::open(&full) else {
         return Ok(Sent::Changed);
     };
-    w.feed(Message::FileBegin {
-        meta: meta.clone(),
-        base,
-    })
-    .await?;
+    w.feed(Message::Sync(offer)).await?;
     let mut hasher = blake3::Hasher::new();
     let mut total = 0u64;
     // Reading stops at the announced size: one read for a small file. The
@@ -111,9 +108,6 @@ pub struct Received {
     pub temp: tempfile::TempPath,
     /// BLAKE3 of the content (checked against the sender's).
     pub hash: String,
-    /// The link's count of received files not yet installed (see
-    /// `link::IN_FLIGHT`); released when this is dropped.
-    pub(crate) in_flight: Option<tokio::sync::OwnedSemaphorePermit>,
 }
 
 /// Why a received file was not accepted.
@@ -215,7 +209,6 @@ pub async fn receive_file<R: AsyncRead + Unpin>(
         base,
         temp: path,
         hash,
-        in_flight: None,
     })
 }
 

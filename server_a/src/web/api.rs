@@ -88,11 +88,10 @@ pub async fn listing(State(web): State<Arc<Web>>) -> Response {
         })
         .collect();
     let queues: serde_json::Map<String, Value> = app
-        .locks
-        .list()
+        .lock_infos()
         .into_iter()
         .map(|l| {
-            let queue = app.locks.queue_of(&l.name);
+            let queue = app.queue_of(&l.name);
             (l.name, json!(queue))
         })
         .collect();
@@ -107,7 +106,7 @@ pub async fn listing(State(web): State<Arc<Web>>) -> Response {
 pub async fn status(State(web): State<Arc<Web>>) -> Response {
     let app = &web.app;
     let link = app.sync.as_ref().map(|s| s.status()).unwrap_or_default();
-    let locks = app.locks.list();
+    let locks = app.lock_infos();
     let queued: usize = locks.iter().map(|l| l.queued).sum();
     Json(json!({
         "now": rfc3339_utc(common::meta::now_ns()),

@@ -1,0 +1,503 @@
+//! This side's changes: observations and scans, waiting for quiet, and
+//! sending what changed, with moves paired by file identity.
+
+use super::{
+    Base, Core, Effect, Entry, Holding, Kind, LinkPhase, PathState, PeerMsg, Pending, Timer,
+};
+
+/// Whether `path` lies strictly under folder `dir`.
+pub(super) fn is_under(path: &str, dir: &str) -> bool {
+    path.len() > dir.len() + 1 && path.starts_with(dir) && path.as_bytes()[dir.len()] == b'/'
+}
+
+/// The folders that hold `path`, nearest first.
+pub(super) fn ancestors(path: &str) -> impl Iterator<Item = &str> {
+    path.match_indices('/').rev().map(move |(i, _)| &path[..i])
+}
+
+impl PathState {
+    /// What this side holds, as the peer sees it.
+    pub fn holding(&self) -> Holding {
+        match &self.local {
+            Some(e) => Holding::Present(e.version()),
+            None => Holding::Absent {
+                deleted_ns: self.deleted_ns,
+            },
+        }
+    }
+
+    /// Changed here since the two last agreed (identity included: a
+    /// look-alike swapped in is a change; a folder is the same folder while
+    /// its identity stands, whatever happens inside it).
+    pub fn changed_here(&self) -> bool {
+        match (&self.local, &self.base) {
+            (None, None) => false,
+            (Some(_), None) | (None, Some(_)) => true,
+            (Some(e), Some(b)) => match &b.here {
+                Some(h) if e.kind == Kind::Dir => h.kind != Kind::Dir || h.id != e.id,
+                Some(h) => !h.same_here(e),
+                None => e.kind != b.version.kind,
+            },
+        }
+    }
+}
+
+impl Core {
+    pub(super) fn observed(&mut self, path: String, entry: Option<Entry>, closed: bool) {
+        let old = self.paths.get(&path).and_then(|s| s.local.clone());
+        let same = match (&old, &entry) {
+            (Some(a), Some(b)) => a.same_here(b),
+            (None, None) => true,
+            _ => false,
+        };
+        if same {
+            if let (Some(e), Some(h)) = (&entry, entry.as_ref().and_then(|e| e.hash.clone())) {
+                let _ = e;
+                if let Some(l) = self.paths.get_mut(&path).and_then(|s| s.local.as_mut()) {
+                    l.hash = Some(h);
+                }
+            }
+            if closed {
+                self.quiet_now(&path);
+            }
+            self.consider(&path, false);
+            return;
+        }
+        if entry.is_none() && old.is_none() && !self.paths.contains_key(&path) {
+            return;
+        }
+        // Hard links: every other name of this identity changed too.
+        // A new name for a known identity may be a move: look at the old.
+        if let Some(e) = &entry {
+            let others: Vec<String> = self
+                .ids
+                .get(&e.id)
+                .map(|s| s.iter().filter(|p| **p != path).cloned().collect())
+                .unwrap_or_default();
+            for p in others {
+                self.emit(Effect::Stat { path: p });
+            }
+        }
+        let gone = entry.is_none();
+        self.changed(&path, entry, closed, false);
+        self.consider(&path, false);
+        if gone {
+            self.consider_under(&path);
+        }
+    }
+
+    /// Records a new local entry for `path`, changed at `now`.
+    ///
+    /// A file is quiet once its last write (its mtime) is `quiet_ns` old,
+    /// the same rule at start, at reconnect and live; but a name that
+    /// appears while running (or gets another identity) waits the whole
+    /// window from now, so that a chain of renames settles before it is
+    /// paired. `scan`: found by a full scan.
+    fn changed(&mut self, path: &str, entry: Option<Entry>, closed: bool, scan: bool) {
+        let gone = entry.is_none();
+        let was_dir = self
+            .paths
+            .get(path)
+            .and_then(|s| s.local.as_ref())
+            .is_some_and(|e| e.kind == Kind::Dir);
+        if was_dir && !entry.as_ref().is_some_and(|e| e.kind == Kind::Dir) {
+            // What a vanished folder held has vanished with it.
+            let under: Vec<String> = self
+                .paths
+                .range(format!("{path}/")..)
+                .take_while(|(p, _)| is_under(p, path))
+                .filter(|(_, s)| s.local.is_some())
+                .map(|(p, _)| p.clone())
+                .collect();
+            for p in under {
+                self.set_local(&p, None);
+                let now = self.now_ns;
+                let st = self.paths.get_mut(&p).expect("listed");
+                st.changed_ns = now;
+                if st.base.is_some() {
+                    st.deleted_ns = Some(now);
+                }
+            }
+        }
+        let dir = entry.as_ref().is_some_and(|e| e.kind == Kind::Dir);
+        let appeared = match (self.paths.get(path).and_then(|s| s.local.as_ref()), &entry) {
+            (Some(old), Some(new)) => old.id != new.id,
+            (None, Some(_)) => true,
+            _ => false,
+        };
+        // The mtime as this folder keeps it may be up to one step of its
+        // precision before the write (whole seconds: 999 ms): the latest
+        // the write can have been.
+        let step = self.cfg.fs.precision_ns.max(1) as i64;
+        let written = entry
+            .as_ref()
+            .map(|e| e.mtime_ns + (step - 1))
+            .filter(|_| scan || !appeared);
+        self.set_local(path, entry);
+        let now = self.now_ns;
+        let quiet = self.cfg.quiet_ns;
+        let st = self.paths.get_mut(path).expect("set_local made it");
+        st.changed_ns = written.map_or(now, |t| t.min(now));
+        if gone {
+            if st.base.is_some() && st.deleted_ns.is_none() {
+                st.deleted_ns = Some(now);
+            }
+        } else {
+            st.deleted_ns = None;
+            if closed || dir {
+                st.changed_ns = now - quiet;
+            }
+        }
+    }
+
+    fn quiet_now(&mut self, path: &str) {
+        let q = self.cfg.quiet_ns;
+        let now = self.now_ns;
+        if let Some(st) = self.paths.get_mut(path) {
+            st.changed_ns = st.changed_ns.min(now - q);
+        }
+    }
+
+    pub(super) fn scanned(&mut self, entries: Vec<(String, Entry)>) {
+        let first = !self.scanned_once;
+        self.scanned_once = true;
+        let mut seen = std::collections::BTreeSet::new();
+        for (path, e) in entries {
+            seen.insert(path.clone());
+            let same = self
+                .paths
+                .get(&path)
+                .and_then(|s| s.local.as_ref())
+                .is_some_and(|l| l.same_here(&e));
+            if !same {
+                self.changed(&path, Some(e), false, true);
+            }
+        }
+        let gone: Vec<String> = self
+            .paths
+            .iter()
+            .filter(|(p, s)| {
+                !seen.contains(*p) && (s.local.is_some() || (first && s.base.is_some()))
+            })
+            .map(|(p, _)| p.clone())
+            .collect();
+        for p in gone {
+            self.changed(&p, None, false, true);
+            if first {
+                // Deleted while this server was not running: when is not
+                // known, so it never beats a change made on the other side.
+                if let Some(st) = self.paths.get_mut(&p) {
+                    st.deleted_ns = None;
+                }
+            }
+        }
+        if first {
+            self.resume_unlocks();
+        }
+        self.consider_all();
+    }
+
+    /// Considers everything under folder `dir` (names that waited for it).
+    pub(super) fn consider_under(&mut self, dir: &str) {
+        let under: Vec<String> = self
+            .paths
+            .range(format!("{dir}/")..)
+            .take_while(|(p, _)| is_under(p, dir))
+            .map(|(p, _)| p.clone())
+            .collect();
+        for p in under {
+            self.consider(&p, false);
+        }
+    }
+
+    pub(super) fn consider_all(&mut self) {
+        let paths: Vec<String> = self.paths.keys().cloned().collect();
+        for p in paths {
+            self.consider(&p, false);
+        }
+    }
+
+    pub(super) fn timer(&mut self, t: Timer) {
+        match t {
+            Timer::Quiet(path) => self.consider(&path, true),
+            Timer::Retry(path) => {
+                if let Some(st) = self.paths.get_mut(&path) {
+                    if st.pending == Some(Pending::Retrying) {
+                        st.pending = None;
+                    }
+                }
+                self.consider(&path, false);
+            }
+        }
+    }
+
+    /// Whether this side must send something for `st`: it changed here, or
+    /// the peer holds something else and this side's copy stands.
+    fn needs_send(&self, st: &PathState) -> bool {
+        if st.changed_here() {
+            return true;
+        }
+        match &st.peer {
+            None => false,
+            Some(h) => !holdings_agree(h, &st.holding(), self.precision()),
+        }
+    }
+
+    /// Sends `path`'s change if the link is live, nothing is in flight and
+    /// it has been quiet long enough; otherwise arms a timer. `timer`: the
+    /// quiet timer fired (a file is then stat'ed once more before it goes).
+    pub(super) fn consider(&mut self, path: &str, timer: bool) {
+        if !matches!(self.link, LinkPhase::Live { .. }) {
+            return;
+        }
+        let Some(st) = self.paths.get(path) else {
+            return;
+        };
+        match &st.pending {
+            None => {}
+            Some(Pending::Held { entry, .. }) if *entry != st.local => {}
+            Some(_) => return,
+        }
+        if !self.needs_send(st) {
+            if st.local.is_none() && st.base.is_none() && st.lock.is_none() && st.pending.is_none()
+            {
+                self.paths.remove(path);
+            }
+            return;
+        }
+        // A name inside a folder that is itself moving goes with it.
+        if self.moving_ancestor(path) {
+            return;
+        }
+        let due = st.changed_ns + self.cfg.quiet_ns;
+        if self.now_ns < due {
+            self.emit(Effect::Arm {
+                timer: Timer::Quiet(path.to_string()),
+                at_ns: due,
+            });
+            return;
+        }
+        match st.local.clone() {
+            Some(e) => {
+                // A new name of an identity that an agreed path held: a
+                // move, sent from the old path's side once it is gone.
+                if let Some(from) = self.move_source(path, &e) {
+                    let from_gone = self.paths.get(&from).is_some_and(|s| s.local.is_none());
+                    if from_gone {
+                        self.send_move(&from, path);
+                    } else if timer {
+                        self.emit(Effect::Stat { path: from });
+                        self.offer(path, e);
+                    } else {
+                        self.emit(Effect::Stat { path: from });
+                        self.emit(Effect::Arm {
+                            timer: Timer::Quiet(path.to_string()),
+                            at_ns: self.now_ns + self.cfg.quiet_ns,
+                        });
+                    }
+                    return;
+                }
+                if timer && e.kind == Kind::File {
+                    // Quiet by the clock: one more look before it goes.
+                    self.emit(Effect::Stat {
+                        path: path.to_string(),
+                    });
+                    return;
+                }
+                self.offer(path, e);
+            }
+            None => {
+                let st = &self.paths[path];
+                let Some(base) = st.base.clone() else {
+                    return;
+                };
+                if let Some(to) = base.here.as_ref().and_then(|h| self.move_target(path, h)) {
+                    self.send_move(path, &to);
+                    return;
+                }
+                // A folder goes once everything it held has gone.
+                if base.version.kind == Kind::Dir && self.has_children(path) {
+                    return;
+                }
+                self.send_remove(path, base);
+            }
+        }
+    }
+
+    /// The agreed path that held `e`'s identity and is no longer there
+    /// with it (`path` is then where it moved).
+    fn move_source(&self, path: &str, e: &Entry) -> Option<String> {
+        let st = &self.paths[path];
+        if st
+            .base
+            .as_ref()
+            .and_then(|b| b.here.as_ref())
+            .is_some_and(|h| h.id == e.id)
+        {
+            return None;
+        }
+        let candidates = self.based.get(&e.id)?;
+        candidates
+            .iter()
+            .find(|p| {
+                p.as_str() != path
+                    && self.paths.get(p.as_str()).is_some_and(|s| {
+                        s.base
+                            .as_ref()
+                            .and_then(|b| b.here.as_ref())
+                            .is_some_and(|h| h.id == e.id && h.kind == e.kind)
+                            && s.local.as_ref().is_none_or(|l| l.id == e.id)
+                            && s.pending.is_none()
+                    })
+            })
+            .cloned()
+    }
+
+    /// Where the identity that `path` held (`here`) is now, under a name
+    /// that did not hold it before.
+    fn move_target(&self, path: &str, here: &Entry) -> Option<String> {
+        let names = self.ids.get(&here.id)?;
+        names
+            .iter()
+            .find(|p| {
+                p.as_str() != path
+                    && self.paths.get(*p).is_some_and(|s| {
+                        s.local.as_ref().is_some_and(|l| l.kind == here.kind)
+                            && s.base
+                                .as_ref()
+                                .and_then(|b| b.here.as_ref())
+                                .is_none_or(|h| h.id != here.id)
+                            && s.pending.is_none()
+                    })
+            })
+            .cloned()
+    }
+
+    /// Whether a folder above `path` is part of a move (it will carry
+    /// `path` along).
+    fn moving_ancestor(&self, path: &str) -> bool {
+        ancestors(path).any(|a| {
+            let Some(st) = self.paths.get(a) else {
+                return false;
+            };
+            if let Some(Pending::Offered { op, .. }) = &st.pending {
+                if self.ops.get(op).is_some_and(|o| o.from.is_some()) {
+                    return true;
+                }
+            }
+            match (&st.local, &st.base) {
+                (None, Some(b)) => b
+                    .here
+                    .as_ref()
+                    .is_some_and(|h| self.move_target(a, h).is_some()),
+                (Some(e), _) if st.changed_here() => self.move_source(a, e).is_some(),
+                _ => false,
+            }
+        })
+    }
+
+    pub(super) fn has_children(&self, dir: &str) -> bool {
+        let prefix = format!("{dir}/");
+        self.paths
+            .range(prefix.clone()..)
+            .take_while(|(p, _)| p.starts_with(&prefix))
+            .any(|(_, s)| s.base.is_some() || s.local.is_some())
+    }
+
+    /// The base the offer names: what the peer is known to hold, else what
+    /// the two last agreed.
+    fn offer_base(&self, st: &PathState) -> Option<super::Version> {
+        match &st.peer {
+            Some(h) => h.version().cloned(),
+            None => st.base.as_ref().map(|b| b.version.clone()),
+        }
+    }
+
+    pub(super) fn offer(&mut self, path: &str, e: Entry) {
+        let st = &self.paths[path];
+        let base = self.offer_base(st);
+        let version = e.version();
+        let op = self.op(path, None);
+        let offer = PeerMsg::Offer {
+            op,
+            path: path.to_string(),
+            base,
+            version: version.clone(),
+        };
+        let st = self.paths.get_mut(path).expect("known");
+        st.pending = Some(Pending::Offered {
+            op,
+            sent: Holding::Present(version),
+            entry: Some(e.clone()),
+        });
+        if e.kind == Kind::File {
+            self.emit(Effect::SendFile {
+                op,
+                path: path.to_string(),
+                expect: e,
+                offer,
+            });
+        } else {
+            self.emit(Effect::Send(offer));
+        }
+    }
+
+    pub(super) fn send_remove(&mut self, path: &str, base: Base) {
+        let st = &self.paths[path];
+        let base_v = self.offer_base(st).unwrap_or(base.version);
+        let deleted_ns = st.deleted_ns;
+        let sent = st.holding();
+        let op = self.op(path, None);
+        self.paths.get_mut(path).expect("known").pending = Some(Pending::Offered {
+            op,
+            sent,
+            entry: None,
+        });
+        self.emit(Effect::Send(PeerMsg::Remove {
+            op,
+            path: path.to_string(),
+            base: base_v,
+            deleted_ns,
+        }));
+    }
+
+    fn send_move(&mut self, from: &str, to: &str) {
+        let Some(base) = self.paths[from].base.clone() else {
+            return;
+        };
+        if self.paths[to].local.is_none() {
+            return;
+        }
+        // What moved is the agreed version: `to` is acknowledged as holding
+        // it (the stat it had at `from`), so a write made to it after the
+        // rename is still a change here and follows the move as an offer.
+        let e = base.here.clone();
+        let op = self.op(to, Some(from));
+        let sent_from = self.paths[from].holding();
+        self.paths.get_mut(from).expect("known").pending = Some(Pending::Offered {
+            op,
+            sent: sent_from,
+            entry: None,
+        });
+        self.paths.get_mut(to).expect("known").pending = Some(Pending::Offered {
+            op,
+            sent: Holding::Present(base.version.clone()),
+            entry: e,
+        });
+        self.emit(Effect::Send(PeerMsg::Move {
+            op,
+            from: from.to_string(),
+            to: to.to_string(),
+            base: base.version,
+        }));
+    }
+}
+
+/// Two holdings agree at `precision_ns`.
+pub(super) fn holdings_agree(a: &Holding, b: &Holding, precision_ns: u64) -> bool {
+    match (a, b) {
+        (Holding::Present(x), Holding::Present(y)) => x.same_as(y, precision_ns),
+        (Holding::Absent { .. }, Holding::Absent { .. }) => true,
+        _ => false,
+    }
+}

@@ -1,0 +1,247 @@
+//! Server A's locks as core inputs. From the `Lock` input on, the peer's
+//! updates of the path are queued (each once, in arrival order), never
+//! applied; `Unlock` replays the queue one entry at a time, the path still
+//! gated, then lets it sync as any other.
+
+use super::model::coarse;
+use super::{
+    Core, Direction, Effect, Holding, LockState, OpId, Outcome, PeerMsg, Queued, Replayed, Source,
+};
+
+impl Core {
+    pub(super) fn lock(&mut self, path: String) {
+        let st = self.paths.entry(path.clone()).or_default();
+        if st.lock.is_none() {
+            st.lock = Some(LockState::default());
+            self.record(&path);
+            self.announce("locked", Direction::Here, &path, None, String::new());
+        }
+    }
+
+    pub(super) fn unlock(&mut self, path: String) {
+        let Some(lock) = self.paths.get_mut(&path).and_then(|s| s.lock.as_mut()) else {
+            self.emit(Effect::Unlocked {
+                path,
+                replayed: Vec::new(),
+            });
+            return;
+        };
+        if !lock.unlocking {
+            lock.unlocking = true;
+            self.record(&path);
+            self.replay_next(&path);
+        }
+    }
+
+    /// Unlocks a crash interrupted finish at start.
+    pub(super) fn resume_unlocks(&mut self) {
+        let paths: Vec<String> = self
+            .paths
+            .iter()
+            .filter(|(_, s)| s.lock.as_ref().is_some_and(|l| l.unlocking))
+            .map(|(p, _)| p.clone())
+            .collect();
+        for p in paths {
+            self.replay_next(&p);
+        }
+    }
+
+    /// The peer's update of locked `path` (its operation `op`) joins the queue.
+    pub(super) fn enqueue(&mut self, op: OpId, path: &str, update: Holding) {
+        let precision = self.precision();
+        let st = self.paths.get_mut(path).expect("locked paths are known");
+        let lock = st.lock.as_mut().expect("locked");
+        let again = lock
+            .queue
+            .last()
+            .is_some_and(|q| super::local::holdings_agree(&q.update, &update, precision));
+        if !again {
+            let seq = lock.next_seq + 1;
+            lock.next_seq = seq;
+            lock.queue.push(Queued {
+                seq,
+                update: update.clone(),
+                peer_op: op,
+            });
+            let size = update.version().map(|v| v.size);
+            self.emit(Effect::Queue {
+                path: path.to_string(),
+                seq,
+                update: update.clone(),
+                peer_op: op,
+            });
+            self.record(path);
+            let what = if update.version().is_some() {
+                "write"
+            } else {
+                "delete"
+            };
+            self.announce(
+                "queued",
+                Direction::In,
+                path,
+                size,
+                format!("{what} held by a lock"),
+            );
+        }
+        self.emit(Effect::Send(PeerMsg::Queued {
+            op,
+            path: path.to_string(),
+        }));
+    }
+
+    /// Replays the next queued update of `path`, or ends the unlock.
+    fn replay_next(&mut self, path: &str) {
+        let precision = self.precision();
+        loop {
+            let st = &self.paths[path];
+            let lock = st.lock.as_ref().expect("unlocking");
+            let Some(q) = lock.queue.first().cloned() else {
+                break;
+            };
+            let local = st.local.clone();
+            let local_t = local.as_ref().map(|e| coarse(e.mtime_ns, precision));
+            let (already, superseded) = match (&q.update, &local) {
+                (Holding::Present(v), Some(l)) => (
+                    l.version().same_as(v, precision),
+                    local_t > Some(coarse(v.mtime_ns, precision)),
+                ),
+                (Holding::Present(_), None) => (false, false),
+                (Holding::Absent { .. }, None) => (true, false),
+                (Holding::Absent { deleted_ns }, Some(_)) => (
+                    false,
+                    deleted_ns.is_some_and(|t| local_t > Some(coarse(t, precision))),
+                ),
+            };
+            if already || superseded {
+                let outcome = if already { "applied" } else { "superseded" };
+                self.finish_entry(path, &q, outcome);
+                continue;
+            }
+            let source = Source::Queued { seq: q.seq };
+            self.apply(q.peer_op, path, q.update.clone(), false, source);
+            return;
+        }
+        let st = self.paths.get_mut(path).expect("unlocking");
+        st.lock = None;
+        // Whatever this side held back while the lock queued the peer's
+        // updates is decided again now (a superseded update leaves this
+        // side's copy to go across).
+        if matches!(st.pending, Some(super::Pending::Held { .. })) {
+            st.pending = None;
+        }
+        self.record(path);
+        let replayed = self.replays.remove(path).unwrap_or_default();
+        self.announce(
+            "unlocked",
+            Direction::Here,
+            path,
+            None,
+            match replayed.len() {
+                1 => "1 queued update replayed".to_string(),
+                n => format!("{n} queued updates replayed"),
+            },
+        );
+        self.emit(Effect::Unlocked {
+            path: path.to_string(),
+            replayed,
+        });
+        self.consider(path, false);
+    }
+
+    /// Queue entry `q` is done with: forget it, say how it went.
+    fn finish_entry(&mut self, path: &str, q: &Queued, outcome: &'static str) {
+        if let Some(lock) = self.paths.get_mut(path).and_then(|s| s.lock.as_mut()) {
+            lock.queue.retain(|e| e.seq != q.seq);
+        }
+        self.emit(Effect::Dequeue {
+            path: path.to_string(),
+            seq: q.seq,
+        });
+        self.record(path);
+        let size = q.update.version().map(|v| v.size);
+        let what = if q.update.version().is_some() {
+            "write"
+        } else {
+            "delete"
+        };
+        self.announce(
+            outcome,
+            Direction::In,
+            path,
+            size,
+            format!("queued {what} #{}", q.seq),
+        );
+        self.replays
+            .entry(path.to_string())
+            .or_default()
+            .push(Replayed {
+                seq: q.seq,
+                update: q.update.clone(),
+                outcome,
+            });
+    }
+
+    /// The effect replaying the head of `path`'s queue finished.
+    pub(super) fn replayed(&mut self, path: &str, target: Holding, outcome: Outcome) {
+        let Some(q) = self
+            .paths
+            .get(path)
+            .and_then(|s| s.lock.as_ref())
+            .and_then(|l| l.queue.first().cloned())
+        else {
+            return;
+        };
+        match outcome {
+            Outcome::Applied { landed, .. } => {
+                let was_dir = self
+                    .paths
+                    .get(path)
+                    .and_then(|s| s.local.as_ref())
+                    .is_some_and(|e| e.kind == super::Kind::Dir);
+                if was_dir && !landed.as_ref().is_some_and(|e| e.kind == super::Kind::Dir) {
+                    self.forget_under(path);
+                }
+                self.set_local(path, landed.clone());
+                let st = self.paths.get_mut(path).expect("known");
+                st.pending = None;
+                // What the peer held before is stale now: the replayed
+                // update is the newest it sent (else the copy goes back).
+                st.peer = None;
+                let landed_v = match (&landed, target.version()) {
+                    (Some(e), Some(v)) => {
+                        st.base = Some(super::Base {
+                            version: v.clone(),
+                            here: Some(e.clone()),
+                        });
+                        Some(e.version())
+                    }
+                    _ => {
+                        st.base = None;
+                        None
+                    }
+                };
+                st.deleted_ns = None;
+                self.finish_entry(path, &q, "applied");
+                if self.link.peer().is_some() {
+                    self.emit(Effect::Send(PeerMsg::Stored {
+                        op: q.peer_op,
+                        path: path.to_string(),
+                        landed: landed_v,
+                    }));
+                }
+            }
+            Outcome::Mismatch { found } => {
+                self.paths.get_mut(path).expect("known").pending = None;
+                self.set_local(path, found);
+            }
+            Outcome::Failed { error, .. } => {
+                self.paths.get_mut(path).expect("known").pending = None;
+                self.announce("error", Direction::In, path, None, error);
+                self.finish_entry(path, &q, "failed");
+            }
+            Outcome::Sent { .. } => {}
+        }
+        self.replay_next(path);
+    }
+}

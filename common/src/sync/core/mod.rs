@@ -1,0 +1,296 @@
+//! The sync core: every sync decision, as a state machine that does no
+//! I/O, reads no clock and draws no random numbers. `handle(now, input)`
+//! returns effects; an executor per server (watcher, scanner, link, file
+//! system) carries them out and feeds back what it saw. The same core runs
+//! in the deterministic simulation against an in-memory file system, link
+//! and clock.
+//!
+//! # Model
+//! One [`PathState`] per path: `local` (this side's disk), `base` (the
+//! version both sides last acknowledged, with this side's own stat of it),
+//! `peer`, `pending`, `lock`. A path changed here when `local` differs from
+//! `base.here` (identity included). A change goes across as an `Offer`
+//! (`Remove`, `Move`) carrying the base it replaces; the receiver answers
+//! with what landed on its disk (`Stored`), and only that answer moves the
+//! base. One side changed: its version wins, whatever its mtime. Both
+//! changed: the later mtime wins (compared at the coarser side's
+//! precision), equal times go to Server A, and the loser is kept as a
+//! version where it is replaced ([`rule`]).
+//!
+//! # Layout
+//! - [`model`]: entries, versions, identities.
+//! - [`wire`]: the messages between two cores.
+//! - [`io`]: inputs, effects, outcomes.
+//! - [`state`]: per-path state, journal records, the link phase.
+//! - [`rule`]: who wins, as one pure function.
+//! - `local`, `peer`, `answers`, `reconcile`, `lock`: the handlers.
+
+mod answers;
+pub mod io;
+mod local;
+mod lock;
+pub mod model;
+mod peer;
+mod reconcile;
+pub mod rule;
+pub mod state;
+pub mod wire;
+
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+
+pub use io::{Announcement, Direction, Effect, Input, KeepWhy, Outcome, Replayed, Source, Timer};
+pub use model::{Entry, FileId, Hash, Holding, Kind, Version};
+pub use state::{Base, LinkPhase, LockState, PathState, Pending, Queued, Record};
+pub use wire::{Digest, FsTraits, InvEntry, OpId, PeerMsg, Refusal};
+
+/// Which server a core runs in.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Side {
+    A,
+    B,
+}
+
+use serde::{Deserialize, Serialize};
+
+/// The core's settings: this side's file system and its timings, as plain
+/// data (a simulation sets any of them).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Config {
+    pub side: Side,
+    /// This side's folder, as probed at start (told to the peer in the handshake).
+    pub fs: FsTraits,
+    /// A change is sent once the path has been quiet this long since its
+    /// last write (its mtime; the time it was seen, for a vanished path or
+    /// a future mtime), unless a writer was seen closing it. Also how long a vanished path waits
+    /// for its identity to reappear elsewhere (a move) before it is a delete.
+    pub quiet_ns: i64,
+    /// How long before a failed operation is tried again.
+    pub retry_ns: i64,
+    /// Replaced and deleted versions are kept (`--keep-versions 0`: not).
+    pub keep_versions: bool,
+}
+
+impl Config {
+    pub fn new(side: Side) -> Config {
+        Config {
+            side,
+            fs: FsTraits::default(),
+            quiet_ns: 300_000_000,
+            retry_ns: 3_000_000_000,
+            keep_versions: true,
+        }
+    }
+}
+
+/// The path (and, for a move, the source) an operation is about.
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct OpFor {
+    path: String,
+    from: Option<String>,
+    /// Why the replaced version is kept, for an install's announcement.
+    keep: Option<KeepWhy>,
+}
+
+/// The sync core of one side.
+#[derive(Debug, Clone)]
+pub struct Core {
+    cfg: Config,
+    paths: BTreeMap<String, PathState>,
+    /// Which paths hold each identity (an index over `local`, for moves
+    /// and hard links).
+    ids: HashMap<FileId, BTreeSet<String>>,
+    /// Which paths' agreed base was each identity here (an index over
+    /// `base.here`, kept by [`Core::record`], for moves).
+    based: HashMap<FileId, BTreeSet<String>>,
+    based_id: HashMap<String, FileId>,
+    link: LinkPhase,
+    next_op: OpId,
+    /// What each of this side's operations is about.
+    ops: HashMap<OpId, OpFor>,
+    /// The start-up scan was taken.
+    scanned_once: bool,
+    /// What each running unlock replayed so far.
+    replays: HashMap<String, Vec<Replayed>>,
+    now_ns: i64,
+    out: Vec<Effect>,
+}
+
+impl Core {
+    /// A core with what the journal kept. The executor then feeds the
+    /// start-up scan ([`Input::Scanned`]) before anything else.
+    pub fn new(cfg: Config, journal: impl IntoIterator<Item = (String, Record)>) -> Core {
+        let paths = journal
+            .into_iter()
+            .map(|(p, r)| {
+                let st = PathState {
+                    deleted_ns: r.deleted_ns,
+                    base: r.base,
+                    lock: r.lock,
+                    ..PathState::default()
+                };
+                (p, st)
+            })
+            .collect();
+        let mut core = Core {
+            cfg,
+            paths,
+            ids: HashMap::new(),
+            based: HashMap::new(),
+            based_id: HashMap::new(),
+            link: LinkPhase::Down,
+            next_op: 1,
+            ops: HashMap::new(),
+            scanned_once: false,
+            replays: HashMap::new(),
+            now_ns: 0,
+            out: Vec::new(),
+        };
+        let known: Vec<String> = core.paths.keys().cloned().collect();
+        for p in known {
+            core.index_base(&p);
+        }
+        core
+    }
+
+    /// Takes one input at time `now_ns` (the executor's clock, nanoseconds
+    /// since the epoch) and returns what must be done, in order.
+    pub fn handle(&mut self, now_ns: i64, input: Input) -> Vec<Effect> {
+        self.now_ns = now_ns;
+        match input {
+            Input::Observed {
+                path,
+                entry,
+                closed,
+            } => self.observed(path, entry, closed),
+            Input::Scanned { entries } => self.scanned(entries),
+            Input::LinkUp { peer } => self.link_up(peer),
+            Input::LinkDown => self.link_down(),
+            Input::Peer(msg) => self.peer_msg(msg),
+            Input::Timer(t) => self.timer(t),
+            Input::Lock { path } => self.lock(path),
+            Input::Unlock { path } => self.unlock(path),
+            Input::Done { op, outcome } => self.done(op, outcome),
+            Input::Hashed { hashes } => self.hashed(hashes),
+        }
+        std::mem::take(&mut self.out)
+    }
+
+    pub fn config(&self) -> &Config {
+        &self.cfg
+    }
+
+    /// The state of `path`, if the core knows it.
+    pub fn path(&self, path: &str) -> Option<&PathState> {
+        self.paths.get(path)
+    }
+
+    /// Every known path and its state, in path order.
+    pub fn paths(&self) -> impl Iterator<Item = (&String, &PathState)> {
+        self.paths.iter()
+    }
+
+    pub fn link(&self) -> &LinkPhase {
+        &self.link
+    }
+
+    /// The precision both sides keep (the coarser), while the link is up.
+    fn precision(&self) -> u64 {
+        let mine = self.cfg.fs.precision_ns;
+        self.link.peer().map_or(mine, |p| p.precision_ns.max(mine))
+    }
+
+    fn op(&mut self, path: &str, from: Option<&str>) -> OpId {
+        let op = self.next_op;
+        self.next_op += 1;
+        self.ops.insert(
+            op,
+            OpFor {
+                path: path.to_string(),
+                from: from.map(str::to_string),
+                keep: None,
+            },
+        );
+        op
+    }
+
+    fn emit(&mut self, e: Effect) {
+        self.out.push(e);
+    }
+
+    fn announce(
+        &mut self,
+        action: &'static str,
+        direction: Direction,
+        path: &str,
+        size: Option<u64>,
+        detail: String,
+    ) {
+        self.emit(Effect::Announce(Announcement {
+            action,
+            direction,
+            path: path.to_string(),
+            size,
+            detail,
+        }));
+    }
+
+    /// Keeps the `based` index in step with `path`'s base.
+    fn index_base(&mut self, path: &str) {
+        let id = self
+            .paths
+            .get(path)
+            .and_then(|s| s.base.as_ref())
+            .and_then(|b| b.here.as_ref())
+            .map(|h| h.id);
+        let old = self.based_id.get(path).copied();
+        if old == id {
+            return;
+        }
+        if let Some(old) = old {
+            if let Some(set) = self.based.get_mut(&old) {
+                set.remove(path);
+                if set.is_empty() {
+                    self.based.remove(&old);
+                }
+            }
+            self.based_id.remove(path);
+        }
+        if let Some(id) = id {
+            self.based.entry(id).or_default().insert(path.to_string());
+            self.based_id.insert(path.to_string(), id);
+        }
+    }
+
+    /// Writes `path`'s record to the journal (every change of a base goes
+    /// through here).
+    fn record(&mut self, path: &str) {
+        self.index_base(path);
+        let record = self.paths.get(path).and_then(PathState::record);
+        self.emit(Effect::Record {
+            path: path.to_string(),
+            record,
+        });
+    }
+
+    /// Sets `path`'s local entry, keeping the identity index in step.
+    fn set_local(&mut self, path: &str, entry: Option<Entry>) {
+        let st = self.paths.entry(path.to_string()).or_default();
+        if let Some(old) = &st.local {
+            if let Some(set) = self.ids.get_mut(&old.id) {
+                set.remove(path);
+                if set.is_empty() {
+                    self.ids.remove(&old.id);
+                }
+            }
+        }
+        if let Some(new) = &entry {
+            self.ids.entry(new.id).or_default().insert(path.to_string());
+        }
+        st.local = entry;
+    }
+}
+
+#[cfg(test)]
+mod sim_fs;
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,139 @@
+//! What the core knows of a path's content: the entry a side observes on
+//! its own disk, and the version both sides can compare. Plain data, so a
+//! simulation can make them up and a test can write them inline.
+
+use serde::{Deserialize, Serialize};
+
+/// A file's identity on its own side: device and inode on unix, volume
+/// serial and file index on Windows. Two paths with one identity are hard
+/// links; a path gone and another appearing with its identity is a move.
+/// Identities never cross the link: each side's are its own.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+pub struct FileId {
+    pub dev: u64,
+    pub ino: u64,
+}
+
+/// A content hash (BLAKE3, lowercase hex). The core never hashes: hashes
+/// come from transfers and from the executor, and a simulation may use any
+/// string that names the content.
+pub type Hash = String;
+
+/// File or folder.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Kind {
+    File,
+    Dir,
+}
+
+/// What a path holds on this side's disk, as the executor stat'ed it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Entry {
+    pub kind: Kind,
+    /// Bytes (0 for a folder).
+    pub size: u64,
+    /// As this file system keeps it (see [`super::Config::precision_ns`]).
+    pub mtime_ns: i64,
+    /// Permission bits, `None` where the file system has none (Windows).
+    pub mode: Option<u32>,
+    pub id: FileId,
+    /// The content's hash, when the executor knows it (after a transfer).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub hash: Option<Hash>,
+}
+
+impl Entry {
+    /// The version this entry holds, as it travels.
+    pub fn version(&self) -> Version {
+        Version {
+            kind: self.kind,
+            size: self.size,
+            mtime_ns: self.mtime_ns,
+            mode: self.mode,
+            hash: self.hash.clone(),
+        }
+    }
+
+    /// The same state on this side's disk: same identity, kind, size, mtime
+    /// and mode. (A look-alike swapped in through a temp name differs in
+    /// identity, so it is a change.) A folder is the same folder while its
+    /// identity and mode stand: its mtime moves with what it holds.
+    pub fn same_here(&self, other: &Entry) -> bool {
+        if self.kind == Kind::Dir && other.kind == Kind::Dir {
+            return self.id == other.id && self.mode == other.mode;
+        }
+        self.id == other.id
+            && self.kind == other.kind
+            && self.size == other.size
+            && self.mtime_ns == other.mtime_ns
+            && self.mode == other.mode
+    }
+}
+
+/// A version of a path as both sides compare it: no identity, content by
+/// hash when known.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Version {
+    pub kind: Kind,
+    pub size: u64,
+    pub mtime_ns: i64,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub mode: Option<u32>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub hash: Option<Hash>,
+}
+
+impl Version {
+    /// The same version as far as both sides can tell: kind, size, the
+    /// mtime at precision `precision_ns` (the coarser side's), the mode
+    /// where both have one, the hash where both know it. Folders compare by
+    /// kind alone (their times and sizes are the file system's business).
+    pub fn same_as(&self, other: &Version, precision_ns: u64) -> bool {
+        if self.kind != other.kind {
+            return false;
+        }
+        if self.kind == Kind::Dir {
+            return true;
+        }
+        let modes_agree = match (self.mode, other.mode) {
+            (Some(a), Some(b)) => a & 0o777 == b & 0o777,
+            _ => true,
+        };
+        let hashes_agree = match (&self.hash, &other.hash) {
+            (Some(a), Some(b)) => a == b,
+            _ => true,
+        };
+        self.size == other.size
+            && coarse(self.mtime_ns, precision_ns) == coarse(other.mtime_ns, precision_ns)
+            && modes_agree
+            && hashes_agree
+    }
+}
+
+/// `ns` truncated to a multiple of `precision_ns` (at least 1).
+pub fn coarse(ns: i64, precision_ns: u64) -> i64 {
+    let p = precision_ns.max(1) as i64;
+    ns.div_euclid(p) * p
+}
+
+/// One side's state of a path in a comparison: a version, or nothing (with
+/// when it was deleted, if this side deleted it).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Holding {
+    Present(Version),
+    Absent {
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        deleted_ns: Option<i64>,
+    },
+}
+
+impl Holding {
+    pub fn version(&self) -> Option<&Version> {
+        match self {
+            Holding::Present(v) => Some(v),
+            Holding::Absent { .. } => None,
+        }
+    }
+}

@@ -1,0 +1,335 @@
+//! The peer's changes: offers, removes and moves to apply or refuse (by
+//! [`super::rule::winner`]); how they end is in `answers`.
+
+use super::local::{ancestors, is_under};
+use super::rule::{self, View, Winner};
+use super::{
+    Base, Core, Direction, Effect, Entry, Holding, KeepWhy, Kind, OpId, Outcome, PeerMsg, Pending,
+    Refusal, Side, Source, Version,
+};
+
+/// Whether `local` is what `base` names.
+pub(super) fn matches(local: Option<&Entry>, base: Option<&Version>, precision_ns: u64) -> bool {
+    match (local, base) {
+        (None, None) => true,
+        (Some(e), Some(b)) => e.version().same_as(b, precision_ns),
+        _ => false,
+    }
+}
+
+impl Core {
+    pub(super) fn peer_msg(&mut self, msg: PeerMsg) {
+        match msg {
+            PeerMsg::Digest(d) => self.digest(d),
+            PeerMsg::Inventory { entries, last } => self.inventory(entries, last),
+            PeerMsg::Hashes { hashes } => self.their_hashes(hashes),
+            PeerMsg::Offer {
+                op,
+                path,
+                base,
+                version,
+            } => self.incoming(op, path, base, Holding::Present(version)),
+            PeerMsg::Remove {
+                op,
+                path,
+                base,
+                deleted_ns,
+            } => self.incoming(op, path, Some(base), Holding::Absent { deleted_ns }),
+            PeerMsg::Move { op, from, to, base } => self.incoming_move(op, from, to, base),
+            PeerMsg::Stored { op, path, landed } => self.stored(op, path, landed),
+            PeerMsg::Refused {
+                op,
+                path,
+                holds,
+                why,
+            } => self.refused(op, path, holds, why),
+            PeerMsg::Queued { op, path } => {
+                self.ops.remove(&op);
+                if let Some(st) = self.paths.get_mut(&path) {
+                    if let Some(Pending::Offered { op: o, sent, entry }) = &st.pending {
+                        if *o == op {
+                            st.pending = Some(Pending::Held {
+                                sent: sent.clone(),
+                                entry: entry.clone(),
+                            });
+                        }
+                    }
+                }
+            }
+        }
+    }
+
+    pub(super) fn reply(&mut self, msg: PeerMsg) {
+        self.emit(Effect::Send(msg));
+    }
+
+    fn locked(&self, path: &str) -> bool {
+        self.cfg.side == Side::A && self.paths.get(path).is_some_and(|s| s.lock.is_some())
+    }
+
+    /// Whether `path` or a path under it is locked (a folder move would
+    /// carry a locked path away, or onto a locked name).
+    fn locked_within(&self, path: &str) -> bool {
+        self.cfg.side == Side::A
+            && self
+                .paths
+                .range(path.to_string()..)
+                .take_while(|(p, _)| *p == path || p.starts_with(path))
+                .any(|(p, s)| s.lock.is_some() && (p == path || is_under(p, path)))
+    }
+
+    /// The peer offers `theirs` (a version or a delete) at `path`, in place
+    /// of `base`.
+    fn incoming(&mut self, op: OpId, path: String, base: Option<Version>, theirs: Holding) {
+        if self.locked(&path) {
+            self.enqueue(op, &path, theirs);
+            return;
+        }
+        // A locked path inside (a folder replaced or removed) or above (a
+        // locked name that this would make a folder): not now; the peer
+        // offers it again after the unlock.
+        if self.locked_within(&path) || ancestors(&path).any(|a| self.locked(a)) {
+            let holds = self.paths.get(&path).map_or(
+                Holding::Absent { deleted_ns: None },
+                super::PathState::holding,
+            );
+            self.reply(PeerMsg::Refused {
+                op,
+                path,
+                holds,
+                why: Refusal::Failed {
+                    error: "held by a lock".into(),
+                    retry: true,
+                },
+            });
+            return;
+        }
+        let precision = self.precision();
+        let side = self.cfg.side;
+        let parent_busy = ancestors(&path).any(|a| {
+            self.paths
+                .get(a)
+                .is_some_and(|s| matches!(s.pending, Some(Pending::Applying { .. })))
+        });
+        let st = self.paths.entry(path.clone()).or_default();
+        if parent_busy || matches!(st.pending, Some(Pending::Applying { .. })) {
+            let holds = st.holding();
+            self.reply(PeerMsg::Refused {
+                op,
+                path,
+                holds,
+                why: Refusal::Failed {
+                    error: "busy".into(),
+                    retry: true,
+                },
+            });
+            return;
+        }
+        let mine_now = st.holding();
+        let changed = st.changed_here() || !matches(st.local.as_ref(), base.as_ref(), precision);
+        let local_hash_unknown = st
+            .local
+            .as_ref()
+            .is_some_and(|e| e.hash.is_none() && e.kind == Kind::File);
+        // A folder that gained names here is a change made after the delete.
+        let grew = theirs.version().is_none()
+            && st.local.as_ref().is_some_and(|e| e.kind == Kind::Dir)
+            && self.has_local_children(&path);
+        let mine = View {
+            now: &mine_now,
+            changed: changed || grew,
+        };
+        let their_view = View {
+            now: &theirs,
+            changed: true,
+        };
+        // Both changed to look-alikes whose content this side cannot
+        // compare (no hash of its own copy): an equal-time conflict.
+        let unsure = changed
+            && local_hash_unknown
+            && matches!((&mine_now, &theirs), (Holding::Present(a), Holding::Present(b)) if a.same_as(b, precision));
+        let win = if grew {
+            Winner::Mine
+        } else if unsure {
+            if side == Side::A {
+                Winner::Mine
+            } else {
+                Winner::Theirs
+            }
+        } else {
+            rule::winner(mine, their_view, side, precision)
+        };
+        match win {
+            Winner::Same => {
+                let st = self.paths.get_mut(&path).expect("made above");
+                match (&st.local, theirs.version()) {
+                    (Some(e), Some(v)) => {
+                        let mut version = v.clone();
+                        version.hash = version.hash.or(e.hash.clone());
+                        st.base = Some(Base {
+                            version,
+                            here: Some(e.clone()),
+                        });
+                        st.peer = None;
+                        st.pending = None;
+                        let landed = Some(e.version());
+                        self.record(&path);
+                        self.reply(PeerMsg::Stored { op, path, landed });
+                    }
+                    _ => {
+                        self.forget(&path);
+                        self.reply(PeerMsg::Stored {
+                            op,
+                            path,
+                            landed: None,
+                        });
+                    }
+                }
+            }
+            Winner::Mine => {
+                let st = self.paths.get_mut(&path).expect("made above");
+                st.peer = Some(theirs);
+                // An offer of ours in flight crossed theirs: the peer judges
+                // it by the same rule and takes it. Offering again would
+                // land the same version twice there.
+                if !matches!(st.pending, Some(Pending::Offered { .. })) {
+                    st.pending = None;
+                }
+                let holds = st.holding();
+                let size = st.local.as_ref().map(|e| e.size);
+                self.announce(
+                    "conflict",
+                    Direction::In,
+                    &path,
+                    size,
+                    "both changed; this side's copy wins and goes across".into(),
+                );
+                self.reply(PeerMsg::Refused {
+                    op,
+                    path: path.clone(),
+                    holds,
+                    why: Refusal::Conflict,
+                });
+                self.consider(&path, false);
+            }
+            Winner::Theirs => self.apply(op, &path, theirs, changed, Source::Staged),
+        }
+    }
+
+    /// Puts the peer's `theirs` at `path` (answering the peer's `reply_to`).
+    pub(super) fn apply(
+        &mut self,
+        reply_to: OpId,
+        path: &str,
+        theirs: Holding,
+        conflict: bool,
+        source: Source,
+    ) {
+        let st = &self.paths[path];
+        let local = st.local.clone();
+        let keep = match &local {
+            Some(e)
+                if self.cfg.keep_versions
+                    && (e.kind == Kind::File || theirs.version().is_some()) =>
+            {
+                Some(if conflict {
+                    KeepWhy::Conflict
+                } else if theirs.version().is_some() {
+                    KeepWhy::Replaced
+                } else {
+                    KeepWhy::Deleted
+                })
+            }
+            _ => None,
+        };
+        let op = self.op(path, None);
+        if let Some(of) = self.ops.get_mut(&op) {
+            of.keep = keep;
+        }
+        let st = self.paths.get_mut(path).expect("known");
+        st.pending = Some(Pending::Applying {
+            op,
+            reply_to: Some(reply_to),
+            target: theirs.clone(),
+        });
+        match (theirs, local) {
+            (Holding::Present(version), expect) => self.emit(Effect::Install {
+                op,
+                path: path.to_string(),
+                version,
+                source,
+                expect,
+                keep,
+            }),
+            (Holding::Absent { .. }, Some(expect)) => self.emit(Effect::Remove {
+                op,
+                path: path.to_string(),
+                expect,
+                keep,
+            }),
+            (Holding::Absent { .. }, None) => self.done(
+                op,
+                Outcome::Applied {
+                    landed: None,
+                    kept_at: None,
+                },
+            ),
+        }
+    }
+
+    fn has_local_children(&self, dir: &str) -> bool {
+        let prefix = format!("{dir}/");
+        self.paths
+            .range(prefix.clone()..)
+            .take_while(|(p, _)| p.starts_with(&prefix))
+            .any(|(_, s)| s.local.is_some())
+    }
+
+    fn incoming_move(&mut self, op: OpId, from: String, to: String, base: Version) {
+        let precision = self.precision();
+        let ok = !self.locked_within(&from)
+            && !self.locked_within(&to)
+            && !ancestors(&to).any(|a| self.locked(a))
+            && self.paths.get(&from).is_some_and(|s| {
+                s.pending.is_none()
+                    && !s.changed_here()
+                    && matches(s.local.as_ref(), Some(&base), precision)
+            })
+            && self
+                .paths
+                .get(&to)
+                .is_none_or(|s| s.local.is_none() && s.pending.is_none());
+        if !ok {
+            let holds = self
+                .paths
+                .get(&from)
+                .map_or(Holding::Absent { deleted_ns: None }, |s| s.holding());
+            self.reply(PeerMsg::Refused {
+                op,
+                path: to,
+                holds,
+                why: Refusal::SendWhole,
+            });
+            return;
+        }
+        let expect = self.paths[&from].local.clone().expect("checked");
+        let mine = self.op(&to, Some(&from));
+        let target = Holding::Present(base);
+        self.paths.get_mut(&from).expect("checked").pending = Some(Pending::Applying {
+            op: mine,
+            reply_to: Some(op),
+            target: Holding::Absent { deleted_ns: None },
+        });
+        self.paths.entry(to.clone()).or_default().pending = Some(Pending::Applying {
+            op: mine,
+            reply_to: Some(op),
+            target,
+        });
+        self.emit(Effect::Rename {
+            op: mine,
+            from,
+            to,
+            expect,
+        });
+    }
+}

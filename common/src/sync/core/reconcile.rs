@@ -1,0 +1,280 @@
+//! The link's phases. At link-up each side sends a digest of what it
+//! agreed with the peer; two equal digests from clean sides end it there.
+//! Otherwise each sends its inventory (what it holds, and whether that
+//! changed since the two last agreed); once it has the peer's, it
+//! applies [`super::rule::winner`] to every path. Both get the same answer: paths that agree get a new base, the winner of each
+//! other path offers its version (once quiet), the loser waits for it.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use super::model::coarse;
+use super::rule::{self, View, Winner};
+use super::{
+    Base, Core, Digest, Effect, FsTraits, Holding, InvEntry, Kind, LinkPhase, PeerMsg, Pending,
+};
+
+/// Paths per inventory message.
+const CHUNK: usize = 2_000;
+
+impl Core {
+    pub(super) fn link_up(&mut self, peer: FsTraits) {
+        for st in self.paths.values_mut() {
+            st.peer = None;
+            if matches!(
+                st.pending,
+                Some(Pending::Offered { .. } | Pending::Held { .. })
+            ) {
+                st.pending = None;
+            }
+        }
+        let precision = peer.precision_ns.max(self.cfg.fs.precision_ns);
+        let mine = self.digest_of(precision);
+        self.link = LinkPhase::Reconciling {
+            peer,
+            mine: mine.clone(),
+            theirs: BTreeMap::new(),
+            listed: false,
+            hashes_sent: false,
+            their_hashes: None,
+        };
+        self.emit(Effect::Send(PeerMsg::Digest(mine)));
+    }
+
+    /// This side's digest: its agreed paths, and whether it is clean.
+    fn digest_of(&self, precision: u64) -> Digest {
+        let mut h = blake3::Hasher::new();
+        let mut entries = 0u64;
+        let mut clean = true;
+        for (p, st) in &self.paths {
+            clean &= !st.changed_here() && st.pending.is_none() && st.lock.is_none();
+            if let Some(b) = &st.base {
+                entries += u64::from(b.version.kind == Kind::File);
+                let v = &b.version;
+                let kind = match v.kind {
+                    Kind::File => "f",
+                    Kind::Dir => "d",
+                };
+                let (size, t) = match v.kind {
+                    Kind::File => (v.size, coarse(v.mtime_ns, precision)),
+                    Kind::Dir => (0, 0),
+                };
+                h.update(format!("{p}\0{kind}\0{size}\0{t}\n").as_bytes());
+            }
+        }
+        Digest {
+            digest: h.finalize().to_hex().to_string(),
+            entries,
+            clean,
+        }
+    }
+
+    pub(super) fn digest(&mut self, theirs: Digest) {
+        let LinkPhase::Reconciling { peer, mine, .. } = &self.link else {
+            return;
+        };
+        if mine.clean && theirs.clean && mine.digest == theirs.digest {
+            let agreed = mine.entries as usize;
+            self.link = LinkPhase::Live { peer: *peer };
+            self.emit(Effect::Reconciled {
+                agreed,
+                to_send: 0,
+                by_digest: true,
+            });
+            self.consider_all();
+            return;
+        }
+        let entries: Vec<InvEntry> = self
+            .paths
+            .iter()
+            .filter(|(_, s)| s.local.is_some() || s.base.is_some())
+            .map(|(p, s)| InvEntry {
+                path: p.clone(),
+                now: s.holding(),
+                changed: s.changed_here(),
+            })
+            .collect();
+        let n = entries.len().div_ceil(CHUNK).max(1);
+        let mut chunks = entries.chunks(CHUNK);
+        for i in 0..n {
+            let entries = chunks.next().map(<[_]>::to_vec).unwrap_or_default();
+            self.emit(Effect::Send(PeerMsg::Inventory {
+                entries,
+                last: i + 1 == n,
+            }));
+        }
+    }
+
+    pub(super) fn link_down(&mut self) {
+        self.link = LinkPhase::Down;
+        for st in self.paths.values_mut() {
+            st.peer = None;
+            if matches!(
+                st.pending,
+                Some(Pending::Offered { .. } | Pending::Held { .. })
+            ) {
+                st.pending = None;
+            }
+        }
+    }
+
+    pub(super) fn inventory(&mut self, entries: Vec<InvEntry>, last: bool) {
+        let LinkPhase::Reconciling { theirs, listed, .. } = &mut self.link else {
+            return;
+        };
+        for e in entries {
+            theirs.insert(e.path.clone(), e);
+        }
+        if last {
+            *listed = true;
+            self.hash_look_alikes();
+        }
+    }
+
+    /// With both inventories: the files both sides changed into look-alikes
+    /// (same size, time and mode) whose content is not known to be equal
+    /// are hashed here, and the hashes go to the peer before anything is
+    /// decided. Trees in sync, and copies into an empty folder, hash nothing.
+    fn hash_look_alikes(&mut self) {
+        let LinkPhase::Reconciling { theirs, .. } = &self.link else {
+            return;
+        };
+        let precision = self.precision();
+        let files: Vec<(String, super::Entry)> = theirs
+            .values()
+            .filter(|t| t.changed)
+            .filter_map(|t| {
+                let st = self.paths.get(&t.path)?;
+                let e = st.local.as_ref()?;
+                let v = t.now.version()?;
+                let look_alike = e.kind == Kind::File
+                    && st.changed_here()
+                    && e.version().same_as(v, precision)
+                    && !(e.hash.is_some() && v.hash.is_some());
+                look_alike.then(|| (t.path.clone(), e.clone()))
+            })
+            .collect();
+        if files.is_empty() {
+            self.hashed(Vec::new());
+        } else {
+            self.emit(Effect::Hash { files });
+        }
+    }
+
+    /// This side's hashes of look-alikes are known: they go to the peer.
+    pub(super) fn hashed(&mut self, hashes: Vec<(String, Option<String>)>) {
+        let mut sent = Vec::new();
+        for (path, hash) in hashes {
+            let Some(hash) = hash else { continue };
+            if let Some(e) = self.paths.get_mut(&path).and_then(|s| s.local.as_mut()) {
+                e.hash = Some(hash.clone());
+            }
+            sent.push((path, hash));
+        }
+        let LinkPhase::Reconciling { hashes_sent, .. } = &mut self.link else {
+            return;
+        };
+        *hashes_sent = true;
+        self.emit(Effect::Send(PeerMsg::Hashes { hashes: sent }));
+        self.reconcile_if_ready();
+    }
+
+    pub(super) fn their_hashes(&mut self, hashes: Vec<(String, String)>) {
+        let LinkPhase::Reconciling { their_hashes, .. } = &mut self.link else {
+            return;
+        };
+        *their_hashes = Some(hashes.into_iter().collect());
+        self.reconcile_if_ready();
+    }
+
+    fn reconcile_if_ready(&mut self) {
+        if let LinkPhase::Reconciling {
+            listed: true,
+            hashes_sent: true,
+            their_hashes: Some(_),
+            ..
+        } = &self.link
+        {
+            self.reconcile();
+        }
+    }
+
+    fn reconcile(&mut self) {
+        let LinkPhase::Reconciling {
+            peer,
+            mut theirs,
+            their_hashes,
+            ..
+        } = std::mem::take(&mut self.link)
+        else {
+            return;
+        };
+        for (path, hash) in their_hashes.unwrap_or_default() {
+            if let Some(Holding::Present(v)) = theirs.get_mut(&path).map(|e| &mut e.now) {
+                v.hash = Some(hash);
+            }
+        }
+        self.link = LinkPhase::Live { peer };
+        let precision = self.precision();
+        let side = self.cfg.side;
+        let paths: BTreeSet<String> = self.paths.keys().chain(theirs.keys()).cloned().collect();
+        let nothing = Holding::Absent { deleted_ns: None };
+        let (mut agreed, mut to_send) = (0, 0);
+        for path in paths {
+            let st = self.paths.entry(path.clone()).or_default();
+            let mine_now = st.holding();
+            let mine = View {
+                now: &mine_now,
+                changed: st.changed_here(),
+            };
+            let (their_now, their_changed) = match theirs.get(&path) {
+                Some(e) => (&e.now, e.changed),
+                None => (&nothing, false),
+            };
+            let their_view = View {
+                now: their_now,
+                changed: their_changed,
+            };
+            match rule::winner(mine, their_view, side, precision) {
+                Winner::Same => match (&st.local, their_now.version()) {
+                    (Some(e), Some(v)) => {
+                        agreed += usize::from(e.kind == Kind::File);
+                        let mut version = e.version();
+                        version.hash = version.hash.or(v.hash.clone());
+                        st.base = Some(Base {
+                            version,
+                            here: Some(e.clone()),
+                        });
+                        st.deleted_ns = None;
+                        self.record(&path);
+                    }
+                    _ => {
+                        if st.base.is_some() || st.local.is_some() {
+                            self.forget(&path);
+                        } else if st.lock.is_none() && st.pending.is_none() {
+                            self.paths.remove(&path);
+                        }
+                    }
+                },
+                Winner::Mine => {
+                    to_send += usize::from(st.local.as_ref().is_some_and(|e| e.kind == Kind::File));
+                    st.peer = Some(their_now.clone());
+                }
+                Winner::Theirs => {
+                    st.peer = Some(their_now.clone());
+                    if st.pending.is_none() {
+                        st.pending = Some(Pending::Held {
+                            sent: mine_now.clone(),
+                            entry: st.local.clone(),
+                        });
+                    }
+                }
+            }
+        }
+        self.emit(Effect::Reconciled {
+            agreed,
+            to_send,
+            by_digest: false,
+        });
+        self.consider_all();
+    }
+}

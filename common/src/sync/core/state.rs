@@ -1,0 +1,138 @@
+//! The core's state: one [`PathState`] per path and one [`LinkPhase`].
+//! What must survive a restart is a [`Record`] (the journal's line); the
+//! rest is rebuilt by the start-up scan and the next reconciliation.
+
+use std::collections::BTreeMap;
+
+use serde::{Deserialize, Serialize};
+
+use super::model::{Entry, Holding, Version};
+use super::wire::{Digest, FsTraits, InvEntry, OpId};
+
+/// The version both sides last acknowledged, and what this side's disk
+/// held then (its own precision and identity), to tell a change here.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Base {
+    pub version: Version,
+    pub here: Option<Entry>,
+}
+
+/// What is in flight for a path.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Pending {
+    /// This side offered (or removed, or moved away) `sent`, read from
+    /// `entry` (`None` for a remove), and waits for the peer's answer to `op`.
+    Offered {
+        op: OpId,
+        sent: Holding,
+        entry: Option<Entry>,
+    },
+    /// The peer queued (or could not store) our `sent`: not offered again
+    /// while this side still holds `entry`.
+    Held { sent: Holding, entry: Option<Entry> },
+    /// An effect `op` runs on this side's disk; when it reports, the peer's
+    /// `reply_to` (if any) is answered.
+    Applying {
+        op: OpId,
+        reply_to: Option<OpId>,
+        target: Holding,
+    },
+    /// A failed operation waits for [`super::Timer::Retry`].
+    Retrying,
+}
+
+/// One update from the peer held by a lock (Server A).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Queued {
+    pub seq: u64,
+    /// A version (content snapshot kept by the executor) or a delete.
+    pub update: Holding,
+    /// The peer's operation, answered once it is replayed.
+    pub peer_op: OpId,
+}
+
+/// A lock on a path (Server A) and its FIFO queue.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LockState {
+    pub queue: Vec<Queued>,
+    pub next_seq: u64,
+    /// An unlock is replaying the queue (resumed after a crash).
+    #[serde(default)]
+    pub unlocking: bool,
+}
+
+/// Everything the core knows of one path.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct PathState {
+    /// What this side's disk holds, as last observed.
+    pub local: Option<Entry>,
+    /// When `local` last changed (to wait for quiet before sending).
+    pub changed_ns: i64,
+    /// When this side deleted it (a tombstone), while `base` still names it.
+    pub deleted_ns: Option<i64>,
+    /// The version both sides last acknowledged; `None`: never agreed (or
+    /// agreed that nothing is there, and then the path is forgotten).
+    pub base: Option<Base>,
+    /// What the peer said it holds, where that differs from `base`.
+    pub peer: Option<Holding>,
+    pub pending: Option<Pending>,
+    pub lock: Option<LockState>,
+}
+
+impl PathState {
+    /// The journal's view of this path.
+    pub fn record(&self) -> Option<Record> {
+        if self.base.is_none() && self.lock.is_none() {
+            return None;
+        }
+        Some(Record {
+            base: self.base.clone(),
+            deleted_ns: self.deleted_ns,
+            lock: self.lock.clone(),
+        })
+    }
+}
+
+/// What survives a restart of one path: the journal line.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Record {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub base: Option<Base>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub deleted_ns: Option<i64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub lock: Option<LockState>,
+}
+
+/// The link, as the core sees it.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub enum LinkPhase {
+    #[default]
+    Down,
+    /// Up; digests, then (unless they agree) inventories and the hashes of
+    /// look-alikes being exchanged. `mine`: the digest this side sent;
+    /// `theirs`: the peer's inventory so far.
+    Reconciling {
+        peer: FsTraits,
+        mine: Digest,
+        theirs: BTreeMap<String, InvEntry>,
+        /// The peer's inventory is complete.
+        listed: bool,
+        /// This side sent its `Hashes`.
+        hashes_sent: bool,
+        /// The peer's `Hashes`, once received.
+        their_hashes: Option<BTreeMap<String, String>>,
+    },
+    /// Reconciled: changes are sent as they happen.
+    Live { peer: FsTraits },
+}
+
+impl LinkPhase {
+    /// The peer's file system, while the link is up.
+    pub fn peer(&self) -> Option<FsTraits> {
+        match self {
+            LinkPhase::Down => None,
+            LinkPhase::Reconciling { peer, .. } | LinkPhase::Live { peer } => Some(*peer),
+        }
+    }
+}

@@ -1,0 +1,573 @@
+//! The core driven directly, one case per bug the redesign is for.
+
+use super::sim_fs::World;
+use super::*;
+
+const NS: u64 = 1;
+const SEC: u64 = 1_000_000_000;
+
+fn live(pa: u64, pb: u64) -> World {
+    let mut w = World::new(pa, pb);
+    w.connect();
+    w.settle();
+    w
+}
+
+fn offers(msgs: &[PeerMsg]) -> usize {
+    msgs.iter()
+        .filter(|m| matches!(m, PeerMsg::Offer { version, .. } if version.kind == Kind::File))
+        .count()
+}
+
+#[test]
+fn a_write_travels_and_is_acknowledged() {
+    let mut w = live(NS, NS);
+    w.write(true, "f.txt", "hello");
+    w.settle();
+    w.assert_same();
+    let st = w.a.core.path("f.txt").unwrap();
+    assert!(st.base.is_some() && !st.changed_here() && st.pending.is_none());
+    assert!(
+        w.a.log.iter().any(|l| l == "created f.txt"),
+        "{:?}",
+        w.a.log
+    );
+    assert!(
+        w.b.log.iter().any(|l| l == "created f.txt"),
+        "{:?}",
+        w.b.log
+    );
+    // Nothing echoes back.
+    assert_eq!(offers(&w.b.sent), 0);
+}
+
+#[test]
+fn a_restored_older_backup_wins_connected_or_not() {
+    for connected in [true, false] {
+        let mut w = live(NS, NS);
+        w.write(true, "r.txt", "new");
+        w.settle();
+        if !connected {
+            w.disconnect();
+        }
+        w.write_at(true, "r.txt", "old backup", Some(5));
+        w.settle();
+        if !connected {
+            w.connect();
+            w.settle();
+        }
+        assert_eq!(
+            w.b.disk.read("r.txt").as_deref(),
+            Some("old backup"),
+            "connected: {connected}"
+        );
+        w.assert_same();
+        // B's replaced version was kept.
+        assert!(w
+            .b
+            .disk
+            .kept
+            .iter()
+            .any(|(p, why, c)| p == "r.txt" && *why == KeepWhy::Replaced && c == "new"));
+    }
+}
+
+#[test]
+fn both_changed_the_later_wins_and_the_loser_is_kept() {
+    let mut w = live(NS, NS);
+    w.write(true, "c.txt", "base");
+    w.settle();
+    let t = w.now;
+    // Both write before either hears of the other's.
+    w.write_at(true, "c.txt", "from A", Some(t + 10));
+    w.write_at(false, "c.txt", "from B, later", Some(t + 20));
+    w.settle();
+    w.assert_same();
+    assert_eq!(w.a.disk.read("c.txt").as_deref(), Some("from B, later"));
+    assert!(w
+        .a
+        .disk
+        .kept
+        .iter()
+        .any(|(p, why, c)| p == "c.txt" && *why == KeepWhy::Conflict && c == "from A"));
+    assert!(
+        w.a.log
+            .iter()
+            .any(|l| l.starts_with("conflict c.txt") && l.contains("kept at")),
+        "{:?}",
+        w.a.log
+    );
+}
+
+#[test]
+fn equal_times_go_to_a_on_both_sides() {
+    for _ in 0..3 {
+        let mut w = live(NS, NS);
+        w.write(true, "t.txt", "base");
+        w.settle();
+        let t = w.now + 7;
+        w.write_at(false, "t.txt", "B's", Some(t));
+        w.write_at(true, "t.txt", "A's", Some(t));
+        w.settle();
+        w.assert_same();
+        assert_eq!(w.b.disk.read("t.txt").as_deref(), Some("A's"));
+        assert!(w
+            .b
+            .disk
+            .kept
+            .iter()
+            .any(|(_, why, c)| *why == KeepWhy::Conflict && c == "B's"));
+    }
+}
+
+#[test]
+fn look_alikes_swapped_through_a_temp_name_land_exactly() {
+    let mut w = live(NS, NS);
+    let t = Some(w.now - 5 * SEC as i64);
+    w.write_at(true, "c.dat", "cccc", t);
+    w.write_at(true, "d.dat", "dddd", t);
+    w.settle();
+    w.mv(true, "c.dat", "t.tmp");
+    w.mv(true, "d.dat", "c.dat");
+    w.mv(true, "t.tmp", "d.dat");
+    w.settle();
+    w.assert_same();
+    assert_eq!(w.b.disk.read("c.dat").as_deref(), Some("dddd"));
+    // And a restart of both changes nothing.
+    w.disconnect();
+    w.restart(true);
+    w.restart(false);
+    w.connect();
+    w.settle();
+    w.assert_same();
+    assert_eq!(w.b.disk.read("d.dat").as_deref(), Some("cccc"));
+}
+
+#[test]
+fn a_folder_moved_into_a_folder_made_a_moment_before_is_one_rename() {
+    let mut w = live(NS, NS);
+    for i in 0..5 {
+        w.write(true, &format!("photos/{i}.jpg"), &format!("photo {i}"));
+    }
+    w.settle();
+    w.a.sent.clear();
+    w.mkdir(true, "n/sub");
+    w.mv(true, "photos", "n/sub/photos");
+    w.settle();
+    w.assert_same();
+    assert_eq!(offers(&w.a.sent), 0, "no photo resent: {:?}", w.a.sent);
+    let moves =
+        w.a.sent
+            .iter()
+            .filter(|m| matches!(m, PeerMsg::Move { .. }))
+            .count();
+    assert_eq!(moves, 1, "{:?}", w.a.sent);
+    assert_eq!(
+        w.b.disk.read("n/sub/photos/3.jpg").as_deref(),
+        Some("photo 3")
+    );
+}
+
+#[test]
+fn empty_folders_are_made_and_removed() {
+    let mut w = live(NS, NS);
+    w.mkdir(false, "New Folder");
+    w.settle();
+    assert_eq!(w.a.disk.read("New Folder").as_deref(), Some("<dir>"));
+    w.rm(false, "New Folder");
+    w.settle();
+    w.assert_same();
+    assert!(w.a.disk.entries.is_empty());
+}
+
+#[test]
+fn a_removed_folder_goes_with_what_it_held() {
+    let mut w = live(NS, NS);
+    w.write(true, "d/x", "x");
+    w.write(true, "d/e/y", "y");
+    w.settle();
+    w.rm(true, "d");
+    w.settle();
+    w.assert_same();
+    assert!(w.b.disk.entries.is_empty(), "{:?}", w.b.disk.entries.keys());
+}
+
+#[test]
+fn a_write_through_one_hard_link_reaches_every_name() {
+    let mut w = live(NS, NS);
+    w.write(true, "one", "v1");
+    w.settle();
+    w.link(true, "one", "two");
+    w.settle();
+    w.write(true, "one", "version 2");
+    w.settle();
+    assert_eq!(w.b.disk.read("two").as_deref(), Some("version 2"));
+    w.assert_same();
+}
+
+#[test]
+fn whole_second_precision_neither_echoes_nor_rewrites() {
+    let mut w = live(NS, SEC);
+    w.write_at(true, "p.txt", "precise", Some(1_700_000_000_123_456_789));
+    w.settle();
+    w.assert_same();
+    assert_eq!(
+        w.b.disk.entries["p.txt"].mtime_ns,
+        1_700_000_000_000_000_000
+    );
+    // A kept its digits and its file.
+    assert_eq!(
+        w.a.disk.entries["p.txt"].mtime_ns,
+        1_700_000_000_123_456_789
+    );
+    assert_eq!(offers(&w.b.sent), 0);
+    // Nor after a reconnect.
+    w.disconnect();
+    w.connect();
+    w.settle();
+    assert_eq!(offers(&w.b.sent) + offers(&w.a.sent), 1);
+}
+
+#[test]
+fn a_file_still_being_written_at_reconnect_waits_for_quiet() {
+    let mut w = live(NS, NS);
+    w.disconnect();
+    w.settle();
+    w.write_at(true, "grow.log", "part", None);
+    // Not closed: still being written when the link comes up.
+    w.a.core.handle(
+        w.now,
+        Input::Observed {
+            path: "grow.log".into(),
+            entry: w.a.disk.entries.get("grow.log").cloned(),
+            closed: false,
+        },
+    );
+    let now = w.now;
+    let fx = w.a.core.handle(
+        now,
+        Input::LinkUp {
+            peer: FsTraits::default(),
+        },
+    );
+    assert!(!fx.iter().any(|e| matches!(e, Effect::SendFile { .. })));
+    let fx = w.a.core.handle(
+        now,
+        Input::Peer(PeerMsg::Inventory {
+            entries: vec![],
+            last: true,
+        }),
+    );
+    assert!(
+        !fx.iter().any(|e| matches!(e, Effect::SendFile { .. })),
+        "{fx:?}"
+    );
+    let fx =
+        w.a.core
+            .handle(now, Input::Peer(PeerMsg::Hashes { hashes: vec![] }));
+    assert!(
+        !fx.iter().any(|e| matches!(e, Effect::SendFile { .. })),
+        "{fx:?}"
+    );
+    assert!(fx.iter().any(|e| matches!(e, Effect::Arm { .. })), "{fx:?}");
+}
+
+#[test]
+fn a_file_against_a_folder_converges_and_keeps_the_loser() {
+    let mut w = World::new(NS, NS);
+    let t = w.now;
+    w.write_at(true, "w", "a file", Some(t - 10));
+    w.mkdir(false, "w");
+    w.write_at(false, "w/inside", "in the folder", Some(t - 20));
+    w.settle();
+    w.connect();
+    w.settle();
+    w.assert_same();
+    let kept = w.a.disk.kept.len() + w.b.disk.kept.len();
+    assert!(kept >= 1, "the loser is kept");
+}
+
+#[test]
+fn a_delete_propagates_but_never_beats_a_later_change() {
+    let mut w = live(NS, NS);
+    w.write(true, "x", "1");
+    w.write(true, "y", "1");
+    w.settle();
+    w.rm(true, "x");
+    w.settle();
+    assert!(!w.b.disk.entries.contains_key("x"));
+    assert!(w
+        .b
+        .disk
+        .kept
+        .iter()
+        .any(|(p, why, _)| p == "x" && *why == KeepWhy::Deleted));
+    w.disconnect();
+    w.rm(true, "y");
+    w.now += SEC as i64;
+    w.write(false, "y", "changed after the delete");
+    w.settle();
+    w.connect();
+    w.settle();
+    w.assert_same();
+    assert_eq!(
+        w.a.disk.read("y").as_deref(),
+        Some("changed after the delete")
+    );
+}
+
+#[test]
+fn no_resurrection_after_a_restart() {
+    let mut w = live(NS, NS);
+    w.write(true, "gone", "1");
+    w.settle();
+    w.disconnect();
+    w.rm(false, "gone");
+    w.settle();
+    w.restart(false);
+    w.settle();
+    w.connect();
+    w.settle();
+    w.assert_same();
+    assert!(w.a.disk.entries.is_empty());
+}
+
+#[test]
+fn a_locked_path_queues_updates_and_replays_them_in_order() {
+    let mut w = live(NS, NS);
+    w.write(true, "l.txt", "v0");
+    w.settle();
+    w.lock("l.txt");
+    w.settle();
+    w.write(false, "l.txt", "v1");
+    w.settle();
+    w.write(false, "l.txt", "v2, longer");
+    w.settle();
+    assert_eq!(w.a.disk.read("l.txt").as_deref(), Some("v0"));
+    assert_eq!(
+        w.a.log.iter().filter(|l| l.starts_with("queued")).count(),
+        2,
+        "{:?}",
+        w.a.log
+    );
+    w.unlock("l.txt");
+    w.settle();
+    assert_eq!(w.a.disk.read("l.txt").as_deref(), Some("v2, longer"));
+    let outcomes: Vec<_> = w.a.unlocked[0].iter().map(|r| (r.seq, r.outcome)).collect();
+    assert_eq!(outcomes, vec![(1, "applied"), (2, "applied")]);
+    w.assert_same();
+    // Afterwards the path syncs as any other, with nothing left over.
+    w.write(false, "l.txt", "v3");
+    w.settle();
+    assert_eq!(w.a.disk.read("l.txt").as_deref(), Some("v3"));
+}
+
+#[test]
+fn an_edit_at_a_after_the_update_arrived_supersedes_it() {
+    let mut w = live(NS, NS);
+    w.write(true, "s.txt", "v0");
+    w.settle();
+    w.lock("s.txt");
+    w.write(false, "s.txt", "from B");
+    w.settle();
+    w.now += SEC as i64;
+    w.write(true, "s.txt", "A's later edit");
+    w.settle();
+    w.unlock("s.txt");
+    w.settle();
+    assert_eq!(w.a.unlocked[0][0].outcome, "superseded");
+    assert_eq!(w.a.disk.read("s.txt").as_deref(), Some("A's later edit"));
+    w.assert_same();
+}
+
+#[test]
+fn a_renamed_file_is_moved_not_resent() {
+    let mut w = live(NS, NS);
+    w.write(false, "todo.txt", "list");
+    w.settle();
+    w.b.sent.clear();
+    w.mv(false, "todo.txt", "done.txt");
+    w.settle();
+    w.assert_same();
+    assert_eq!(offers(&w.b.sent), 0, "{:?}", w.b.sent);
+    assert!(
+        w.a.log
+            .iter()
+            .any(|l| l == "renamed done.txt from todo.txt"),
+        "{:?}",
+        w.a.log
+    );
+}
+
+#[test]
+fn a_file_edited_in_place_right_after_a_rename_arrives_edited() {
+    // The soak's lost edit (seed 1796043644937801266): `mv b-3 b-7`, then
+    // b-7 written in place (same inode) before the move went out. The move
+    // carries the old content; the edit must follow it as a change.
+    let mut w = live(NS, NS);
+    w.write(false, "b-3.txt", "first");
+    w.settle();
+    w.mv(false, "b-3.txt", "b-7.txt");
+    w.write(false, "b-7.txt", "second, longer");
+    w.settle();
+    w.assert_same();
+    assert_eq!(w.a.disk.read("b-7.txt").as_deref(), Some("second, longer"));
+    assert_eq!(w.a.disk.read("b-3.txt"), None);
+}
+
+#[test]
+fn a_file_turned_folder_whose_file_is_seen_first_sends_both() {
+    // The watcher reports a closed write at once and the new folder 25 ms
+    // later: the file inside is observed while its parent is still a file.
+    let mut w = live(NS, NS);
+    w.write(true, "notes", "a plain file");
+    w.settle();
+    let now = w.now;
+    {
+        let s = w.side(true);
+        s.disk.entries.remove("notes");
+        s.disk.make_parents("notes/monday.txt", now);
+        let id = s.disk.ino();
+        s.disk.content.insert(id, "now a folder".into());
+        s.disk.entries.insert(
+            "notes/monday.txt".into(),
+            Entry {
+                kind: Kind::File,
+                size: 12,
+                mtime_ns: now,
+                mode: Some(0o644),
+                id,
+                hash: None,
+            },
+        );
+    }
+    w.observe(true, "notes/monday.txt", true);
+    w.observe(true, "notes", false);
+    w.settle();
+    w.assert_same();
+    assert_eq!(
+        w.b.disk.read("notes/monday.txt").as_deref(),
+        Some("now a folder")
+    );
+}
+
+#[test]
+fn first_meeting_of_look_alikes_goes_to_a_and_keeps_bs() {
+    let mut w = World::new(NS, NS);
+    let t = Some(w.now - 100);
+    w.write_at(true, "tie", "AAAA", t);
+    w.write_at(false, "tie", "BBBB", t);
+    w.settle();
+    w.connect();
+    w.settle();
+    w.assert_same();
+    assert_eq!(w.b.disk.read("tie").as_deref(), Some("AAAA"));
+    assert!(w
+        .b
+        .disk
+        .kept
+        .iter()
+        .any(|(_, why, c)| *why == KeepWhy::Conflict && c == "BBBB"));
+    assert!(w.a.core.path("tie").unwrap().base.is_some());
+}
+
+#[test]
+fn first_meeting_of_equal_trees_agrees_by_hashes_without_transfers() {
+    let mut w = World::new(NS, NS);
+    let t = Some(w.now - 100);
+    w.write_at(true, "same", "same bytes", t);
+    w.write_at(false, "same", "same bytes", t);
+    w.settle();
+    w.connect();
+    w.settle();
+    assert_eq!(offers(&w.a.sent) + offers(&w.b.sent), 0);
+    assert!(w.a.core.path("same").unwrap().base.is_some());
+    assert!(w.a.disk.kept.is_empty() && w.b.disk.kept.is_empty());
+}
+
+#[test]
+fn rule_is_mirror_symmetric() {
+    use rule::{winner, View, Winner};
+    let v = |t: i64, s: u64| {
+        Holding::Present(Version {
+            kind: Kind::File,
+            size: s,
+            mtime_ns: t,
+            mode: Some(0o644),
+            hash: None,
+        })
+    };
+    let gone = |t: Option<i64>| Holding::Absent { deleted_ns: t };
+    let cases = [
+        (v(1, 1), v(2, 2)),
+        (v(5, 1), v(5, 2)),
+        (v(5, 1), gone(Some(6))),
+        (v(5, 1), gone(Some(4))),
+        (v(5, 1), gone(None)),
+        (v(5, 1), gone(Some(5))),
+    ];
+    for (x, y) in &cases {
+        for (cx, cy) in [(true, true), (false, false), (true, false), (false, true)] {
+            let at_a = winner(
+                View {
+                    now: x,
+                    changed: cx,
+                },
+                View {
+                    now: y,
+                    changed: cy,
+                },
+                Side::A,
+                1,
+            );
+            let at_b = winner(
+                View {
+                    now: y,
+                    changed: cy,
+                },
+                View {
+                    now: x,
+                    changed: cx,
+                },
+                Side::B,
+                1,
+            );
+            let mirrored = match at_b {
+                Winner::Mine => Winner::Theirs,
+                Winner::Theirs => Winner::Mine,
+                Winner::Same => Winner::Same,
+            };
+            assert_eq!(at_a, mirrored, "{x:?} {y:?} {cx} {cy}");
+        }
+    }
+}
+
+#[test]
+fn a_restart_over_trees_in_sync_agrees_by_digest_alone() {
+    let mut w = live(NS, SEC);
+    for i in 0..5 {
+        w.write(true, &format!("d/f{i}"), &format!("file {i}"));
+    }
+    w.settle();
+    w.disconnect();
+    w.restart(true);
+    w.settle();
+    w.a.sent.clear();
+    w.connect();
+    w.settle();
+    let inventories =
+        w.a.sent
+            .iter()
+            .filter(|m| matches!(m, PeerMsg::Inventory { .. }))
+            .count();
+    assert_eq!(inventories, 0, "{:?}", w.a.sent);
+    assert!(matches!(w.a.core.link(), LinkPhase::Live { .. }));
+    // An edit while down: the digests differ and the edit travels.
+    w.disconnect();
+    w.write(true, "d/f1", "edited while down");
+    w.settle();
+    w.connect();
+    w.settle();
+    assert_eq!(w.b.disk.read("d/f1").as_deref(), Some("edited while down"));
+    w.assert_same();
+}

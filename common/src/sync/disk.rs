@@ -1,0 +1,814 @@
+//! The file-system executor of the sync core: it carries out the core's
+//! disk effects (stat, install, remove, rename, keep a version, the lock
+//! queue's snapshots) on a real folder and says what it found, as the
+//! [`super::core::Input`] to feed back. Blocking `std::fs` calls; the engine
+//! runs them on its own thread.
+//!
+//! Every write follows the core's `expect`: if the disk does not hold what
+//! the core decided on, nothing is done and `Mismatch` says what is there,
+//! so a user's save that slips in between is never overwritten.
+
+use std::collections::HashMap;
+use std::fs::Metadata;
+use std::io;
+use std::path::{Path, PathBuf};
+
+use super::core::{Effect, Entry, FileId, Input, KeepWhy, Kind, Outcome, Queued, Source};
+use crate::paths;
+use crate::scan::is_absent;
+
+/// A real folder, as the core's executor sees it.
+pub struct Disk {
+    root: PathBuf,
+    state_dir: PathBuf,
+    /// Received files, verified, waiting to be installed, by content hash.
+    staged: HashMap<String, tempfile::TempPath>,
+}
+
+impl Disk {
+    pub fn new(root: PathBuf, state_dir: PathBuf) -> Disk {
+        Disk {
+            root,
+            state_dir,
+            staged: HashMap::new(),
+        }
+    }
+
+    /// What `rel` holds: a file or a folder (symbolic links and other
+    /// kinds count as nothing).
+    pub fn stat(&self, rel: &str) -> io::Result<Option<Entry>> {
+        let full = self.resolve(rel)?;
+        match std::fs::symlink_metadata(&full) {
+            Ok(md) if md.is_file() || md.is_dir() => Ok(Some(entry_of(&md))),
+            Ok(_) => Ok(None),
+            Err(e) if is_absent(&e) => Ok(None),
+            Err(e) => Err(e),
+        }
+    }
+
+    /// The full path of `rel` if it is a symbolic link (never followed).
+    pub fn symlink(&self, rel: &str) -> Option<PathBuf> {
+        let full = self.resolve(rel).ok()?;
+        let md = std::fs::symlink_metadata(&full).ok()?;
+        md.file_type().is_symlink().then_some(full)
+    }
+
+    /// Keeps a received, verified file until the core installs it.
+    pub fn stage(&mut self, hash: String, temp: tempfile::TempPath) {
+        self.staged.insert(hash, temp);
+    }
+
+    fn resolve(&self, rel: &str) -> io::Result<PathBuf> {
+        paths::resolve(&self.root, rel).map_err(|e| io::Error::new(io::ErrorKind::InvalidInput, e))
+    }
+
+    /// Carries out a disk effect; returns what to feed back to the core
+    /// (`None` for effects that are not this executor's, or need no answer).
+    pub fn run(&mut self, effect: &Effect) -> Option<Input> {
+        let (op, result) = match effect {
+            Effect::Stat { path } => {
+                let entry = self.stat(path).unwrap_or_else(|e| {
+                    tracing::warn!("cannot stat {path}: {e}");
+                    None
+                });
+                return Some(Input::Observed {
+                    path: path.clone(),
+                    entry,
+                    closed: false,
+                });
+            }
+            Effect::Hash { files } => {
+                let hashes = files
+                    .iter()
+                    .map(|(path, expect)| (path.clone(), self.hash(path, expect)))
+                    .collect();
+                return Some(Input::Hashed { hashes });
+            }
+            Effect::Install {
+                op,
+                path,
+                version,
+                source,
+                expect,
+                keep,
+            } => (
+                *op,
+                self.install(path, version, source, expect.as_ref(), *keep),
+            ),
+            Effect::Remove {
+                op,
+                path,
+                expect,
+                keep,
+            } => (*op, self.remove(path, expect, *keep)),
+            Effect::Rename {
+                op,
+                from,
+                to,
+                expect,
+            } => (*op, self.rename(from, to, expect)),
+            Effect::Queue {
+                path,
+                seq,
+                update,
+                peer_op,
+            } => {
+                let entry = Queued {
+                    seq: *seq,
+                    update: update.clone(),
+                    peer_op: *peer_op,
+                };
+                if let Err(e) = self.enqueue(path, &entry) {
+                    tracing::error!("cannot queue {path}: {e}");
+                }
+                return None;
+            }
+            Effect::Dequeue { path, seq } => {
+                let file = self.queue_file(path, *seq);
+                let _ = std::fs::remove_file(file.with_extension("json"));
+                let _ = std::fs::remove_file(file);
+                return None;
+            }
+            _ => return None,
+        };
+        let outcome = result.unwrap_or_else(|e| Outcome::Failed {
+            error: e.to_string(),
+            retry: retryable(&e),
+        });
+        Some(Input::Done { op, outcome })
+    }
+
+    /// The BLAKE3 hash of `rel`, if it holds `expect` before and after.
+    fn hash(&self, rel: &str, expect: &Entry) -> Option<String> {
+        let same = |d: &Disk| {
+            d.stat(rel)
+                .ok()
+                .flatten()
+                .is_some_and(|e| e.same_here(expect))
+        };
+        if !same(self) {
+            return None;
+        }
+        let mut hasher = blake3::Hasher::new();
+        let file = std::fs::File::open(self.resolve(rel).ok()?).ok()?;
+        hasher.update_reader(file).ok()?;
+        let hash = hasher.finalize().to_hex().to_string();
+        same(self).then_some(hash)
+    }
+
+    /// `Mismatch` unless `rel` holds `expect`.
+    fn check(
+        &self,
+        rel: &str,
+        expect: Option<&Entry>,
+    ) -> io::Result<Result<Option<Entry>, Outcome>> {
+        let found = self.stat(rel)?;
+        let same = match (&found, expect) {
+            (Some(f), Some(x)) => f.same_here(x),
+            (None, None) => true,
+            _ => false,
+        };
+        Ok(if same {
+            Ok(found)
+        } else {
+            Err(Outcome::Mismatch { found })
+        })
+    }
+
+    fn install(
+        &mut self,
+        rel: &str,
+        version: &super::core::Version,
+        source: &Source,
+        expect: Option<&Entry>,
+        keep: Option<KeepWhy>,
+    ) -> io::Result<Outcome> {
+        let found = match self.check(rel, expect)? {
+            Ok(f) => f,
+            // A folder is there already (made for a file inside it): it is
+            // the folder asked for.
+            Err(Outcome::Mismatch { found: Some(f) })
+                if f.kind == Kind::Dir && version.kind == Kind::Dir =>
+            {
+                Some(f)
+            }
+            Err(mismatch) => return Ok(mismatch),
+        };
+        let target = self.resolve(rel)?;
+        let content = match (version.kind, source) {
+            (Kind::Dir, _) => None,
+            (Kind::File, Source::Staged) => {
+                let hash = version.hash.clone().unwrap_or_default();
+                match self.staged.remove(&hash) {
+                    Some(t) => Some(t.keep().map_err(|e| e.error)?),
+                    None => {
+                        return Ok(Outcome::Failed {
+                            error: format!("{rel}: the received content is gone"),
+                            retry: true,
+                        })
+                    }
+                }
+            }
+            (Kind::File, Source::Queued { seq }) => Some(self.queue_file(rel, *seq)),
+        };
+        if version.kind == Kind::Dir && found.as_ref().is_some_and(|f| f.kind == Kind::Dir) {
+            // The folder is there already.
+            return Ok(Outcome::Applied {
+                landed: found,
+                kept_at: None,
+            });
+        }
+        let mut kept_at = None;
+        if let Some(f) = &found {
+            let replace_in_place = f.kind == Kind::File && version.kind == Kind::File;
+            match keep {
+                Some(why) => {
+                    let at = self.keep(rel, why)?;
+                    if !self.kept_what_was_checked(&at, f, &target) {
+                        // The peer is told, and sends again if it still wins.
+                        if let Some(c) = &content {
+                            let _ = std::fs::remove_file(c);
+                        }
+                        return Ok(Outcome::Mismatch {
+                            found: self.stat(rel)?,
+                        });
+                    }
+                    kept_at = Some(at);
+                }
+                None if replace_in_place => {}
+                None if f.kind == Kind::Dir => std::fs::remove_dir_all(&target)?,
+                None => std::fs::remove_file(&target)?,
+            }
+        }
+        if let Some(parent) = target.parent().filter(|p| !p.is_dir()) {
+            std::fs::create_dir_all(parent)?;
+        }
+        match content {
+            Some(from) => std::fs::rename(&from, &target)?,
+            None => match std::fs::create_dir(&target) {
+                Err(e) if e.kind() == io::ErrorKind::AlreadyExists => {}
+                r => r?,
+            },
+        }
+        Ok(Outcome::Applied {
+            landed: self.stat(rel)?,
+            kept_at: kept_at.map(|p| p.display().to_string()),
+        })
+    }
+
+    fn remove(&mut self, rel: &str, expect: &Entry, keep: Option<KeepWhy>) -> io::Result<Outcome> {
+        if let Err(mismatch) = self.check(rel, Some(expect))? {
+            return Ok(mismatch);
+        }
+        let target = self.resolve(rel)?;
+        let kept_at = match (expect.kind, keep) {
+            (Kind::File, Some(why)) => Some(self.keep(rel, why)?),
+            (Kind::File, None) => {
+                std::fs::remove_file(&target)?;
+                None
+            }
+            (Kind::Dir, _) => {
+                if let Err(e) = std::fs::remove_dir(&target) {
+                    return Ok(Outcome::Failed {
+                        error: format!("{rel}: {e}"),
+                        retry: false,
+                    });
+                }
+                None
+            }
+        };
+        Ok(Outcome::Applied {
+            landed: None,
+            kept_at: kept_at.map(|p| p.display().to_string()),
+        })
+    }
+
+    fn rename(&mut self, from: &str, to: &str, expect: &Entry) -> io::Result<Outcome> {
+        if let Err(mismatch) = self.check(from, Some(expect))? {
+            return Ok(mismatch);
+        }
+        if self.stat(to)?.is_some() {
+            return Ok(Outcome::Mismatch {
+                found: self.stat(from)?,
+            });
+        }
+        let (src, dst) = (self.resolve(from)?, self.resolve(to)?);
+        if let Some(parent) = dst.parent() {
+            std::fs::create_dir_all(parent)?;
+        }
+        std::fs::rename(src, dst)?;
+        Ok(Outcome::Applied {
+            landed: self.stat(to)?,
+            kept_at: None,
+        })
+    }
+
+    /// Moves what `rel` holds (a file, or a folder with all it holds) into
+    /// the state directory: `conflicts/<time>/<rel>` for a conflict's loser,
+    /// `versions/<time>/<rel>` otherwise. A rename keeps its mtime and mode.
+    /// Whether the file moved to `at` is the one `check` saw (`found`). A
+    /// user's save landing between the check and the keep was moved
+    /// instead: it goes back to `target` (never over a newer one) and the
+    /// install is a mismatch, so the save is judged as the change it is.
+    fn kept_what_was_checked(&self, at: &Path, found: &Entry, target: &Path) -> bool {
+        let kept = std::fs::symlink_metadata(at).map(|md| entry_of(&md));
+        if kept.as_ref().is_ok_and(|k| k.same_here(found)) {
+            return true;
+        }
+        let back = if kept.as_ref().is_ok_and(|k| k.kind == Kind::File) {
+            std::fs::hard_link(at, target).and_then(|()| std::fs::remove_file(at))
+        } else {
+            std::fs::rename(at, target)
+        };
+        if let Err(e) = back {
+            tracing::warn!(
+                "a save of {} landed while it was being replaced; it is kept at {} ({e})",
+                target.display(),
+                at.display()
+            );
+        }
+        false
+    }
+
+    fn keep(&self, rel: &str, why: KeepWhy) -> io::Result<PathBuf> {
+        let src = self.resolve(rel)?;
+        let stamp = chrono::Utc::now().format("%Y%m%dT%H%M%S%.9fZ").to_string();
+        let folder = match why {
+            KeepWhy::Conflict => "conflicts",
+            KeepWhy::Replaced | KeepWhy::Deleted => "versions",
+        };
+        let dst = paths::resolve(&self.state_dir.join(folder).join(stamp), rel)
+            .map_err(|e| io::Error::new(io::ErrorKind::InvalidInput, e))?;
+        if let Some(parent) = dst.parent() {
+            std::fs::create_dir_all(parent)?;
+        }
+        if std::fs::rename(&src, &dst).is_err() {
+            // Another file system: copy, then remove.
+            std::fs::copy(&src, &dst)?;
+            std::fs::remove_file(&src)?;
+        }
+        Ok(dst)
+    }
+
+    fn queue_file(&self, rel: &str, seq: u64) -> PathBuf {
+        let key = blake3::hash(rel.as_bytes()).to_hex();
+        self.state_dir
+            .join("queue")
+            .join(&key.as_str()[..16])
+            .join(seq.to_string())
+    }
+
+    /// Adds `entry` to the lock queue of `rel`: the staged content (of a
+    /// version) moved in as its snapshot, then its description, written
+    /// last (a crash before it leaves only an orphan snapshot).
+    fn enqueue(&mut self, rel: &str, entry: &Queued) -> io::Result<()> {
+        let dst = self.queue_file(rel, entry.seq);
+        if let Some(parent) = dst.parent() {
+            std::fs::create_dir_all(parent)?;
+        }
+        if let Some(hash) = entry.update.version().and_then(|v| v.hash.as_deref()) {
+            match self.staged.remove(hash) {
+                Some(t) => t.persist(&dst).map_err(|e| e.error)?,
+                None => return Err(io::Error::other("the received content is gone")),
+            }
+        }
+        let mut tmp = tempfile::NamedTempFile::new_in(dst.parent().unwrap_or(&self.state_dir))?;
+        serde_json::to_writer(&mut tmp, entry)?;
+        tmp.persist(dst.with_extension("json"))
+            .map_err(|e| e.error)?;
+        Ok(())
+    }
+
+    /// The lock queue of `rel` as kept on disk, oldest first.
+    pub fn queued(&self, rel: &str) -> Vec<Queued> {
+        let dir = self.queue_file(rel, 0);
+        let Some(dir) = dir.parent() else {
+            return Vec::new();
+        };
+        let mut entries: Vec<Queued> = std::fs::read_dir(dir)
+            .into_iter()
+            .flatten()
+            .flatten()
+            .filter(|f| f.path().extension().is_some_and(|e| e == "json"))
+            .filter_map(|f| serde_json::from_slice(&std::fs::read(f.path()).ok()?).ok())
+            .collect();
+        entries.sort_by_key(|e| e.seq);
+        entries
+    }
+}
+
+/// What [`scan`] found: entries, and skipped paths with why.
+pub type Found = (Vec<(String, Entry)>, Vec<(PathBuf, String)>);
+
+/// What a walk of the folder found: every file and folder below `dir`
+/// (relative to the synced root, `prefix/` included) that `ignore` keeps,
+/// with identities; and what it skipped (symbolic links, names that are not
+/// UTF-8, unreadable entries).
+pub fn scan(root: &Path, dir: &str, ignore: &crate::ignore::Ignore) -> io::Result<Found> {
+    let top = if dir.is_empty() {
+        root.to_path_buf()
+    } else {
+        paths::resolve(root, dir).map_err(|e| io::Error::new(io::ErrorKind::InvalidInput, e))?
+    };
+    if !std::fs::metadata(&top)?.is_dir() {
+        return Err(io::Error::new(
+            io::ErrorKind::NotADirectory,
+            format!("{} is not a directory", top.display()),
+        ));
+    }
+    let (mut found, mut skipped) = (Vec::new(), Vec::new());
+    let walker = walkdir::WalkDir::new(&top)
+        .follow_links(false)
+        .min_depth(1)
+        .into_iter()
+        .filter_entry(|e| {
+            let rel = paths::relative(root, e.path());
+            !rel.is_some_and(|rel| ignore.is_ignored_entry(&rel, e.file_type().is_dir()))
+        });
+    for item in walker {
+        let item = match item {
+            Ok(e) => e,
+            Err(e) => {
+                let p = e.path().map(Path::to_path_buf).unwrap_or_default();
+                skipped.push((p, e.to_string()));
+                continue;
+            }
+        };
+        let ft = item.file_type();
+        if ft.is_symlink() {
+            skipped.push((
+                item.path().to_path_buf(),
+                "symbolic link, not followed".into(),
+            ));
+            continue;
+        }
+        if !ft.is_file() && !ft.is_dir() {
+            skipped.push((item.path().to_path_buf(), "not a regular file".into()));
+            continue;
+        }
+        let Some(rel) = paths::relative(root, item.path()) else {
+            skipped.push((item.path().to_path_buf(), "name is not UTF-8".into()));
+            continue;
+        };
+        match item.metadata() {
+            Ok(md) => found.push((rel, entry_of(&md))),
+            Err(e) => skipped.push((item.path().to_path_buf(), e.to_string())),
+        }
+    }
+    found.sort_unstable_by(|a, b| a.0.cmp(&b.0));
+    Ok((found, skipped))
+}
+
+/// Worth trying again later (a full disk, a file held open), as opposed to
+/// a refusal that will not change (a name this file system cannot store).
+fn retryable(e: &io::Error) -> bool {
+    !matches!(
+        e.kind(),
+        io::ErrorKind::InvalidInput | io::ErrorKind::InvalidFilename
+    )
+}
+
+/// The core's view of a stat.
+pub fn entry_of(md: &Metadata) -> Entry {
+    let kind = if md.is_dir() { Kind::Dir } else { Kind::File };
+    Entry {
+        kind,
+        size: if md.is_dir() { 0 } else { md.len() },
+        mtime_ns: crate::meta::mtime_ns(md),
+        mode: mode_of(md),
+        id: id_of(md),
+        hash: None,
+    }
+}
+
+#[cfg(unix)]
+fn mode_of(md: &Metadata) -> Option<u32> {
+    use std::os::unix::fs::PermissionsExt;
+    Some(md.permissions().mode() & 0o7777)
+}
+
+#[cfg(not(unix))]
+fn mode_of(_: &Metadata) -> Option<u32> {
+    None
+}
+
+#[cfg(unix)]
+fn id_of(md: &Metadata) -> FileId {
+    use std::os::unix::fs::MetadataExt;
+    FileId {
+        dev: md.dev(),
+        ino: md.ino(),
+    }
+}
+
+/// Elsewhere (Windows) std does not give the file index yet on stable:
+/// no identity, so moves there are sent as a delete and a create.
+#[cfg(not(unix))]
+fn id_of(_: &Metadata) -> FileId {
+    FileId { dev: 0, ino: 0 }
+}
+
+/// The mtime step the file system under `dir` keeps, in nanoseconds (1,
+/// 100, 1e9, 2e9, ...): a probe file gets a time with every digit set and
+/// is read back. The probe is a `.lab3-` name, never listed or synced.
+pub fn probe_precision(dir: &Path) -> io::Result<u64> {
+    const SET: i64 = 1_700_000_001_123_456_789;
+    let probe = dir.join(format!(
+        "{}probe-{}",
+        crate::ignore::TEMP_PREFIX,
+        std::process::id()
+    ));
+    std::fs::write(&probe, b"")?;
+    let result = filetime::set_file_mtime(&probe, crate::meta::filetime_from_ns(SET))
+        .and_then(|()| std::fs::metadata(&probe))
+        .map(|md| crate::meta::mtime_ns(&md));
+    let _ = std::fs::remove_file(&probe);
+    let got = result?;
+    let steps = [
+        1u64,
+        10,
+        100,
+        1_000,
+        10_000,
+        100_000,
+        1_000_000,
+        10_000_000,
+        100_000_000,
+    ];
+    let step = steps
+        .into_iter()
+        .chain([1_000_000_000, 2_000_000_000])
+        .find(|&p| (got - SET).unsigned_abs() < p)
+        .unwrap_or(2_000_000_000);
+    Ok(step)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::sync::core::{Holding, Version};
+
+    fn disk() -> (tempfile::TempDir, tempfile::TempDir, Disk) {
+        let (root, state) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+        let d = Disk::new(root.path().to_path_buf(), state.path().to_path_buf());
+        (root, state, d)
+    }
+
+    fn staged(d: &mut Disk, content: &[u8]) -> Version {
+        let t = tempfile::NamedTempFile::new_in(&d.state_dir).unwrap();
+        std::fs::write(t.path(), content).unwrap();
+        let hash = blake3::hash(content).to_hex().to_string();
+        d.stage(hash.clone(), t.into_temp_path());
+        Version {
+            kind: Kind::File,
+            size: content.len() as u64,
+            mtime_ns: 0,
+            mode: Some(0o644),
+            hash: Some(hash),
+        }
+    }
+
+    fn install(
+        d: &mut Disk,
+        rel: &str,
+        v: Version,
+        expect: Option<Entry>,
+        keep: Option<KeepWhy>,
+    ) -> Outcome {
+        match d.run(&Effect::Install {
+            op: 1,
+            path: rel.into(),
+            version: v,
+            source: Source::Staged,
+            expect,
+            keep,
+        }) {
+            Some(Input::Done { outcome, .. }) => outcome,
+            other => panic!("{other:?}"),
+        }
+    }
+
+    #[test]
+    fn a_save_that_lands_between_the_check_and_the_keep_goes_back_and_wins_nothing_silently() {
+        let (root, _state, d) = disk();
+        let target = root.path().join("s.txt");
+        std::fs::write(&target, b"checked").unwrap();
+        let checked = d.stat("s.txt").unwrap().unwrap();
+        // The user saves by rename after the check.
+        let saved = root.path().join("staged-by-editor");
+        std::fs::write(&saved, b"the user's save").unwrap();
+        std::fs::rename(&saved, &target).unwrap();
+        let at = d.keep("s.txt", KeepWhy::Replaced).unwrap();
+        assert!(!d.kept_what_was_checked(&at, &checked, &target));
+        assert_eq!(std::fs::read(&target).unwrap(), b"the user's save");
+        assert!(!at.exists());
+        // The file that was checked is kept as it should be.
+        std::fs::write(&target, b"checked again").unwrap();
+        let checked = d.stat("s.txt").unwrap().unwrap();
+        let at = d.keep("s.txt", KeepWhy::Replaced).unwrap();
+        assert!(d.kept_what_was_checked(&at, &checked, &target));
+        assert_eq!(std::fs::read(&at).unwrap(), b"checked again");
+    }
+
+    #[test]
+    fn the_precision_of_a_temp_folder_is_found() {
+        let d = tempfile::tempdir().unwrap();
+        let p = probe_precision(d.path()).unwrap();
+        // tmpfs and ext4 keep nanoseconds, NTFS 100 ns, HFS+ seconds, FAT two.
+        assert!([1, 100, 1_000_000_000, 2_000_000_000].contains(&p), "{p}");
+        assert_eq!(
+            std::fs::read_dir(d.path()).unwrap().count(),
+            0,
+            "the probe is gone"
+        );
+    }
+
+    #[test]
+    fn an_install_lands_where_the_disk_is_as_expected_and_keeps_what_it_replaces() {
+        let (root, state, mut d) = disk();
+        let v = staged(&mut d, b"first");
+        let Outcome::Applied {
+            landed: Some(first),
+            ..
+        } = install(&mut d, "a/b.txt", v, None, None)
+        else {
+            panic!()
+        };
+        assert_eq!(
+            std::fs::read(root.path().join("a/b.txt")).unwrap(),
+            b"first"
+        );
+        // A user's edit slipped in: the install is not done.
+        std::fs::write(root.path().join("a/b.txt"), b"user's edit").unwrap();
+        let v = staged(&mut d, b"second");
+        let stale = Entry {
+            size: 5,
+            ..first.clone()
+        };
+        assert!(matches!(
+            install(&mut d, "a/b.txt", v.clone(), Some(stale), None),
+            Outcome::Mismatch { .. }
+        ));
+        assert_eq!(
+            std::fs::read(root.path().join("a/b.txt")).unwrap(),
+            b"user's edit"
+        );
+        // As expected: installed, the old copy kept as a conflict's loser.
+        let now = d.stat("a/b.txt").unwrap();
+        let Outcome::Applied {
+            kept_at: Some(at), ..
+        } = install(&mut d, "a/b.txt", v, now, Some(KeepWhy::Conflict))
+        else {
+            panic!()
+        };
+        assert!(
+            at.starts_with(&state.path().join("conflicts").display().to_string()),
+            "{at}"
+        );
+        assert_eq!(std::fs::read(&at).unwrap(), b"user's edit");
+        assert_eq!(
+            std::fs::read(root.path().join("a/b.txt")).unwrap(),
+            b"second"
+        );
+    }
+
+    #[test]
+    fn a_folder_in_the_way_of_a_file_is_kept_whole() {
+        let (root, _state, mut d) = disk();
+        std::fs::create_dir_all(root.path().join("w/sub")).unwrap();
+        std::fs::write(root.path().join("w/sub/x"), b"x").unwrap();
+        let v = staged(&mut d, b"file");
+        let here = d.stat("w").unwrap();
+        let Outcome::Applied {
+            kept_at: Some(at), ..
+        } = install(&mut d, "w", v, here, Some(KeepWhy::Conflict))
+        else {
+            panic!()
+        };
+        assert_eq!(std::fs::read(Path::new(&at).join("sub/x")).unwrap(), b"x");
+        assert_eq!(std::fs::read(root.path().join("w")).unwrap(), b"file");
+    }
+
+    #[test]
+    fn renames_make_parents_and_never_overwrite() {
+        let (root, _state, mut d) = disk();
+        std::fs::create_dir_all(root.path().join("photos")).unwrap();
+        std::fs::write(root.path().join("photos/1.jpg"), b"1").unwrap();
+        std::fs::write(root.path().join("taken"), b"t").unwrap();
+        let e = d.stat("photos").unwrap().unwrap();
+        let run = |d: &mut Disk, to: &str| match d.run(&Effect::Rename {
+            op: 2,
+            from: "photos".into(),
+            to: to.into(),
+            expect: e.clone(),
+        }) {
+            Some(Input::Done { outcome, .. }) => outcome,
+            other => panic!("{other:?}"),
+        };
+        assert!(matches!(run(&mut d, "taken"), Outcome::Mismatch { .. }));
+        let Outcome::Applied {
+            landed: Some(l), ..
+        } = run(&mut d, "n/sub/photos")
+        else {
+            panic!()
+        };
+        assert_eq!(l.id, e.id, "the same folder, moved");
+        assert_eq!(
+            std::fs::read(root.path().join("n/sub/photos/1.jpg")).unwrap(),
+            b"1"
+        );
+    }
+
+    #[test]
+    fn a_removed_file_is_kept_and_a_full_folder_is_not_removed() {
+        let (root, state, mut d) = disk();
+        std::fs::create_dir_all(root.path().join("d")).unwrap();
+        std::fs::write(root.path().join("d/f"), b"f").unwrap();
+        let dir = d.stat("d").unwrap().unwrap();
+        let out = d.run(&Effect::Remove {
+            op: 3,
+            path: "d".into(),
+            expect: dir,
+            keep: None,
+        });
+        assert!(matches!(
+            out,
+            Some(Input::Done {
+                outcome: Outcome::Failed { retry: false, .. },
+                ..
+            })
+        ));
+        let f = d.stat("d/f").unwrap().unwrap();
+        d.run(&Effect::Remove {
+            op: 4,
+            path: "d/f".into(),
+            expect: f,
+            keep: Some(KeepWhy::Deleted),
+        });
+        assert!(!root.path().join("d/f").exists());
+        assert_eq!(
+            std::fs::read_dir(state.path().join("versions"))
+                .unwrap()
+                .count(),
+            1
+        );
+    }
+
+    #[test]
+    fn a_scan_finds_folders_empty_ones_included_with_identities() {
+        let (root, _state, d) = disk();
+        std::fs::create_dir_all(root.path().join("empty")).unwrap();
+        std::fs::create_dir_all(root.path().join("sub")).unwrap();
+        std::fs::write(root.path().join("sub/f"), b"f").unwrap();
+        std::fs::write(root.path().join(".lab3-tmp"), b"x").unwrap();
+        #[cfg(unix)]
+        std::fs::hard_link(root.path().join("sub/f"), root.path().join("g")).unwrap();
+        let (found, _) = scan(root.path(), "", &crate::ignore::Ignore::default()).unwrap();
+        let names: Vec<_> = found.iter().map(|(p, e)| (p.as_str(), e.kind)).collect();
+        assert_eq!(
+            names,
+            [
+                ("empty", Kind::Dir),
+                ("g", Kind::File),
+                ("sub", Kind::Dir),
+                ("sub/f", Kind::File)
+            ]
+        );
+        assert_eq!(found[1].1.id, found[3].1.id, "hard links share an identity");
+        assert_eq!(d.stat("sub/f").unwrap().unwrap().id, found[3].1.id);
+    }
+
+    #[test]
+    fn queued_snapshots_are_installed_from_the_queue() {
+        let (root, _state, mut d) = disk();
+        let v = staged(&mut d, b"queued bytes");
+        d.run(&Effect::Queue {
+            path: "l.txt".into(),
+            seq: 1,
+            update: Holding::Present(v.clone()),
+            peer_op: 9,
+        });
+        let kept = d.queued("l.txt");
+        assert_eq!(kept.len(), 1);
+        assert_eq!((kept[0].seq, kept[0].peer_op), (1, 9));
+        let out = d.run(&Effect::Install {
+            op: 5,
+            path: "l.txt".into(),
+            version: v,
+            source: Source::Queued { seq: 1 },
+            expect: None,
+            keep: None,
+        });
+        assert!(matches!(
+            out,
+            Some(Input::Done {
+                outcome: Outcome::Applied { .. },
+                ..
+            })
+        ));
+        assert_eq!(
+            std::fs::read(root.path().join("l.txt")).unwrap(),
+            b"queued bytes"
+        );
+    }
+}

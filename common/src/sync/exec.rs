@@ -1,0 +1,662 @@
+//! The executor around the sync core: one thread owns the [`Core`], the
+//! journal and the [`Disk`], and turns everything that happens (watcher
+//! hints, rescans, the link's messages and finished transfers, lock
+//! commands, timers) into core inputs, and the core's effects into I/O.
+//! It decides nothing itself: every "what now" is the core's.
+
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet, VecDeque};
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use tokio::sync::{broadcast, mpsc, oneshot};
+use tokio::time::Instant;
+
+use super::core::{
+    self, Core, Direction, Effect, Entry, FsTraits, Holding, Input, OpId, Outcome, PeerMsg,
+    Replayed, Side, Timer,
+};
+use super::disk::{self, Disk};
+use super::records::Records;
+use super::watcher::{self, Hint, RescanFlag, Urgency};
+use super::{transfer, Command, LinkStatus, SyncConfig, SyncHandle};
+use crate::meta::now_ns;
+use crate::protocol::{AppliedUpdate, Message, Role};
+
+/// Everything that reaches the executor.
+pub(crate) enum Event {
+    LinkUp {
+        id: u64,
+        out: mpsc::UnboundedSender<Outgoing>,
+        peer: FsTraits,
+        clock_skew_ns: i64,
+    },
+    LinkDown {
+        id: u64,
+    },
+    /// What the peer sent, in order (a burst comes as one event).
+    Peer {
+        id: u64,
+        msgs: Vec<Incoming>,
+    },
+    /// Files the link finished reading: the hash sent, or `None` when the
+    /// file changed while it was read (the peer was told to drop it).
+    Sent {
+        id: u64,
+        files: Vec<(OpId, Option<String>)>,
+    },
+    Scanned {
+        found: std::io::Result<disk::Found>,
+    },
+    Command(Command),
+}
+
+/// One message from the peer, with the verified content of a file offer.
+pub(crate) struct Incoming {
+    pub msg: PeerMsg,
+    pub staged: Option<(String, tempfile::TempPath)>,
+    /// The link's count of received files not yet taken (see
+    /// `link::IN_FLIGHT`), released once the core has it.
+    pub permit: Option<tokio::sync::OwnedSemaphorePermit>,
+}
+
+/// What the link's writer sends.
+pub(crate) enum Outgoing {
+    Msg(Message),
+    /// An offer of a file, then the file's bytes (checked against `expect`).
+    File {
+        op: OpId,
+        expect: Entry,
+        offer: PeerMsg,
+    },
+}
+
+/// Events taken at once from the queue before the journal is written and
+/// the answers go out.
+const BURST: usize = 256;
+
+struct Link {
+    id: u64,
+    out: mpsc::UnboundedSender<Outgoing>,
+}
+
+struct Exec {
+    cfg: Arc<SyncConfig>,
+    handle: SyncHandle,
+    core: Core,
+    disk: Disk,
+    journal: Records,
+    link: Option<Link>,
+    /// Messages for the peer from the effects of one input, sent once the
+    /// journal holds what they acknowledge (see [`Exec::feed`]).
+    outbox: Vec<Outgoing>,
+    /// Folders an effect found new, to be scanned once it is fed back.
+    new_folders: Vec<String>,
+    /// Paths hinted by the watcher: when to look, and whether a writer
+    /// closed them; `due_order` keeps them by deadline.
+    due: HashMap<String, (Instant, bool)>,
+    due_order: BTreeSet<(Instant, String)>,
+    /// The core's timers, by when (ns since the epoch).
+    timers: BTreeMap<i64, Vec<Timer>>,
+    /// Unlock commands waiting for the core's `Unlocked`.
+    unlocks: HashMap<String, Vec<oneshot::Sender<anyhow::Result<Vec<AppliedUpdate>>>>>,
+    /// Files handed to the link to send, not yet read.
+    sending: usize,
+    scanning: bool,
+    watching: bool,
+    /// Skipped paths already warned about.
+    warned: HashSet<PathBuf>,
+}
+
+/// Starts the engine over `cfg.root`: opens the journal, probes the file
+/// system, scans, starts watching.
+pub fn start(cfg: SyncConfig) -> anyhow::Result<SyncHandle> {
+    let mut cfg = cfg;
+    let journal = Records::open(&cfg.state_dir)?;
+    let agreed = journal.agreed();
+    if !cfg.root.exists() {
+        if agreed > 0 && !cfg.confirm_empty {
+            anyhow::bail!(
+                "{} is missing, but it held {agreed} files at the last sync (an unmounted disk? a wrong path?); \
+                 restore it, or pass --confirm-empty to treat its files as deleted",
+                cfg.root.display()
+            );
+        }
+        std::fs::create_dir_all(&cfg.root)?;
+    }
+    cfg.root = std::fs::canonicalize(&cfg.root)?;
+    let tmp_dir = transfer::temp_dir_for(&cfg.root, &cfg.state_dir)?;
+    let precision_ns = disk::probe_precision(&cfg.root).unwrap_or_else(|e| {
+        tracing::warn!(
+            "cannot probe the mtime precision of {}: {e}",
+            cfg.root.display()
+        );
+        1
+    });
+    if precision_ns > 1 {
+        tracing::info!("{} keeps mtimes to {precision_ns} ns", cfg.root.display());
+    }
+    let fs = FsTraits {
+        precision_ns,
+        has_modes: cfg!(unix),
+        case_insensitive: false,
+    };
+    // Watching starts before the start-up scan: a file made between the
+    // two is then seen by one or the other (or both), never by neither.
+    let (hint_tx, hint_rx) = mpsc::channel(16 * 1024);
+    let flag = Arc::new(RescanFlag::default());
+    let watch = match watcher::watch(&cfg.root, cfg.ignore.clone(), hint_tx, flag.clone()) {
+        Ok(w) => Some(w),
+        Err(e) => {
+            tracing::error!(
+                "cannot watch {}: {e}; falling back to rescans every {:?}",
+                cfg.root.display(),
+                cfg.rescan_every.unwrap_or(Duration::from_secs(3))
+            );
+            None
+        }
+    };
+    let (found, skipped) = disk::scan(&cfg.root, "", &cfg.ignore)?;
+    // Paths the rules ignore now (a rule added since the last run) were not
+    // deleted: forget them, so that no delete reaches the peer.
+    let mut records: Vec<(String, core::Record)> = journal
+        .all()
+        .filter(|(p, _)| !cfg.ignore.is_ignored_path(p))
+        .map(|(p, r)| (p.clone(), r.clone()))
+        .collect();
+    if agreed > 0 && found.is_empty() && !cfg.confirm_empty {
+        tracing::warn!(
+            "{} is empty, but it held {agreed} files at the last sync; not propagating those deletes \
+             (an unmounted disk?). The peer's copies will come back; to delete them everywhere instead, \
+             restart with --confirm-empty",
+            cfg.root.display()
+        );
+        for (_, r) in records.iter_mut() {
+            r.base = None;
+            r.deleted_ns = None;
+        }
+    }
+    let disk = Disk::new(cfg.root.clone(), cfg.state_dir.clone());
+    for (p, r) in records.iter_mut() {
+        if let Some(lock) = r.lock.as_mut() {
+            lock.queue = disk.queued(p);
+            let last = lock.queue.last().map_or(0, |q| q.seq);
+            lock.next_seq = lock.next_seq.max(last);
+        }
+    }
+    let side = if cfg.me == Role::ServerB {
+        Side::B
+    } else {
+        Side::A
+    };
+    let mut core_cfg = core::Config::new(side);
+    core_cfg.fs = fs;
+    let queues: BTreeMap<String, Vec<core::Queued>> = records
+        .iter()
+        .filter_map(|(p, r)| r.lock.as_ref().map(|l| (p.clone(), l.queue.clone())))
+        .collect();
+    let core = Core::new(core_cfg, records);
+    let (events, rx) = mpsc::unbounded_channel();
+    let (actions, _) = broadcast::channel(1024);
+    let cfg = Arc::new(cfg);
+    let handle = SyncHandle {
+        events,
+        cfg: cfg.clone(),
+        tmp_dir,
+        actions,
+        watchers: Arc::new(tokio::sync::watch::Sender::new(0)),
+        status: Arc::new(Mutex::new(LinkStatus::default())),
+        queues: Arc::new(Mutex::new(queues)),
+        fs,
+    };
+    let mut exec = Exec {
+        disk,
+        cfg,
+        handle: handle.clone(),
+        core,
+        journal,
+        link: None,
+        outbox: Vec::new(),
+        new_folders: Vec::new(),
+        due: HashMap::new(),
+        due_order: BTreeSet::new(),
+        timers: BTreeMap::new(),
+        unlocks: HashMap::new(),
+        sending: 0,
+        scanning: false,
+        watching: watch.is_some(),
+        warned: HashSet::new(),
+    };
+    exec.warn_skipped(&skipped);
+    exec.feed(Input::Scanned { entries: found });
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()?;
+    std::thread::Builder::new()
+        .name("sync engine".into())
+        .spawn(move || {
+            let _watch = watch;
+            rt.block_on(exec.run(rx, hint_rx, flag));
+        })?;
+    Ok(handle)
+}
+
+impl Exec {
+    async fn run(
+        mut self,
+        mut rx: mpsc::UnboundedReceiver<Event>,
+        mut hints: mpsc::Receiver<Hint>,
+        flag: Arc<RescanFlag>,
+    ) {
+        let every = self.rescan_interval();
+        tracing::debug!("safety-net rescan every {every:?}");
+        let mut rescan = tokio::time::interval(every);
+        rescan.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        rescan.tick().await;
+        loop {
+            let next = self.next_wake();
+            tokio::select! {
+                Some(h) = hints.recv() => {
+                    self.hint(h);
+                    while let Ok(h) = hints.try_recv() {
+                        self.hint(h);
+                    }
+                    self.wake();
+                }
+                ev = rx.recv() => match ev {
+                    Some(ev) => {
+                        self.event(ev);
+                        // What else is waiting goes in the same batch: one
+                        // journal write and one send for all of it.
+                        for _ in 0..BURST {
+                            match rx.try_recv() {
+                                Ok(ev) => self.event(ev),
+                                Err(_) => break,
+                            }
+                        }
+                    }
+                    None => break,
+                },
+                _ = tokio::time::sleep_until(next.unwrap_or_else(|| Instant::now() + Duration::from_secs(3600))), if next.is_some() => self.wake(),
+                _ = rescan.tick() => self.start_scan(),
+                _ = flag.wake.notified() => {
+                    if flag.take() {
+                        self.start_scan();
+                    }
+                }
+            }
+            self.flush_out();
+        }
+    }
+
+    /// See the README: 3 s where events may be missing, 30 s otherwise.
+    fn rescan_interval(&self) -> Duration {
+        if let Some(every) = self.cfg.rescan_every {
+            return every;
+        }
+        if self.watching && !crate::scan::events_may_be_missing(&self.cfg.root) {
+            Duration::from_secs(30)
+        } else {
+            Duration::from_secs(3)
+        }
+    }
+
+    fn hint(&mut self, h: Hint) {
+        let at = Instant::now() + h.urgency.delay();
+        let closed = h.urgency == Urgency::Now;
+        let (at, closed) = match (self.due.get(&h.path), h.urgency) {
+            // Still being written: wait for it to be quiet.
+            (_, Urgency::Quiet) | (None, _) => (at, closed),
+            (Some(&(old, was_closed)), _) => (old.min(at), was_closed || closed),
+        };
+        if let Some((old, _)) = self.due.insert(h.path.clone(), (at, closed)) {
+            self.due_order.remove(&(old, h.path.clone()));
+        }
+        self.due_order.insert((at, h.path));
+    }
+
+    fn next_wake(&self) -> Option<Instant> {
+        let hint = self.due_order.first().map(|(t, _)| *t);
+        let timer = self.timers.keys().next().map(|&at| {
+            let wait = (at - now_ns()).max(0) as u64;
+            Instant::now() + Duration::from_nanos(wait)
+        });
+        match (hint, timer) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        }
+    }
+
+    /// Looks at the hinted paths that are due and fires due timers.
+    fn wake(&mut self) {
+        let now = Instant::now();
+        while let Some((t, _)) = self.due_order.first() {
+            if *t > now {
+                break;
+            }
+            let (_, path) = self.due_order.pop_first().expect("just seen");
+            let closed = self.due.remove(&path).is_some_and(|(_, c)| c);
+            self.look(path, closed);
+        }
+        let now_ns = now_ns();
+        let later = self.timers.split_off(&(now_ns + 1));
+        let fired = std::mem::replace(&mut self.timers, later);
+        for t in fired.into_values().flatten() {
+            self.feed(Input::Timer(t));
+        }
+    }
+
+    /// Stats `path` for the core; a folder new to the core brings what it
+    /// holds (a folder moved in raises no events for its contents, and
+    /// files made in a new folder before its watch was added raise none).
+    /// A file replaced by a folder is a new folder even where the folder
+    /// got the file's inode number back.
+    fn look(&mut self, path: String, closed: bool) {
+        let entry = match self.disk.stat(&path) {
+            Ok(e) => e,
+            Err(e) => {
+                tracing::warn!("cannot stat {path}: {e}");
+                return;
+            }
+        };
+        if entry.is_none() {
+            if let Some(link) = self.disk.symlink(&path) {
+                self.warn_skipped(&[(link, "symbolic link, not followed".into())]);
+            }
+        }
+        let new_dir = entry.as_ref().is_some_and(|e| {
+            e.kind == core::Kind::Dir
+                && self
+                    .core
+                    .path(&path)
+                    .and_then(|s| s.local.as_ref())
+                    .is_none_or(|l| l.id != e.id || l.kind != core::Kind::Dir)
+        });
+        self.feed(Input::Observed {
+            path: path.clone(),
+            entry,
+            closed,
+        });
+        if new_dir {
+            for input in self.folder_contents(&path) {
+                self.feed(input);
+            }
+        }
+    }
+
+    /// What folder `path` holds, as observations for the core.
+    fn folder_contents(&mut self, path: &str) -> Vec<Input> {
+        match disk::scan(&self.cfg.root, path, &self.cfg.ignore) {
+            Ok((found, skipped)) => {
+                self.warn_skipped(&skipped);
+                found
+                    .into_iter()
+                    .map(|(p, e)| Input::Observed {
+                        path: p,
+                        entry: Some(e),
+                        closed: false,
+                    })
+                    .collect()
+            }
+            Err(e) => {
+                tracing::warn!("scanning {path}: {e}");
+                Vec::new()
+            }
+        }
+    }
+
+    fn start_scan(&mut self) {
+        if self.scanning {
+            return;
+        }
+        self.scanning = true;
+        let (root, ignore) = (self.cfg.root.clone(), self.cfg.ignore.clone());
+        let events = self.handle.events.clone();
+        tokio::task::spawn_blocking(move || {
+            let found = disk::scan(&root, "", &ignore);
+            let _ = events.send(Event::Scanned { found });
+        });
+    }
+
+    fn warn_skipped(&mut self, skipped: &[(PathBuf, String)]) {
+        for (p, why) in skipped {
+            if self.warned.insert(p.clone()) {
+                tracing::warn!("skipping {}: {why}", p.display());
+            }
+        }
+    }
+
+    fn event(&mut self, ev: Event) {
+        match ev {
+            Event::LinkUp {
+                id,
+                out,
+                peer,
+                clock_skew_ns,
+            } => {
+                tracing::info!(
+                    "link to server {} is up; reconciling",
+                    self.handle.peer_side()
+                );
+                // Nothing said on the old link goes out on the new one.
+                self.flush_out();
+                self.outbox.clear();
+                self.link = Some(Link { id, out });
+                self.sending = 0;
+                {
+                    let mut st = self.handle.status.lock().unwrap();
+                    st.up = true;
+                    st.since_ns = Some(now_ns());
+                    st.clock_skew_ns = Some(clock_skew_ns);
+                    st.sending = 0;
+                }
+                self.feed(Input::LinkUp { peer });
+            }
+            Event::LinkDown { id } => {
+                if self.link.as_ref().is_some_and(|l| l.id == id) {
+                    self.flush_out();
+                    self.link = None;
+                    self.sending = 0;
+                    tracing::info!("link to server {} is down", self.handle.peer_side());
+                    let mut st = self.handle.status.lock().unwrap();
+                    st.up = false;
+                    st.since_ns = Some(now_ns());
+                    st.sending = 0;
+                    drop(st);
+                    self.feed(Input::LinkDown);
+                }
+            }
+            Event::Peer { id, msgs } => {
+                for m in msgs {
+                    if self.link.as_ref().is_some_and(|l| l.id == id) {
+                        if let Some((hash, temp)) = m.staged {
+                            self.disk.stage(hash, temp);
+                        }
+                        self.feed(Input::Peer(m.msg));
+                        drop(m.permit);
+                    }
+                }
+            }
+            Event::Sent { id, files } => {
+                if self.link.as_ref().is_some_and(|l| l.id == id) {
+                    for (op, hash) in files {
+                        self.sending = self.sending.saturating_sub(1);
+                        let outcome = match hash {
+                            Some(hash) => Outcome::Sent { hash },
+                            None => Outcome::Mismatch { found: None },
+                        };
+                        self.feed(Input::Done { op, outcome });
+                    }
+                    self.handle.status.lock().unwrap().sending = self.sending;
+                }
+            }
+            Event::Scanned { found } => {
+                self.scanning = false;
+                match found {
+                    Ok((entries, skipped)) => {
+                        self.warn_skipped(&skipped);
+                        self.feed(Input::Scanned { entries });
+                    }
+                    Err(e) => tracing::error!("scanning {}: {e}", self.cfg.root.display()),
+                }
+            }
+            Event::Command(Command::Lock { path, reply }) => {
+                self.feed(Input::Lock { path });
+                // Locked once it is in the journal.
+                self.flush_out();
+                let _ = reply.send(());
+            }
+            Event::Command(Command::Unlock { path, reply }) => {
+                self.unlocks.entry(path.clone()).or_default().push(reply);
+                self.feed(Input::Unlock { path });
+            }
+        }
+    }
+
+    /// Hands `input` to the core and carries out the effects, feeding back
+    /// what they report, until nothing is left.
+    fn feed(&mut self, input: Input) {
+        let mut inputs = VecDeque::from([input]);
+        while let Some(input) = inputs.pop_front() {
+            tracing::trace!("core <- {input:?}");
+            let effects = self.core.handle(now_ns(), input);
+            for e in effects {
+                tracing::trace!("core -> {e:?}");
+                if let Some(back) = self.effect(e) {
+                    inputs.push_back(back);
+                }
+            }
+            for dir in std::mem::take(&mut self.new_folders) {
+                inputs.extend(self.folder_contents(&dir));
+            }
+        }
+    }
+
+    /// Writes the journal, then hands the peer what the effects since the
+    /// last call said: a peer must never hold an answer (and journal a
+    /// base) that this side would forget if killed now.
+    fn flush_out(&mut self) {
+        self.journal.flush();
+        if let Some(l) = &self.link {
+            for m in self.outbox.drain(..) {
+                let _ = l.out.send(m);
+            }
+        }
+        self.outbox.clear();
+    }
+
+    fn effect(&mut self, e: Effect) -> Option<Input> {
+        match e {
+            Effect::Send(msg) => {
+                if self.link.is_some() {
+                    self.outbox.push(Outgoing::Msg(Message::Sync(msg)));
+                }
+                None
+            }
+            Effect::SendFile {
+                op, expect, offer, ..
+            } => {
+                self.link.as_ref()?;
+                self.sending += 1;
+                self.handle.status.lock().unwrap().sending = self.sending;
+                self.outbox.push(Outgoing::File { op, expect, offer });
+                None
+            }
+            Effect::Record { path, mut record } => {
+                self.note_queue(&path, record.as_ref());
+                // The queue's entries are kept by the disk, one file each
+                // (see `Effect::Queue`): the journal line stays small.
+                if let Some(lock) = record.as_mut().and_then(|r| r.lock.as_mut()) {
+                    lock.queue.clear();
+                }
+                self.journal.set(path, record);
+                None
+            }
+            Effect::Announce(a) => {
+                let direction = match a.direction {
+                    Direction::Out => self.handle.outbound(),
+                    Direction::In => self.handle.inbound(),
+                    Direction::Here => self.handle.side().to_string(),
+                };
+                self.handle
+                    .announce(a.action, &direction, &a.path, a.size, a.detail);
+                None
+            }
+            Effect::Arm { timer, at_ns } => {
+                self.timers.entry(at_ns).or_default().push(timer);
+                None
+            }
+            Effect::Reconciled {
+                agreed,
+                to_send,
+                by_digest,
+            } => {
+                let how = if by_digest { " (digests agree)" } else { "" };
+                tracing::info!(
+                    "reconciled with server {}{how}: {agreed} in agreement, {to_send} to send",
+                    self.handle.peer_side()
+                );
+                self.handle.status.lock().unwrap().last_reconcile_ns = Some(now_ns());
+                None
+            }
+            Effect::Unlocked { path, replayed } => {
+                self.journal.flush();
+                let updates: Vec<AppliedUpdate> = replayed.iter().map(applied_update).collect();
+                for reply in self.unlocks.remove(&path).unwrap_or_default() {
+                    let _ = reply.send(Ok(updates.clone()));
+                }
+                None
+            }
+            other => {
+                let back = self.disk.run(&other);
+                // A folder found where the core expected something else
+                // (made here while a change for that name was arriving) is
+                // new to the core: what it holds raised no events yet.
+                if let (
+                    Effect::Install { path, .. } | Effect::Remove { path, .. },
+                    Some(Input::Done {
+                        outcome:
+                            Outcome::Mismatch {
+                                found: Some(found), ..
+                            },
+                        ..
+                    }),
+                ) = (&other, &back)
+                {
+                    if found.kind == core::Kind::Dir {
+                        self.new_folders.push(path.clone());
+                    }
+                }
+                back
+            }
+        }
+    }
+
+    /// Keeps the handle's view of lock queues (for the listing) in step.
+    fn note_queue(&self, path: &str, record: Option<&core::Record>) {
+        let mut q = self.handle.queues.lock().unwrap();
+        match record.and_then(|r| r.lock.as_ref()) {
+            Some(l) => {
+                q.insert(path.to_string(), l.queue.clone());
+            }
+            None => {
+                q.remove(path);
+            }
+        }
+    }
+}
+
+/// A replayed queue entry as `lab3 unlock` reports it.
+fn applied_update(r: &Replayed) -> AppliedUpdate {
+    let (action, size, mtime_ns) = match &r.update {
+        Holding::Present(v) => ("write", v.size, v.mtime_ns),
+        Holding::Absent { deleted_ns } => ("delete", 0, deleted_ns.unwrap_or(0)),
+    };
+    AppliedUpdate {
+        seq: r.seq,
+        action: action.to_string(),
+        size,
+        mtime_ns,
+        outcome: r.outcome.to_string(),
+    }
+}

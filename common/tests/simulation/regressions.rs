@@ -1,0 +1,564 @@
+//! One replaying test per bug the simulation found in the core: a fixed
+//! seed's shrunk schedule (or the seed itself, shrunk when it runs), run
+//! with every known-bug excuse off. Fixed bugs pass; the others are
+//! `#[ignore]`d with what is wrong, and pass once the core is fixed.
+use crate::runner::{run_steps, schedule_for, setup_for};
+use crate::schedule::Step::*;
+use crate::user::Act::*;
+use crate::world::Setup;
+use crate::{fake_fs, runner};
+use common::sync::core::Side::{A, B};
+
+/// Both folders alike (ext4), no skew; `strict`: known bugs count.
+fn plain(strict: bool) -> Setup {
+    let ext4 = fake_fs::Knobs {
+        precision_ns: 1,
+        has_modes: true,
+        case_insensitive: false,
+        refuses_odd_names: false,
+    };
+    Setup {
+        fs_a: ext4,
+        fs_b: ext4,
+        skew_b_ns: 0,
+        strict,
+    }
+}
+
+/// Bug (seed 3, fixed in core/peer.rs): `lab3 lock d` (a name A does
+/// not hold yet), then B makes a folder `d` with a file in it: A
+/// installed `d/b`, making the locked name `d` its folder, though every
+/// update of a locked path from B must be queued. An update under a
+/// locked name (or of a folder holding a locked path, seed 62) is now
+/// refused until the unlock, and B offers it again.
+#[test]
+fn lock_on_a_name_b_makes_a_folder() {
+    let steps = vec![
+        User(B, SaveByRename, 2509224915734478091),
+        Lock(843090658811603080),
+    ];
+    let v = run_steps(&plain(true), &steps, false);
+    assert!(v.is_empty(), "{v:#?}");
+}
+
+/// Bug (seed 26): at a first meeting both hold `A`; B's is later, so A
+/// holds its copy back for B's offer. Before B sends, B's user renames
+/// `A` away: B has no copy and no agreed base, so it sends nothing,
+/// and A's copy stays held for good; the folders never converge.
+#[test]
+#[ignore = "bug: a copy held back for a winner whose copy vanished never travels"]
+fn held_for_a_winner_that_vanished() {
+    let steps = vec![
+        User(A, SaveByRename, 2902152806889266876),
+        User(B, Write, 17865400127345967555),
+        User(B, LookAlike, 15164675639033115875),
+        Advance(33000000),
+        User(B, TypeChange, 16578624457811598439),
+        Watch(A, 13499278054933903656),
+        User(B, HardLink, 7180225698051296644),
+        User(B, Rename, 8215020821931267382),
+        User(B, SaveByRename, 12922288274087602849),
+        Rescan(B),
+        User(B, Rename, 981605985098409015),
+    ];
+    let setup = Setup {
+        strict: true,
+        ..setup_for(26, false)
+    };
+    let v = run_steps(&setup, &steps, false);
+    assert!(v.is_empty(), "{v:#?}");
+}
+
+/// Bug (seed 39, fixed in core/peer.rs): `lab3 lock d/b`, then B
+/// renames folder `d` to `a`: A applied the rename as one, and the
+/// lock went along to `a/b` (and a locked file inside would have been
+/// carried away). A folder move that holds a locked path is now sent
+/// whole instead, so its updates of the locked path queue.
+#[test]
+fn a_folder_move_does_not_carry_a_lock_away() {
+    let steps = vec![
+        User(B, RestoreOld, 14163575471202109339),
+        Lock(8947759705536128869),
+        User(B, Write, 6635349543868291511),
+        User(B, Rename, 69616758099369752),
+        Rescan(B),
+        User(B, Rename, 18257437961941253196),
+    ];
+    let setup = Setup {
+        strict: true,
+        ..setup_for(39, false)
+    };
+    let v = run_steps(&setup, &steps, false);
+    assert!(v.is_empty(), "{v:#?}");
+}
+
+/// Bug (seed 42): at a first meeting B's inventory goes out holding
+/// `d` and `d/e`; then B sees `d` gone (moved to `e/b`). A reconciles
+/// on B's inventory (both hold `d/e`: agreed), B on what it holds now
+/// (nothing at `d/e`: A's copy wins, B waits for it). A never sends,
+/// B's `d/e` is held forever, and A keeps a `d/e` that B does not have.
+/// Both sides must decide on the same snapshot (the inventories sent).
+#[test]
+#[ignore = "bug: the two sides reconcile on different snapshots after a change mid-handshake"]
+fn reconciled_on_a_stale_inventory() {
+    let steps = vec![
+        User(A, Write, 13952087076929210025),
+        Crash(B),
+        User(A, Write, 2906007030502016068),
+        User(A, Rename, 5600247529700454588),
+        User(B, Mkdir, 6344991892047380444),
+        Restart(B),
+        User(B, Delete, 11999902776548897279),
+        Watch(B, 10194927859242479030),
+        Connect,
+        User(B, Rename, 7244722856867490266),
+        Rescan(A),
+        Handle(A),
+        Watch(B, 11086763020820222782),
+        Handle(A),
+        Exec(A),
+        Deliver(B),
+    ];
+    let setup = Setup {
+        strict: true,
+        ..setup_for(42, false)
+    };
+    let v = run_steps(&setup, &steps, false);
+    assert!(v.is_empty(), "{v:#?}");
+}
+
+/// Bug (seed 49): `lab3 lock d/e/a`; B writes a file there (queued);
+/// A moves a folder onto `d/e/a`, which B takes in a conflict (equal
+/// times at A's 2 s precision go to A), keeping its file as a version.
+/// At unlock A replays B's queued file over its folder and records it
+/// as agreed with B, though B holds the folder now: the file never
+/// travels, and A holds a file where B holds a folder, for good.
+#[test]
+fn a_replayed_update_is_taken_as_agreed() {
+    let steps = vec![
+        User(A, Mkdir, 12050212031386681028),
+        Watch(A, 11319840733927397577),
+        User(B, Write, 10168071627870835016),
+        User(A, Rename, 17803196816215898051),
+        Lock(17600165849576811629),
+    ];
+    let setup = Setup {
+        strict: true,
+        ..setup_for(49, false)
+    };
+    let v = run_steps(&setup, &steps, false);
+    assert!(v.is_empty(), "{v:#?}");
+}
+
+/// Bug (seed 52, fixed in core/lock.rs): B's first copy of `e/a`
+/// reaches A at reconciliation while `e/a` is locked (A notes what B
+/// holds), B's next write is queued; at unlock A replays it but still
+/// took B for holding the first copy, so it sent the replayed file
+/// straight back to B: an echo.
+#[test]
+fn a_replayed_update_is_not_sent_back() {
+    let steps = vec![
+        Lock(13144341149192073082),
+        User(B, RestoreOld, 14380709799189091309),
+        Watch(B, 8797342063672885509),
+        User(B, Write, 13446546713644375422),
+    ];
+    let setup = Setup {
+        strict: true,
+        ..setup_for(52, false)
+    };
+    let v = run_steps(&setup, &steps, false);
+    assert!(v.is_empty(), "{v:#?}");
+}
+
+/// Bug (seed 56, fixed by the core's be00d37, which hashes look-alikes
+/// at reconciliation): at a first meeting A and B both hold `c`, equal in
+/// size and mtime (A without modes), different in content; the two
+/// reconcile it as agreed without a hash on either side, and the two
+/// copies differ for good (none kept).
+#[test]
+fn look_alikes_agreed_unseen() {
+    let setup = Setup {
+        strict: true,
+        ..setup_for(56, false)
+    };
+    let small = runner::shrink(&setup, &schedule_for(56), 300);
+    let v = run_steps(&setup, &small, false);
+    assert!(v.is_empty(), "{v:#?}");
+}
+
+/// Bug (seed 61): B removes folder `d/e` while A holds it with a new
+/// folder inside; A refuses the remove (its folder grew: a change
+/// after the delete) and offers `d/e`; B refuses that by time (its
+/// delete is later) and sends the remove again, for ever. The two
+/// sides must decide a folder against a delete by one rule.
+#[test]
+#[ignore = "bug: a folder that grew against a later delete ping-pongs for ever"]
+fn folder_delete_ping_pong() {
+    let steps = vec![
+        User(A, Mkdir, 2836035871530001557),
+        Crash(A),
+        User(B, RestoreOld, 772948273713595413),
+        Rescan(B),
+        Advance(3000000000),
+        User(B, Delete, 7228505434317800516),
+    ];
+    let setup = Setup {
+        strict: true,
+        ..setup_for(61, false)
+    };
+    let v = run_steps(&setup, &steps, false);
+    assert!(v.is_empty(), "{v:#?}");
+}
+
+/// Bug (seed 62, fixed in core/peer.rs): `lab3 lock d/e` (a file at
+/// A), then B turns folder `d` into a file: A installed the file over
+/// its folder, carrying the locked `d/e` away (kept as a version).
+#[test]
+fn a_folder_holding_a_locked_path_is_not_replaced() {
+    let steps = vec![
+        User(B, Write, 9303831706016326461),
+        Watch(B, 10223970959647496192),
+        User(A, RestoreOld, 16296868855555584800),
+        User(B, RestoreOld, 15346099902147202616),
+        User(B, TypeChange, 15814769817766246476),
+        Lock(15107149170604188958),
+    ];
+    let setup = Setup {
+        strict: true,
+        ..setup_for(62, false)
+    };
+    let v = run_steps(&setup, &steps, false);
+    assert!(v.is_empty(), "{v:#?}");
+}
+
+/// Bug (seed 102, fixed in core/lock.rs): A holds folder `d/e` (with
+/// `d/e/a`) locked; B's file `d/e` is queued and replayed at unlock,
+/// replacing the folder (kept as a version), but A's core still took
+/// `d/e/a` for present and offered it to B for ever ("not a
+/// directory", retried every 3 s). A replay now forgets what a folder
+/// it replaced held, as an install does.
+#[test]
+fn a_replay_over_a_folder_forgets_what_it_held() {
+    let steps = vec![
+        Lock(15242303408242602840),
+        User(B, Write, 1026025905323680840),
+        User(A, Mkdir, 15333351908792579056),
+    ];
+    let setup = Setup {
+        strict: true,
+        ..setup_for(102, false)
+    };
+    let v = run_steps(&setup, &steps, false);
+    assert!(v.is_empty(), "{v:#?}");
+}
+
+/// Bug (seed 109, fixed in core/lock.rs): `lab3 lock e` (a folder at
+/// A, newer); B's older file `e` refuses A's folder and is queued at
+/// A; at unlock it is superseded, but A still held its folder back
+/// (B had refused it) and B waited on its queued offer: neither sent,
+/// and A retried `e/b` into B's file for ever. An unlock now lets the
+/// path be decided again.
+#[test]
+fn a_superseded_update_lets_a_copy_travel() {
+    let steps = vec![
+        User(A, Mkdir, 7036827769230578399),
+        User(A, Rename, 15279497014773125726),
+        Lock(18218651776253269885),
+        User(B, RestoreOld, 849629998727206448),
+    ];
+    let setup = Setup {
+        strict: true,
+        ..setup_for(109, false)
+    };
+    let v = run_steps(&setup, &steps, false);
+    assert!(v.is_empty(), "{v:#?}");
+}
+
+/// Bug (seed 465): A and B offer a new folder `x:y` at once; A takes
+/// B's offer as agreed (both folders), but B's folder had meanwhile
+/// become a file and then gone; B drops A's `Stored` (its pending op
+/// changed), holds nothing with no base and sends nothing, and A
+/// thinks the two agree: A keeps a folder B does not have.
+#[test]
+#[ignore = "bug: crossing offers are agreed on one side only"]
+fn crossing_offers_agree_on_one_side() {
+    let steps = vec![
+        User(A, Mkdir, 18095399771867684234),
+        Connect,
+        Handle(A),
+        Handle(A),
+        Exec(A),
+        User(A, Rename, 2829302809309800282),
+        Deliver(B),
+        User(B, Mkdir, 8022941157865647927),
+        Watch(B, 2965555843329108076),
+        User(B, TypeChange, 4198143315717034552),
+        Watch(B, 3831756379858462052),
+        Watch(A, 13214323019531906675),
+        User(B, Delete, 14099123319844167081),
+    ];
+    let setup = Setup {
+        strict: true,
+        ..setup_for(465, false)
+    };
+    let v = run_steps(&setup, &steps, false);
+    assert!(v.is_empty(), "{v:#?}");
+}
+
+/// Bug (seed 1152): A's folder keeps whole 2 s mtimes; B's `A`
+/// arrives, then A's user rewrites it in place, to the same size,
+/// within the same 2 s: the stat is unchanged (inode, size, mtime,
+/// mode), the core takes the closed write for no change, and A's edit
+/// never reaches B.
+#[test]
+fn an_edit_that_keeps_size_and_mtime_is_unseen() {
+    let setup = Setup {
+        strict: true,
+        ..setup_for(1152, false)
+    };
+    let small = runner::shrink(&setup, &schedule_for(1152), 300);
+    let v = run_steps(&setup, &small, false);
+    assert!(v.is_empty(), "{v:#?}");
+}
+
+/// Bug (seed 1235): B offers a new file `a`; A installs it and records
+/// it as agreed, but the link drops before B hears `Stored`, so B
+/// records nothing; B's user deletes `a`. At reconnect A holds `a`
+/// unchanged since agreed, B holds nothing and no tombstone: A's copy
+/// goes back to B, and the deleted file is resurrected on both sides.
+#[test]
+fn resurrected_after_a_lost_answer() {
+    let setup = Setup {
+        strict: true,
+        ..setup_for(1235, false)
+    };
+    let small = runner::shrink(&setup, &schedule_for(1235), 300);
+    let v = run_steps(&setup, &small, false);
+    assert!(v.is_empty(), "{v:#?}");
+}
+
+/// Bug (seed 1702): a folder `d/e/a` gone at A (A's user turned and
+/// moved things around) is only removed at B after the next rescan:
+/// once both sides are quiet, a rescan a minute later still sends the
+/// remove (the real rescan comes every 30 s: past the 5 s bound).
+#[test]
+#[ignore = "bug: a change waits for the next rescan"]
+fn a_change_waits_for_a_rescan() {
+    let steps = vec![
+        User(A, Write, 3602638775609565344),
+        User(A, SaveByRename, 9315440281742333007),
+        User(A, TypeChange, 5438654693214202200),
+        Watch(A, 14041327876198566549),
+        Watch(A, 14179750955009465103),
+        User(A, Write, 5878296638467094013),
+        User(A, Rename, 8730640056598510593),
+        Crash(B),
+        User(B, Write, 1341532816660113094),
+    ];
+    let setup = Setup {
+        strict: true,
+        ..setup_for(1702, false)
+    };
+    let v = run_steps(&setup, &steps, false);
+    assert!(v.is_empty(), "{v:#?}");
+}
+
+/// Bug (seed 1760, fixed in core/answers.rs): `lab3 lock d/a`, then A's
+/// user moves folder `d` to `e/b`: once B stored the move, A's core
+/// carried the lock along to `e/b/a`, and `d/a` was no longer locked.
+/// A lock names a path; it now stays where it was taken.
+#[test]
+fn a_lock_stays_on_its_path_when_a_moves_the_folder() {
+    let steps = vec![
+        Crash(A),
+        User(A, RestoreOld, 5302471997456062014),
+        Restart(A),
+        Lock(9901557677527211366),
+        User(A, Rename, 15823949051826299309),
+    ];
+    let setup = Setup {
+        strict: true,
+        ..setup_for(1760, false)
+    };
+    let v = run_steps(&setup, &steps, false);
+    assert!(v.is_empty(), "{v:#?}");
+}
+
+/// The same (seed 2710): A's file `c/e`, moved into a folder made a
+/// moment before, is sent only by the rescan after quiescence.
+#[test]
+#[ignore = "bug: a change waits for the next rescan"]
+fn a_moved_file_waits_for_a_rescan() {
+    let steps = vec![
+        User(A, Write, 15978175696773232667),
+        User(B, Write, 73355613555875181),
+        User(A, Rename, 16405472893765008070),
+        Watch(B, 8512672773624052111),
+        Watch(A, 9298247196669664596),
+        User(B, Chmod, 11782009297097352938),
+        User(A, Rename, 3492795281757367600),
+    ];
+    let setup = Setup {
+        strict: true,
+        ..setup_for(2710, false)
+    };
+    let v = run_steps(&setup, &steps, false);
+    assert!(v.is_empty(), "{v:#?}");
+}
+
+/// Bug (seed 4151): `d/e` agreed, then B's `d` becomes a file; the
+/// folders converge, but B's core still holds a record of `d/e` and a
+/// rescan a minute later sends its remove: traffic after quiescence.
+#[test]
+#[ignore = "bug: a stale record under a folder turned file is removed late"]
+fn a_stale_folder_record_is_removed_late() {
+    let steps = vec![
+        Lock(16279707953435212418),
+        User(B, Mkdir, 8298155540403219226),
+        Rescan(B),
+        User(B, Delete, 8964525172214771131),
+        User(B, Write, 397802451262377371),
+        User(A, SaveByRename, 15547950769269390864),
+    ];
+    let setup = Setup {
+        strict: true,
+        ..setup_for(4151, false)
+    };
+    let v = run_steps(&setup, &steps, false);
+    assert!(v.is_empty(), "{v:#?}");
+}
+
+/// Bug (seed 5390, fixed in core/answers.rs): `e` and `e/a` both locked
+/// with updates queued; unlocking `e` replays a file over the folder
+/// and forgot what it held, including `e/a` while its own replay was
+/// under way: that replay's outcome was dropped and the unlock of
+/// `e/a` never finished (its queue never replayed).
+#[test]
+fn nested_unlocks_both_finish() {
+    let steps = vec![
+        Lock(1969432467439143257),
+        User(A, Write, 2252201028546506073),
+        User(A, LookAlike, 6195072521827757352),
+        Lock(5946822246436366998),
+        User(B, Mkdir, 9737301879048677890),
+        Rescan(B),
+        User(B, TypeChange, 12706614455605185857),
+    ];
+    let setup = Setup {
+        strict: true,
+        ..setup_for(5390, false)
+    };
+    let v = run_steps(&setup, &steps, false);
+    assert!(v.is_empty(), "{v:#?}");
+}
+
+/// Bug (seed 38, fixed in core/local.rs): A's folder keeps whole
+/// seconds; a file still being written 220 ms ago has an mtime
+/// truncated to the second, so the start-up scan took it for quiet and
+/// sent it while it was still being written. The scan now allows for
+/// the folder's precision.
+#[test]
+fn a_file_written_a_moment_ago_on_a_coarse_clock_waits() {
+    let steps = vec![
+        Advance(27000000),
+        Advance(52000000),
+        User(A, Append, 9521847874542710523),
+        Advance(30000000),
+        Rescan(A),
+        Advance(46000000),
+        Advance(49000000),
+        Advance(10000000),
+        Advance(39000000),
+        Advance(46000000),
+    ];
+    let setup = Setup {
+        strict: true,
+        ..setup_for(38, false)
+    };
+    let v = run_steps(&setup, &steps, false);
+    assert!(v.is_empty(), "{v:#?}");
+}
+
+/// Bug (seed 656, fixed in core/answers.rs): A moves `a` onto `d/e`
+/// while B's new `d/e` crosses it; A installs B's file at `d/e`, then
+/// B refuses A's move (send it whole) and A offered `d/e` as it now
+/// stood, which was B's own file: an echo. A move sent whole now
+/// offers its target only if it is still a change here.
+#[test]
+fn a_move_sent_whole_does_not_echo_what_landed() {
+    let setup = Setup {
+        strict: true,
+        ..setup_for(656, false)
+    };
+    let small = runner::shrink(&setup, &schedule_for(656), 300);
+    let v = run_steps(&setup, &small, false);
+    assert!(v.is_empty(), "{v:#?}");
+}
+
+/// Bug (LAB3_SIM_CASE=1, seeds 123, 358 of 400 and 10 more): the core
+/// ignores `FsTraits::case_insensitive`. On a folder that folds case,
+/// B's `a` lands on A's `A` (a locked `A` is then updated from B, seed
+/// 358), and names that differ only in case (`A`, `a`) never settle
+/// (seed 123). The contract wants the second name reported and never
+/// written over the first.
+#[test]
+#[ignore = "bug: case-insensitive folders are not handled (names that differ in case)"]
+fn case_insensitive_folders() {
+    for seed in [123, 358] {
+        let setup = Setup {
+            strict: true,
+            ..setup_for(seed, true)
+        };
+        let small = runner::shrink(&setup, &schedule_for(seed), 300);
+        let v = run_steps(&setup, &small, false);
+        assert!(v.is_empty(), "seed {seed}: {v:#?}");
+    }
+}
+
+/// Runs `seed` (shrunk first) with every known-bug excuse off.
+fn strict_seed(seed: u64) -> Vec<String> {
+    let setup = Setup {
+        strict: true,
+        ..setup_for(seed, false)
+    };
+    let small = runner::shrink(&setup, &schedule_for(seed), 300);
+    run_steps(&setup, &small, false)
+}
+
+/// Bug (seed 6708, fixed in core/peer.rs): `lab3 lock e` (a name A does
+/// not hold), then B moves a folder to `e/b`: A applied the move as one
+/// rename, making the locked name `e` its folder. A move onto a path under
+/// a locked name is now sent whole, and its parts wait for the unlock.
+#[test]
+fn a_move_under_a_locked_name_waits() {
+    let v = strict_seed(6708);
+    assert!(v.is_empty(), "{v:#?}");
+}
+
+/// Found by the million-seed run, not yet diagnosed to the line (each
+/// fails on the current core; the CI seeds do not reach them):
+/// - 77756: `A` locked, B's update queued; after the unlock the queue
+///   entry is never replayed and its snapshot stays ("queue of A: queued
+///   [1] but replayed []").
+/// - 7525: a folder `e` at A that B never gets (not converged).
+/// - 102675: never quiet after a rescan (a retry loop).
+#[test]
+#[ignore = "bug: found by scripts/simulate.sh, see the doc comment"]
+fn found_by_the_long_run() {
+    for seed in [77756, 7525, 102675] {
+        let v = strict_seed(seed);
+        assert!(v.is_empty(), "seed {seed}: {v:#?}");
+    }
+}
+
+/// Bug in the executors' staging (seed 857169; sync/disk.rs has the same
+/// shape): received content is staged by hash and taken by the first
+/// install or queue snapshot that uses it, so two updates with the same
+/// content in flight at once (hard-linked names, a copy) leave the second
+/// without its bytes: a queued update then has no snapshot to replay.
+#[test]
+fn the_same_content_twice_in_flight() {
+    let v = strict_seed(857169);
+    assert!(v.is_empty(), "{v:#?}");
+}

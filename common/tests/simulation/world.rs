@@ -1,0 +1,427 @@
+//! The simulated world: two sides (a fake file system, a core or none
+//! while crashed, its inbox of inputs, the effects it asked for and not yet
+//! done, its timers, the watcher's pending hints, its durable state), the
+//! link between them, and one clock. Each method is one step a schedule
+//! can take; nothing happens unless a step makes it happen.
+
+use std::collections::{BTreeMap, HashSet, VecDeque};
+use std::panic::{catch_unwind, AssertUnwindSafe};
+
+use common::sync::core::{
+    Config, Core, Effect, FsTraits, Input, KeepWhy, PeerMsg, Queued, Record, Side, Timer,
+};
+
+use crate::fake_fs::{FakeFs, Knobs};
+use crate::invariants::{LockPhase, Tracker};
+
+/// A run's settings, all drawn from its seed.
+#[derive(Debug, Clone, Copy)]
+pub struct Setup {
+    pub fs_a: Knobs,
+    pub fs_b: Knobs,
+    /// B's clock minus A's.
+    pub skew_b_ns: i64,
+    /// Also check what known, unfixed bugs break (off: they pass).
+    pub strict: bool,
+}
+
+pub struct SideSim {
+    pub fs: FakeFs,
+    pub cfg: Config,
+    /// `None` while crashed.
+    pub core: Option<Core>,
+    /// Inputs waiting for the core, with the link epoch of a `LinkUp`.
+    pub inbox: VecDeque<(Input, u64)>,
+    /// Effects the core asked for, not yet carried out, with the link
+    /// epoch the core was on when it asked.
+    pub effects: VecDeque<(Effect, u64)>,
+    pub timers: BTreeMap<Timer, i64>,
+    /// Paths the watcher will report (`true`: a writer closed it).
+    pub dirty: BTreeMap<String, bool>,
+    /// The link epoch the core last came up on (0: down).
+    pub epoch: u64,
+    /// Received content waiting to be installed, by hash (the hash is the
+    /// content itself: every content in a run is unique).
+    pub staged: HashSet<String>,
+    // Durable: survives a crash.
+    /// The core's records, a locked path's without its queue (kept below,
+    /// as the real executor keeps it, one entry at a time).
+    pub journal: BTreeMap<String, Record>,
+    /// Each lock queue entry's snapshot (a version's content, by hash).
+    pub queue: BTreeMap<(String, u64), String>,
+    /// Each lock queue entry's description.
+    pub queued: BTreeMap<(String, u64), Queued>,
+    pub kept: Vec<(String, KeepWhy, String)>,
+    pub skew_ns: i64,
+}
+
+impl SideSim {
+    fn new(who: Side, knobs: Knobs, skew_ns: i64) -> SideSim {
+        let mut cfg = Config::new(who);
+        cfg.fs = FsTraits {
+            precision_ns: knobs.precision_ns,
+            has_modes: knobs.has_modes,
+            case_insensitive: knobs.case_insensitive,
+        };
+        SideSim {
+            fs: FakeFs::new(knobs),
+            cfg,
+            core: None,
+            inbox: VecDeque::new(),
+            effects: VecDeque::new(),
+            timers: BTreeMap::new(),
+            dirty: BTreeMap::new(),
+            epoch: 0,
+            staged: HashSet::new(),
+            journal: BTreeMap::new(),
+            queue: BTreeMap::new(),
+            queued: BTreeMap::new(),
+            kept: Vec::new(),
+            skew_ns,
+        }
+    }
+
+    pub fn alive(&self) -> bool {
+        self.core.is_some()
+    }
+
+    /// A hint for the watcher (only while the server runs).
+    pub fn touch(&mut self, path: &str, closed: bool) {
+        if self.alive() {
+            // The last event says whether a writer has it closed now.
+            self.dirty.insert(path.to_string(), closed);
+        }
+    }
+}
+
+/// A message in flight, with the file's bytes for an offer of a file.
+pub type Frame = (PeerMsg, Option<String>);
+
+#[derive(Default)]
+pub struct Link {
+    pub up: bool,
+    /// Counts connections; a message sent on an older one is lost.
+    pub epoch: u64,
+    pub to_a: VecDeque<Frame>,
+    pub to_b: VecDeque<Frame>,
+}
+
+pub struct World {
+    pub a: SideSim,
+    pub b: SideSim,
+    pub link: Link,
+    /// A's clock (B's is skewed from it).
+    pub now: i64,
+    pub t: Tracker,
+    /// A core panicked: the run ends here.
+    pub fatal: Option<String>,
+    /// Print every input and effect (a replay).
+    pub trace: bool,
+    /// See [`Setup::strict`].
+    pub strict: bool,
+}
+
+pub const START_NS: i64 = 1_700_000_000_000_000_000;
+
+impl World {
+    pub fn new(setup: &Setup) -> World {
+        let mut w = World {
+            a: SideSim::new(Side::A, setup.fs_a, 0),
+            b: SideSim::new(Side::B, setup.fs_b, setup.skew_b_ns),
+            link: Link::default(),
+            now: START_NS,
+            t: Tracker::default(),
+            fatal: None,
+            trace: false,
+            strict: setup.strict,
+        };
+        w.restart(Side::A);
+        w.restart(Side::B);
+        w
+    }
+
+    pub fn side(&mut self, s: Side) -> &mut SideSim {
+        match s {
+            Side::A => &mut self.a,
+            Side::B => &mut self.b,
+        }
+    }
+
+    /// The folder of `s` and the invariants' tracker, both mutable.
+    pub fn fs_and_tracker(&mut self, s: Side) -> (&mut crate::fake_fs::FakeFs, &mut Tracker) {
+        match s {
+            Side::A => (&mut self.a.fs, &mut self.t),
+            Side::B => (&mut self.b.fs, &mut self.t),
+        }
+    }
+
+    pub fn side_ref(&self, s: Side) -> &SideSim {
+        match s {
+            Side::A => &self.a,
+            Side::B => &self.b,
+        }
+    }
+
+    /// `s`'s clock.
+    pub fn clock(&self, s: Side) -> i64 {
+        self.now + self.side_ref(s).skew_ns
+    }
+
+    /// The core of `s` takes the next input from its inbox.
+    pub fn handle(&mut self, s: Side) -> bool {
+        let now = self.clock(s);
+        let me = self.side(s);
+        let Some((input, epoch)) = me.inbox.pop_front() else {
+            return false;
+        };
+        match &input {
+            Input::LinkUp { .. } => me.epoch = epoch,
+            Input::LinkDown => me.epoch = 0,
+            _ => {}
+        }
+        let lock_change = match &input {
+            Input::Lock { path } => Some((path.clone(), true)),
+            Input::Unlock { path } => Some((path.clone(), false)),
+            _ => None,
+        };
+        if self.trace {
+            println!("  {s:?} <- {input:?}");
+        }
+        let me = self.side(s);
+        let core = me
+            .core
+            .as_mut()
+            .expect("inputs wait only for a running core");
+        let out = catch_unwind(AssertUnwindSafe(|| core.handle(now, input.clone())));
+        match out {
+            Ok(effects) => {
+                let epoch = me.epoch;
+                me.effects.extend(effects.into_iter().map(|e| (e, epoch)));
+            }
+            Err(p) => {
+                let msg = p
+                    .downcast_ref::<String>()
+                    .cloned()
+                    .or_else(|| p.downcast_ref::<&str>().map(|s| s.to_string()))
+                    .unwrap_or_default();
+                self.fatal = Some(format!("core {s:?} panicked on {input:?}: {msg}"));
+                return true;
+            }
+        }
+        // A lock counts once it is reported (its announcement, after its
+        // journal record); an unlock replays from its input on.
+        if let Some((path, false)) = lock_change {
+            if let Some(p) = self.t.locks.get_mut(&path) {
+                *p = LockPhase::Unlocking;
+            }
+        }
+        true
+    }
+
+    /// The executor of `s` carries out the next effect.
+    pub fn exec(&mut self, s: Side) -> bool {
+        let Some((effect, epoch)) = self.side(s).effects.pop_front() else {
+            return false;
+        };
+        if self.trace {
+            println!("  {s:?} -> {effect:?}");
+        }
+        crate::executor::run(self, s, effect, epoch);
+        true
+    }
+
+    /// The link hands the next message to `to`.
+    pub fn deliver(&mut self, to: Side) -> bool {
+        let q = match to {
+            Side::A => &mut self.link.to_a,
+            Side::B => &mut self.link.to_b,
+        };
+        let Some((msg, bytes)) = q.pop_front() else {
+            return false;
+        };
+        let me = self.side(to);
+        if let Some(b) = bytes {
+            me.staged.insert(b);
+        }
+        me.inbox.push_back((Input::Peer(msg), 0));
+        true
+    }
+
+    /// Puts `msg` on the link from `from`, if the link it was meant for is
+    /// still the one up.
+    pub fn send(&mut self, from: Side, epoch: u64, msg: PeerMsg, bytes: Option<String>) {
+        self.t.sends += 1;
+        self.t.recent.push_back(msg.clone());
+        if self.t.recent.len() > 60 {
+            self.t.recent.pop_front();
+        }
+        if !self.link.up || epoch != self.link.epoch {
+            return;
+        }
+        let q = match from {
+            Side::A => &mut self.link.to_b,
+            Side::B => &mut self.link.to_a,
+        };
+        q.push_back((msg, bytes));
+    }
+
+    /// The watcher of `s` reports one of its pending paths (the `pick`th).
+    pub fn watch(&mut self, s: Side, pick: u64) -> bool {
+        let me = self.side(s);
+        if me.dirty.is_empty() {
+            return false;
+        }
+        let i = (pick % me.dirty.len() as u64) as usize;
+        let path = me.dirty.keys().nth(i).expect("in range").clone();
+        let closed = me.dirty.remove(&path).expect("listed");
+        let entry = me.fs.stat(&path);
+        me.inbox.push_back((
+            Input::Observed {
+                path,
+                entry,
+                closed,
+            },
+            0,
+        ));
+        true
+    }
+
+    /// Timers of `s` that are due fire.
+    pub fn fire(&mut self, s: Side) -> bool {
+        let now = self.clock(s);
+        let me = self.side(s);
+        let due: Vec<Timer> = me
+            .timers
+            .iter()
+            .filter(|(_, at)| **at <= now)
+            .map(|(t, _)| t.clone())
+            .collect();
+        for t in &due {
+            me.timers.remove(t);
+            me.inbox.push_back((Input::Timer(t.clone()), 0));
+        }
+        !due.is_empty()
+    }
+
+    /// The safety-net rescan of `s`.
+    pub fn rescan(&mut self, s: Side) {
+        let me = self.side(s);
+        if me.alive() {
+            let entries = me.fs.scan();
+            me.inbox.push_back((Input::Scanned { entries }, 0));
+        }
+    }
+
+    /// `kill -9` of `s`: its core, inbox, pending effects, timers, hints
+    /// and staged transfers are gone; the disk and durable state stay.
+    pub fn crash(&mut self, s: Side) {
+        if !self.side_ref(s).alive() {
+            return;
+        }
+        self.drop_link();
+        let me = self.side(s);
+        me.core = None;
+        me.inbox.clear();
+        me.effects.clear();
+        me.timers.clear();
+        me.dirty.clear();
+        me.staged.clear();
+        me.epoch = 0;
+        if s == Side::A {
+            // The locks are what the journal kept.
+            self.t.locks = self
+                .a
+                .journal
+                .iter()
+                .filter_map(|(p, r)| {
+                    let l = r.lock.as_ref()?;
+                    let phase = if l.unlocking {
+                        LockPhase::Unlocking
+                    } else {
+                        LockPhase::Locked
+                    };
+                    Some((p.clone(), phase))
+                })
+                .collect();
+        }
+    }
+
+    /// `s` starts from its journal and scans its folder.
+    pub fn restart(&mut self, s: Side) {
+        let me = self.side(s);
+        if me.alive() {
+            return;
+        }
+        // The locks' queues come back from their entries, as the real
+        // executor restores them (sync/exec.rs).
+        let mut journal = me.journal.clone();
+        for (p, r) in journal.iter_mut() {
+            if let Some(lock) = r.lock.as_mut() {
+                lock.queue = me
+                    .queued
+                    .range((p.clone(), 0)..=(p.clone(), u64::MAX))
+                    .map(|(_, q)| q.clone())
+                    .collect();
+                let last = lock.queue.last().map_or(0, |q| q.seq);
+                lock.next_seq = lock.next_seq.max(last);
+            }
+        }
+        me.core = Some(Core::new(me.cfg.clone(), journal));
+        let entries = me.fs.scan();
+        me.inbox.push_back((Input::Scanned { entries }, 0));
+    }
+
+    pub fn drop_link(&mut self) {
+        if !self.link.up {
+            return;
+        }
+        self.link.up = false;
+        self.link.to_a.clear();
+        self.link.to_b.clear();
+        for s in [Side::A, Side::B] {
+            let me = self.side(s);
+            if me.alive() {
+                me.inbox.push_back((Input::LinkDown, 0));
+            }
+        }
+    }
+
+    pub fn connect(&mut self) -> bool {
+        if self.link.up || !self.a.alive() || !self.b.alive() {
+            return false;
+        }
+        self.link.up = true;
+        self.link.epoch += 1;
+        let e = self.link.epoch;
+        let (fa, fb) = (self.a.cfg.fs, self.b.cfg.fs);
+        self.a.inbox.push_back((Input::LinkUp { peer: fb }, e));
+        self.b.inbox.push_back((Input::LinkUp { peer: fa }, e));
+        true
+    }
+
+    /// (Server A) `lab3 lock` / `lab3 unlock`.
+    pub fn lock(&mut self, path: &str, lock: bool) {
+        if !self.a.alive() {
+            return;
+        }
+        let input = if lock {
+            Input::Lock {
+                path: path.to_string(),
+            }
+        } else {
+            Input::Unlock {
+                path: path.to_string(),
+            }
+        };
+        self.a.inbox.push_back((input, 0));
+    }
+
+    /// The earliest timer of a running side, in A's clock.
+    pub fn next_timer(&self) -> Option<i64> {
+        [&self.a, &self.b]
+            .iter()
+            .filter(|s| s.alive())
+            .flat_map(|s| s.timers.values().map(move |t| t - s.skew_ns))
+            .min()
+    }
+}

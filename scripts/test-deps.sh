@@ -1,0 +1,31 @@
+#!/usr/bin/env bash
+# Installs the system tools some integration tests need beyond the Rust
+# toolchain: mkfs.ext4 (e2fsprogs) for tests/sync_precision.rs, which
+# loop-mounts a small ext4 with whole-second mtimes, and mount/losetup
+# (util-linux, mount). .ci/run calls it before the tests; the test calls it
+# too when mkfs.ext4 is missing. Safe to run again: it installs only what
+# is missing, and without apt-get it says so and leaves the tests to skip.
+set -euo pipefail
+
+need=()
+command -v mkfs.ext4 >/dev/null 2>&1 || [ -x /sbin/mkfs.ext4 ] || [ -x /usr/sbin/mkfs.ext4 ] || need+=(e2fsprogs)
+command -v losetup >/dev/null 2>&1 || [ -x /sbin/losetup ] || [ -x /usr/sbin/losetup ] || need+=(util-linux)
+command -v mount >/dev/null 2>&1 || [ -x /bin/mount ] || need+=(mount)
+if [ ${#need[@]} -eq 0 ]; then
+    echo "scripts/test-deps.sh: mkfs.ext4, losetup and mount are installed"
+    exit 0
+fi
+if ! command -v apt-get >/dev/null 2>&1; then
+    echo "scripts/test-deps.sh: no apt-get here; install ${need[*]} yourself (the loop-mount tests skip without them)" >&2
+    exit 0
+fi
+sudo=""
+if [ "$(id -u)" -ne 0 ]; then
+    if ! command -v sudo >/dev/null 2>&1; then
+        echo "scripts/test-deps.sh: not root and no sudo; install ${need[*]} yourself" >&2
+        exit 0
+    fi
+    sudo="sudo"
+fi
+$sudo apt-get update -qq
+DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends "${need[@]}"
