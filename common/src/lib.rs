@@ -16,12 +16,14 @@
 //! - [`inventory`]: a side's file list over the wire, in chunks.
 //! - [`listing`]: merging both sides into the composite listing.
 //! - [`console`]: the one-line-per-action announcements and logging.
+//! - [`durable`]: state written so that a power cut cannot tear it.
 //! - [`config`]: flags both servers share and the default state directory.
 //! - [`sync`]: the sync engine (watcher, journal, decide, transfer, apply, link).
 
 pub mod config;
 pub mod connection;
 pub mod console;
+pub mod durable;
 pub mod handshake;
 pub mod ignore;
 pub mod inventory;

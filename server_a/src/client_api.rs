@@ -29,6 +29,10 @@ pub async fn handle(mut conn: Connection, _peer: PeerInfo, app: Arc<App>) -> any
                 locks: app.lock_infos(),
             }),
             Message::StatusRequest => Ok(status(&app)),
+            Message::VersionsRequest { path } => crate::versions::list(&app, &path).await,
+            Message::RestoreRequest { path, version } => {
+                crate::versions::restore(&app, &path, version).await
+            }
             Message::WatchRequest => match &app.sync {
                 Some(sync) => return watch(&mut conn, sync).await,
                 None => Err(anyhow::anyhow!(

@@ -4,12 +4,14 @@
 //! # Layout
 //! - [`client_api`]: one task per client connection, request by request.
 //! - [`peer`]: talking to Server B (fresh listings, the sync link).
+//! - [`versions`]: `lab3 versions` and `restore`, at both sides.
 //! - [`locks`]: the lock table and the per-file FIFO queues, on disk.
 //! - [`web`]: the web page (`--http`), over the same [`App`].
 
 pub mod client_api;
 pub mod locks;
 pub mod peer;
+pub mod versions;
 pub mod web;
 
 use std::future::Future;

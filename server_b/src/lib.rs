@@ -15,7 +15,7 @@ use common::connection::Connection;
 use common::handshake::{kind_of, PeerInfo};
 use common::ignore::Ignore;
 use common::protocol::{InventoryEntry, Message, Role};
-use common::sync::SyncHandle;
+use common::sync::{versions, SyncHandle};
 use common::tls::Identity;
 use tokio::net::TcpListener;
 
@@ -110,6 +110,23 @@ async fn handle(
                 let entries = listing_entries(cfg, ignore).await?;
                 common::inventory::send(&mut conn.writer, &entries).await?;
             }
+            // Server A asks for B's side of `lab3 versions` and `restore`.
+            Message::VersionsRequest { path } => {
+                let answer = match versions::infos(&cfg.state_dir, &path, "b") {
+                    Ok(versions) => Message::Versions {
+                        peer: common::protocol::PeerState::Connected,
+                        versions,
+                    },
+                    Err(e) => Message::Error {
+                        message: format!("{e:#}"),
+                    },
+                };
+                conn.writer.send(answer).await?;
+            }
+            Message::RestoreRequest { path, version } => {
+                let answer = restore(cfg, sync, &path, version).await;
+                conn.writer.send(answer).await?;
+            }
             Message::SyncStart => match sync {
                 Some(sync) => return sync.run_link(conn, peer).await,
                 None => {
@@ -128,6 +145,21 @@ async fn handle(
         }
     }
     Ok(())
+}
+
+/// A restore at this side, as the answer to send.
+pub(crate) async fn restore(
+    cfg: &Config,
+    sync: Option<&SyncHandle>,
+    path: &str,
+    id: Option<String>,
+) -> Message {
+    match versions::restore_here(sync, &cfg.dir, &cfg.state_dir, "b", path, id).await {
+        Ok(version) => Message::Restored { version },
+        Err(e) => Message::Error {
+            message: format!("{e:#}"),
+        },
+    }
 }
 
 pub(crate) async fn listing_entries(

@@ -14,6 +14,7 @@ use std::io;
 use std::path::{Path, PathBuf};
 
 use super::core::{Effect, Entry, FileId, Input, KeepWhy, Kind, Outcome, Queued, Source};
+use super::versions;
 use crate::paths;
 use crate::scan::is_absent;
 
@@ -32,6 +33,11 @@ impl Disk {
             state_dir,
             staged: HashMap::new(),
         }
+    }
+
+    /// The state directory (where versions are kept).
+    pub fn state_dir(&self) -> &Path {
+        &self.state_dir
     }
 
     /// What `rel` holds: a file or a folder (symbolic links and other
@@ -58,7 +64,7 @@ impl Disk {
         self.staged.insert(hash, temp);
     }
 
-    fn resolve(&self, rel: &str) -> io::Result<PathBuf> {
+    pub(super) fn resolve(&self, rel: &str) -> io::Result<PathBuf> {
         paths::resolve(&self.root, rel).map_err(|e| io::Error::new(io::ErrorKind::InvalidInput, e))
     }
 
@@ -315,6 +321,7 @@ impl Disk {
         if kept.as_ref().is_ok_and(|k| k.same_here(found)) {
             return true;
         }
+        versions::forget(at);
         let back = if kept.as_ref().is_ok_and(|k| k.kind == Kind::File) {
             std::fs::hard_link(at, target).and_then(|()| std::fs::remove_file(at))
         } else {
@@ -330,14 +337,14 @@ impl Disk {
         false
     }
 
-    fn keep(&self, rel: &str, why: KeepWhy) -> io::Result<PathBuf> {
+    pub(super) fn keep(&self, rel: &str, why: KeepWhy) -> io::Result<PathBuf> {
         let src = self.resolve(rel)?;
-        let stamp = chrono::Utc::now().format("%Y%m%dT%H%M%S%.9fZ").to_string();
         let folder = match why {
             KeepWhy::Conflict => "conflicts",
             KeepWhy::Replaced | KeepWhy::Deleted => "versions",
         };
-        let dst = paths::resolve(&self.state_dir.join(folder).join(stamp), rel)
+        let stamp_dir = versions::new_stamp_dir(&self.state_dir.join(folder));
+        let dst = paths::resolve(&stamp_dir, rel)
             .map_err(|e| io::Error::new(io::ErrorKind::InvalidInput, e))?;
         if let Some(parent) = dst.parent() {
             std::fs::create_dir_all(parent)?;
@@ -346,6 +353,12 @@ impl Disk {
             // Another file system: copy, then remove.
             std::fs::copy(&src, &dst)?;
             std::fs::remove_file(&src)?;
+        }
+        if let Err(e) = versions::record(&dst, rel, why) {
+            tracing::warn!(
+                "cannot describe the version of {rel} kept at {}: {e}",
+                dst.display()
+            );
         }
         Ok(dst)
     }

@@ -487,6 +487,19 @@ impl Exec {
                 self.flush_out();
                 let _ = reply.send(());
             }
+            Event::Command(Command::Restore { path, id, reply }) => {
+                let side = self.handle.side().to_lowercase();
+                let done = super::versions::restore(&self.disk, &path, id.as_deref(), &side);
+                if let Ok(v) = &done {
+                    let detail = format!("version {} ({})", v.id, v.why);
+                    let here = self.handle.side().to_string();
+                    self.handle
+                        .announce("restored", &here, &path, Some(v.size), detail);
+                    // A local change like any other, sent once looked at.
+                    self.look(path, true);
+                }
+                let _ = reply.send(done);
+            }
             Event::Command(Command::Unlock { path, reply }) => {
                 self.unlocks.entry(path.clone()).or_default().push(reply);
                 self.feed(Input::Unlock { path });

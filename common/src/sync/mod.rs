@@ -8,6 +8,8 @@
 //!   turns its effects into I/O; [`disk`] does the file-system part,
 //!   `records` keeps the core's journal, `link` the socket's.
 //! - [`watcher`]: OS events turned into hints about paths.
+//! - [`versions`]: what sync kept (replaced, deleted, conflict losers):
+//!   listing, restoring, expiring.
 //! - [`transfer`]: file bytes over the link, into verified temporary files.
 //!
 //! # How a change travels
@@ -29,6 +31,7 @@ mod exec;
 mod link;
 mod records;
 pub mod transfer;
+pub mod versions;
 pub mod watcher;
 
 use std::collections::BTreeMap;
@@ -41,7 +44,7 @@ use tokio::sync::{broadcast, mpsc, oneshot, watch};
 use crate::connection::Connection;
 use crate::handshake::PeerInfo;
 use crate::ignore::Ignore;
-use crate::protocol::{Action, AppliedUpdate, Role};
+use crate::protocol::{Action, AppliedUpdate, Role, VersionInfo};
 
 pub use exec::start;
 
@@ -73,6 +76,13 @@ pub(crate) enum Command {
     Unlock {
         path: String,
         reply: oneshot::Sender<anyhow::Result<Vec<AppliedUpdate>>>,
+    },
+    /// `lab3 restore` at this side: done on the engine's thread, between
+    /// two of its disk effects, then looked at as a local change.
+    Restore {
+        path: String,
+        id: Option<String>,
+        reply: oneshot::Sender<anyhow::Result<VersionInfo>>,
     },
 }
 
@@ -138,6 +148,17 @@ impl SyncHandle {
         let path = path.to_string();
         self.events
             .send(exec::Event::Command(Command::Unlock { path, reply }))
+            .map_err(|_| anyhow::anyhow!("sync engine stopped"))?;
+        rx.await?
+    }
+
+    /// Puts version `id` of `path` (default: the newest) back at this side
+    /// as a new change, which then syncs.
+    pub async fn restore(&self, path: &str, id: Option<String>) -> anyhow::Result<VersionInfo> {
+        let (reply, rx) = oneshot::channel();
+        let path = path.to_string();
+        self.events
+            .send(exec::Event::Command(Command::Restore { path, id, reply }))
             .map_err(|_| anyhow::anyhow!("sync engine stopped"))?;
         rx.await?
     }
