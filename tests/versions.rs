@@ -213,3 +213,74 @@ fn a_bad_path_or_version_gives_one_line_and_a_failure() {
     assert!(holds(&pair.dir_a.join("kept.txt"), b"two"));
     assert_ok(&pair.lab3(&["versions", "never-kept.txt"]));
 }
+
+/// `n` bytes, all `c`.
+fn bytes(n: usize, c: u8) -> Vec<u8> {
+    vec![c; n]
+}
+
+#[test]
+fn versions_expire_by_age_at_start_and_by_the_cap_oldest_first_and_status_counts_them() {
+    let mut ancient = None;
+    let pair = Pair::start_with_args(&["--versions-cap", "1000"], |dir_a, _| {
+        // A version kept in 2020: past the 30 days, gone at start.
+        let at = dir_a
+            .parent()
+            .unwrap()
+            .join("state_a/versions/20200101T000000.000000000Z");
+        write_file(&at, "ancient.txt", b"from long ago", None);
+        ancient = Some(at);
+    });
+    pair.wait_linked(20);
+    let ancient = ancient.unwrap();
+    pair.wait(SECS, "the old version to expire", || !ancient.exists());
+
+    // Each update from B keeps A's copy (300 bytes and a sidecar); the cap
+    // holds two such, so the oldest go.
+    let fa = pair.dir_a.join("big.txt");
+    write_file(&pair.dir_a, "big.txt", &bytes(300, b'0'), None);
+    pair.wait_same(SECS, "big.txt");
+    for i in 1..=4u8 {
+        let content = bytes(300 + usize::from(i), b'0' + i);
+        write_file(&pair.dir_b, "big.txt", &content, None);
+        pair.wait(SECS, "B's update at A", || holds(&fa, &content));
+    }
+    let kept: Vec<u64> = summary(&versions(&pair.a.addr, "big.txt"))
+        .into_iter()
+        .filter(|v| v.0 == "a")
+        .map(|v| v.2)
+        .collect();
+    assert_eq!(kept, vec![303, 302], "the two newest stay, newest first");
+
+    let status: serde_json::Value =
+        serde_json::from_str(&assert_ok(&pair.lab3(&["status", "--json"]))).unwrap();
+    let usage = status["versions"].as_array().expect("versions in status");
+    assert_eq!(usage.len(), 2, "{status}");
+    assert_eq!(usage[0]["side"], "a");
+    assert_eq!(usage[0]["count"], 2);
+    assert!(usage[0]["bytes"].as_u64().unwrap() >= 605, "{status}");
+    assert_eq!(usage[1]["side"], "b");
+    let table = assert_ok(&pair.lab3(&["status"]));
+    assert!(
+        table.contains("Versions kept") && table.contains("A: 2"),
+        "{table}"
+    );
+}
+
+#[test]
+fn keep_versions_0_keeps_none() {
+    let pair = Pair::start_with_args(&["--keep-versions", "0"], |_, _| {});
+    pair.wait_linked(20);
+    let fa = pair.dir_a.join("x.txt");
+    write_file(&pair.dir_a, "x.txt", b"one", None);
+    pair.wait_same(SECS, "x.txt");
+    write_file(&pair.dir_b, "x.txt", b"two!", None);
+    pair.wait(SECS, "B's update at A", || holds(&fa, b"two!"));
+    std::fs::remove_file(pair.dir_b.join("x.txt")).unwrap();
+    pair.wait(SECS, "B's delete at A", || !fa.exists());
+    assert_eq!(summary(&versions(&pair.a.addr, "x.txt")), vec![]);
+    assert!(
+        !pair.state_a.join("versions").exists()
+            || files_in(&pair.state_a.join("versions")).is_empty()
+    );
+}

@@ -101,6 +101,15 @@ pub struct VersionInfo {
     pub mode: Option<u32>,
 }
 
+/// How many versions a side keeps, and their bytes (`lab3 status`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct VersionUsage {
+    /// `"a"` or `"b"`.
+    pub side: String,
+    pub count: usize,
+    pub bytes: u64,
+}
+
 /// One entry of a lock listing.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct LockInfo {
@@ -232,6 +241,10 @@ pub enum Message {
         /// Server B's, as Server A's last link to it saw it.
         #[serde(default, skip_serializing_if = "Option::is_none")]
         peer_fingerprint: Option<String>,
+        /// The versions each side keeps (a side that did not answer is
+        /// missing).
+        #[serde(default, skip_serializing_if = "Vec::is_empty")]
+        versions: Vec<VersionUsage>,
     },
 
     // ---- Server A -> Server B, one-shot listing connection ----

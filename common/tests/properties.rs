@@ -187,6 +187,7 @@ fn message() -> impl Strategy<Value = Message> {
                         .collect(),
                     fingerprint,
                     peer_fingerprint,
+                    versions: Vec::new(),
                 }
             ),
         (peer_state(), vec(listing_row(), 0..4), any::<bool>())

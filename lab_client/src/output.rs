@@ -6,7 +6,7 @@ use comfy_table::{
 use common::console::{human_size, printable};
 use common::meta::rfc3339_utc;
 use common::protocol::{
-    Action, AppliedUpdate, ListingRow, LockInfo, Message, PeerState, VersionInfo,
+    Action, AppliedUpdate, ListingRow, LockInfo, Message, PeerState, VersionInfo, VersionUsage,
 };
 use serde_json::json;
 
@@ -238,6 +238,28 @@ pub fn print_versions(
     }
 }
 
+/// "A: 3 (12.0 KiB); B: 1 (5 B)" for `lab3 status`.
+fn version_words(usage: &[VersionUsage]) -> String {
+    if usage.is_empty() {
+        return "unknown".into();
+    }
+    let mut words: Vec<String> = usage
+        .iter()
+        .map(|u| {
+            format!(
+                "{}: {} ({})",
+                u.side.to_uppercase(),
+                u.count,
+                human_size(u.bytes)
+            )
+        })
+        .collect();
+    if usage.len() == 1 {
+        words.push("the other side did not answer".into());
+    }
+    words.join("; ")
+}
+
 /// `lab3 restore PATH`: which version went back, and where.
 pub fn print_restored(path: &str, v: &VersionInfo, as_json: bool) {
     if as_json {
@@ -310,6 +332,7 @@ pub fn print_status(
         locks,
         fingerprint,
         peer_fingerprint,
+        versions,
     } = status
     else {
         return;
@@ -350,6 +373,7 @@ pub fn print_status(
             },
             "locks": locks,
             "queued": queued,
+            "versions": versions,
         });
         say!("{doc}");
         return;
@@ -427,6 +451,7 @@ pub fn print_status(
             format!("{} sending, {} receiving", link.sending, link.receiving),
         ),
         ("Locks", lock_words),
+        ("Versions kept", version_words(versions)),
         (
             "Queued updates",
             if from_b {

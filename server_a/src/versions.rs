@@ -6,13 +6,16 @@ use std::time::Duration;
 
 use common::connection::ProtocolError;
 use common::handshake::{kind_of, Dialer};
-use common::protocol::{Message, PeerState, VersionInfo};
+use common::protocol::{Message, PeerState, VersionInfo, VersionUsage};
 use common::sync::versions;
 
 use crate::App;
 
 /// How long Server B may take to answer before A answers without it.
 const B_DEADLINE: Duration = Duration::from_secs(10);
+
+/// `lab3 status` waits less for B's versions: they are a detail of it.
+const STATUS_DEADLINE: Duration = Duration::from_secs(3);
 
 /// The versions of `path` at both sides, newest first.
 pub async fn list(app: &App, path: &str) -> anyhow::Result<Message> {
@@ -78,6 +81,15 @@ pub async fn restore(app: &App, path: &str, id: Option<String>) -> anyhow::Resul
         Ok(Message::Error { message }) => anyhow::bail!("{message}"),
         Ok(other) => anyhow::bail!("unexpected answer from server B: {}", kind_of(&other)),
         Err(e) => anyhow::bail!("that version is kept at server B, which did not answer: {e:#}"),
+    }
+}
+
+/// How many versions Server B keeps, if it answers within a moment.
+pub async fn usage_at_b(app: &App) -> Option<VersionUsage> {
+    let ask = ask(&app.cfg.peer, &app.cfg.dialer, Message::StatusRequest);
+    match tokio::time::timeout(STATUS_DEADLINE, ask).await {
+        Ok(Ok(Message::Status { versions, .. })) => versions.into_iter().find(|v| v.side == "b"),
+        _ => None,
     }
 }
 

@@ -30,15 +30,7 @@ pub async fn handle(
                 common::listing::send(&mut conn, peer, rows).await?;
                 continue;
             }
-            Message::StatusRequest => Message::Status {
-                time_ns: common::meta::now_ns(),
-                peer: cfg.server_a.clone(),
-                sync: sync.is_some(),
-                link: sync.map(|s| s.status()).unwrap_or_default(),
-                locks: Vec::new(),
-                fingerprint: Some(cfg.identity.fingerprint.to_string()),
-                peer_fingerprint: None,
-            },
+            Message::StatusRequest => crate::status(cfg, sync),
             Message::VersionsRequest { path } => versions(cfg, &path).await,
             Message::RestoreRequest { path, version } => restore(cfg, sync, &path, version).await,
             Message::Lock { .. } | Message::Unlock { .. } | Message::LocksRequest => {

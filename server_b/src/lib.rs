@@ -127,6 +127,8 @@ async fn handle(
                 let answer = restore(cfg, sync, &path, version).await;
                 conn.writer.send(answer).await?;
             }
+            // Server A asks for B's side of `lab3 status` (its versions).
+            Message::StatusRequest => conn.writer.send(status(cfg, sync)).await?,
             Message::SyncStart => match sync {
                 Some(sync) => return sync.run_link(conn, peer).await,
                 None => {
@@ -145,6 +147,21 @@ async fn handle(
         }
     }
     Ok(())
+}
+
+/// Server B's own state, for `lab3 status` (asked by a client when A is
+/// down, or by Server A for B's versions).
+pub(crate) fn status(cfg: &Config, sync: Option<&SyncHandle>) -> Message {
+    Message::Status {
+        time_ns: common::meta::now_ns(),
+        peer: cfg.server_a.clone(),
+        sync: sync.is_some(),
+        link: sync.map(|s| s.status()).unwrap_or_default(),
+        locks: Vec::new(),
+        fingerprint: Some(cfg.identity.fingerprint.to_string()),
+        peer_fingerprint: None,
+        versions: vec![versions::usage(&cfg.state_dir, "b")],
+    }
 }
 
 /// A restore at this side, as the answer to send.

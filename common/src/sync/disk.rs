@@ -14,6 +14,7 @@ use std::io;
 use std::path::{Path, PathBuf};
 
 use super::core::{Effect, Entry, FileId, Input, KeepWhy, Kind, Outcome, Queued, Source};
+use super::retention::Retention;
 use super::versions;
 use crate::paths;
 use crate::scan::is_absent;
@@ -24,6 +25,9 @@ pub struct Disk {
     state_dir: PathBuf,
     /// Received files, verified, waiting to be installed, by content hash.
     staged: HashMap<String, tempfile::TempPath>,
+    /// What is kept, and for how long (`None`: no expiry, as for a
+    /// `--no-sync` server's restore).
+    retention: Option<Retention>,
 }
 
 impl Disk {
@@ -32,6 +36,30 @@ impl Disk {
             root,
             state_dir,
             staged: HashMap::new(),
+            retention: None,
+        }
+    }
+
+    /// Expires kept versions by `r` from now on, starting now.
+    pub fn set_retention(&mut self, r: Retention) {
+        self.retention = Some(r);
+        self.expire();
+    }
+
+    /// The folder's size, of which the default versions cap is a share.
+    pub fn set_folder_bytes(&mut self, bytes: u64) {
+        if let Some(r) = self.retention.as_mut() {
+            r.set_folder_bytes(bytes);
+        }
+    }
+
+    /// Removes the versions past their age or over the cap, oldest first.
+    pub fn expire(&mut self) {
+        let Some(r) = self.retention.as_mut() else {
+            return;
+        };
+        for gone in r.prune(crate::meta::now_ns()) {
+            tracing::info!("expired the kept version {}", gone.display());
         }
     }
 
@@ -337,7 +365,7 @@ impl Disk {
         false
     }
 
-    pub(super) fn keep(&self, rel: &str, why: KeepWhy) -> io::Result<PathBuf> {
+    pub(super) fn keep(&mut self, rel: &str, why: KeepWhy) -> io::Result<PathBuf> {
         let src = self.resolve(rel)?;
         let folder = match why {
             KeepWhy::Conflict => "conflicts",
@@ -360,6 +388,10 @@ impl Disk {
                 dst.display()
             );
         }
+        if let Some(r) = self.retention.as_mut() {
+            r.added(&stamp_dir);
+        }
+        self.expire();
         Ok(dst)
     }
 
@@ -603,7 +635,7 @@ mod tests {
 
     #[test]
     fn a_save_that_lands_between_the_check_and_the_keep_goes_back_and_wins_nothing_silently() {
-        let (root, _state, d) = disk();
+        let (root, _state, mut d) = disk();
         let target = root.path().join("s.txt");
         std::fs::write(&target, b"checked").unwrap();
         let checked = d.stat("s.txt").unwrap().unwrap();

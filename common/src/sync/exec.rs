@@ -18,6 +18,7 @@ use super::core::{
 };
 use super::disk::{self, Disk};
 use super::records::Records;
+use super::retention::Retention;
 use super::watcher::{self, Hint, RescanFlag, Urgency};
 use super::{transfer, Command, LinkStatus, SyncConfig, SyncHandle};
 use crate::meta::now_ns;
@@ -159,7 +160,11 @@ pub fn start(cfg: SyncConfig) -> anyhow::Result<SyncHandle> {
             r.deleted_ns = None;
         }
     }
-    let disk = Disk::new(cfg.root.clone(), cfg.state_dir.clone());
+    let mut disk = Disk::new(cfg.root.clone(), cfg.state_dir.clone());
+    let days = cfg.keep_versions_days;
+    let mut retention = Retention::load(&cfg.state_dir, days, cfg.versions_cap);
+    retention.set_folder_bytes(folder_bytes(&found));
+    disk.set_retention(retention);
     for (p, r) in records.iter_mut() {
         if let Some(lock) = r.lock.as_mut() {
             lock.queue = disk.queued(p);
@@ -174,6 +179,7 @@ pub fn start(cfg: SyncConfig) -> anyhow::Result<SyncHandle> {
     };
     let mut core_cfg = core::Config::new(side);
     core_cfg.fs = fs;
+    core_cfg.keep_versions = days > 0;
     let queues: BTreeMap<String, Vec<core::Queued>> = records
         .iter()
         .filter_map(|(p, r)| r.lock.as_ref().map(|l| (p.clone(), l.queue.clone())))
@@ -476,6 +482,9 @@ impl Exec {
                 match found {
                     Ok((entries, skipped)) => {
                         self.warn_skipped(&skipped);
+                        // The safety-net rescan also ages out old versions.
+                        self.disk.set_folder_bytes(folder_bytes(&entries));
+                        self.disk.expire();
                         self.feed(Input::Scanned { entries });
                     }
                     Err(e) => tracing::error!("scanning {}: {e}", self.cfg.root.display()),
@@ -489,7 +498,7 @@ impl Exec {
             }
             Event::Command(Command::Restore { path, id, reply }) => {
                 let side = self.handle.side().to_lowercase();
-                let done = super::versions::restore(&self.disk, &path, id.as_deref(), &side);
+                let done = super::versions::restore(&mut self.disk, &path, id.as_deref(), &side);
                 if let Ok(v) = &done {
                     let detail = format!("version {} ({})", v.id, v.why);
                     let here = self.handle.side().to_string();
@@ -629,4 +638,10 @@ fn applied_update(r: &Replayed) -> AppliedUpdate {
         mtime_ns,
         outcome: r.outcome.to_string(),
     }
+}
+
+/// The bytes of the files a scan found (the default versions cap is a
+/// share of it).
+fn folder_bytes(found: &[(String, Entry)]) -> u64 {
+    found.iter().map(|(_, e)| e.size).sum()
 }

@@ -9,7 +9,7 @@
 //!   `records` keeps the core's journal, `link` the socket's.
 //! - [`watcher`]: OS events turned into hints about paths.
 //! - [`versions`]: what sync kept (replaced, deleted, conflict losers):
-//!   listing, restoring, expiring.
+//!   listing, restoring; [`retention`]: expiring them by age and size.
 //! - [`transfer`]: file bytes over the link, into verified temporary files.
 //!
 //! # How a change travels
@@ -30,6 +30,7 @@ pub mod disk;
 mod exec;
 mod link;
 mod records;
+pub mod retention;
 pub mod transfer;
 pub mod versions;
 pub mod watcher;
@@ -62,6 +63,10 @@ pub struct SyncConfig {
     pub rescan_every: Option<Duration>,
     /// The user confirmed that an emptied directory means "delete everything".
     pub confirm_empty: bool,
+    /// Days a kept version stays (`--keep-versions`; 0 keeps none).
+    pub keep_versions_days: u32,
+    /// The room kept versions may take (`--versions-cap`).
+    pub versions_cap: retention::Cap,
 }
 
 /// The link's state, for `lab3 status`.

@@ -100,7 +100,7 @@ pub fn list(state_dir: &Path, rel: &str, side: &str) -> Vec<Kept> {
 }
 
 /// The stamp folders under `dir` (one per moment something was kept).
-fn stamps(dir: &Path) -> Vec<PathBuf> {
+pub(super) fn stamps(dir: &Path) -> Vec<PathBuf> {
     let mut all: Vec<PathBuf> = std::fs::read_dir(dir)
         .into_iter()
         .flatten()
@@ -175,7 +175,7 @@ pub fn why_word(why: KeepWhy) -> &'static str {
 }
 
 /// The time in a stamp folder's name (`20261121T071254.123456789Z`).
-fn stamp_ns(stamp_dir: &Path) -> Option<i64> {
+pub(super) fn stamp_ns(stamp_dir: &Path) -> Option<i64> {
     let name = stamp_dir.file_name()?.to_str()?;
     let name = name.split('-').next()?;
     let t = chrono::NaiveDateTime::parse_from_str(name, "%Y%m%dT%H%M%S%.fZ").ok()?;
@@ -202,7 +202,7 @@ pub fn new_stamp_dir(dir: &Path) -> PathBuf {
 /// the restore is a change made after everything it replaces and syncs
 /// as one. Fails, changing nothing, if the path is a folder now.
 pub fn restore(
-    disk: &Disk,
+    disk: &mut Disk,
     rel: &str,
     id: Option<&str>,
     side: &str,
@@ -271,9 +271,20 @@ pub async fn restore_here(
     match sync {
         Some(s) => s.restore(rel, id).await,
         None => {
-            let disk = Disk::new(root.to_path_buf(), state_dir.to_path_buf());
-            restore(&disk, rel, id.as_deref(), side)
+            let mut disk = Disk::new(root.to_path_buf(), state_dir.to_path_buf());
+            restore(&mut disk, rel, id.as_deref(), side)
         }
+    }
+}
+
+/// How many versions this side keeps, and their bytes (for `lab3 status`).
+pub fn usage(state_dir: &Path, side: &str) -> crate::protocol::VersionUsage {
+    use super::retention::{Cap, Retention};
+    let (count, bytes) = Retention::load(state_dir, u32::MAX, Cap::Bytes(u64::MAX)).usage();
+    crate::protocol::VersionUsage {
+        side: side.to_string(),
+        count,
+        bytes,
     }
 }
 
