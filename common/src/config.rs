@@ -87,6 +87,26 @@ pub fn state_dir_for(dir: &Path, given: Option<&Path>) -> anyhow::Result<PathBuf
     Ok(state)
 }
 
+/// What both servers do first with their folders: take the state
+/// directory for this process (a second server on it is refused), and make
+/// a missing `dir` only for a listing-only server (`--no-sync`). A syncing
+/// server leaves that to the sync engine, which refuses to recreate a
+/// folder that held files at the last sync (an unmounted disk, a wrong
+/// path): see `sync::check_folder`.
+pub fn claim(
+    dir: &Path,
+    state_dir: &Path,
+    args: &ServerArgs,
+) -> anyhow::Result<crate::state_lock::StateLock> {
+    let lock = crate::state_lock::take(state_dir)?;
+    if args.no_sync {
+        std::fs::create_dir_all(dir)?;
+    } else {
+        crate::sync::check_folder_at_start(dir, state_dir, args.confirm_empty)?;
+    }
+    Ok(lock)
+}
+
 /// Refuses `--bench-plaintext` unless `addr` (where the plaintext link
 /// runs) is on this machine: it exists to measure what TLS costs, and
 /// must never carry files across a network.

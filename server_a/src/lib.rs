@@ -39,6 +39,8 @@ pub struct Config {
     pub http: Option<String>,
     /// This server's key and certificate (made at first start).
     pub identity: Identity,
+    /// This server's hold on its state directory, for as long as it runs.
+    pub state_lock: common::state_lock::StateLock,
     /// How to dial Server B: TLS, our token, B's pinned fingerprint.
     pub dialer: Dialer,
 }
@@ -52,9 +54,7 @@ impl Config {
         args: ServerArgs,
     ) -> anyhow::Result<Config> {
         let state_dir = common::config::state_dir_for(&dir, args.state_dir.as_deref())?;
-        if args.no_sync {
-            std::fs::create_dir_all(&dir)?;
-        }
+        let state_lock = common::config::claim(&dir, &state_dir, &args)?;
         let ignore = common::config::ignore_rules(&dir, &args)?;
         let identity = Identity::load_or_create(&state_dir)?;
         common::config::check_bench_plaintext(&args, &peer)?;
@@ -70,6 +70,7 @@ impl Config {
             ignore,
             http: None,
             identity,
+            state_lock,
             dialer,
         })
     }

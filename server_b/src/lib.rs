@@ -33,12 +33,14 @@ pub struct Config {
     pub server_a: String,
     /// This server's key and certificate (made at first start).
     pub identity: Identity,
+    /// This server's hold on its state directory, for as long as it runs.
+    pub state_lock: common::state_lock::StateLock,
 }
 
 impl Config {
     pub fn new(dir: PathBuf, args: ServerArgs) -> anyhow::Result<Config> {
         let state_dir = common::config::state_dir_for(&dir, args.state_dir.as_deref())?;
-        std::fs::create_dir_all(&dir)?;
+        let state_lock = common::config::claim(&dir, &state_dir, &args)?;
         let ignore = common::config::ignore_rules(&dir, &args)?;
         let identity = Identity::load_or_create(&state_dir)?;
         Ok(Config {
@@ -48,6 +50,7 @@ impl Config {
             ignore,
             server_a: "127.0.0.1:6000".into(),
             identity,
+            state_lock,
         })
     }
 }

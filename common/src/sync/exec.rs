@@ -114,13 +114,7 @@ pub fn start(cfg: SyncConfig) -> anyhow::Result<SyncHandle> {
     let journal = Records::open(&cfg.state_dir)?;
     let agreed = journal.agreed();
     if !cfg.root.exists() {
-        if agreed > 0 && !cfg.confirm_empty {
-            anyhow::bail!(
-                "{} is missing, but it held {agreed} files at the last sync (an unmounted disk? a wrong path?); \
-                 restore it, or pass --confirm-empty to treat its files as deleted",
-                cfg.root.display()
-            );
-        }
+        super::check_folder(&cfg.root, agreed, cfg.confirm_empty)?;
         std::fs::create_dir_all(&cfg.root)?;
     }
     cfg.root = std::fs::canonicalize(&cfg.root)?;

@@ -69,6 +69,39 @@ pub struct SyncConfig {
     pub versions_cap: retention::Cap,
 }
 
+/// The missing-folder guard, for both servers: a folder that held files
+/// at the last sync (`agreed` of them) and is missing now is an unmounted
+/// disk or a wrong path, not "everything was deleted": refused, unless the
+/// user confirmed. Checked before a server listens, and again when the
+/// engine starts.
+pub fn check_folder(
+    root: &std::path::Path,
+    agreed: usize,
+    confirm_empty: bool,
+) -> anyhow::Result<()> {
+    if agreed > 0 && !confirm_empty && !root.exists() {
+        anyhow::bail!(
+            "{} is missing, but it held {agreed} files at the last sync (an unmounted disk? a wrong path?); \
+             restore it, or pass --confirm-empty to treat its files as deleted",
+            root.display()
+        );
+    }
+    Ok(())
+}
+
+/// [`check_folder`] before the engine starts, from the journal in `state_dir`.
+pub fn check_folder_at_start(
+    root: &std::path::Path,
+    state_dir: &std::path::Path,
+    confirm_empty: bool,
+) -> anyhow::Result<()> {
+    if root.exists() || confirm_empty {
+        return Ok(());
+    }
+    let agreed = records::Records::open(state_dir)?.agreed();
+    check_folder(root, agreed, confirm_empty)
+}
+
 /// The link's state, for `lab3 status`.
 pub use crate::protocol::LinkStatus;
 

@@ -1,0 +1,98 @@
+//! The state directory and the folder at start (issue 12; CONTRACT.md,
+//! "Safety"): a second server on a state directory another running server
+//! holds is refused with one line; Server B, like Server A, does not
+//! recreate a missing folder that held files at the last sync.
+
+use std::path::Path;
+use std::process::{Command, Output};
+use std::time::Duration;
+
+use lab3_tests::*;
+
+const SECS: u64 = 10;
+
+/// Runs a server that is expected to refuse to start, to its end.
+fn run_to_end(name: &str, dir: &Path, state: &Path, extra: &[&str]) -> Output {
+    let mut cmd = Command::new(bin(name));
+    cmd.args(["--dir", &dir.display().to_string()])
+        .args(["--state-dir", &state.display().to_string()])
+        .args(["--listen", "127.0.0.1:0"])
+        .args(extra)
+        .env("NO_COLOR", "1")
+        .env_remove("LAB3_TOKEN");
+    if name == "server_a" {
+        cmd.args(["--http", "off", "--peer", &dead_addr()]);
+    }
+    cmd.output().expect("run the server")
+}
+
+/// Non-zero, nothing listening, and exactly one line on stderr containing
+/// every one of `words`.
+fn assert_refused(out: &Output, words: &[&str]) {
+    let err = lines(&out.stderr);
+    assert!(
+        !out.status.success()
+            && !text(&out.stdout).contains("listening on")
+            && err.len() == 1
+            && words.iter().all(|w| err[0].contains(w)),
+        "expected one line with {words:?} and a failure; got {}\n--- stdout ---\n{}\n--- stderr ---\n{}",
+        out.status,
+        text(&out.stdout),
+        text(&out.stderr)
+    );
+}
+
+#[test]
+fn a_second_server_on_the_same_state_directory_is_refused_with_one_line() {
+    let pair = Pair::start_linked();
+    write_file(&pair.dir_a, "x.txt", b"x", None);
+    pair.wait_same(SECS, "x.txt");
+    let other = pair.root.path().join("other");
+    for (name, state) in [("server_b", &pair.state_b), ("server_a", &pair.state_a)] {
+        let out = run_to_end(name, &other, state, &[]);
+        assert_refused(&out, &["in use by another running server", "--state-dir"]);
+    }
+    // The first servers run on, untouched.
+    write_file(&pair.dir_b, "y.txt", b"y", None);
+    pair.wait_same(SECS, "y.txt");
+}
+
+#[test]
+fn server_b_does_not_recreate_a_missing_folder_that_held_files() {
+    let mut pair = Pair::start_linked();
+    write_file(&pair.dir_a, "keep.txt", b"precious", None);
+    pair.wait_same(SECS, "keep.txt");
+    pair.b.kill();
+    // The disk at B is unmounted: its folder is gone.
+    let away = pair.root.path().join("unmounted");
+    std::fs::rename(&pair.dir_b, &away).unwrap();
+    let out = run_to_end("server_b", &pair.dir_b, &pair.state_b, &[]);
+    assert_refused(&out, &["missing", "--confirm-empty"]);
+    assert!(
+        !pair.dir_b.exists(),
+        "server B recreated its missing folder"
+    );
+    // Nothing reached A either.
+    std::thread::sleep(Duration::from_millis(300));
+    assert_eq!(
+        read(&pair.dir_a.join("keep.txt")).as_deref(),
+        Some(&b"precious"[..])
+    );
+    // The disk is back: B starts and both still hold the file.
+    std::fs::rename(&away, &pair.dir_b).unwrap();
+    pair.restart_b();
+    pair.wait_linked(30);
+    pair.wait_same(SECS, "keep.txt");
+}
+
+#[test]
+fn a_brand_new_missing_folder_is_made_on_first_run() {
+    let root = tempfile::tempdir().unwrap();
+    let dir = root.path().join("new/directory_b");
+    let b = start_b(&dir, &root.path().join("state"), "127.0.0.1:0", &[]);
+    assert!(
+        wait_until(Duration::from_secs(SECS), || dir.is_dir()),
+        "{}",
+        b.output()
+    );
+}
