@@ -712,6 +712,25 @@ impl Pair {
         });
     }
 
+    /// Waits until both servers' journals hold every file of
+    /// A's tree: both sides have acknowledged them. Same files on disk are
+    /// not enough before a kill: the receiver flushes its folder and its
+    /// journal to disk before it answers, and a kill in between leaves it
+    /// with files it has no history of.
+    pub fn wait_journaled(&self, secs: u64) {
+        self.wait(secs, "both journals to hold every path", || {
+            let names = files_in(&self.dir_a);
+            [&self.state_a, &self.state_b].iter().all(|state| {
+                let journal =
+                    std::fs::read_to_string(state.join("core-journal.jsonl")).unwrap_or_default();
+                names.iter().all(|n| {
+                    let key = format!("{{\"p\":{}", serde_json::to_string(n).unwrap());
+                    journal.contains(&key)
+                })
+            })
+        });
+    }
+
     /// Restarts Server A (after a kill) with extra flags added to the usual ones.
     pub fn restart_a_with(&mut self, more: &[&str]) {
         self.a.kill();

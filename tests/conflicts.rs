@@ -33,6 +33,7 @@ fn both_sides_edited_while_apart_the_newer_wins_and_the_loser_keeps_its_copy() {
         write_file(a, "docs/a-wins.txt", b"original", Some(OLD));
     });
     pair.wait_same_tree(RECONNECT_SECS);
+    pair.wait_journaled(RECONNECT_SECS);
 
     pair.b.kill();
     // b-wins.txt: A's edit is older than B's; docs/a-wins.txt: the reverse.
@@ -100,6 +101,7 @@ fn an_edit_on_one_side_only_is_no_conflict() {
         write_file(a, "notes.txt", b"original", Some(OLD));
     });
     pair.wait_same_tree(RECONNECT_SECS);
+    pair.wait_journaled(RECONNECT_SECS);
     pair.b.kill();
     pair.put(&pair.dir_a, "notes.txt", b"edited at A", OLD + SEC);
     pair.restart_b();

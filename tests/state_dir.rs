@@ -62,6 +62,7 @@ fn server_b_does_not_recreate_a_missing_folder_that_held_files() {
     let mut pair = Pair::start_linked();
     write_file(&pair.dir_a, "keep.txt", b"precious", None);
     pair.wait_same(SECS, "keep.txt");
+    pair.wait_journaled(SECS);
     pair.b.kill();
     // The disk at B is unmounted: its folder is gone.
     let away = pair.root.path().join("unmounted");
@@ -95,4 +96,61 @@ fn a_brand_new_missing_folder_is_made_on_first_run() {
         "{}",
         b.output()
     );
+}
+
+#[test]
+fn a_damaged_journal_line_is_set_aside_and_nothing_counts_as_deleted() {
+    let mut pair = Pair::start_linked();
+    for n in ["a.txt", "b.txt", "c.txt"] {
+        write_file(&pair.dir_a, n, n.as_bytes(), None);
+    }
+    pair.wait_same_tree(SECS);
+    pair.wait(SECS, "B to acknowledge the three files", || {
+        ["a.txt", "b.txt", "c.txt"]
+            .iter()
+            .all(|n| pair.a.said(&["A->B", "created", n]))
+    });
+    pair.a.kill();
+    // A's journal line about b.txt is damaged (a bad sector, a bad edit),
+    // and b.txt is edited at A while A is down.
+    let journal = pair.state_a.join("core-journal.jsonl");
+    let text = std::fs::read_to_string(&journal).unwrap();
+    let damaged: String = text
+        .lines()
+        .map(|l| {
+            if l.contains("\"b.txt\"") {
+                format!("{}\u{fffd}#garbage\n", &l[..l.len() / 2])
+            } else {
+                format!("{l}\n")
+            }
+        })
+        .collect();
+    assert_ne!(damaged, text, "no line about b.txt in {text}");
+    std::fs::write(&journal, damaged).unwrap();
+    write_file(&pair.dir_a, "b.txt", b"A's edit while down", None);
+    pair.restart_a();
+    pair.wait(SECS, "A to report the damage", || {
+        pair.a.logged(&["damaged line", "set aside", "b.txt"])
+    });
+    let aside = std::fs::read_dir(&pair.state_a)
+        .unwrap()
+        .flatten()
+        .filter(|e| {
+            e.file_name()
+                .to_string_lossy()
+                .starts_with("core-journal.damaged-")
+        })
+        .count();
+    assert_eq!(aside, 1, "the damaged line kept aside");
+    // b.txt's history is unknown: the copies differ, the later one wins
+    // and the other is kept; nothing is deleted anywhere.
+    pair.wait(SECS, "A's edit at B", || {
+        read(&pair.dir_b.join("b.txt")).as_deref() == Some(&b"A's edit while down"[..])
+    });
+    pair.wait_same_tree(SECS);
+    assert_eq!(files_in(&pair.dir_a).len(), 3, "{}", pair.output());
+    assert!(!pair.a.said(&["deleted"]) && !pair.b.said(&["deleted"]));
+    let kept = lab3(&pair.a.addr, &["versions", "b.txt", "--json"]);
+    let doc: serde_json::Value = serde_json::from_slice(&kept.stdout).unwrap();
+    assert_eq!(doc["versions"].as_array().map(Vec::len), Some(1), "{doc}");
 }

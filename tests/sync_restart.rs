@@ -76,6 +76,7 @@ fn a_delete_made_while_the_peer_was_down_wins_and_nothing_comes_back() {
         write_file(a, "gone-on-b.txt", b"y", Some(OLD));
     });
     pair.wait_same_tree(RECONNECT_SECS);
+    pair.wait_journaled(RECONNECT_SECS);
 
     pair.b.kill();
     std::fs::remove_file(pair.dir_a.join("gone-on-a.txt")).unwrap();
@@ -104,6 +105,7 @@ fn a_delete_made_while_its_server_was_down_wins_too() {
         write_file(a, "gone.txt", b"x", Some(OLD));
     });
     pair.wait_same_tree(RECONNECT_SECS);
+    pair.wait_journaled(RECONNECT_SECS);
     pair.b.kill();
     std::fs::remove_file(pair.dir_b.join("gone.txt")).unwrap();
     pair.restart_b();
@@ -196,6 +198,17 @@ fn a_kill_during_a_batch_of_changes_loses_nothing_and_both_converge() {
     assert_eq!(files_in(&pair.dir_a).len(), 600);
 }
 
+/// Waits until A has journaled B's two files: B announces a file sent
+/// once A answers that it is stored, which A does only after writing its
+/// journal (the files on A's disk alone do not say that: a kill between
+/// the two leaves A with no history).
+fn wait_journaled_at_a(pair: &Pair) {
+    pair.wait(SECS, "A to acknowledge both files", || {
+        pair.b.said(&["B->A", "created", "one.txt"])
+            && pair.b.said(&["B->A", "created", "sub/two.txt"])
+    });
+}
+
 #[test]
 fn an_emptied_directory_does_not_delete_the_peers_files() {
     let mut pair = Pair::start_with(|_, b| {
@@ -204,6 +217,7 @@ fn an_emptied_directory_does_not_delete_the_peers_files() {
     });
     pair.wait_same_tree(RECONNECT_SECS);
     assert_eq!(files_in(&pair.dir_a).len(), 2);
+    wait_journaled_at_a(&pair);
 
     // An unmounted disk, a wrong path: A finds its folder empty at start.
     pair.a.kill();
@@ -227,6 +241,7 @@ fn with_confirm_empty_an_emptied_directory_deletes_everywhere() {
         write_file(b, "sub/two.txt", b"2", Some(OLD));
     });
     pair.wait_same_tree(RECONNECT_SECS);
+    wait_journaled_at_a(&pair);
 
     pair.a.kill();
     std::fs::remove_dir_all(&pair.dir_a).unwrap();

@@ -283,6 +283,7 @@ fn a_rule_added_at_restart_does_not_delete_the_peers_copies() {
     });
     pair.wait_linked(20);
     pair.wait_same(SECS, "app.log");
+    pair.wait_journaled(SECS);
     pair.a.kill();
     std::fs::write(pair.dir_a.join(".lab3ignore"), "*.log\n").unwrap();
     pair.restart_a();

@@ -6,6 +6,44 @@
 use std::fs::File;
 use std::io::{self, Write};
 use std::path::Path;
+use std::sync::OnceLock;
+
+/// Benchmarks only: `LAB3_BENCH_NO_FSYNC=1` skips every flush to disk, to
+/// measure what durability costs (`cargo bench --bench sync`, run with and
+/// without it). Never for real use: a power cut may then lose changes.
+pub const NO_FSYNC_VAR: &str = "LAB3_BENCH_NO_FSYNC";
+
+fn enabled() -> bool {
+    static ON: OnceLock<bool> = OnceLock::new();
+    *ON.get_or_init(|| {
+        let off = std::env::var_os(NO_FSYNC_VAR).is_some_and(|v| v == "1");
+        if off {
+            tracing::warn!(
+                "{NO_FSYNC_VAR}=1: files and state are NOT flushed to disk (benchmarks only)"
+            );
+        }
+        !off
+    })
+}
+
+/// Flushes a file's data and metadata to disk.
+pub fn sync_file(file: &File) -> io::Result<()> {
+    if enabled() {
+        file.sync_all()
+    } else {
+        Ok(())
+    }
+}
+
+/// Flushes a file's data (and the size) to disk: enough for an append-only
+/// journal.
+pub fn sync_data(file: &File) -> io::Result<()> {
+    if enabled() {
+        file.sync_data()
+    } else {
+        Ok(())
+    }
+}
 
 /// Writes `bytes` at `path` atomically and durably.
 pub fn write(path: &Path, bytes: &[u8]) -> io::Result<()> {
@@ -14,7 +52,7 @@ pub fn write(path: &Path, bytes: &[u8]) -> io::Result<()> {
         .prefix(".lab3-tmp-")
         .tempfile_in(dir)?;
     tmp.write_all(bytes)?;
-    tmp.as_file().sync_all()?;
+    sync_file(tmp.as_file())?;
     tmp.persist(path).map_err(|e| e.error)?;
     sync_dir(dir)
 }
@@ -25,7 +63,10 @@ pub fn write(path: &Path, bytes: &[u8]) -> io::Result<()> {
 pub fn sync_dir(dir: &Path) -> io::Result<()> {
     #[cfg(unix)]
     {
-        File::open(dir)?.sync_all()
+        if enabled() {
+            File::open(dir)?.sync_all()?;
+        }
+        Ok(())
     }
     #[cfg(not(unix))]
     {

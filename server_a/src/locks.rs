@@ -129,19 +129,10 @@ impl Locks {
     }
 
     fn save(&self, map: &BTreeMap<String, LockState>) -> anyhow::Result<()> {
-        write_atomic(
+        common::durable::write(
             &self.dir.join("table.json"),
             &serde_json::to_vec_pretty(map)?,
         )?;
         Ok(())
     }
-}
-
-/// Writes `bytes` to `path` through a temporary file and a rename.
-fn write_atomic(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
-    let dir = path.parent().unwrap_or(Path::new("."));
-    let mut tmp = tempfile::NamedTempFile::new_in(dir)?;
-    std::io::Write::write_all(&mut tmp, bytes)?;
-    tmp.persist(path).map_err(|e| e.error)?;
-    Ok(())
 }

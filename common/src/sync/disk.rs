@@ -8,7 +8,7 @@
 //! the core decided on, nothing is done and `Mismatch` says what is there,
 //! so a user's save that slips in between is never overwritten.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::fs::Metadata;
 use std::io;
 use std::path::{Path, PathBuf};
@@ -28,6 +28,10 @@ pub struct Disk {
     /// What is kept, and for how long (`None`: no expiry, as for a
     /// `--no-sync` server's restore).
     retention: Option<Retention>,
+    /// Folders whose entries changed since they were last flushed to disk
+    /// (see [`Disk::sync_dirs`]): a burst's renames cost one fsync per
+    /// folder, not one per file.
+    dirty_dirs: HashSet<PathBuf>,
 }
 
 impl Disk {
@@ -37,6 +41,37 @@ impl Disk {
             state_dir,
             staged: HashMap::new(),
             retention: None,
+            dirty_dirs: HashSet::new(),
+        }
+    }
+
+    /// Notes that the entries of `p`'s folder changed (a new name, a
+    /// rename, a removal), and of every folder made for it under the
+    /// synced folder or the state directory.
+    fn touched(&mut self, p: &Path) {
+        let mut at = p.parent();
+        while let Some(dir) = at {
+            if !self.dirty_dirs.insert(dir.to_path_buf())
+                || dir == self.root
+                || dir == self.state_dir
+                || !(dir.starts_with(&self.root) || dir.starts_with(&self.state_dir))
+            {
+                break;
+            }
+            at = dir.parent();
+        }
+    }
+
+    /// Flushes every folder whose entries changed to disk: called before
+    /// the journal is written and the peer is told (`Stored`), so a power
+    /// cut cannot undo a rename the peer was told about.
+    pub fn sync_dirs(&mut self) {
+        for dir in self.dirty_dirs.drain() {
+            if let Err(e) = crate::durable::sync_dir(&dir) {
+                if !is_absent(&e) {
+                    tracing::warn!("cannot flush {} to disk: {e}", dir.display());
+                }
+            }
         }
     }
 
@@ -284,6 +319,7 @@ impl Disk {
                 r => r?,
             },
         }
+        self.touched(&target);
         Ok(Outcome::Applied {
             landed: self.stat(rel)?,
             kept_at: kept_at.map(|p| p.display().to_string()),
@@ -299,6 +335,7 @@ impl Disk {
             (Kind::File, Some(why)) => Some(self.keep(rel, why)?),
             (Kind::File, None) => {
                 std::fs::remove_file(&target)?;
+                self.touched(&target);
                 None
             }
             (Kind::Dir, _) => {
@@ -308,6 +345,7 @@ impl Disk {
                         retry: false,
                     });
                 }
+                self.touched(&target);
                 None
             }
         };
@@ -330,7 +368,9 @@ impl Disk {
         if let Some(parent) = dst.parent() {
             std::fs::create_dir_all(parent)?;
         }
-        std::fs::rename(src, dst)?;
+        std::fs::rename(&src, &dst)?;
+        self.touched(&src);
+        self.touched(&dst);
         Ok(Outcome::Applied {
             landed: self.stat(to)?,
             kept_at: None,
@@ -380,8 +420,11 @@ impl Disk {
         if std::fs::rename(&src, &dst).is_err() {
             // Another file system: copy, then remove.
             std::fs::copy(&src, &dst)?;
+            crate::durable::sync_file(&std::fs::File::open(&dst)?)?;
             std::fs::remove_file(&src)?;
         }
+        self.touched(&src);
+        self.touched(&dst);
         if let Err(e) = versions::record(&dst, rel, why) {
             tracing::warn!(
                 "cannot describe the version of {rel} kept at {}: {e}",
@@ -419,8 +462,10 @@ impl Disk {
         }
         let mut tmp = tempfile::NamedTempFile::new_in(dst.parent().unwrap_or(&self.state_dir))?;
         serde_json::to_writer(&mut tmp, entry)?;
+        crate::durable::sync_file(tmp.as_file())?;
         tmp.persist(dst.with_extension("json"))
             .map_err(|e| e.error)?;
+        self.touched(&dst);
         Ok(())
     }
 

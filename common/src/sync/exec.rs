@@ -530,6 +530,7 @@ impl Exec {
     /// last call said: a peer must never hold an answer (and journal a
     /// base) that this side would forget if killed now.
     fn flush_out(&mut self) {
+        self.disk.sync_dirs();
         self.journal.flush();
         if let Some(l) = &self.link {
             for m in self.outbox.drain(..) {
@@ -594,6 +595,7 @@ impl Exec {
                 None
             }
             Effect::Unlocked { path, replayed } => {
+                self.disk.sync_dirs();
                 self.journal.flush();
                 let updates: Vec<AppliedUpdate> = replayed.iter().map(applied_update).collect();
                 for reply in self.unlocks.remove(&path).unwrap_or_default() {

@@ -237,7 +237,7 @@ pub fn restore(
         tmp.as_file()
             .set_permissions(std::fs::Permissions::from_mode(mode & 0o777))?;
     }
-    tmp.as_file().sync_all()?;
+    crate::durable::sync_file(tmp.as_file())?;
     if disk.stat(rel)?.is_some() {
         disk.keep(rel, KeepWhy::Replaced)?;
     }
