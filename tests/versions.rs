@@ -284,3 +284,36 @@ fn keep_versions_0_keeps_none() {
             || files_in(&pair.state_a.join("versions")).is_empty()
     );
 }
+
+#[test]
+fn a_conflict_loser_is_listed_and_restored() {
+    let mut pair = Pair::start_linked();
+    let (fa, fb) = (pair.dir_a.join("c.txt"), pair.dir_b.join("c.txt"));
+    write_file(&pair.dir_a, "c.txt", b"base", None);
+    pair.wait_same(SECS, "c.txt");
+    pair.wait_journaled(SECS);
+    // Both sides edit while apart: B's later edit wins, A's is kept.
+    pair.b.kill();
+    let t = now_ns();
+    write_file(
+        &pair.dir_a,
+        "c.txt",
+        b"A's edit, older",
+        Some(t - 60_000_000_000),
+    );
+    write_file(&pair.dir_b, "c.txt", b"B's edit, newer!", Some(t));
+    pair.restart_b();
+    pair.wait(30, "B's edit at A", || holds(&fa, b"B's edit, newer!"));
+    let doc = versions(&pair.a.addr, "c.txt");
+    let loser = doc["versions"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|v| v["why"] == "conflict" && v["side"] == "a" && v["size"] == 15)
+        .unwrap_or_else(|| panic!("no conflict version of A's edit: {doc}"));
+    let id = loser["id"].as_str().unwrap().to_string();
+    assert_ok(&pair.lab3(&["restore", "c.txt", "--version", &id]));
+    pair.wait(SECS, "A's edit back on both sides", || {
+        holds(&fa, b"A's edit, older") && holds(&fb, b"A's edit, older")
+    });
+}
