@@ -154,3 +154,30 @@ fn a_damaged_journal_line_is_set_aside_and_nothing_counts_as_deleted() {
     let doc: serde_json::Value = serde_json::from_slice(&kept.stdout).unwrap();
     assert_eq!(doc["versions"].as_array().map(Vec::len), Some(1), "{doc}");
 }
+
+#[test]
+fn a_torn_lock_table_is_set_aside_and_the_locks_come_back_from_the_journal() {
+    let mut pair = Pair::start_linked();
+    write_file(&pair.dir_a, "held.txt", b"A's", None);
+    pair.wait_same(SECS, "held.txt");
+    assert_ok(&pair.lab3(&["lock", "held.txt"]));
+    pair.a.kill();
+    let table = pair.state_a.join("locks/table.json");
+    let full = std::fs::read(&table).unwrap();
+    std::fs::write(&table, &full[..full.len() / 2]).unwrap();
+    pair.restart_a();
+    pair.wait(SECS, "A to report the torn table", || {
+        pair.a.logged(&["lock table", "damaged", "set aside"])
+    });
+    let locks = assert_ok(&pair.lab3(&["locks", "--json"]));
+    assert!(locks.contains("held.txt"), "{locks}");
+    // Still locked: B's update is queued, not applied.
+    write_file(&pair.dir_b, "held.txt", b"B's update", None);
+    pair.wait(SECS, "B's update to be queued", || {
+        pair.a.said(&["queued", "held.txt"])
+    });
+    assert_eq!(
+        read(&pair.dir_a.join("held.txt")).as_deref(),
+        Some(&b"A's"[..])
+    );
+}

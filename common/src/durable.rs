@@ -45,6 +45,12 @@ pub fn sync_data(file: &File) -> io::Result<()> {
     }
 }
 
+/// Now, for the names of things set aside or kept: `20261121T071254.123456789Z`
+/// (UTC; sorts by time).
+pub fn stamp() -> String {
+    chrono::Utc::now().format("%Y%m%dT%H%M%S%.9fZ").to_string()
+}
+
 /// Writes `bytes` at `path` atomically and durably.
 pub fn write(path: &Path, bytes: &[u8]) -> io::Result<()> {
     let dir = path.parent().unwrap_or(Path::new("."));

@@ -131,6 +131,7 @@ pub async fn run(
             Role::ServerA,
         );
         let sync = common::sync::start(sc)?;
+        locks.recover(sync.locked())?;
         // The engine keeps its own record of locks; the table is the truth
         // about which paths are locked. An unlock interrupted by a crash is
         // finished first.

@@ -201,6 +201,11 @@ impl SyncHandle {
         rx.await?
     }
 
+    /// The paths the engine holds locked (from its journal at start).
+    pub fn locked(&self) -> Vec<String> {
+        self.queues.lock().unwrap().keys().cloned().collect()
+    }
+
     /// How many of the peer's updates of `path` wait in its lock queue.
     pub fn queued(&self, path: &str) -> usize {
         self.queues.lock().unwrap().get(path).map_or(0, Vec::len)

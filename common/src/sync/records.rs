@@ -133,7 +133,7 @@ fn set_aside(
     damaged: &[String],
     records: &mut BTreeMap<String, Record>,
 ) -> std::io::Result<()> {
-    let stamp = chrono::Utc::now().format("%Y%m%dT%H%M%S%.9fZ");
+    let stamp = crate::durable::stamp();
     let aside = state_dir.join(format!("core-journal.damaged-{stamp}.jsonl"));
     crate::durable::write(&aside, (damaged.join("\n") + "\n").as_bytes())?;
     let paths: Option<Vec<String>> = damaged.iter().map(|l| path_of(l)).collect();

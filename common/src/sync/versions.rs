@@ -185,7 +185,7 @@ pub(super) fn stamp_ns(stamp_dir: &Path) -> Option<i64> {
 /// The stamp folder for something kept now under `dir`: named by the
 /// time, and never one that exists already.
 pub fn new_stamp_dir(dir: &Path) -> PathBuf {
-    let stamp = chrono::Utc::now().format("%Y%m%dT%H%M%S%.9fZ").to_string();
+    let stamp = crate::durable::stamp();
     let mut at = dir.join(&stamp);
     let mut n = 1;
     while at.exists() {
