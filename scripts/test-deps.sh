@@ -2,7 +2,8 @@
 # Installs the system tools some integration tests need beyond the Rust
 # toolchain: mkfs.ext4 (e2fsprogs) for tests/sync_precision.rs, which
 # loop-mounts a small ext4 with whole-second mtimes, and mount/losetup
-# (util-linux, mount). .ci/run calls it before the tests; the test calls it
+# (util-linux, mount); strace for tests/power_cut.rs, which checks from a
+# trace that received files and folders are flushed to disk in order. .ci/run calls it before the tests; the test calls it
 # too when mkfs.ext4 is missing. Safe to run again: it installs only what
 # is missing, and without apt-get it says so and leaves the tests to skip.
 set -euo pipefail
@@ -11,8 +12,9 @@ need=()
 command -v mkfs.ext4 >/dev/null 2>&1 || [ -x /sbin/mkfs.ext4 ] || [ -x /usr/sbin/mkfs.ext4 ] || need+=(e2fsprogs)
 command -v losetup >/dev/null 2>&1 || [ -x /sbin/losetup ] || [ -x /usr/sbin/losetup ] || need+=(util-linux)
 command -v mount >/dev/null 2>&1 || [ -x /bin/mount ] || need+=(mount)
+command -v strace >/dev/null 2>&1 || need+=(strace)
 if [ ${#need[@]} -eq 0 ]; then
-    echo "scripts/test-deps.sh: mkfs.ext4, losetup and mount are installed"
+    echo "scripts/test-deps.sh: mkfs.ext4, losetup, mount and strace are installed"
     exit 0
 fi
 if ! command -v apt-get >/dev/null 2>&1; then

@@ -35,6 +35,17 @@ pub struct ServerArgs {
     #[arg(long)]
     pub confirm_empty: bool,
 
+    /// Days to keep the versions sync replaces or deletes (and conflict
+    /// losers) in the state directory; 0 keeps none.
+    #[arg(long, value_name = "DAYS", default_value_t = 30)]
+    pub keep_versions: u32,
+
+    /// The room all kept versions may take, oldest out first: a share of
+    /// the folder (`10%`, the default, at least 100 MiB) or a size (`500M`,
+    /// `2G`, bytes).
+    #[arg(long, value_name = "SIZE", default_value = "10%")]
+    pub versions_cap: crate::sync::retention::Cap,
+
     /// Serve listings only; do not synchronise (the lab's part 1).
     #[arg(long)]
     pub no_sync: bool,
@@ -74,6 +85,26 @@ pub fn state_dir_for(dir: &Path, given: Option<&Path>) -> anyhow::Result<PathBuf
         );
     }
     Ok(state)
+}
+
+/// What both servers do first with their folders: take the state
+/// directory for this process (a second server on it is refused), and make
+/// a missing `dir` only for a listing-only server (`--no-sync`). A syncing
+/// server leaves that to the sync engine, which refuses to recreate a
+/// folder that held files at the last sync (an unmounted disk, a wrong
+/// path): see `sync::check_folder`.
+pub fn claim(
+    dir: &Path,
+    state_dir: &Path,
+    args: &ServerArgs,
+) -> anyhow::Result<crate::state_lock::StateLock> {
+    let lock = crate::state_lock::take(state_dir)?;
+    if args.no_sync {
+        std::fs::create_dir_all(dir)?;
+    } else {
+        crate::sync::check_folder_at_start(dir, state_dir, args.confirm_empty)?;
+    }
+    Ok(lock)
 }
 
 /// Refuses `--bench-plaintext` unless `addr` (where the plaintext link
@@ -139,6 +170,8 @@ pub fn sync_config(
             .rescan_secs
             .map(|s| std::time::Duration::from_secs_f64(s.max(0.1))),
         confirm_empty: args.confirm_empty,
+        keep_versions_days: args.keep_versions,
+        versions_cap: args.versions_cap,
     }
 }
 

@@ -16,12 +16,15 @@
 //! - [`inventory`]: a side's file list over the wire, in chunks.
 //! - [`listing`]: merging both sides into the composite listing.
 //! - [`console`]: the one-line-per-action announcements and logging.
+//! - [`durable`]: state written so that a power cut cannot tear it.
+//! - [`state_lock`]: one running server per state directory.
 //! - [`config`]: flags both servers share and the default state directory.
 //! - [`sync`]: the sync engine (watcher, journal, decide, transfer, apply, link).
 
 pub mod config;
 pub mod connection;
 pub mod console;
+pub mod durable;
 pub mod handshake;
 pub mod ignore;
 pub mod inventory;
@@ -32,6 +35,7 @@ pub mod proof;
 pub mod protocol;
 pub mod scan;
 pub mod server;
+pub mod state_lock;
 pub mod sync;
 pub mod throttle;
 pub mod tls;

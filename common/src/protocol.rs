@@ -81,6 +81,35 @@ pub struct AppliedUpdate {
     pub outcome: String,
 }
 
+/// One kept version of a file at one side (`lab3 versions`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct VersionInfo {
+    /// `"a"` or `"b"`: the side that keeps it.
+    pub side: String,
+    /// Short and stable: the side's letter, a dash, 8 hex digits.
+    pub id: String,
+    /// The path it was kept from, relative to the folder.
+    pub path: String,
+    /// `"replaced"`, `"deleted"` or `"conflict"`.
+    pub why: String,
+    /// When it was kept (ns since the epoch).
+    pub kept_ns: i64,
+    pub size: u64,
+    pub mtime_ns: i64,
+    /// Permission bits, where the side has them.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub mode: Option<u32>,
+}
+
+/// How many versions a side keeps, and their bytes (`lab3 status`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct VersionUsage {
+    /// `"a"` or `"b"`.
+    pub side: String,
+    pub count: usize,
+    pub bytes: u64,
+}
+
 /// One entry of a lock listing.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct LockInfo {
@@ -158,6 +187,16 @@ pub enum Message {
     WatchRequest,
     /// Server A's state: the link to Server B, transfers, locks (`lab3 status`).
     StatusRequest,
+    /// The kept versions of a path at both sides (`lab3 versions`); from
+    /// Server A to B: B's side only.
+    VersionsRequest { path: String },
+    /// Put a kept version back as a new change (`lab3 restore`); `version`
+    /// `None`: the newest of both sides.
+    RestoreRequest {
+        path: String,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        version: Option<String>,
+    },
 
     // ---- Server A -> client ----
     /// A chunk of the composite listing; the last chunk has `done: true`.
@@ -175,6 +214,14 @@ pub enum Message {
     },
     /// The current locks.
     Locks { locks: Vec<LockInfo> },
+    /// The answer to `VersionsRequest`, newest first; `peer` says whether
+    /// the other side's versions are in.
+    Versions {
+        peer: PeerState,
+        versions: Vec<VersionInfo>,
+    },
+    /// The answer to `RestoreRequest`: the version put back.
+    Restored { version: VersionInfo },
     /// The answer to `WatchRequest`: subscribed; `Action`s follow, one per
     /// frame. `link_up` says whether Server B's actions reach A now.
     Watching { link_up: bool },
@@ -194,6 +241,10 @@ pub enum Message {
         /// Server B's, as Server A's last link to it saw it.
         #[serde(default, skip_serializing_if = "Option::is_none")]
         peer_fingerprint: Option<String>,
+        /// The versions each side keeps (a side that did not answer is
+        /// missing).
+        #[serde(default, skip_serializing_if = "Vec::is_empty")]
+        versions: Vec<VersionUsage>,
     },
 
     // ---- Server A -> Server B, one-shot listing connection ----

@@ -14,7 +14,7 @@ use common::meta::FileMeta;
 use common::paths;
 use common::protocol::{
     Action, AppliedUpdate, InventoryEntry, LinkStatus, ListingRow, LockInfo, Message, PeerState,
-    Role, Target, MAX_FRAME_LEN,
+    Role, Target, VersionInfo, MAX_FRAME_LEN,
 };
 use common::sync::core::{FsTraits, Kind, PeerMsg, Version};
 use proptest::collection::vec;
@@ -159,6 +159,12 @@ fn message() -> impl Strategy<Value = Message> {
         Just(Message::LocksRequest),
         Just(Message::WatchRequest),
         Just(Message::StatusRequest),
+        text().prop_map(|path| Message::VersionsRequest { path }),
+        (text(), proptest::option::of("[ab]-[0-9a-f]{8}"))
+            .prop_map(|(path, version)| Message::RestoreRequest { path, version }),
+        (peer_state(), vec(version_info(), 0..3))
+            .prop_map(|(peer, versions)| Message::Versions { peer, versions }),
+        version_info().prop_map(|version| Message::Restored { version }),
         any::<bool>().prop_map(|link_up| Message::Watching { link_up }),
         (
             any::<i64>(),
@@ -181,6 +187,7 @@ fn message() -> impl Strategy<Value = Message> {
                         .collect(),
                     fingerprint,
                     peer_fingerprint,
+                    versions: Vec::new(),
                 }
             ),
         (peer_state(), vec(listing_row(), 0..4), any::<bool>())
@@ -253,6 +260,26 @@ fn message() -> impl Strategy<Value = Message> {
     ]
 }
 
+fn version_info() -> impl Strategy<Value = VersionInfo> {
+    (
+        text(),
+        any::<i64>(),
+        any::<u64>(),
+        any::<i64>(),
+        proptest::option::of(any::<u32>()),
+    )
+        .prop_map(|(path, kept_ns, size, mtime_ns, mode)| VersionInfo {
+            side: "b".into(),
+            id: "b-0123abcd".into(),
+            path,
+            why: "deleted".into(),
+            kept_ns,
+            size,
+            mtime_ns,
+            mode,
+        })
+}
+
 /// The wire name of each variant; exhaustive on purpose (see [`message`]).
 fn variant(m: &Message) -> &'static str {
     match m {
@@ -281,6 +308,10 @@ fn variant(m: &Message) -> &'static str {
         Message::SyncHello { .. } => "sync_hello",
         Message::Sync(_) => "sync",
         Message::Action(_) => "action",
+        Message::VersionsRequest { .. } => "versions_request",
+        Message::RestoreRequest { .. } => "restore_request",
+        Message::Versions { .. } => "versions",
+        Message::Restored { .. } => "restored",
     }
 }
 

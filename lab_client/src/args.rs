@@ -19,6 +19,8 @@ use clap::{Parser, Subcommand};
 ///   lab3 watch                follow every action of both servers (Ctrl-C stops)
 ///   lab3 watch --json         the same, one JSON object per line
 ///   lab3 status               the A-B link, transfers, locks
+///   lab3 versions notes.txt   the kept earlier versions of a file
+///   lab3 restore notes.txt    put the newest kept version back (it syncs)
 ///   lab3 --server host:6000 --token s3cret status
 ///   lab3 --server-fingerprint sha256:3f1c…   refuse any server A but this one
 ///   lab3 completions bash > ~/.local/share/bash-completion/completions/lab3
@@ -112,6 +114,31 @@ pub enum Command {
     ///   lab3 status --json | jq .link.up
     #[command(verbatim_doc_comment)]
     Status,
+    /// The kept earlier versions of a file at both servers: what sync
+    /// replaced or deleted there, and the losers of conflicts.
+    ///
+    /// Examples:
+    ///   lab3 versions notes.txt
+    ///   lab3 versions docs/report.csv --json
+    #[command(verbatim_doc_comment)]
+    Versions {
+        /// The file's path in the listing (`docs/report.csv`).
+        path: String,
+    },
+    /// Put a kept version back at its server as a new change, which then
+    /// syncs; what the file held there is kept as a version in turn.
+    ///
+    /// Examples:
+    ///   lab3 restore notes.txt                   # the newest kept version
+    ///   lab3 restore notes.txt --version b-3f9c1e2b
+    #[command(verbatim_doc_comment)]
+    Restore {
+        /// The file's path (`docs/report.csv`).
+        path: String,
+        /// The version's ID, as `lab3 versions` shows it (default: the newest).
+        #[arg(long, value_name = "ID")]
+        version: Option<String>,
+    },
     /// Print a shell completion script for lab3.
     ///
     /// Examples:

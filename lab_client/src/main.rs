@@ -245,6 +245,37 @@ async fn run(mut cli: Cli) -> Result<(), Failure> {
                 other => return Err(unexpected(other)),
             }
         }
+        Command::Versions { path } => {
+            conn.writer
+                .send(Message::VersionsRequest { path: path.clone() })
+                .await?;
+            match conn.reader.read_message().await? {
+                Message::Versions { peer, versions } => {
+                    if peer == PeerState::Unreachable {
+                        let other = if reached.role == Role::ServerB {
+                            "A"
+                        } else {
+                            "B"
+                        };
+                        eprintln!("lab3: warning: server {other} is unreachable; its versions are not shown");
+                    }
+                    output::print_versions(&path, peer, &versions, reached.letter(), cli.json)
+                }
+                other => return Err(unexpected(other)),
+            }
+        }
+        Command::Restore { path, version } => {
+            conn.writer
+                .send(Message::RestoreRequest {
+                    path: path.clone(),
+                    version,
+                })
+                .await?;
+            match conn.reader.read_message().await? {
+                Message::Restored { version } => output::print_restored(&path, &version, cli.json),
+                other => return Err(unexpected(other)),
+            }
+        }
         Command::Watch => watch(conn, &reached.addr, cli.json).await?,
         Command::Completions { .. } => unreachable!("answered above"),
     }

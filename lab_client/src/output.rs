@@ -5,7 +5,9 @@ use comfy_table::{
 };
 use common::console::{human_size, printable};
 use common::meta::rfc3339_utc;
-use common::protocol::{Action, AppliedUpdate, ListingRow, LockInfo, Message, PeerState};
+use common::protocol::{
+    Action, AppliedUpdate, ListingRow, LockInfo, Message, PeerState, VersionInfo, VersionUsage,
+};
 use serde_json::json;
 
 /// `println!` that ignores a closed stdout (`lab3 | head -1`): the reader
@@ -180,6 +182,103 @@ pub fn print_locks(locks: &[LockInfo], as_json: bool) {
     }
 }
 
+/// The JSON form of one kept version.
+fn version_json(v: &VersionInfo) -> serde_json::Value {
+    json!({
+        "side": v.side,
+        "id": v.id,
+        "path": v.path,
+        "kept": rfc3339_utc(v.kept_ns),
+        "why": v.why,
+        "size": v.size,
+        "modified": rfc3339_utc(v.mtime_ns),
+        "mode": v.mode.map(|m| format!("{m:04o}")),
+    })
+}
+
+/// `lab3 versions PATH`: newest first, one line each.
+pub fn print_versions(
+    path: &str,
+    peer: PeerState,
+    versions: &[VersionInfo],
+    answered_by: &str,
+    as_json: bool,
+) {
+    if as_json {
+        let all: Vec<_> = versions.iter().map(version_json).collect();
+        say!(
+            "{}",
+            json!({ "path": path, "peer": peer_word(peer), "answered_by": answered_by, "versions": all })
+        );
+        return;
+    }
+    if versions.is_empty() {
+        say!("no kept versions of {}", printable(path));
+        return;
+    }
+    say!(
+        " {:<4}  {:<10}  {:<19}  {:<8}  {:>10}  {:<19}",
+        "Side",
+        "ID",
+        "Kept",
+        "Why",
+        "Size",
+        "Modified"
+    );
+    for v in versions {
+        say!(
+            " {:<4}  {:<10}  {:<19}  {:<8}  {:>10}  {:<19}",
+            v.side.to_uppercase(),
+            v.id,
+            local_time(v.kept_ns),
+            v.why,
+            human_size(v.size),
+            local_time(v.mtime_ns)
+        );
+    }
+}
+
+/// "A: 3 (12.0 KiB); B: 1 (5 B)" for `lab3 status`.
+fn version_words(usage: &[VersionUsage]) -> String {
+    if usage.is_empty() {
+        return "unknown".into();
+    }
+    let mut words: Vec<String> = usage
+        .iter()
+        .map(|u| {
+            format!(
+                "{}: {} ({})",
+                u.side.to_uppercase(),
+                u.count,
+                human_size(u.bytes)
+            )
+        })
+        .collect();
+    if usage.len() == 1 {
+        words.push("the other side did not answer".into());
+    }
+    words.join("; ")
+}
+
+/// `lab3 restore PATH`: which version went back, and where.
+pub fn print_restored(path: &str, v: &VersionInfo, as_json: bool) {
+    if as_json {
+        say!(
+            "{}",
+            json!({ "restored": path, "version": version_json(v) })
+        );
+        return;
+    }
+    say!(
+        "restored {} at server {} from version {} ({}, kept {}); it syncs as a new change",
+        printable(path),
+        v.side.to_uppercase(),
+        v.id,
+        v.why,
+        local_time(v.kept_ns)
+    );
+}
+
 /// One action of `lab3 watch`: a line for people, or the action as one JSON
 /// line; flushed at once.
 pub fn write_action(
@@ -233,6 +332,7 @@ pub fn print_status(
         locks,
         fingerprint,
         peer_fingerprint,
+        versions,
     } = status
     else {
         return;
@@ -273,6 +373,7 @@ pub fn print_status(
             },
             "locks": locks,
             "queued": queued,
+            "versions": versions,
         });
         say!("{doc}");
         return;
@@ -350,6 +451,7 @@ pub fn print_status(
             format!("{} sending, {} receiving", link.sending, link.receiving),
         ),
         ("Locks", lock_words),
+        ("Versions kept", version_words(versions)),
         (
             "Queued updates",
             if from_b {

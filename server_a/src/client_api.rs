@@ -28,7 +28,11 @@ pub async fn handle(mut conn: Connection, _peer: PeerInfo, app: Arc<App>) -> any
             Message::LocksRequest => Ok(Message::Locks {
                 locks: app.lock_infos(),
             }),
-            Message::StatusRequest => Ok(status(&app)),
+            Message::StatusRequest => Ok(status(&app).await),
+            Message::VersionsRequest { path } => crate::versions::list(&app, &path).await,
+            Message::RestoreRequest { path, version } => {
+                crate::versions::restore(&app, &path, version).await
+            }
             Message::WatchRequest => match &app.sync {
                 Some(sync) => return watch(&mut conn, sync).await,
                 None => Err(anyhow::anyhow!(
@@ -120,9 +124,12 @@ pub(crate) async fn unlock(app: &App, target: Target) -> anyhow::Result<Message>
     Ok(Message::Unlocked { name, updates })
 }
 
-/// Server A's state for `lab3 status`.
-fn status(app: &App) -> Message {
+/// Server A's state for `lab3 status`, with both sides' kept versions.
+async fn status(app: &App) -> Message {
+    let mut versions = vec![common::sync::versions::usage(&app.cfg.state_dir, "a")];
+    versions.extend(crate::versions::usage_at_b(app).await);
     Message::Status {
+        versions,
         time_ns: common::meta::now_ns(),
         peer: app.cfg.peer.clone(),
         sync: app.sync.is_some(),

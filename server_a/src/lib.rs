@@ -4,12 +4,14 @@
 //! # Layout
 //! - [`client_api`]: one task per client connection, request by request.
 //! - [`peer`]: talking to Server B (fresh listings, the sync link).
+//! - [`versions`]: `lab3 versions` and `restore`, at both sides.
 //! - [`locks`]: the lock table and the per-file FIFO queues, on disk.
 //! - [`web`]: the web page (`--http`), over the same [`App`].
 
 pub mod client_api;
 pub mod locks;
 pub mod peer;
+pub mod versions;
 pub mod web;
 
 use std::future::Future;
@@ -37,6 +39,8 @@ pub struct Config {
     pub http: Option<String>,
     /// This server's key and certificate (made at first start).
     pub identity: Identity,
+    /// This server's hold on its state directory, for as long as it runs.
+    pub state_lock: common::state_lock::StateLock,
     /// How to dial Server B: TLS, our token, B's pinned fingerprint.
     pub dialer: Dialer,
 }
@@ -50,9 +54,7 @@ impl Config {
         args: ServerArgs,
     ) -> anyhow::Result<Config> {
         let state_dir = common::config::state_dir_for(&dir, args.state_dir.as_deref())?;
-        if args.no_sync {
-            std::fs::create_dir_all(&dir)?;
-        }
+        let state_lock = common::config::claim(&dir, &state_dir, &args)?;
         let ignore = common::config::ignore_rules(&dir, &args)?;
         let identity = Identity::load_or_create(&state_dir)?;
         common::config::check_bench_plaintext(&args, &peer)?;
@@ -68,6 +70,7 @@ impl Config {
             ignore,
             http: None,
             identity,
+            state_lock,
             dialer,
         })
     }
@@ -128,6 +131,7 @@ pub async fn run(
             Role::ServerA,
         );
         let sync = common::sync::start(sc)?;
+        locks.recover(sync.locked())?;
         // The engine keeps its own record of locks; the table is the truth
         // about which paths are locked. An unlock interrupted by a crash is
         // finished first.

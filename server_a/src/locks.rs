@@ -56,6 +56,8 @@ impl QueuedInfo {
 pub struct Locks {
     dir: PathBuf,
     inner: Mutex<BTreeMap<String, LockState>>,
+    /// The table on disk could not be read at start (see [`Locks::recover`]).
+    damaged: bool,
 }
 
 impl Locks {
@@ -63,16 +65,50 @@ impl Locks {
     pub fn open(state_dir: &Path) -> anyhow::Result<Locks> {
         let dir = state_dir.join("locks");
         std::fs::create_dir_all(&dir)?;
-        let map = match std::fs::read(dir.join("table.json")) {
-            Ok(bytes) => serde_json::from_slice(&bytes)?,
+        let table = dir.join("table.json");
+        let mut damaged = false;
+        let map = match std::fs::read(&table) {
+            Ok(bytes) => match serde_json::from_slice(&bytes) {
+                Ok(map) => map,
+                Err(e) => {
+                    // Set aside, never taken as "no locks" in silence: the
+                    // engine's journal knows the locks too (see `recover`).
+                    let stamp = common::durable::stamp();
+                    let aside = dir.join(format!("table.damaged-{stamp}.json"));
+                    std::fs::rename(&table, &aside)?;
+                    tracing::error!(
+                        "the lock table {} is damaged ({e}); set aside as {}; the locks are taken \
+                         from the sync journal",
+                        table.display(),
+                        aside.display()
+                    );
+                    damaged = true;
+                    BTreeMap::new()
+                }
+            },
             Err(_) => BTreeMap::new(),
         };
         let locks = Locks {
             dir,
             inner: Mutex::new(map),
+            damaged,
         };
         locks.save(&locks.inner.lock().unwrap())?;
         Ok(locks)
+    }
+
+    /// After a damaged table: the paths the sync engine holds locked (its
+    /// journal has them) are locked again here.
+    pub fn recover(&self, engine_locked: Vec<String>) -> anyhow::Result<()> {
+        if !self.damaged {
+            return Ok(());
+        }
+        let mut map = self.inner.lock().unwrap();
+        for p in engine_locked {
+            tracing::warn!("lock of {p} recovered from the sync journal");
+            map.insert(p, LockState::Locked);
+        }
+        self.save(&map)
     }
 
     /// Locks `path`; an error names why not (already locked).
@@ -129,19 +165,10 @@ impl Locks {
     }
 
     fn save(&self, map: &BTreeMap<String, LockState>) -> anyhow::Result<()> {
-        write_atomic(
+        common::durable::write(
             &self.dir.join("table.json"),
             &serde_json::to_vec_pretty(map)?,
         )?;
         Ok(())
     }
-}
-
-/// Writes `bytes` to `path` through a temporary file and a rename.
-fn write_atomic(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
-    let dir = path.parent().unwrap_or(Path::new("."));
-    let mut tmp = tempfile::NamedTempFile::new_in(dir)?;
-    std::io::Write::write_all(&mut tmp, bytes)?;
-    tmp.persist(path).map_err(|e| e.error)?;
-    Ok(())
 }

@@ -30,15 +30,9 @@ pub async fn handle(
                 common::listing::send(&mut conn, peer, rows).await?;
                 continue;
             }
-            Message::StatusRequest => Message::Status {
-                time_ns: common::meta::now_ns(),
-                peer: cfg.server_a.clone(),
-                sync: sync.is_some(),
-                link: sync.map(|s| s.status()).unwrap_or_default(),
-                locks: Vec::new(),
-                fingerprint: Some(cfg.identity.fingerprint.to_string()),
-                peer_fingerprint: None,
-            },
+            Message::StatusRequest => crate::status(cfg, sync),
+            Message::VersionsRequest { path } => versions(cfg, &path).await,
+            Message::RestoreRequest { path, version } => restore(cfg, sync, &path, version).await,
             Message::Lock { .. } | Message::Unlock { .. } | Message::LocksRequest => {
                 Message::Error {
                     message: "locks live at server A; this is server B".into(),
@@ -81,6 +75,72 @@ async fn listing(cfg: &Config, ignore: &Ignore) -> anyhow::Result<(PeerState, Ve
         })
         .collect();
     Ok((PeerState::Unreachable, common::listing::merge(&[], &own)))
+}
+
+/// Both sides' versions, from Server A when it answers; else this side's,
+/// with `peer` unreachable.
+async fn versions(cfg: &Config, path: &str) -> Message {
+    let ask = Message::VersionsRequest { path: path.into() };
+    match ask_a(cfg, ask).await {
+        Ok(answer) => answer,
+        Err(e) => {
+            tracing::debug!("server A unreachable for versions: {e:#}");
+            match common::sync::versions::infos(&cfg.state_dir, path, "b") {
+                Ok(versions) => Message::Versions {
+                    peer: PeerState::Unreachable,
+                    versions,
+                },
+                Err(e) => Message::Error {
+                    message: format!("{e:#}"),
+                },
+            }
+        }
+    }
+}
+
+/// A restore through Server A when it answers (it knows both sides);
+/// else here, if the version is this side's.
+async fn restore(
+    cfg: &Config,
+    sync: Option<&SyncHandle>,
+    path: &str,
+    id: Option<String>,
+) -> Message {
+    let ask = Message::RestoreRequest {
+        path: path.into(),
+        version: id.clone(),
+    };
+    match ask_a(cfg, ask).await {
+        Ok(answer) => answer,
+        Err(_) if id.as_deref().is_none_or(|id| !id.starts_with("a-")) => {
+            crate::restore(cfg, sync, path, id).await
+        }
+        Err(e) => Message::Error {
+            message: format!("that version is kept at server A, which did not answer: {e:#}"),
+        },
+    }
+}
+
+/// One request to Server A as a client, one answer (an `Error` answer is
+/// an answer; only a failure to reach A is an `Err`).
+async fn ask_a(cfg: &Config, msg: Message) -> anyhow::Result<Message> {
+    let talk = async {
+        let dialer = handshake::Dialer::new(Role::Client, cfg.args.token.clone(), None);
+        let (mut conn, peer) = dialer.dial(&cfg.server_a).await?;
+        if peer.role != Role::ServerA {
+            anyhow::bail!("{} is {}, not server A", cfg.server_a, peer.role);
+        }
+        conn.writer.send(msg).await?;
+        match conn.reader.read_message().await {
+            Err(common::connection::ProtocolError::Refused(message)) => {
+                Ok(Message::Error { message })
+            }
+            answer => Ok(answer?),
+        }
+    };
+    tokio::time::timeout(A_DEADLINE, talk)
+        .await
+        .map_err(|_| anyhow::anyhow!("no answer within {A_DEADLINE:?}"))?
 }
 
 /// Asks Server A for its composite listing, as a client would.

@@ -15,7 +15,7 @@ use common::connection::Connection;
 use common::handshake::{kind_of, PeerInfo};
 use common::ignore::Ignore;
 use common::protocol::{InventoryEntry, Message, Role};
-use common::sync::SyncHandle;
+use common::sync::{versions, SyncHandle};
 use common::tls::Identity;
 use tokio::net::TcpListener;
 
@@ -33,12 +33,14 @@ pub struct Config {
     pub server_a: String,
     /// This server's key and certificate (made at first start).
     pub identity: Identity,
+    /// This server's hold on its state directory, for as long as it runs.
+    pub state_lock: common::state_lock::StateLock,
 }
 
 impl Config {
     pub fn new(dir: PathBuf, args: ServerArgs) -> anyhow::Result<Config> {
         let state_dir = common::config::state_dir_for(&dir, args.state_dir.as_deref())?;
-        std::fs::create_dir_all(&dir)?;
+        let state_lock = common::config::claim(&dir, &state_dir, &args)?;
         let ignore = common::config::ignore_rules(&dir, &args)?;
         let identity = Identity::load_or_create(&state_dir)?;
         Ok(Config {
@@ -48,6 +50,7 @@ impl Config {
             ignore,
             server_a: "127.0.0.1:6000".into(),
             identity,
+            state_lock,
         })
     }
 }
@@ -110,6 +113,25 @@ async fn handle(
                 let entries = listing_entries(cfg, ignore).await?;
                 common::inventory::send(&mut conn.writer, &entries).await?;
             }
+            // Server A asks for B's side of `lab3 versions` and `restore`.
+            Message::VersionsRequest { path } => {
+                let answer = match versions::infos(&cfg.state_dir, &path, "b") {
+                    Ok(versions) => Message::Versions {
+                        peer: common::protocol::PeerState::Connected,
+                        versions,
+                    },
+                    Err(e) => Message::Error {
+                        message: format!("{e:#}"),
+                    },
+                };
+                conn.writer.send(answer).await?;
+            }
+            Message::RestoreRequest { path, version } => {
+                let answer = restore(cfg, sync, &path, version).await;
+                conn.writer.send(answer).await?;
+            }
+            // Server A asks for B's side of `lab3 status` (its versions).
+            Message::StatusRequest => conn.writer.send(status(cfg, sync)).await?,
             Message::SyncStart => match sync {
                 Some(sync) => return sync.run_link(conn, peer).await,
                 None => {
@@ -128,6 +150,36 @@ async fn handle(
         }
     }
     Ok(())
+}
+
+/// Server B's own state, for `lab3 status` (asked by a client when A is
+/// down, or by Server A for B's versions).
+pub(crate) fn status(cfg: &Config, sync: Option<&SyncHandle>) -> Message {
+    Message::Status {
+        time_ns: common::meta::now_ns(),
+        peer: cfg.server_a.clone(),
+        sync: sync.is_some(),
+        link: sync.map(|s| s.status()).unwrap_or_default(),
+        locks: Vec::new(),
+        fingerprint: Some(cfg.identity.fingerprint.to_string()),
+        peer_fingerprint: None,
+        versions: vec![versions::usage(&cfg.state_dir, "b")],
+    }
+}
+
+/// A restore at this side, as the answer to send.
+pub(crate) async fn restore(
+    cfg: &Config,
+    sync: Option<&SyncHandle>,
+    path: &str,
+    id: Option<String>,
+) -> Message {
+    match versions::restore_here(sync, &cfg.dir, &cfg.state_dir, "b", path, id).await {
+        Ok(version) => Message::Restored { version },
+        Err(e) => Message::Error {
+            message: format!("{e:#}"),
+        },
+    }
 }
 
 pub(crate) async fn listing_entries(

@@ -8,12 +8,14 @@
 //! the core decided on, nothing is done and `Mismatch` says what is there,
 //! so a user's save that slips in between is never overwritten.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::fs::Metadata;
 use std::io;
 use std::path::{Path, PathBuf};
 
 use super::core::{Effect, Entry, FileId, Input, KeepWhy, Kind, Outcome, Queued, Source};
+use super::retention::Retention;
+use super::versions;
 use crate::paths;
 use crate::scan::is_absent;
 
@@ -23,6 +25,13 @@ pub struct Disk {
     state_dir: PathBuf,
     /// Received files, verified, waiting to be installed, by content hash.
     staged: HashMap<String, tempfile::TempPath>,
+    /// What is kept, and for how long (`None`: no expiry, as for a
+    /// `--no-sync` server's restore).
+    retention: Option<Retention>,
+    /// Folders whose entries changed since they were last flushed to disk
+    /// (see [`Disk::sync_dirs`]): a burst's renames cost one fsync per
+    /// folder, not one per file.
+    dirty_dirs: HashSet<PathBuf>,
 }
 
 impl Disk {
@@ -31,7 +40,67 @@ impl Disk {
             root,
             state_dir,
             staged: HashMap::new(),
+            retention: None,
+            dirty_dirs: HashSet::new(),
         }
+    }
+
+    /// Notes that the entries of `p`'s folder changed (a new name, a
+    /// rename, a removal), and of every folder made for it under the
+    /// synced folder or the state directory.
+    fn touched(&mut self, p: &Path) {
+        let mut at = p.parent();
+        while let Some(dir) = at {
+            if !self.dirty_dirs.insert(dir.to_path_buf())
+                || dir == self.root
+                || dir == self.state_dir
+                || !(dir.starts_with(&self.root) || dir.starts_with(&self.state_dir))
+            {
+                break;
+            }
+            at = dir.parent();
+        }
+    }
+
+    /// Flushes every folder whose entries changed to disk: called before
+    /// the journal is written and the peer is told (`Stored`), so a power
+    /// cut cannot undo a rename the peer was told about.
+    pub fn sync_dirs(&mut self) {
+        for dir in self.dirty_dirs.drain() {
+            if let Err(e) = crate::durable::sync_dir(&dir) {
+                if !is_absent(&e) {
+                    tracing::warn!("cannot flush {} to disk: {e}", dir.display());
+                }
+            }
+        }
+    }
+
+    /// Expires kept versions by `r` from now on, starting now.
+    pub fn set_retention(&mut self, r: Retention) {
+        self.retention = Some(r);
+        self.expire();
+    }
+
+    /// The folder's size, of which the default versions cap is a share.
+    pub fn set_folder_bytes(&mut self, bytes: u64) {
+        if let Some(r) = self.retention.as_mut() {
+            r.set_folder_bytes(bytes);
+        }
+    }
+
+    /// Removes the versions past their age or over the cap, oldest first.
+    pub fn expire(&mut self) {
+        let Some(r) = self.retention.as_mut() else {
+            return;
+        };
+        for gone in r.prune(crate::meta::now_ns()) {
+            tracing::info!("expired the kept version {}", gone.display());
+        }
+    }
+
+    /// The state directory (where versions are kept).
+    pub fn state_dir(&self) -> &Path {
+        &self.state_dir
     }
 
     /// What `rel` holds: a file or a folder (symbolic links and other
@@ -58,7 +127,7 @@ impl Disk {
         self.staged.insert(hash, temp);
     }
 
-    fn resolve(&self, rel: &str) -> io::Result<PathBuf> {
+    pub(super) fn resolve(&self, rel: &str) -> io::Result<PathBuf> {
         paths::resolve(&self.root, rel).map_err(|e| io::Error::new(io::ErrorKind::InvalidInput, e))
     }
 
@@ -250,6 +319,7 @@ impl Disk {
                 r => r?,
             },
         }
+        self.touched(&target);
         Ok(Outcome::Applied {
             landed: self.stat(rel)?,
             kept_at: kept_at.map(|p| p.display().to_string()),
@@ -265,6 +335,7 @@ impl Disk {
             (Kind::File, Some(why)) => Some(self.keep(rel, why)?),
             (Kind::File, None) => {
                 std::fs::remove_file(&target)?;
+                self.touched(&target);
                 None
             }
             (Kind::Dir, _) => {
@@ -274,6 +345,7 @@ impl Disk {
                         retry: false,
                     });
                 }
+                self.touched(&target);
                 None
             }
         };
@@ -296,7 +368,9 @@ impl Disk {
         if let Some(parent) = dst.parent() {
             std::fs::create_dir_all(parent)?;
         }
-        std::fs::rename(src, dst)?;
+        std::fs::rename(&src, &dst)?;
+        self.touched(&src);
+        self.touched(&dst);
         Ok(Outcome::Applied {
             landed: self.stat(to)?,
             kept_at: None,
@@ -315,6 +389,7 @@ impl Disk {
         if kept.as_ref().is_ok_and(|k| k.same_here(found)) {
             return true;
         }
+        versions::forget(at);
         let back = if kept.as_ref().is_ok_and(|k| k.kind == Kind::File) {
             std::fs::hard_link(at, target).and_then(|()| std::fs::remove_file(at))
         } else {
@@ -330,14 +405,14 @@ impl Disk {
         false
     }
 
-    fn keep(&self, rel: &str, why: KeepWhy) -> io::Result<PathBuf> {
+    pub(super) fn keep(&mut self, rel: &str, why: KeepWhy) -> io::Result<PathBuf> {
         let src = self.resolve(rel)?;
-        let stamp = chrono::Utc::now().format("%Y%m%dT%H%M%S%.9fZ").to_string();
         let folder = match why {
             KeepWhy::Conflict => "conflicts",
             KeepWhy::Replaced | KeepWhy::Deleted => "versions",
         };
-        let dst = paths::resolve(&self.state_dir.join(folder).join(stamp), rel)
+        let stamp_dir = versions::new_stamp_dir(&self.state_dir.join(folder));
+        let dst = paths::resolve(&stamp_dir, rel)
             .map_err(|e| io::Error::new(io::ErrorKind::InvalidInput, e))?;
         if let Some(parent) = dst.parent() {
             std::fs::create_dir_all(parent)?;
@@ -345,8 +420,21 @@ impl Disk {
         if std::fs::rename(&src, &dst).is_err() {
             // Another file system: copy, then remove.
             std::fs::copy(&src, &dst)?;
+            crate::durable::sync_file(&std::fs::File::open(&dst)?)?;
             std::fs::remove_file(&src)?;
         }
+        self.touched(&src);
+        self.touched(&dst);
+        if let Err(e) = versions::record(&dst, rel, why) {
+            tracing::warn!(
+                "cannot describe the version of {rel} kept at {}: {e}",
+                dst.display()
+            );
+        }
+        if let Some(r) = self.retention.as_mut() {
+            r.added(&stamp_dir);
+        }
+        self.expire();
         Ok(dst)
     }
 
@@ -374,8 +462,10 @@ impl Disk {
         }
         let mut tmp = tempfile::NamedTempFile::new_in(dst.parent().unwrap_or(&self.state_dir))?;
         serde_json::to_writer(&mut tmp, entry)?;
+        crate::durable::sync_file(tmp.as_file())?;
         tmp.persist(dst.with_extension("json"))
             .map_err(|e| e.error)?;
+        self.touched(&dst);
         Ok(())
     }
 
@@ -590,7 +680,7 @@ mod tests {
 
     #[test]
     fn a_save_that_lands_between_the_check_and_the_keep_goes_back_and_wins_nothing_silently() {
-        let (root, _state, d) = disk();
+        let (root, _state, mut d) = disk();
         let target = root.path().join("s.txt");
         std::fs::write(&target, b"checked").unwrap();
         let checked = d.stat("s.txt").unwrap().unwrap();

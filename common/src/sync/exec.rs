@@ -18,6 +18,7 @@ use super::core::{
 };
 use super::disk::{self, Disk};
 use super::records::Records;
+use super::retention::Retention;
 use super::watcher::{self, Hint, RescanFlag, Urgency};
 use super::{transfer, Command, LinkStatus, SyncConfig, SyncHandle};
 use crate::meta::now_ns;
@@ -115,13 +116,7 @@ pub fn start(cfg: SyncConfig) -> anyhow::Result<SyncHandle> {
     let journal = Records::open(&cfg.state_dir)?;
     let agreed = journal.agreed();
     if !cfg.root.exists() {
-        if agreed > 0 && !cfg.confirm_empty {
-            anyhow::bail!(
-                "{} is missing, but it held {agreed} files at the last sync (an unmounted disk? a wrong path?); \
-                 restore it, or pass --confirm-empty to treat its files as deleted",
-                cfg.root.display()
-            );
-        }
+        super::check_folder(&cfg.root, agreed, cfg.confirm_empty)?;
         std::fs::create_dir_all(&cfg.root)?;
     }
     cfg.root = std::fs::canonicalize(&cfg.root)?;
@@ -176,7 +171,11 @@ pub fn start(cfg: SyncConfig) -> anyhow::Result<SyncHandle> {
             r.deleted_ns = None;
         }
     }
-    let disk = Disk::new(cfg.root.clone(), cfg.state_dir.clone());
+    let mut disk = Disk::new(cfg.root.clone(), cfg.state_dir.clone());
+    let days = cfg.keep_versions_days;
+    let mut retention = Retention::load(&cfg.state_dir, days, cfg.versions_cap);
+    retention.set_folder_bytes(folder_bytes(&found));
+    disk.set_retention(retention);
     for (p, r) in records.iter_mut() {
         if let Some(lock) = r.lock.as_mut() {
             lock.queue = disk.queued(p);
@@ -191,6 +190,7 @@ pub fn start(cfg: SyncConfig) -> anyhow::Result<SyncHandle> {
     };
     let mut core_cfg = core::Config::new(side);
     core_cfg.fs = fs;
+    core_cfg.keep_versions = days > 0;
     let queues: BTreeMap<String, Vec<core::Queued>> = records
         .iter()
         .filter_map(|(p, r)| r.lock.as_ref().map(|l| (p.clone(), l.queue.clone())))
@@ -495,6 +495,9 @@ impl Exec {
                 match found {
                     Ok((entries, skipped)) => {
                         self.warn_skipped(&skipped);
+                        // The safety-net rescan also ages out old versions.
+                        self.disk.set_folder_bytes(folder_bytes(&entries));
+                        self.disk.expire();
                         self.feed(Input::Scanned { entries });
                     }
                     Err(e) => tracing::error!("scanning {}: {e}", self.cfg.root.display()),
@@ -505,6 +508,19 @@ impl Exec {
                 // Locked once it is in the journal.
                 self.flush_out();
                 let _ = reply.send(());
+            }
+            Event::Command(Command::Restore { path, id, reply }) => {
+                let side = self.handle.side().to_lowercase();
+                let done = super::versions::restore(&mut self.disk, &path, id.as_deref(), &side);
+                if let Ok(v) = &done {
+                    let detail = format!("version {} ({})", v.id, v.why);
+                    let here = self.handle.side().to_string();
+                    self.handle
+                        .announce("restored", &here, &path, Some(v.size), detail);
+                    // A local change like any other, sent once looked at.
+                    self.look(path, true);
+                }
+                let _ = reply.send(done);
             }
             Event::Command(Command::Unlock { path, reply }) => {
                 self.unlocks.entry(path.clone()).or_default().push(reply);
@@ -536,6 +552,7 @@ impl Exec {
     /// last call said: a peer must never hold an answer (and journal a
     /// base) that this side would forget if killed now.
     fn flush_out(&mut self) {
+        self.disk.sync_dirs();
         self.journal.flush();
         if let Some(l) = &self.link {
             for m in self.outbox.drain(..) {
@@ -600,6 +617,7 @@ impl Exec {
                 None
             }
             Effect::Unlocked { path, replayed } => {
+                self.disk.sync_dirs();
                 self.journal.flush();
                 let updates: Vec<AppliedUpdate> = replayed.iter().map(applied_update).collect();
                 for reply in self.unlocks.remove(&path).unwrap_or_default() {
@@ -659,4 +677,10 @@ fn applied_update(r: &Replayed) -> AppliedUpdate {
         mtime_ns,
         outcome: r.outcome.to_string(),
     }
+}
+
+/// The bytes of the files a scan found (the default versions cap is a
+/// share of it).
+fn folder_bytes(found: &[(String, Entry)]) -> u64 {
+    found.iter().map(|(_, e)| e.size).sum()
 }

@@ -8,6 +8,8 @@
 //!   turns its effects into I/O; [`disk`] does the file-system part,
 //!   `records` keeps the core's journal, `link` the socket's.
 //! - [`watcher`]: OS events turned into hints about paths.
+//! - [`versions`]: what sync kept (replaced, deleted, conflict losers):
+//!   listing, restoring; [`retention`]: expiring them by age and size.
 //! - [`transfer`]: file bytes over the link, into verified temporary files.
 //!
 //! # How a change travels
@@ -28,7 +30,9 @@ pub mod disk;
 mod exec;
 mod link;
 mod records;
+pub mod retention;
 pub mod transfer;
+pub mod versions;
 pub mod watcher;
 
 use std::collections::BTreeMap;
@@ -41,7 +45,7 @@ use tokio::sync::{broadcast, mpsc, oneshot, watch};
 use crate::connection::Connection;
 use crate::handshake::PeerInfo;
 use crate::ignore::Ignore;
-use crate::protocol::{Action, AppliedUpdate, Role};
+use crate::protocol::{Action, AppliedUpdate, Role, VersionInfo};
 
 pub use exec::start;
 
@@ -59,6 +63,43 @@ pub struct SyncConfig {
     pub rescan_every: Option<Duration>,
     /// The user confirmed that an emptied directory means "delete everything".
     pub confirm_empty: bool,
+    /// Days a kept version stays (`--keep-versions`; 0 keeps none).
+    pub keep_versions_days: u32,
+    /// The room kept versions may take (`--versions-cap`).
+    pub versions_cap: retention::Cap,
+}
+
+/// The missing-folder guard, for both servers: a folder that held files
+/// at the last sync (`agreed` of them) and is missing now is an unmounted
+/// disk or a wrong path, not "everything was deleted": refused, unless the
+/// user confirmed. Checked before a server listens, and again when the
+/// engine starts.
+pub fn check_folder(
+    root: &std::path::Path,
+    agreed: usize,
+    confirm_empty: bool,
+) -> anyhow::Result<()> {
+    if agreed > 0 && !confirm_empty && !root.exists() {
+        anyhow::bail!(
+            "{} is missing, but it held {agreed} files at the last sync (an unmounted disk? a wrong path?); \
+             restore it, or pass --confirm-empty to treat its files as deleted",
+            root.display()
+        );
+    }
+    Ok(())
+}
+
+/// [`check_folder`] before the engine starts, from the journal in `state_dir`.
+pub fn check_folder_at_start(
+    root: &std::path::Path,
+    state_dir: &std::path::Path,
+    confirm_empty: bool,
+) -> anyhow::Result<()> {
+    if root.exists() || confirm_empty {
+        return Ok(());
+    }
+    let agreed = records::Records::open(state_dir)?.agreed();
+    check_folder(root, agreed, confirm_empty)
 }
 
 /// The link's state, for `lab3 status`.
@@ -73,6 +114,13 @@ pub(crate) enum Command {
     Unlock {
         path: String,
         reply: oneshot::Sender<anyhow::Result<Vec<AppliedUpdate>>>,
+    },
+    /// `lab3 restore` at this side: done on the engine's thread, between
+    /// two of its disk effects, then looked at as a local change.
+    Restore {
+        path: String,
+        id: Option<String>,
+        reply: oneshot::Sender<anyhow::Result<VersionInfo>>,
     },
 }
 
@@ -140,6 +188,22 @@ impl SyncHandle {
             .send(exec::Event::Command(Command::Unlock { path, reply }))
             .map_err(|_| anyhow::anyhow!("sync engine stopped"))?;
         rx.await?
+    }
+
+    /// Puts version `id` of `path` (default: the newest) back at this side
+    /// as a new change, which then syncs.
+    pub async fn restore(&self, path: &str, id: Option<String>) -> anyhow::Result<VersionInfo> {
+        let (reply, rx) = oneshot::channel();
+        let path = path.to_string();
+        self.events
+            .send(exec::Event::Command(Command::Restore { path, id, reply }))
+            .map_err(|_| anyhow::anyhow!("sync engine stopped"))?;
+        rx.await?
+    }
+
+    /// The paths the engine holds locked (from its journal at start).
+    pub fn locked(&self) -> Vec<String> {
+        self.queues.lock().unwrap().keys().cloned().collect()
     }
 
     /// How many of the peer's updates of `path` wait in its lock queue.

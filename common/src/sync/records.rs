@@ -6,7 +6,7 @@
 
 use std::collections::BTreeMap;
 use std::fs::{File, OpenOptions};
-use std::io::{BufRead, BufReader, BufWriter, Write};
+use std::io::{BufWriter, Write};
 use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
@@ -24,34 +24,60 @@ pub struct Records {
     path: PathBuf,
     records: BTreeMap<String, Record>,
     out: BufWriter<File>,
+    /// Lines written since the file was last flushed to disk.
+    unsynced: bool,
 }
 
 impl Records {
     /// Opens (or creates) `<state_dir>/core-journal.jsonl`.
+    ///
+    /// A torn last line (a kill -9 mid-write, never acknowledged to the
+    /// peer) is dropped. Any other line that does not parse is damage: it
+    /// is set aside in `core-journal.damaged-<time>.jsonl`, reported, and
+    /// the history of its path (of every path, when the line does not
+    /// even say which) is forgotten, so that path counts as changed on
+    /// both sides (both copies kept), never as deleted. The lines after it
+    /// are read as usual.
     pub fn open(state_dir: &Path) -> std::io::Result<Records> {
         std::fs::create_dir_all(state_dir)?;
         let path = state_dir.join("core-journal.jsonl");
         let mut records = BTreeMap::new();
         let (mut lines, mut torn) = (0usize, false);
-        if let Ok(f) = File::open(&path) {
-            for line in BufReader::new(f).lines() {
-                let Ok(Ok(l)) = line.map(|l| serde_json::from_str::<Line>(&l)) else {
-                    torn = true;
-                    break;
-                };
-                match l.r {
-                    Some(r) => records.insert(l.p, r),
-                    None => records.remove(&l.p),
-                };
-                lines += 1;
+        let mut damaged: Vec<String> = Vec::new();
+        let bytes = std::fs::read(&path).unwrap_or_default();
+        let complete = bytes.ends_with(b"\n");
+        let all: Vec<&[u8]> = bytes.split(|&b| b == b'\n').collect();
+        let count = all.len();
+        for (i, raw) in all.into_iter().enumerate() {
+            if raw.is_empty() {
+                continue;
+            }
+            match serde_json::from_slice::<Line>(raw) {
+                Ok(l) => {
+                    match l.r {
+                        Some(r) => records.insert(l.p, r),
+                        None => records.remove(&l.p),
+                    };
+                    lines += 1;
+                }
+                Err(_) if i + 1 == count && !complete => torn = true,
+                Err(_) => damaged.push(String::from_utf8_lossy(raw).into_owned()),
             }
         }
-        let out = if torn || lines > 2 * records.len() + 1_000 {
+        if !damaged.is_empty() {
+            set_aside(state_dir, &damaged, &mut records)?;
+        }
+        let out = if torn || !damaged.is_empty() || lines > 2 * records.len() + 1_000 {
             rewrite(&path, &records)?
         } else {
             append_to(&path)?
         };
-        Ok(Records { path, records, out })
+        Ok(Records {
+            path,
+            records,
+            out,
+            unsynced: false,
+        })
     }
 
     /// Every record, in path order.
@@ -75,18 +101,75 @@ impl Records {
         if let Err(e) = written {
             tracing::error!("writing {}: {e}", self.path.display());
         }
+        self.unsynced = true;
         match record {
             Some(r) => self.records.insert(path, r),
             None => self.records.remove(&path),
         };
     }
 
-    /// Writes out what was set (called after every step of the engine).
+    /// Writes out what was set and flushes it to disk (called after every
+    /// step of the engine, before the peer hears what the step decided);
+    /// nothing to do when nothing was set.
     pub fn flush(&mut self) {
-        if let Err(e) = self.out.flush() {
+        if !self.unsynced {
+            return;
+        }
+        self.unsynced = false;
+        let done = self
+            .out
+            .flush()
+            .and_then(|()| crate::durable::sync_data(self.out.get_ref()));
+        if let Err(e) = done {
             tracing::error!("writing {}: {e}", self.path.display());
         }
     }
+}
+
+/// Keeps the damaged lines beside the journal, says so, and forgets the
+/// history they may have been about.
+fn set_aside(
+    state_dir: &Path,
+    damaged: &[String],
+    records: &mut BTreeMap<String, Record>,
+) -> std::io::Result<()> {
+    let stamp = crate::durable::stamp();
+    let aside = state_dir.join(format!("core-journal.damaged-{stamp}.jsonl"));
+    crate::durable::write(&aside, (damaged.join("\n") + "\n").as_bytes())?;
+    let paths: Option<Vec<String>> = damaged.iter().map(|l| path_of(l)).collect();
+    let forget = |r: &mut Record| {
+        r.base = None;
+        r.deleted_ns = None;
+    };
+    let which = match &paths {
+        Some(paths) => {
+            for p in paths {
+                if let Some(r) = records.get_mut(p) {
+                    forget(r);
+                }
+            }
+            format!("the history of {} is forgotten", paths.join(", "))
+        }
+        None => {
+            records.values_mut().for_each(forget);
+            "the lines name no path, so the history of every path is forgotten".into()
+        }
+    };
+    tracing::error!(
+        "{} damaged line(s) in the sync journal, set aside in {}; {which}: where both sides differ, \
+         both copies are kept (the other as a version), and nothing counts as deleted",
+        damaged.len(),
+        aside.display()
+    );
+    Ok(())
+}
+
+/// The path a damaged journal line is about, if its start is intact:
+/// `{"p":"<path>",...`.
+fn path_of(line: &str) -> Option<String> {
+    let rest = line.strip_prefix(r#"{"p":"#)?;
+    let mut de = serde_json::Deserializer::from_str(rest).into_iter::<String>();
+    de.next()?.ok()
 }
 
 fn append_to(path: &Path) -> std::io::Result<BufWriter<File>> {
@@ -107,9 +190,10 @@ fn rewrite(path: &Path, records: &BTreeMap<String, Record>) -> std::io::Result<B
             serde_json::to_writer(&mut w, &line)?;
             w.write_all(b"\n")?;
         }
-        w.into_inner().map_err(|e| e.into_error())?.sync_all()?;
+        crate::durable::sync_file(&w.into_inner().map_err(|e| e.into_error())?)?;
     }
     std::fs::rename(&tmp, path)?;
+    crate::durable::sync_dir(path.parent().unwrap_or(Path::new(".")))?;
     append_to(path)
 }
 
@@ -152,5 +236,60 @@ mod tests {
         let j = Records::open(d.path()).unwrap();
         let all: Vec<_> = j.all().map(|(p, r)| (p.clone(), r.clone())).collect();
         assert_eq!(all, vec![("b".to_string(), rec(2))]);
+    }
+
+    #[test]
+    fn a_damaged_line_is_set_aside_its_path_forgotten_and_later_lines_kept() {
+        let d = tempfile::tempdir().unwrap();
+        {
+            let mut j = Records::open(d.path()).unwrap();
+            for p in ["a", "b", "c"] {
+                j.set(p.into(), Some(rec(1)));
+            }
+            j.flush();
+        }
+        let file = d.path().join("core-journal.jsonl");
+        let mut f = OpenOptions::new().append(true).open(&file).unwrap();
+        f.write_all(b"{\"p\":\"b\",\"r\":{\"ba#garbage\n").unwrap();
+        f.write_all(b"{\"p\":\"d\",\"r\":{}}\n").unwrap();
+        drop(f);
+        let j = Records::open(d.path()).unwrap();
+        let all: BTreeMap<_, _> = j.all().map(|(p, r)| (p.clone(), r.clone())).collect();
+        assert_eq!(all["a"], rec(1));
+        assert_eq!(all["b"].base, None, "b's history is unknown now");
+        assert_eq!(all["c"], rec(1));
+        assert!(all.contains_key("d"), "a line after the damage is read");
+        let aside: Vec<_> = std::fs::read_dir(d.path())
+            .unwrap()
+            .flatten()
+            .filter(|e| e.file_name().to_string_lossy().contains("damaged"))
+            .collect();
+        assert_eq!(aside.len(), 1);
+        let kept = std::fs::read_to_string(aside[0].path()).unwrap();
+        assert!(kept.contains("garbage"));
+        // Not reported again: the journal was rewritten without it.
+        drop(j);
+        Records::open(d.path()).unwrap();
+        let n = std::fs::read_dir(d.path()).unwrap().flatten().count();
+        assert_eq!(n, 2, "the journal and one set-aside file");
+    }
+
+    #[test]
+    fn a_line_that_names_no_path_forgets_every_history() {
+        let d = tempfile::tempdir().unwrap();
+        {
+            let mut j = Records::open(d.path()).unwrap();
+            j.set("a".into(), Some(rec(1)));
+            j.flush();
+        }
+        let file = d.path().join("core-journal.jsonl");
+        let mut f = OpenOptions::new().append(true).open(&file).unwrap();
+        f.write_all(b"\x00\x00\x00\n{\"p\":\"z\",\"r\":{}}\n")
+            .unwrap();
+        drop(f);
+        let j = Records::open(d.path()).unwrap();
+        let all: BTreeMap<_, _> = j.all().map(|(p, r)| (p.clone(), r.clone())).collect();
+        assert_eq!(all["a"].base, None);
+        assert!(all.contains_key("z"));
     }
 }

@@ -202,6 +202,9 @@ pub async fn receive_file<R: AsyncRead + Unpin>(
     let temp = temp.expect("no problem means a temp file");
     set_time_and_mode(temp.as_file(), meta.mtime_ns, meta.mode)
         .map_err(|e| local_error(&meta.path, e))?;
+    // On disk before it can be renamed into place: a power cut must not
+    // leave an empty file under the new name (with the new mtime).
+    crate::durable::sync_file(temp.as_file()).map_err(|e| local_error(&meta.path, e))?;
     let (file, path) = temp.into_parts();
     drop(file);
     Ok(Received {
