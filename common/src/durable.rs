@@ -63,6 +63,35 @@ pub fn write(path: &Path, bytes: &[u8]) -> io::Result<()> {
     sync_dir(dir)
 }
 
+/// Flushes everything written to the file system that holds `dir` (Linux:
+/// one `syncfs` for a whole burst of received files, instead of one
+/// `fsync` each). `Ok(false)` where there is no such call: the caller then
+/// flushes each file itself.
+pub fn sync_filesystem(dir: &Path) -> io::Result<bool> {
+    if !enabled() {
+        return Ok(true);
+    }
+    #[cfg(target_os = "linux")]
+    {
+        use std::os::fd::AsRawFd;
+        let d = File::open(dir)?;
+        // SAFETY: `d` is an open descriptor for the whole call.
+        if unsafe { libc::syncfs(d.as_raw_fd()) } != 0 {
+            return Err(io::Error::last_os_error());
+        }
+        Ok(true)
+    }
+    #[cfg(not(target_os = "linux"))]
+    {
+        let _ = dir;
+        Ok(false)
+    }
+}
+
+/// Whether received files are flushed by [`sync_filesystem`] before they
+/// are renamed into place, rather than one by one as they arrive.
+pub const BATCHED: bool = cfg!(target_os = "linux");
+
 /// Flushes a directory's entries (new names, renames, removals) to disk.
 /// A no-op where directories cannot be opened (Windows: there, the rename
 /// itself is flushed by the file system's journal).

@@ -32,6 +32,8 @@ pub struct Disk {
     /// (see [`Disk::sync_dirs`]): a burst's renames cost one fsync per
     /// folder, not one per file.
     dirty_dirs: HashSet<PathBuf>,
+    /// A file was staged since the last [`Disk::flush_staged`].
+    staged_unflushed: bool,
 }
 
 impl Disk {
@@ -42,6 +44,7 @@ impl Disk {
             staged: HashMap::new(),
             retention: None,
             dirty_dirs: HashSet::new(),
+            staged_unflushed: false,
         }
     }
 
@@ -125,6 +128,20 @@ impl Disk {
     /// Keeps a received, verified file until the core installs it.
     pub fn stage(&mut self, hash: String, temp: tempfile::TempPath) {
         self.staged.insert(hash, temp);
+        self.staged_unflushed = true;
+    }
+
+    /// Flushes every received file staged so far with one call for the
+    /// whole file system, before the first of them is renamed into place
+    /// (where the platform has such a call; elsewhere each was flushed as
+    /// it was received).
+    fn flush_staged(&mut self, staged: &Path) -> io::Result<()> {
+        if self.staged_unflushed && crate::durable::BATCHED {
+            let dir = staged.parent().unwrap_or(&self.state_dir);
+            crate::durable::sync_filesystem(dir)?;
+        }
+        self.staged_unflushed = false;
+        Ok(())
     }
 
     pub(super) fn resolve(&self, rel: &str) -> io::Result<PathBuf> {
@@ -269,7 +286,10 @@ impl Disk {
             (Kind::File, Source::Staged) => {
                 let hash = version.hash.clone().unwrap_or_default();
                 match self.staged.remove(&hash) {
-                    Some(t) => Some(t.keep().map_err(|e| e.error)?),
+                    Some(t) => {
+                        self.flush_staged(&t)?;
+                        Some(t.keep().map_err(|e| e.error)?)
+                    }
                     None => {
                         return Ok(Outcome::Failed {
                             error: format!("{rel}: the received content is gone"),

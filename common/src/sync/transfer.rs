@@ -204,7 +204,11 @@ pub async fn receive_file<R: AsyncRead + Unpin>(
         .map_err(|e| local_error(&meta.path, e))?;
     // On disk before it can be renamed into place: a power cut must not
     // leave an empty file under the new name (with the new mtime).
-    crate::durable::sync_file(temp.as_file()).map_err(|e| local_error(&meta.path, e))?;
+    // (Where the engine flushes a whole burst at once before its renames,
+    // see `Disk::install`, not here, one file at a time.)
+    if !crate::durable::BATCHED {
+        crate::durable::sync_file(temp.as_file()).map_err(|e| local_error(&meta.path, e))?;
+    }
     let (file, path) = temp.into_parts();
     drop(file);
     Ok(Received {
