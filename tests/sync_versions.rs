@@ -353,6 +353,7 @@ fn a_restored_older_backup_wins(at: Side) {
     pair.wait_same(SECS, name);
 
     // The other server away.
+    let sent = pair.server(at).said_count(&["updated", name]);
     pair.put(
         pair.dir(at),
         name,
@@ -360,6 +361,11 @@ fn a_restored_older_backup_wins(at: Side) {
         OLD + 200 * SEC,
     );
     pair.wait_same(SECS, name);
+    // Killed only once version 3 is acknowledged (its sender says so):
+    // the same file on disk does not yet mean the other side journaled it.
+    pair.wait(SECS, "version 3 acknowledged", || {
+        pair.server(at).said_count(&["updated", name]) > sent
+    });
     pair.kill(at.other());
     cp_p(&backup, &here);
     pair.restart(at.other());
