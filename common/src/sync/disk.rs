@@ -198,11 +198,13 @@ impl Disk {
                 seq,
                 update,
                 peer_op,
+                replaces,
             } => {
                 let entry = Queued {
                     seq: *seq,
                     update: update.clone(),
                     peer_op: *peer_op,
+                    replaces: replaces.clone(),
                 };
                 if let Err(e) = self.enqueue(path, &entry) {
                     tracing::error!("cannot queue {path}: {e}");
@@ -897,6 +899,7 @@ mod tests {
             seq: 1,
             update: Holding::Present(v.clone()),
             peer_op: 9,
+            replaces: None,
         });
         let kept = d.queued("l.txt");
         assert_eq!(kept.len(), 1);

@@ -60,8 +60,10 @@ pub fn run(w: &mut World, s: Side, effect: Effect, epoch: u64) {
             if !same(&found, Some(&expect)) {
                 return done(w, s, op, Outcome::Mismatch { found });
             }
-            // Quiet before sending: not a file a writer is still writing.
-            if let Some(t) = w.t.writing.get(&(crate::invariants::ix(s), path.clone())) {
+            let content = w.side(s).fs.read(&path).unwrap_or_default();
+            // Quiet before sending: not what a writer is still writing.
+            let key = (crate::invariants::ix(s), path.clone());
+            if let Some((t, _)) = w.t.writing.get(&key).filter(|(_, c)| *c == content) {
                 let since = w.clock(s) - t;
                 if since < w.side_ref(s).cfg.quiet_ns {
                     w.t.violation(format!(
@@ -70,7 +72,6 @@ pub fn run(w: &mut World, s: Side, effect: Effect, epoch: u64) {
                     ));
                 }
             }
-            let content = w.side(s).fs.read(&path).unwrap_or_default();
             if let PeerMsg::Offer { version, .. } = &mut offer {
                 version.hash = Some(content.clone());
             }
@@ -304,6 +305,7 @@ pub fn run(w: &mut World, s: Side, effect: Effect, epoch: u64) {
             seq,
             update,
             peer_op,
+            replaces,
         } => {
             w.t.queued(&path, seq);
             let me = w.side(s);
@@ -319,6 +321,7 @@ pub fn run(w: &mut World, s: Side, effect: Effect, epoch: u64) {
                 seq,
                 update,
                 peer_op,
+                replaces,
             };
             me.queued.insert((path, seq), entry);
         }
@@ -329,6 +332,19 @@ pub fn run(w: &mut World, s: Side, effect: Effect, epoch: u64) {
             me.queued.remove(&(path, seq));
         }
         Effect::Record { path, mut record } => {
+            // An unlock replays from its journal record on. (Not from its
+            // input: effects of inputs handled before it, such as an
+            // earlier unlock's end and a new lock's announcement, may still
+            // be waiting, and come first.)
+            let unlocking = record
+                .as_ref()
+                .and_then(|r| r.lock.as_ref())
+                .is_some_and(|l| l.unlocking);
+            if s == Side::A && unlocking {
+                if let Some(p) = w.t.locks.get_mut(&path) {
+                    *p = LockPhase::Unlocking;
+                }
+            }
             // The queue's entries are kept apart (see `Effect::Queue`).
             if let Some(lock) = record.as_mut().and_then(|r| r.lock.as_mut()) {
                 lock.queue.clear();

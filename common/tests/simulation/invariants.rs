@@ -30,8 +30,11 @@ pub fn ix(s: Side) -> usize {
 #[derive(Default)]
 pub struct Tracker {
     pub violations: Vec<String>,
-    /// Files a writer has open: when it last wrote (its side's clock).
-    pub writing: BTreeMap<(usize, String), i64>,
+    /// Files a writer has open: when it last wrote (its side's clock) and
+    /// what the file held after that write. (Content, not the name alone:
+    /// another user's whole write through a hard link or after a rename
+    /// replaces what the writer left; that content is not partial.)
+    pub writing: BTreeMap<(usize, String), (i64, String)>,
     /// Locks A's core has taken (by the inputs it handled).
     pub locks: BTreeMap<String, LockPhase>,
     /// Messages the executors put on the link (or tried to).

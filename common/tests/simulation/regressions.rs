@@ -562,3 +562,65 @@ fn the_same_content_twice_in_flight() {
     let v = strict_seed(857169);
     assert!(v.is_empty(), "{v:#?}");
 }
+
+/// Bug (seeds 172824, 28728, fixed in core/lock.rs): `d/e` locked with
+/// B's update queued, then `d` locked (a name A does not hold): unlocking
+/// `d/e` replayed B's update there and made the locked `d` a folder. A
+/// replay now waits while a lock (not being unlocked) is above it or under
+/// it, and goes on when that lock is released.
+#[test]
+fn a_replay_waits_for_a_lock_above_it() {
+    for seed in [172824, 28728] {
+        let v = strict_seed(seed);
+        assert!(v.is_empty(), "seed {seed}: {v:#?}");
+    }
+}
+
+/// Checker bug (seed 93735, fixed in world.rs and executor.rs): unlock
+/// `a`, lock `a`, unlock `a`, handled before any of their effects ran.
+/// The checker took the second unlock's input as the start of its replay,
+/// but the first unlock's end and the second lock's announcement were
+/// still waiting and came after it, so the second unlock's replay counted
+/// as reaching a locked path. An unlock now counts from its journal
+/// record (`unlocking`), in the order of the effects.
+#[test]
+fn unlock_lock_unlock_counts_in_effect_order() {
+    let v = strict_seed(93735);
+    assert!(v.is_empty(), "{v:#?}");
+}
+
+/// Bug (seed 23160, fixed in core/lock.rs): B's restored older backup of
+/// `A` (a one-sided change) was queued at A; at unlock it was reported
+/// superseded because A's copy had a later mtime, though A had not edited
+/// it, and A sent its copy back to B: an echo, and B's restore undone.
+/// Only an edit at A after the update arrived (A no longer holds what the
+/// update replaces, kept with the queue entry) supersedes it.
+#[test]
+fn a_queued_one_sided_change_is_not_superseded_by_time() {
+    let v = strict_seed(23160);
+    assert!(v.is_empty(), "{v:#?}");
+}
+
+/// Bug (seed 37325, fixed in core/lock.rs): reconciliation gave `a` to B
+/// (B changed it, A did not) while `a` was locked; A held its copy back
+/// for B's offer, but the unlock (with nothing queued yet) released every
+/// held copy and A offered its own, which it had received from B: an
+/// echo. The unlock now releases a held copy only if it wins by the rule.
+#[test]
+fn an_unlock_keeps_a_copy_held_for_the_winning_peer() {
+    let v = strict_seed(37325);
+    assert!(v.is_empty(), "{v:#?}");
+}
+
+/// Checker bug (seeds 13603, 18857): a file still being appended to (the
+/// writer has it open) was rewritten whole, in place, through another
+/// name (a hard link) with an old mtime, and closed. The checker tracked
+/// open writers by name, so sending that complete content counted as
+/// partial. It now compares content: partial is what the writer left.
+#[test]
+fn a_whole_write_through_a_hard_link_is_not_partial() {
+    for seed in [13603, 18857] {
+        let v = strict_seed(seed);
+        assert!(v.is_empty(), "seed {seed}: {v:#?}");
+    }
+}

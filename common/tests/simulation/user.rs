@@ -98,7 +98,7 @@ pub fn act(w: &mut World, s: Side, act: Act, r: u64) {
                 if fs.write(&name, &c, now, Some(mode), true).is_ok() {
                     t.wrote(s, &name, &c);
                     t.writing
-                        .insert((crate::invariants::ix(s), name.clone()), now);
+                        .insert((crate::invariants::ix(s), name.clone()), (now, c.clone()));
                     hints.push((name.clone(), false));
                 }
             }

@@ -179,11 +179,6 @@ impl World {
             Input::LinkDown => me.epoch = 0,
             _ => {}
         }
-        let lock_change = match &input {
-            Input::Lock { path } => Some((path.clone(), true)),
-            Input::Unlock { path } => Some((path.clone(), false)),
-            _ => None,
-        };
         if self.trace {
             println!("  {s:?} <- {input:?}");
         }
@@ -208,13 +203,9 @@ impl World {
                 return true;
             }
         }
-        // A lock counts once it is reported (its announcement, after its
-        // journal record); an unlock replays from its input on.
-        if let Some((path, false)) = lock_change {
-            if let Some(p) = self.t.locks.get_mut(&path) {
-                *p = LockPhase::Unlocking;
-            }
-        }
+        // (A lock counts once it is reported, its announcement after its
+        // journal record; an unlock once its journal record says so: see
+        // `executor::run`, in the order the core asked for them.)
         true
     }
 

@@ -3,6 +3,7 @@
 //! applied; `Unlock` replays the queue one entry at a time, the path still
 //! gated, then lets it sync as any other.
 
+use super::local::{ancestors, is_under};
 use super::model::coarse;
 use super::{
     Core, Direction, Effect, Holding, LockState, OpId, Outcome, PeerMsg, Queued, Replayed, Source,
@@ -30,24 +31,57 @@ impl Core {
             lock.unlocking = true;
             self.record(&path);
             self.replay_next(&path);
+            // This path no longer holds back replays above or below it.
+            self.resume_unlocks();
         }
     }
 
-    /// Unlocks a crash interrupted finish at start.
+    /// Whether `path` is locked and not being unlocked: no update from
+    /// the peer may reach it, not even a replay of another path's queue.
+    fn held(&self, path: &str) -> bool {
+        self.paths
+            .get(path)
+            .and_then(|s| s.lock.as_ref())
+            .is_some_and(|l| !l.unlocking)
+    }
+
+    /// Whether replaying an update at `path` would reach a held path: a
+    /// folder above it (made or replaced on the way) or a path under it
+    /// (carried away with a folder it replaces).
+    fn replay_blocked(&self, path: &str) -> bool {
+        ancestors(path).any(|a| self.held(a))
+            || self
+                .paths
+                .range(format!("{path}/")..)
+                .take_while(|(p, _)| is_under(p, path))
+                .any(|(p, _)| self.held(p))
+    }
+
+    /// Unlocks that wait go on: at start (a crash interrupted them), and
+    /// whenever a lock that held a replay back is released or starts
+    /// unlocking. (Not a path whose replay is under way: its outcome goes
+    /// on with it.)
     pub(super) fn resume_unlocks(&mut self) {
+        let waiting = |s: &super::PathState| {
+            s.lock.as_ref().is_some_and(|l| l.unlocking)
+                && !matches!(s.pending, Some(super::Pending::Applying { .. }))
+        };
         let paths: Vec<String> = self
             .paths
             .iter()
-            .filter(|(_, s)| s.lock.as_ref().is_some_and(|l| l.unlocking))
+            .filter(|(_, s)| waiting(s))
             .map(|(p, _)| p.clone())
             .collect();
         for p in paths {
-            self.replay_next(&p);
+            // (One finished meanwhile may have let this one go already.)
+            if self.paths.get(&p).is_some_and(waiting) {
+                self.replay_next(&p);
+            }
         }
     }
 
     /// The peer's update of locked `path` (its operation `op`) joins the queue.
-    pub(super) fn enqueue(&mut self, op: OpId, path: &str, update: Holding) {
+    pub(super) fn enqueue(&mut self, op: OpId, path: &str, update: Holding, replaces: Holding) {
         let precision = self.precision();
         let st = self.paths.get_mut(path).expect("locked paths are known");
         let lock = st.lock.as_mut().expect("locked");
@@ -62,6 +96,7 @@ impl Core {
                 seq,
                 update: update.clone(),
                 peer_op: op,
+                replaces: Some(replaces.clone()),
             });
             let size = update.version().map(|v| v.size);
             self.emit(Effect::Queue {
@@ -69,6 +104,7 @@ impl Core {
                 seq,
                 update: update.clone(),
                 peer_op: op,
+                replaces: Some(replaces),
             });
             self.record(path);
             let what = if update.version().is_some() {
@@ -100,7 +136,18 @@ impl Core {
                 break;
             };
             let local = st.local.clone();
-            let local_t = local.as_ref().map(|e| coarse(e.mtime_ns, precision));
+            // Superseded only by an edit here after the update arrived
+            // (this side no longer holds what the update replaces) that
+            // is later than it: a copy the peer's update was made
+            // against loses to it, whatever its time, as anywhere else.
+            let edited = !q
+                .replaces
+                .as_ref()
+                .is_some_and(|r| super::local::holdings_agree(r, &st.holding(), precision));
+            let local_t = local
+                .as_ref()
+                .filter(|_| edited)
+                .map(|e| coarse(e.mtime_ns, precision));
             let (already, superseded) = match (&q.update, &local) {
                 (Holding::Present(v), Some(l)) => (
                     l.version().same_as(v, precision),
@@ -118,16 +165,26 @@ impl Core {
                 self.finish_entry(path, &q, outcome);
                 continue;
             }
+            if self.replay_blocked(path) {
+                // Held back by a lock above or below: goes on when that
+                // lock is released (`resume_unlocks`).
+                return;
+            }
             let source = Source::Queued { seq: q.seq };
             self.apply(q.peer_op, path, q.update.clone(), false, source);
             return;
         }
+        let side = self.cfg.side;
         let st = self.paths.get_mut(path).expect("unlocking");
         st.lock = None;
         // Whatever this side held back while the lock queued the peer's
-        // updates is decided again now (a superseded update leaves this
-        // side's copy to go across).
-        if matches!(st.pending, Some(super::Pending::Held { .. })) {
+        // updates is decided again now: a superseded update leaves this
+        // side's copy to go across. (Not a copy held back for the peer's
+        // change that wins by the rule, as reconciliation decided it:
+        // the peer sends that one, and offering ours would echo.)
+        if matches!(st.pending, Some(super::Pending::Held { .. }))
+            && !peer_wins(st, side, precision)
+        {
             st.pending = None;
         }
         self.record(path);
@@ -147,6 +204,7 @@ impl Core {
             replayed,
         });
         self.consider(path, false);
+        self.resume_unlocks();
     }
 
     /// Queue entry `q` is done with: forget it, say how it went.
@@ -244,4 +302,29 @@ impl Core {
         }
         self.replay_next(path);
     }
+}
+
+/// Whether the peer's copy of `st` (as it last said) wins against this
+/// side's by [`super::rule::winner`].
+fn peer_wins(st: &super::PathState, side: super::Side, precision: u64) -> bool {
+    use super::rule::{winner, View, Winner};
+    let Some(theirs) = &st.peer else {
+        return false;
+    };
+    let base = st.base.as_ref().map(|b| &b.version);
+    let their_changed = match (theirs.version(), base) {
+        (Some(t), Some(b)) => !t.same_as(b, precision),
+        (None, None) => false,
+        _ => true,
+    };
+    let mine_now = st.holding();
+    let mine = View {
+        now: &mine_now,
+        changed: st.changed_here(),
+    };
+    let theirs = View {
+        now: theirs,
+        changed: their_changed,
+    };
+    winner(mine, theirs, side, precision) == Winner::Theirs
 }

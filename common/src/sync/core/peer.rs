@@ -82,7 +82,11 @@ impl Core {
     /// of `base`.
     fn incoming(&mut self, op: OpId, path: String, base: Option<Version>, theirs: Holding) {
         if self.locked(&path) {
-            self.enqueue(op, &path, theirs);
+            let replaces = match base {
+                Some(v) => Holding::Present(v),
+                None => Holding::Absent { deleted_ns: None },
+            };
+            self.enqueue(op, &path, theirs, replaces);
             return;
         }
         // A locked path inside (a folder replaced or removed) or above (a

@@ -49,6 +49,11 @@ pub struct Queued {
     pub update: Holding,
     /// The peer's operation, answered once it is replayed.
     pub peer_op: OpId,
+    /// What the peer's update replaces (the copy it took this side to
+    /// hold), to tell at unlock whether this side was edited after it
+    /// arrived. `None` in entries queued before it was kept.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub replaces: Option<Holding>,
 }
 
 /// A lock on a path (Server A) and its FIFO queue.

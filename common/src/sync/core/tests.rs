@@ -362,6 +362,29 @@ fn a_locked_path_queues_updates_and_replays_them_in_order() {
     assert_eq!(w.a.disk.read("l.txt").as_deref(), Some("v3"));
 }
 
+/// Simulation seeds 172824 and 28728: `d/e` locked with B's update
+/// queued, then `d` locked too: unlocking `d/e` replayed B's file there
+/// and made the locked name `d` a folder. The replay now waits for the
+/// lock above it.
+#[test]
+fn a_replay_waits_for_a_lock_on_the_folder_above() {
+    let mut w = live(NS, NS);
+    w.lock("d/e");
+    w.lock("d");
+    w.settle();
+    w.write(false, "d/e", "from B");
+    w.settle();
+    w.unlock("d/e");
+    w.settle();
+    assert!(w.a.disk.entries.is_empty(), "{:?}", w.a.disk.entries);
+    assert!(w.a.unlocked.is_empty());
+    w.unlock("d");
+    w.settle();
+    assert_eq!(w.a.disk.read("d/e").as_deref(), Some("from B"));
+    assert_eq!(w.a.unlocked.len(), 2);
+    w.assert_same();
+}
+
 #[test]
 fn an_edit_at_a_after_the_update_arrived_supersedes_it() {
     let mut w = live(NS, NS);
@@ -377,6 +400,29 @@ fn an_edit_at_a_after_the_update_arrived_supersedes_it() {
     w.settle();
     assert_eq!(w.a.unlocked[0][0].outcome, "superseded");
     assert_eq!(w.a.disk.read("s.txt").as_deref(), Some("A's later edit"));
+    w.assert_same();
+}
+
+/// Simulation seed 23160: a restored older backup at B queued at A was
+/// reported superseded at unlock because A's copy was later, though A had
+/// not edited it; A then sent its copy back over B's restore. Only an
+/// edit made at A after the update arrived (A no longer holds what the
+/// update replaces) supersedes it.
+#[test]
+fn an_older_backup_queued_at_a_lock_is_applied_at_unlock() {
+    let mut w = live(NS, NS);
+    w.write(true, "r.txt", "new");
+    w.settle();
+    w.lock("r.txt");
+    w.settle();
+    w.write_at(false, "r.txt", "old backup", Some(5));
+    w.settle();
+    assert_eq!(w.a.disk.read("r.txt").as_deref(), Some("new"));
+    w.unlock("r.txt");
+    w.settle();
+    assert_eq!(w.a.unlocked[0][0].outcome, "applied");
+    assert_eq!(w.a.disk.read("r.txt").as_deref(), Some("old backup"));
+    assert_eq!(w.b.disk.read("r.txt").as_deref(), Some("old backup"));
     w.assert_same();
 }
 
