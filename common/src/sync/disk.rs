@@ -198,13 +198,13 @@ impl Disk {
                 seq,
                 update,
                 peer_op,
-                replaces,
+                held,
             } => {
                 let entry = Queued {
                     seq: *seq,
                     update: update.clone(),
                     peer_op: *peer_op,
-                    replaces: replaces.clone(),
+                    held: held.clone(),
                 };
                 if let Err(e) = self.enqueue(path, &entry) {
                     tracing::error!("cannot queue {path}: {e}");
@@ -736,7 +736,7 @@ mod tests {
     }
 
     #[test]
-    fn an_install_lands_where_the_disk_is_as_expected_and_keeps_what_it_replaces() {
+    fn an_install_lands_where_the_disk_is_as_expected_and_keeps_what_it_held() {
         let (root, state, mut d) = disk();
         let v = staged(&mut d, b"first");
         let Outcome::Applied {
@@ -899,7 +899,7 @@ mod tests {
             seq: 1,
             update: Holding::Present(v.clone()),
             peer_op: 9,
-            replaces: None,
+            held: None,
         });
         let kept = d.queued("l.txt");
         assert_eq!(kept.len(), 1);

@@ -438,9 +438,9 @@ impl Exec {
                     "link to server {} is up; reconciling",
                     self.handle.peer_side()
                 );
-                // Nothing said on the old link goes out on the new one.
+                // Nothing said on the old link goes out on the new one
+                // (`flush_out` empties the outbox, sent or not).
                 self.flush_out();
-                self.outbox.clear();
                 self.link = Some(Link { id, out });
                 self.sending = 0;
                 {

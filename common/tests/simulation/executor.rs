@@ -199,7 +199,7 @@ pub fn run(w: &mut World, s: Side, effect: Effect, epoch: u64) {
                     }
                 }
                 // Kept or not, what was there makes way (a rename into
-                // place replaces a file; a folder goes with all it held).
+                // place held a file; a folder goes with all it held).
                 w.side(s).fs.remove_all(&path);
             }
             let me = w.side(s);
@@ -305,7 +305,7 @@ pub fn run(w: &mut World, s: Side, effect: Effect, epoch: u64) {
             seq,
             update,
             peer_op,
-            replaces,
+            held,
         } => {
             w.t.queued(&path, seq);
             let me = w.side(s);
@@ -321,7 +321,7 @@ pub fn run(w: &mut World, s: Side, effect: Effect, epoch: u64) {
                 seq,
                 update,
                 peer_op,
-                replaces,
+                held,
             };
             me.queued.insert((path, seq), entry);
         }

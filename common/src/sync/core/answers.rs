@@ -122,6 +122,12 @@ impl Core {
         };
         let was_new = st.base.is_none();
         let size = landed.as_ref().map(|v| v.size);
+        // The peer took this side's change: what it queued here before
+        // is older than that (a move's source too).
+        self.supersede_queue(&path);
+        if let Some(from) = of.as_ref().and_then(|o| o.from.as_deref()) {
+            self.supersede_queue(from);
+        }
         if let Some(from) = of.as_ref().and_then(|o| o.from.clone()) {
             self.rekey(&from, &path);
             self.forget(&from);
@@ -235,6 +241,27 @@ impl Core {
                 }
                 self.announce("error", Direction::Out, &path, None, error);
             }
+        }
+    }
+
+    /// Answers the peer's `reply_to` (if any) that its change did not
+    /// land at `path`: `why`, or for a move ("send it whole") always
+    /// [`Refusal::SendWhole`].
+    fn refuse_applied(
+        &mut self,
+        reply_to: Option<OpId>,
+        path: &str,
+        holds: Holding,
+        moved: bool,
+        why: Refusal,
+    ) {
+        if let Some(op) = reply_to {
+            self.reply(PeerMsg::Refused {
+                op,
+                path: path.to_string(),
+                holds,
+                why: if moved { Refusal::SendWhole } else { why },
+            });
         }
     }
 
@@ -401,44 +428,36 @@ impl Core {
                 }
             }
             Outcome::Mismatch { found } => {
-                // A user's change slipped in: it is a change of this side.
-                if let Some(r) = reply_to {
-                    let holds = match &found {
-                        Some(e) => Holding::Present(e.version()),
-                        None => Holding::Absent { deleted_ns: None },
-                    };
-                    self.reply(PeerMsg::Refused {
-                        op: r,
-                        path: path.clone(),
-                        holds,
-                        why: if from.is_some() {
-                            Refusal::SendWhole
-                        } else {
-                            Refusal::Conflict
-                        },
-                    });
-                }
+                // A user's change slipped in: it is a change of this side,
+                // which goes across (the peer waits for it). Unless it
+                // leaves nothing to send (a name never agreed, gone
+                // again): then the peer offers its copy again.
+                let holds = match &found {
+                    Some(e) => Holding::Present(e.version()),
+                    None => Holding::Absent { deleted_ns: None },
+                };
+                let mut probe = self.paths[&path].clone();
+                probe.local = found.clone();
+                let why = if probe.changed_here() {
+                    Refusal::Conflict
+                } else {
+                    Refusal::Failed {
+                        error: "changed while it was applied; offered again".into(),
+                        retry: true,
+                    }
+                };
+                self.refuse_applied(reply_to, &path, holds, from.is_some(), why);
                 let st = self.paths.get_mut(&path).expect("known");
                 st.peer = Some(target);
                 self.observed(path, found, false);
             }
             Outcome::Failed { error, retry } => {
                 let holds = self.paths[&path].holding();
-                if let Some(r) = reply_to {
-                    self.reply(PeerMsg::Refused {
-                        op: r,
-                        path: path.clone(),
-                        holds,
-                        why: if from.is_some() {
-                            Refusal::SendWhole
-                        } else {
-                            Refusal::Failed {
-                                error: error.clone(),
-                                retry,
-                            }
-                        },
-                    });
-                }
+                let why = Refusal::Failed {
+                    error: error.clone(),
+                    retry,
+                };
+                self.refuse_applied(reply_to, &path, holds, from.is_some(), why);
                 self.announce("error", Direction::In, &path, None, error);
             }
             Outcome::Sent { .. } => {}

@@ -200,8 +200,8 @@ pub enum Effect {
         seq: u64,
         update: Holding,
         peer_op: OpId,
-        /// See [`super::Queued::replaces`].
-        replaces: Option<Holding>,
+        /// See [`super::Queued::held`].
+        held: Option<Holding>,
     },
     /// (Server A) Forget queue entry `seq` of `path` and its snapshot.
     Dequeue {

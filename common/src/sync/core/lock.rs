@@ -81,9 +81,10 @@ impl Core {
     }
 
     /// The peer's update of locked `path` (its operation `op`) joins the queue.
-    pub(super) fn enqueue(&mut self, op: OpId, path: &str, update: Holding, replaces: Holding) {
+    pub(super) fn enqueue(&mut self, op: OpId, path: &str, update: Holding) {
         let precision = self.precision();
         let st = self.paths.get_mut(path).expect("locked paths are known");
+        let held = st.holding();
         let lock = st.lock.as_mut().expect("locked");
         let again = lock
             .queue
@@ -96,7 +97,7 @@ impl Core {
                 seq,
                 update: update.clone(),
                 peer_op: op,
-                replaces: Some(replaces.clone()),
+                held: Some(held.clone()),
             });
             let size = update.version().map(|v| v.size);
             self.emit(Effect::Queue {
@@ -104,7 +105,7 @@ impl Core {
                 seq,
                 update: update.clone(),
                 peer_op: op,
-                replaces: Some(replaces),
+                held: Some(held),
             });
             self.record(path);
             let what = if update.version().is_some() {
@@ -126,6 +127,19 @@ impl Core {
         }));
     }
 
+    /// The peer acknowledged a change of `path` made here: every update
+    /// it queued here so far is older than that change (see
+    /// [`super::LockState::superseded_through`]).
+    pub(super) fn supersede_queue(&mut self, path: &str) {
+        let Some(lock) = self.paths.get_mut(path).and_then(|s| s.lock.as_mut()) else {
+            return;
+        };
+        if lock.superseded_through < lock.next_seq {
+            lock.superseded_through = lock.next_seq;
+            self.record(path);
+        }
+    }
+
     /// Replays the next queued update of `path`, or ends the unlock.
     fn replay_next(&mut self, path: &str) {
         let precision = self.precision();
@@ -136,30 +150,43 @@ impl Core {
                 break;
             };
             let local = st.local.clone();
-            // Superseded only by an edit here after the update arrived
-            // (this side no longer holds what the update replaces) that
-            // is later than it: a copy the peer's update was made
-            // against loses to it, whatever its time, as anywhere else.
-            let edited = !q
-                .replaces
-                .as_ref()
-                .is_some_and(|r| super::local::holdings_agree(r, &st.holding(), precision));
+            // Superseded by a change here after the update arrived: one the
+            // peer acknowledged since (it moved on past its update), or an
+            // edit not yet acknowledged (this side holds neither what it
+            // held then nor what the unlock replayed last) that is later
+            // than the update. A copy A merely held loses to the peer's
+            // change, whatever its time, as anywhere else.
+            let acknowledged_since = q.seq <= lock.superseded_through;
+            let now = st.holding();
+            let agree = |h: &Holding| super::local::holdings_agree(h, &now, precision);
+            let last_applied = self
+                .replays
+                .get(path)
+                .and_then(|r| r.iter().rev().find(|x| x.outcome == "applied"));
+            let edited = !q.held.as_ref().is_some_and(agree)
+                && !last_applied.is_some_and(|x| agree(&x.update));
             let local_t = local
                 .as_ref()
                 .filter(|_| edited)
                 .map(|e| coarse(e.mtime_ns, precision));
-            let (already, superseded) = match (&q.update, &local) {
+            let (already, later_here) = match (&q.update, &local) {
                 (Holding::Present(v), Some(l)) => (
                     l.version().same_as(v, precision),
                     local_t > Some(coarse(v.mtime_ns, precision)),
                 ),
-                (Holding::Present(_), None) => (false, false),
+                // Gone here after it arrived (deleted, moved away): the
+                // later change, unless the delete's time says otherwise.
+                (Holding::Present(v), None) => (
+                    false,
+                    edited && q.held.is_some() && st.deleted_ns.is_none_or(|t| t > v.mtime_ns),
+                ),
                 (Holding::Absent { .. }, None) => (true, false),
                 (Holding::Absent { deleted_ns }, Some(_)) => (
                     false,
                     deleted_ns.is_some_and(|t| local_t > Some(coarse(t, precision))),
                 ),
             };
+            let superseded = !already && (acknowledged_since || later_here);
             if already || superseded {
                 let outcome = if already { "applied" } else { "superseded" };
                 self.finish_entry(path, &q, outcome);

@@ -82,11 +82,7 @@ impl Core {
     /// of `base`.
     fn incoming(&mut self, op: OpId, path: String, base: Option<Version>, theirs: Holding) {
         if self.locked(&path) {
-            let replaces = match base {
-                Some(v) => Holding::Present(v),
-                None => Holding::Absent { deleted_ns: None },
-            };
-            self.enqueue(op, &path, theirs, replaces);
+            self.enqueue(op, &path, theirs);
             return;
         }
         // A locked path inside (a folder replaced or removed) or above (a

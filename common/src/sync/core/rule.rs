@@ -31,6 +31,7 @@ pub enum Winner {
 ///   conflict, below).
 /// - Exactly one side changed: that side's, whatever its mtime (a
 ///   restored older backup wins; so does a delete of an unchanged file).
+/// - Both changed, a folder against a delete: the folder.
 /// - Both changed, or neither (a first meeting): the later time wins (a
 ///   delete's time is when it happened; a file beats "never had it");
 ///   equal times: Server A's, except that a delete never beats a change
@@ -61,6 +62,17 @@ pub fn winner(mine: View, theirs: View, me: Side, precision_ns: u64) -> Winner {
     match (mine.changed, theirs.changed) {
         (true, false) => return Winner::Mine,
         (false, true) => return Winner::Theirs,
+        _ => {}
+    }
+    // Both changed, a folder against a delete: the folder stands,
+    // whatever the times (what it holds is decided name by name; a
+    // folder changed or grown on one side is not taken by the other's
+    // delete). Without this, a side that saw its folder grow kept it
+    // while the other, deciding by time, sent its delete again: seed
+    // 102675 went back and forth for ever.
+    match (mine.now, theirs.now) {
+        (Present(v), Absent { .. }) if v.kind == Kind::Dir => return Winner::Mine,
+        (Absent { .. }, Present(v)) if v.kind == Kind::Dir => return Winner::Theirs,
         _ => {}
     }
     let time = |h: &Holding| match h {

@@ -49,11 +49,11 @@ pub struct Queued {
     pub update: Holding,
     /// The peer's operation, answered once it is replayed.
     pub peer_op: OpId,
-    /// What the peer's update replaces (the copy it took this side to
-    /// hold), to tell at unlock whether this side was edited after it
-    /// arrived. `None` in entries queued before it was kept.
+    /// What this side held when the update arrived, to tell at unlock
+    /// whether it was edited since. `None` in entries queued before it
+    /// was kept.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub replaces: Option<Holding>,
+    pub held: Option<Holding>,
 }
 
 /// A lock on a path (Server A) and its FIFO queue.
@@ -64,6 +64,15 @@ pub struct LockState {
     /// An unlock is replaying the queue (resumed after a crash).
     #[serde(default)]
     pub unlocking: bool,
+    /// Entries up to this `seq` arrived before a change of this side
+    /// that the peer then acknowledged (an edit, a delete, a move away):
+    /// the peer moved on past them, so the unlock reports them superseded.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub superseded_through: u64,
+}
+
+fn is_zero(n: &u64) -> bool {
+    *n == 0
 }
 
 /// Everything the core knows of one path.

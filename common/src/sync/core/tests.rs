@@ -406,8 +406,8 @@ fn an_edit_at_a_after_the_update_arrived_supersedes_it() {
 /// Simulation seed 23160: a restored older backup at B queued at A was
 /// reported superseded at unlock because A's copy was later, though A had
 /// not edited it; A then sent its copy back over B's restore. Only an
-/// edit made at A after the update arrived (A no longer holds what the
-/// update replaces) supersedes it.
+/// edit made at A after the update arrived (A no longer holds what it
+/// held then) supersedes it.
 #[test]
 fn an_older_backup_queued_at_a_lock_is_applied_at_unlock() {
     let mut w = live(NS, NS);
@@ -531,6 +531,37 @@ fn first_meeting_of_equal_trees_agrees_by_hashes_without_transfers() {
     assert!(w.a.disk.kept.is_empty() && w.b.disk.kept.is_empty());
 }
 
+/// Simulation seed 102675 (and the old `folder_delete_ping_pong`, seed
+/// 61): a folder grown at one side against a later delete at the other
+/// went back and forth for ever (the grown side kept its folder, the
+/// other decided by time). Both changed, the folder stands, on both sides.
+#[test]
+fn a_changed_folder_stands_against_a_later_delete() {
+    use rule::{winner, View, Winner};
+    let folder = Holding::Present(Version {
+        kind: Kind::Dir,
+        size: 0,
+        mtime_ns: 5,
+        mode: None,
+        hash: None,
+    });
+    let gone = Holding::Absent {
+        deleted_ns: Some(9),
+    };
+    let (f, g) = (
+        View {
+            now: &folder,
+            changed: true,
+        },
+        View {
+            now: &gone,
+            changed: true,
+        },
+    );
+    assert_eq!(winner(f, g, Side::B, 1), Winner::Mine);
+    assert_eq!(winner(g, f, Side::A, 1), Winner::Theirs);
+}
+
 #[test]
 fn rule_is_mirror_symmetric() {
     use rule::{winner, View, Winner};
@@ -544,7 +575,18 @@ fn rule_is_mirror_symmetric() {
         })
     };
     let gone = |t: Option<i64>| Holding::Absent { deleted_ns: t };
+    let dir = |t: i64| {
+        Holding::Present(Version {
+            kind: Kind::Dir,
+            size: 0,
+            mtime_ns: t,
+            mode: Some(0o755),
+            hash: None,
+        })
+    };
     let cases = [
+        (dir(5), gone(Some(6))),
+        (dir(5), gone(Some(4))),
         (v(1, 1), v(2, 2)),
         (v(5, 1), v(5, 2)),
         (v(5, 1), gone(Some(6))),
