@@ -98,8 +98,10 @@ fn a_folder_move_does_not_carry_a_lock_away() {
 /// (nothing at `d/e`: A's copy wins, B waits for it). A never sends,
 /// B's `d/e` is held forever, and A keeps a `d/e` that B does not have.
 /// Both sides must decide on the same snapshot (the inventories sent).
+/// Fixed in core/reconcile.rs: each side decides on the inventory it
+/// sent (kept in `LinkPhase::Reconciling`), not on what it holds by then;
+/// a change made since is sent afterwards as any other (seed 7525 too).
 #[test]
-#[ignore = "bug: the two sides reconcile on different snapshots after a change mid-handshake"]
 fn reconciled_on_a_stale_inventory() {
     let steps = vec![
         User(A, Write, 13952087076929210025),
@@ -537,17 +539,22 @@ fn a_move_under_a_locked_name_waits() {
     assert!(v.is_empty(), "{v:#?}");
 }
 
-/// Found by the million-seed run, not yet diagnosed to the line:
-/// - 7525: a folder `e` at A that B never gets (not converged).
-/// (77756, a queue entry never replayed, passes since the lock fixes in
-/// core/lock.rs; 102675 has its own test above.)
+/// Found by the million-seed run (77756: a queue entry never replayed),
+/// fixed by the lock changes in core/lock.rs.
+#[test]
+fn found_by_the_long_run() {
+    let v = strict_seed(77756);
+    assert!(v.is_empty(), "{v:#?}");
+}
+
+/// Seed 7525 (a folder `e` at A that B never got: the stale-inventory bug)
+/// passes as drawn; its schedule shrunk with every excuse off still ends
+/// with a file `e` at A that B never gets (not diagnosed yet).
 #[test]
 #[ignore = "bug: found by scripts/simulate.sh, see the doc comment"]
-fn found_by_the_long_run() {
-    for seed in [7525, 77756] {
-        let v = strict_seed(seed);
-        assert!(v.is_empty(), "seed {seed}: {v:#?}");
-    }
+fn seed_7525_shrunk() {
+    let v = strict_seed(7525);
+    assert!(v.is_empty(), "{v:#?}");
 }
 
 /// Bug in the executors' staging (seed 857169; sync/disk.rs has the same

@@ -9,6 +9,7 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use super::model::coarse;
 use super::rule::{self, View, Winner};
+use super::state::Sent;
 use super::{
     Base, Core, Digest, Effect, FsTraits, Holding, InvEntry, Kind, LinkPhase, PeerMsg, Pending,
 };
@@ -36,6 +37,7 @@ impl Core {
             listed: false,
             hashes_sent: false,
             their_hashes: None,
+            sent: BTreeMap::new(),
         };
         self.emit(Effect::Send(PeerMsg::Digest(mine)));
     }
@@ -93,6 +95,21 @@ impl Core {
                 changed: s.changed_here(),
             })
             .collect();
+        let snapshot: BTreeMap<String, Sent> = entries
+            .iter()
+            .map(|e| {
+                let local = self.paths.get(&e.path).and_then(|s| s.local.clone());
+                let sent = Sent {
+                    local,
+                    now: e.now.clone(),
+                    changed: e.changed,
+                };
+                (e.path.clone(), sent)
+            })
+            .collect();
+        if let LinkPhase::Reconciling { sent, .. } = &mut self.link {
+            *sent = snapshot;
+        }
         let n = entries.len().div_ceil(CHUNK).max(1);
         let mut chunks = entries.chunks(CHUNK);
         for i in 0..n {
@@ -168,6 +185,16 @@ impl Core {
             if let Some(e) = self.paths.get_mut(&path).and_then(|s| s.local.as_mut()) {
                 e.hash = Some(hash.clone());
             }
+            if let LinkPhase::Reconciling { sent, .. } = &mut self.link {
+                if let Some(s) = sent.get_mut(&path) {
+                    if let Some(l) = s.local.as_mut() {
+                        l.hash = Some(hash.clone());
+                    }
+                    if let Holding::Present(v) = &mut s.now {
+                        v.hash = Some(hash.clone());
+                    }
+                }
+            }
             sent.push((path, hash));
         }
         let LinkPhase::Reconciling { hashes_sent, .. } = &mut self.link else {
@@ -203,6 +230,7 @@ impl Core {
             peer,
             mut theirs,
             their_hashes,
+            sent,
             ..
         } = std::mem::take(&mut self.link)
         else {
@@ -221,10 +249,14 @@ impl Core {
         let (mut agreed, mut to_send) = (0, 0);
         for path in paths {
             let st = self.paths.entry(path.clone()).or_default();
-            let mine_now = st.holding();
+            // This side as its inventory said (see `LinkPhase::Reconciling`).
+            let (snap_local, mine_now, my_changed) = match sent.get(&path) {
+                Some(s) => (s.local.clone(), s.now.clone(), s.changed),
+                None => (None, nothing.clone(), false),
+            };
             let mine = View {
                 now: &mine_now,
-                changed: st.changed_here(),
+                changed: my_changed,
             };
             let (their_now, their_changed) = match theirs.get(&path) {
                 Some(e) => (&e.now, e.changed),
@@ -235,7 +267,7 @@ impl Core {
                 changed: their_changed,
             };
             match rule::winner(mine, their_view, side, precision) {
-                Winner::Same => match (&st.local, their_now.version()) {
+                Winner::Same => match (&snap_local, their_now.version()) {
                     (Some(e), Some(v)) => {
                         agreed += usize::from(e.kind == Kind::File);
                         let mut version = e.version();
@@ -248,7 +280,13 @@ impl Core {
                         self.record(&path);
                     }
                     _ => {
-                        if st.base.is_some() || st.local.is_some() {
+                        if st.local.is_some() {
+                            // Made here after the inventory went: nothing
+                            // agreed, a new name that goes across as such.
+                            st.base = None;
+                            st.deleted_ns = None;
+                            self.record(&path);
+                        } else if st.base.is_some() {
                             self.forget(&path);
                         } else if st.lock.is_none() && st.pending.is_none() {
                             self.paths.remove(&path);
@@ -256,7 +294,8 @@ impl Core {
                     }
                 },
                 Winner::Mine => {
-                    to_send += usize::from(st.local.as_ref().is_some_and(|e| e.kind == Kind::File));
+                    to_send +=
+                        usize::from(snap_local.as_ref().is_some_and(|e| e.kind == Kind::File));
                     st.peer = Some(their_now.clone());
                 }
                 Winner::Theirs => {
@@ -264,6 +303,9 @@ impl Core {
                     if st.pending.is_none() {
                         st.pending = Some(Pending::Held {
                             sent: mine_now.clone(),
+                            // (What it holds now: a change made after
+                            // this goes across; the peer's, installed
+                            // meanwhile, does not.)
                             entry: st.local.clone(),
                         });
                     }

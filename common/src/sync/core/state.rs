@@ -118,6 +118,14 @@ pub struct Record {
     pub lock: Option<LockState>,
 }
 
+/// One path as this side's inventory described it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Sent {
+    pub local: Option<Entry>,
+    pub now: Holding,
+    pub changed: bool,
+}
+
 /// The link, as the core sees it.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub enum LinkPhase {
@@ -136,6 +144,11 @@ pub enum LinkPhase {
         hashes_sent: bool,
         /// The peer's `Hashes`, once received.
         their_hashes: Option<BTreeMap<String, String>>,
+        /// What this side's inventory said of each path (its entry then,
+        /// as the peer saw it, and whether it had changed): both sides
+        /// decide on the two inventories, never on what changed here
+        /// since (the peer cannot see that), so they reach one answer.
+        sent: BTreeMap<String, Sent>,
     },
     /// Reconciled: changes are sent as they happen.
     Live { peer: FsTraits },
