@@ -656,3 +656,13 @@ fn a_queued_update_is_superseded_by_a_move_away() {
     let v = strict_seed(6838);
     assert!(v.is_empty(), "{v:#?}");
 }
+
+/// The same (seed 12403): `e/a` locked with B's file queued, then A moved
+/// folder `e` away (B's `e/a` went along); the unlock replayed the file
+/// at `e/a`. A change acknowledged for a folder supersedes what the
+/// locked paths under it queued.
+#[test]
+fn a_queued_update_is_superseded_by_its_folder_moving_away() {
+    let v = strict_seed(12403);
+    assert!(v.is_empty(), "{v:#?}");
+}

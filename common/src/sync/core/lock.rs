@@ -128,15 +128,25 @@ impl Core {
     }
 
     /// The peer acknowledged a change of `path` made here: every update
-    /// it queued here so far is older than that change (see
-    /// [`super::LockState::superseded_through`]).
+    /// it queued so far for `path`, or for a path under it (a folder moved
+    /// away or replaced carries them along), is older than that change
+    /// (see [`super::LockState::superseded_through`]).
     pub(super) fn supersede_queue(&mut self, path: &str) {
-        let Some(lock) = self.paths.get_mut(path).and_then(|s| s.lock.as_mut()) else {
-            return;
-        };
-        if lock.superseded_through < lock.next_seq {
-            lock.superseded_through = lock.next_seq;
-            self.record(path);
+        let locked: Vec<String> = self
+            .paths
+            .range(path.to_string()..)
+            .take_while(|(p, _)| p.as_str() == path || p.starts_with(path))
+            .filter(|(p, s)| s.lock.is_some() && (p.as_str() == path || is_under(p, path)))
+            .map(|(p, _)| p.clone())
+            .collect();
+        for p in locked {
+            let Some(lock) = self.paths.get_mut(&p).and_then(|s| s.lock.as_mut()) else {
+                continue;
+            };
+            if lock.superseded_through < lock.next_seq {
+                lock.superseded_through = lock.next_seq;
+                self.record(&p);
+            }
         }
     }
 
