@@ -626,6 +626,9 @@ impl Exec {
                 None
             }
             other => {
+                if matches!(other, Effect::Install { .. }) {
+                    self.journal.write_out();
+                }
                 let back = self.disk.run(&other);
                 // A folder found where the core expected something else
                 // (made here while a change for that name was arriving) is

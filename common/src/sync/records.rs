@@ -108,6 +108,16 @@ impl Records {
         };
     }
 
+    /// Hands what was set to the operating system (no flush to disk): it
+    /// then survives a kill -9 of this process. Before an install's rename,
+    /// so that its landing line is in the journal first (the burst's
+    /// `syncfs` before the first rename takes it to disk with the files).
+    pub fn write_out(&mut self) {
+        if let Err(e) = self.out.flush() {
+            tracing::error!("writing {}: {e}", self.path.display());
+        }
+    }
+
     /// Writes out what was set and flushes it to disk (called after every
     /// step of the engine, before the peer hears what the step decided);
     /// nothing to do when nothing was set.
@@ -216,6 +226,7 @@ mod tests {
             }),
             deleted_ns: None,
             lock: None,
+            landing: None,
         }
     }
 

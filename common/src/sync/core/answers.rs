@@ -283,10 +283,19 @@ impl Core {
                 target,
             }) if o == op => {
                 self.ops.remove(&op);
-                if st.lock.as_ref().is_some_and(|l| l.unlocking) {
-                    self.replayed(&of.path, target, outcome);
+                let landing = st.landing.is_some();
+                let applied = matches!(outcome, Outcome::Applied { .. });
+                let path = of.path.clone();
+                self.paths.get_mut(&path).expect("known").landing = None;
+                if self.paths[&path].lock.as_ref().is_some_and(|l| l.unlocking) {
+                    self.replayed(&path, target, outcome);
                 } else {
                     self.applied(of, reply_to, target, outcome);
+                }
+                // An applied install journals its new base; anything else
+                // must still take the landing out of the journal.
+                if landing && !applied && self.paths.contains_key(&path) {
+                    self.record(&path);
                 }
             }
             _ => {}

@@ -1,6 +1,7 @@
 //! This side's changes: observations and scans, waiting for quiet, and
 //! sending what changed, with moves paired by file identity.
 
+use super::model::coarse;
 use super::{
     Base, Core, Effect, Entry, Holding, Kind, LinkPhase, PathState, PeerMsg, Pending, Timer,
 };
@@ -158,9 +159,12 @@ impl Core {
         }
     }
 
-    pub(super) fn scanned(&mut self, entries: Vec<(String, Entry)>) {
+    pub(super) fn scanned(&mut self, mut entries: Vec<(String, Entry)>) {
         let first = !self.scanned_once;
         self.scanned_once = true;
+        if first {
+            self.settle_landings(&mut entries);
+        }
         let mut seen = std::collections::BTreeSet::new();
         for (path, e) in entries {
             seen.insert(path.clone());
@@ -195,6 +199,47 @@ impl Core {
             self.resume_unlocks();
         }
         self.consider_all();
+    }
+
+    /// Installs that a restart interrupted (see [`PathState::landing`]): a
+    /// file on disk that is the version being put in place (size, and
+    /// mtime at this side's precision, as the install set it) landed, and
+    /// is the agreed base; the peer, which never heard so, still counts its
+    /// own later changes as changes. Any other landing did not happen.
+    /// The landed file's entry gets the version's hash (its content is
+    /// known), so that the peer's same version is agreed without a transfer.
+    fn settle_landings(&mut self, entries: &mut [(String, Entry)]) {
+        let landings: Vec<String> = self
+            .paths
+            .iter()
+            .filter(|(_, s)| s.landing.is_some())
+            .map(|(p, _)| p.clone())
+            .collect();
+        if landings.is_empty() {
+            return;
+        }
+        let precision = self.cfg.fs.precision_ns;
+        let mut found: std::collections::HashMap<&str, &mut Entry> =
+            entries.iter_mut().map(|(p, e)| (p.as_str(), e)).collect();
+        for path in landings {
+            let st = self.paths.get_mut(&path).expect("listed");
+            let v = st.landing.take().expect("listed");
+            if let Some(e) = found.get_mut(path.as_str()) {
+                let landed = e.kind == v.kind
+                    && e.kind == Kind::File
+                    && e.size == v.size
+                    && coarse(e.mtime_ns, precision) == coarse(v.mtime_ns, precision);
+                if landed {
+                    e.hash = v.hash.clone();
+                    st.base = Some(Base {
+                        version: v,
+                        here: Some((**e).clone()),
+                    });
+                    st.deleted_ns = None;
+                }
+            }
+            self.record(&path);
+        }
     }
 
     /// Considers everything under folder `dir` (names that waited for it).

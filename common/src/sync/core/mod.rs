@@ -126,6 +126,7 @@ impl Core {
                     deleted_ns: r.deleted_ns,
                     base: r.base,
                     lock: r.lock,
+                    landing: r.landing,
                     ..PathState::default()
                 };
                 (p, st)

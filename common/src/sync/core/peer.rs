@@ -253,14 +253,18 @@ impl Core {
             target: theirs.clone(),
         });
         match (theirs, local) {
-            (Holding::Present(version), expect) => self.emit(Effect::Install {
-                op,
-                path: path.to_string(),
-                version,
-                source,
-                expect,
-                keep,
-            }),
+            (Holding::Present(version), expect) => {
+                self.paths.get_mut(path).expect("known").landing = Some(version.clone());
+                self.record(path);
+                self.emit(Effect::Install {
+                    op,
+                    path: path.to_string(),
+                    version,
+                    source,
+                    expect,
+                    keep,
+                })
+            }
             (Holding::Absent { .. }, Some(expect)) => self.emit(Effect::Remove {
                 op,
                 path: path.to_string(),

@@ -95,6 +95,9 @@ pub struct SideSim {
     pub log: Vec<String>,
     pub sent: Vec<PeerMsg>,
     pub unlocked: Vec<Vec<Replayed>>,
+    /// Killed (kill -9) right after its next install's rename, before the
+    /// core hears it landed: the link drops and the side restarts.
+    pub crash_after_install: bool,
 }
 
 pub struct World {
@@ -118,6 +121,7 @@ fn side(s: Side, precision: u64) -> SideSim {
         log: Vec::new(),
         sent: Vec::new(),
         unlocked: Vec::new(),
+        crash_after_install: false,
     }
 }
 
@@ -329,7 +333,14 @@ impl World {
             };
             let effects = s.core.handle(now, input);
             for e in effects {
+                let install = matches!(e, Effect::Install { .. });
                 self.execute(a, e);
+                if install && self.side(a).crash_after_install {
+                    self.side(a).crash_after_install = false;
+                    self.disconnect();
+                    self.restart(a);
+                    return true;
+                }
             }
             return true;
         }

@@ -91,18 +91,24 @@ pub struct PathState {
     pub peer: Option<Holding>,
     pub pending: Option<Pending>,
     pub lock: Option<LockState>,
+    /// The peer's version an install is putting in place right now, kept
+    /// in the journal until the install reports: a restart (kill -9)
+    /// between the rename and the journal line of the new base finds it on
+    /// disk and takes it as agreed, instead of as a change made here.
+    pub landing: Option<Version>,
 }
 
 impl PathState {
     /// The journal's view of this path.
     pub fn record(&self) -> Option<Record> {
-        if self.base.is_none() && self.lock.is_none() {
+        if self.base.is_none() && self.lock.is_none() && self.landing.is_none() {
             return None;
         }
         Some(Record {
             base: self.base.clone(),
             deleted_ns: self.deleted_ns,
             lock: self.lock.clone(),
+            landing: self.landing.clone(),
         })
     }
 }
@@ -116,6 +122,9 @@ pub struct Record {
     pub deleted_ns: Option<i64>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub lock: Option<LockState>,
+    /// See [`PathState::landing`].
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub landing: Option<Version>,
 }
 
 /// One path as this side's inventory described it.

@@ -333,6 +333,49 @@ fn no_resurrection_after_a_restart() {
 }
 
 #[test]
+fn a_kill_between_an_install_and_its_journal_line_resurrects_nothing() {
+    // Seen in the kill -9 soak: B took A's new version, was killed before
+    // it journaled the new base, and on restart offered it back as its own
+    // change; A had deleted the file meanwhile, so the file came back.
+    let mut w = live(NS, NS);
+    w.write(true, "f", "1");
+    w.settle();
+    w.b.crash_after_install = true;
+    w.write(true, "f", "2");
+    w.settle();
+    assert!(!w.b.crash_after_install, "B was killed mid-install");
+    assert_eq!(w.b.disk.read("f").as_deref(), Some("2"));
+    w.rm(true, "f");
+    w.settle();
+    w.connect();
+    w.settle();
+    w.assert_same();
+    assert!(w.a.disk.entries.is_empty(), "{:?}", w.a.disk.entries);
+}
+
+#[test]
+fn a_kill_between_an_install_and_its_journal_line_sends_nothing_back() {
+    let mut w = live(NS, NS);
+    w.write(true, "f", "1");
+    w.settle();
+    w.b.crash_after_install = true;
+    w.write(true, "f", "2");
+    w.settle();
+    w.b.sent.clear();
+    w.connect();
+    w.settle();
+    w.assert_same();
+    assert_eq!(w.a.disk.read("f").as_deref(), Some("2"));
+    // B kept version 1 when version 2 replaced it, and nothing since.
+    assert!(w.a.disk.kept.is_empty(), "{:?}", w.a.disk.kept);
+    assert_eq!(
+        w.b.disk.kept,
+        vec![("f".to_string(), KeepWhy::Replaced, "1".to_string())]
+    );
+    assert_eq!(offers(&w.b.sent), 0, "B sends A's own version back");
+}
+
+#[test]
 fn a_locked_path_queues_updates_and_replays_them_in_order() {
     let mut w = live(NS, NS);
     w.write(true, "l.txt", "v0");
