@@ -239,7 +239,10 @@ pub fn hash_file(root: &Path, meta: &FileMeta) -> Option<String> {
 /// Sets the mtime (to the nanosecond) and the mode bits through the open
 /// file, so that no path is looked up again (the same result as
 /// [`crate::meta::set_times_and_mode`], two path walks fewer per received file).
+/// The setuid, setgid and sticky bits never travel: only `mode & 0o777`
+/// is set.
 fn set_time_and_mode(file: &File, mtime_ns: i64, mode: u32) -> std::io::Result<()> {
+    let mode = mode & 0o777;
     let since_epoch = std::time::Duration::from_nanos(mtime_ns.unsigned_abs());
     let mtime = if mtime_ns >= 0 {
         std::time::UNIX_EPOCH + since_epoch
@@ -253,7 +256,7 @@ fn set_time_and_mode(file: &File, mtime_ns: i64, mode: u32) -> std::io::Result<(
     #[cfg(unix)]
     let perms = {
         use std::os::unix::fs::PermissionsExt;
-        std::fs::Permissions::from_mode(mode & 0o7777)
+        std::fs::Permissions::from_mode(mode)
     };
     #[cfg(not(unix))]
     let perms = {

@@ -122,6 +122,9 @@ impl Core {
         };
         let was_new = st.base.is_none();
         let size = landed.as_ref().map(|v| v.size);
+        if self.unsent.remove(&path).is_some() {
+            self.unsent_changes += 1;
+        }
         if let Some(from) = of.as_ref().and_then(|o| o.from.clone()) {
             self.rekey(&from, &path);
             self.forget(&from);
@@ -162,14 +165,16 @@ impl Core {
                 } else {
                     self.forget(&path);
                 }
+                self.name_freed(&path);
                 if let Some(parent) = ancestors(&path).next().map(str::to_string) {
                     self.consider(&parent, false);
                 }
             }
         }
         self.consider(&path, false);
-        if of.is_some_and(|o| o.from.is_some()) {
+        if let Some(from) = of.and_then(|o| o.from) {
             self.consider_under(&path);
+            self.name_freed(&from);
         }
     }
 
@@ -216,6 +221,7 @@ impl Core {
             sent: sent.clone(),
             entry: entry.clone(),
         };
+        let offered = entry.clone();
         match why {
             Refusal::Conflict | Refusal::SendWhole => {
                 // The peer's copy wins; it offers it.
@@ -230,10 +236,11 @@ impl Core {
                         timer: Timer::Retry(path.clone()),
                         at_ns: now + retry_ns,
                     });
+                    self.announce("error", Direction::Out, &path, None, error);
                 } else {
                     st.pending = Some(held);
+                    self.peer_refused_name(&path, offered, error);
                 }
-                self.announce("error", Direction::Out, &path, None, error);
             }
         }
     }
@@ -370,8 +377,13 @@ impl Core {
                 };
                 if landed_v.is_some() {
                     self.record(&path);
+                    self.refused_here.remove(&path);
                 } else {
                     self.forget(&path);
+                    self.name_freed(&path);
+                }
+                if let Some(f) = &from {
+                    self.name_freed(f);
                 }
                 if let Some(r) = reply_to {
                     self.reply(PeerMsg::Stored {
