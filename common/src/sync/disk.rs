@@ -162,20 +162,64 @@ impl Disk {
         Ok(true)
     }
 
-    /// On a folder that folds names: another name (not `except`'s file)
-    /// that `rel` would land on, which a write must never replace.
-    fn taken_by_another_name(&self, rel: &str, except: Option<&Entry>) -> io::Result<bool> {
+    /// On a folder that folds names: whether writing at `rel` would land
+    /// on another name (a component, or a folder on the way, stored under
+    /// another name of the same folded form), other than `except` (the
+    /// source of a case-only rename) or a folder holding it. Read from
+    /// each folder's entries, as [`Disk::named_exactly`] does: a lookup by
+    /// name may find a cached entry of a name just removed (FUSE).
+    fn taken_by_another_name(&self, rel: &str, except: Option<&str>) -> io::Result<bool> {
         if !self.fs.folds() {
             return Ok(false);
         }
-        Ok(match self.loose_stat(rel)? {
-            Some(md) => except.is_none_or(|e| e.id != id_of(&md)),
-            None => false,
-        })
+        let mut dir = self.root.clone();
+        let mut prefix = String::new();
+        for name in rel.split('/') {
+            let want = self.fs.folded(name).into_owned();
+            let mut exact = false;
+            let mut other = None;
+            let entries = match std::fs::read_dir(&dir) {
+                Ok(rd) => rd,
+                Err(e) if is_absent(&e) => return Ok(false),
+                Err(e) => return Err(e),
+            };
+            for e in entries {
+                let n = e?.file_name();
+                let Some(n) = n.to_str() else { continue };
+                if n == name {
+                    exact = true;
+                } else if self.fs.folded(n) == want {
+                    other = Some(n.to_string());
+                }
+            }
+            if let Some(n) = other.filter(|_| !exact) {
+                let found = if prefix.is_empty() {
+                    n
+                } else {
+                    format!("{prefix}/{n}")
+                };
+                let moving = except.is_some_and(|x| {
+                    x == found
+                        || (x.len() > found.len()
+                            && x.starts_with(&found)
+                            && x.as_bytes()[found.len()] == b'/')
+                });
+                return Ok(!moving);
+            }
+            if !exact {
+                return Ok(false);
+            }
+            dir.push(name);
+            if !prefix.is_empty() {
+                prefix.push('/');
+            }
+            prefix.push_str(name);
+        }
+        Ok(false)
     }
 
     /// Refuses to write at `rel` when that would land on another name.
-    fn clash(&self, rel: &str, except: Option<&Entry>) -> io::Result<Option<Outcome>> {
+    fn clash(&self, rel: &str, except: Option<&str>) -> io::Result<Option<Outcome>> {
         Ok(self
             .taken_by_another_name(rel, except)?
             .then(|| Outcome::Failed {
@@ -478,7 +522,7 @@ impl Disk {
             });
         }
         // (A case-only rename lands on its own file: that is no clash.)
-        if let Some(refused) = self.clash(to, Some(expect))? {
+        if let Some(refused) = self.clash(to, Some(from))? {
             return Ok(refused);
         }
         let (src, dst) = (self.resolve(from)?, self.resolve(to)?);
@@ -897,6 +941,19 @@ mod tests {
         assert_eq!(std::fs::read(&at).unwrap(), b"checked again");
     }
 
+    #[cfg(target_os = "linux")]
+    #[test]
+    fn a_linux_folder_is_probed_as_keeping_every_name_and_mode() {
+        let d = tempfile::tempdir().unwrap();
+        let fs = probe(d.path());
+        assert!(fs.has_modes && !fs.case_insensitive && !fs.normalization_insensitive);
+        assert!(!fs.windows_names);
+        assert!(
+            std::fs::read_dir(d.path()).unwrap().next().is_none(),
+            "a probe file is left"
+        );
+    }
+
     #[test]
     fn the_precision_of_a_temp_folder_is_found() {
         let d = tempfile::tempdir().unwrap();
@@ -974,6 +1031,56 @@ mod tests {
         };
         assert_eq!(std::fs::read(Path::new(&at).join("sub/x")).unwrap(), b"x");
         assert_eq!(std::fs::read(root.path().join("w")).unwrap(), b"file");
+    }
+
+    /// A folder taken as case-insensitive (this one is not, so each name
+    /// is its own file here and an overwrite would show): a name of
+    /// another letter case, or a folder on the way, is never written.
+    #[test]
+    fn a_name_that_folds_onto_another_is_never_written() {
+        let (root, _state, mut d) = disk();
+        d.set_traits(FsTraits {
+            case_insensitive: true,
+            ..FsTraits::default()
+        });
+        std::fs::write(root.path().join("X.txt"), b"upper").unwrap();
+        std::fs::create_dir(root.path().join("Dir")).unwrap();
+        for rel in ["x.txt", "dir/inside.txt"] {
+            let v = staged(&mut d, b"new");
+            let out = install(&mut d, rel, v, None, None);
+            assert!(
+                matches!(out, Outcome::Failed { retry: false, .. }),
+                "{rel}: {out:?}"
+            );
+        }
+        assert_eq!(std::fs::read(root.path().join("X.txt")).unwrap(), b"upper");
+        assert!(!root.path().join("x.txt").exists());
+        assert!(!root.path().join("dir").exists());
+        // Exact names only: X.txt is not x.txt.
+        assert!(d.stat("X.txt").unwrap().is_some());
+        // A name of its own goes, also into the folder as it is named.
+        let v = staged(&mut d, b"new");
+        let out = install(&mut d, "Dir/inside.txt", v, None, None);
+        assert!(matches!(out, Outcome::Applied { .. }), "{out:?}");
+        // A case-only rename of the file itself is no clash.
+        let e = d.stat("X.txt").unwrap().unwrap();
+        let out = d.run(&Effect::Rename {
+            op: 3,
+            from: "X.txt".into(),
+            to: "x.txt".into(),
+            expect: e,
+        });
+        assert!(
+            matches!(
+                out,
+                Some(Input::Done {
+                    outcome: Outcome::Applied { .. },
+                    ..
+                })
+            ),
+            "{out:?}"
+        );
+        assert_eq!(std::fs::read(root.path().join("x.txt")).unwrap(), b"upper");
     }
 
     #[test]

@@ -91,9 +91,19 @@ pub async fn send_offer<W: AsyncWrite + Unpin>(
     Ok(Sent::Done { hash })
 }
 
+/// Whether the open file still has `meta`'s size and mtime once read.
+///
+/// Size and mtime only: this guards the bytes. A mode changed meanwhile is
+/// seen by the watcher and sent as a change of its own; and the mode in
+/// `meta` is the core's view, which has no bits on a folder without them
+/// (FAT, Windows) and never the setuid, setgid or sticky bits, so it
+/// cannot be compared with the file's own.
 fn unchanged(file: &File, meta: &FileMeta) -> bool {
     match file.metadata() {
-        Ok(md) => FileMeta::from_fs(meta.path.clone(), &md).same_state(meta),
+        Ok(md) => {
+            let now = FileMeta::from_fs(meta.path.clone(), &md);
+            now.size == meta.size && now.mtime_ns == meta.mtime_ns
+        }
         Err(_) => false,
     }
 }
