@@ -102,7 +102,7 @@ pub fn format_action(a: &crate::protocol::Action, colour: bool, with_side: bool)
     let (on, off) = match (colour, a.action.as_str()) {
         (false, _) => ("", ""),
         (true, "deleted" | "error") => ("\x1b[31m", "\x1b[0m"),
-        (true, "conflict" | "superseded") => ("\x1b[33m", "\x1b[0m"),
+        (true, "conflict" | "superseded" | "refused") => ("\x1b[33m", "\x1b[0m"),
         (true, "queued" | "locked" | "unlocked") => ("\x1b[35m", "\x1b[0m"),
         (true, "sending" | "receiving" | "link up" | "link down") => ("\x1b[36m", "\x1b[0m"),
         (true, _) => ("\x1b[32m", "\x1b[0m"),

@@ -2,8 +2,11 @@
 //! mapping between wire paths (`/`-separated) and local ones.
 //!
 //! Anything that is not a plain relative path inside the directory is
-//! refused: absolute paths, `..`, `.`, empty components, NUL, backslashes
-//! and components longer than the usual 255-byte filesystem limit.
+//! refused: absolute paths, `..`, `.`, empty components, NUL and
+//! components longer than the usual 255-byte filesystem limit. A backslash
+//! or a colon is an ordinary character of a name on the wire (Linux and
+//! macOS store both); only a Windows host, where they would be a separator,
+//! a drive or a stream, refuses them when it [`resolve`]s a path.
 
 use std::path::{Path, PathBuf};
 
@@ -23,6 +26,13 @@ pub struct BadPath {
 /// Checks a wire path and returns it joined onto `root`.
 pub fn resolve(root: &Path, rel: &str) -> Result<PathBuf, BadPath> {
     check(rel)?;
+    #[cfg(windows)]
+    if let Some(why) = crate::sync::core::names::windows_refuses(rel) {
+        return Err(BadPath {
+            path: rel.chars().take(200).collect(),
+            why,
+        });
+    }
     let mut p = root.to_path_buf();
     for c in rel.split('/') {
         p.push(c);
@@ -47,14 +57,8 @@ pub fn check(rel: &str) -> Result<(), BadPath> {
     if rel.contains('\0') {
         return bad("NUL in path");
     }
-    if rel.contains('\\') {
-        return bad("backslash in path");
-    }
     if rel.starts_with('/') {
         return bad("absolute path");
-    }
-    if rel.len() >= 2 && rel.as_bytes()[1] == b':' {
-        return bad("drive-letter path");
     }
     for c in rel.split('/') {
         match c {
@@ -95,9 +99,24 @@ mod tests {
             "sub/dir/file name.txt",
             "ünïcödé/\"q\" 'x'.md",
             ".hidden",
+            // Ordinary characters between two Linux servers (a Windows host
+            // refuses them when it resolves the path).
+            "a:b.txt",
+            "back\\slash.txt",
+            "C:x",
+            "q?.txt",
         ] {
             assert!(check(ok).is_ok(), "{ok}");
         }
+    }
+
+    #[cfg(unix)]
+    #[test]
+    fn a_backslash_or_a_colon_is_part_of_the_name_on_unix() {
+        let root = Path::new("/r/dir");
+        let p = resolve(root, "sub/back\\slash:x.txt").unwrap();
+        assert_eq!(p, Path::new("/r/dir/sub/back\\slash:x.txt"));
+        assert_eq!(p.file_name().unwrap(), "back\\slash:x.txt");
     }
 
     #[test]
@@ -111,8 +130,6 @@ mod tests {
             "a//b",
             "a/./b",
             "a\0b",
-            "a\\b",
-            "C:x",
             &long,
             "a/",
         ] {

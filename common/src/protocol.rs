@@ -297,6 +297,21 @@ pub struct LinkStatus {
     pub sending: usize,
     /// Files being received.
     pub receiving: usize,
+    /// Names this side holds that the other side's folder refused to
+    /// store (a case clash, a name Windows cannot hold), offered again
+    /// only once they change.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub names: Vec<UnsyncedName>,
+}
+
+/// A name one side holds that the other cannot store (`lab3 status`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct UnsyncedName {
+    pub path: String,
+    /// The side that holds it: `"A"` or `"B"`.
+    pub side: String,
+    /// Why the other side refused it.
+    pub why: String,
 }
 
 /// How a client names a file: its index in the listing or its path.
@@ -316,7 +331,8 @@ pub struct Action {
     /// `A->B`, `B->A`, or the side's letter for local-only actions.
     pub direction: String,
     /// created, updated, deleted, renamed, conflict, queued, applied,
-    /// superseded, locked, unlocked, sending, receiving, error.
+    /// superseded, locked, unlocked, sending, receiving, refused (a name
+    /// the receiving side cannot store), error.
     pub action: String,
     pub path: String,
     #[serde(default, skip_serializing_if = "Option::is_none")]

@@ -374,6 +374,7 @@ pub fn print_status(
             "locks": locks,
             "queued": queued,
             "versions": versions,
+            "names": link.names,
         });
         say!("{doc}");
         return;
@@ -452,6 +453,7 @@ pub fn print_status(
         ),
         ("Locks", lock_words),
         ("Versions kept", version_words(versions)),
+        ("Names not synced", name_words(&link.names)),
         (
             "Queued updates",
             if from_b {
@@ -466,6 +468,18 @@ pub fn print_status(
     for line in table.lines() {
         say!("{}", line.trim_end());
     }
+}
+
+/// The names one side holds that the other cannot store, one a line.
+fn name_words(names: &[common::protocol::UnsyncedName]) -> String {
+    if names.is_empty() {
+        return "none".into();
+    }
+    names
+        .iter()
+        .map(|n| format!("{} (at {}): {}", printable(&n.path), n.side, n.why))
+        .collect::<Vec<_>>()
+        .join("\n")
 }
 
 /// The width to fit tables to: `COLUMNS` when set (also when stdout is not a

@@ -127,13 +127,17 @@ pub(crate) async fn unlock(app: &App, target: Target) -> anyhow::Result<Message>
 /// Server A's state for `lab3 status`, with both sides' kept versions.
 async fn status(app: &App) -> Message {
     let mut versions = vec![common::sync::versions::usage(&app.cfg.state_dir, "a")];
-    versions.extend(crate::versions::usage_at_b(app).await);
+    let (at_b, names_at_b) = crate::versions::status_at_b(app).await;
+    versions.extend(at_b);
+    let mut link = app.sync.as_ref().map(|s| s.status()).unwrap_or_default();
+    // Names either side holds that the other cannot store.
+    link.names.extend(names_at_b);
     Message::Status {
         versions,
         time_ns: common::meta::now_ns(),
         peer: app.cfg.peer.clone(),
         sync: app.sync.is_some(),
-        link: app.sync.as_ref().map(|s| s.status()).unwrap_or_default(),
+        link,
         locks: app.lock_infos(),
         fingerprint: Some(app.cfg.identity.fingerprint.to_string()),
         peer_fingerprint: app.peer_certificate.lock().unwrap().map(|f| f.to_string()),

@@ -84,12 +84,15 @@ pub async fn restore(app: &App, path: &str, id: Option<String>) -> anyhow::Resul
     }
 }
 
-/// How many versions Server B keeps, if it answers within a moment.
-pub async fn usage_at_b(app: &App) -> Option<VersionUsage> {
+/// How many versions Server B keeps, and the names it holds that A
+/// cannot store, if it answers within a moment.
+pub async fn status_at_b(app: &App) -> (Option<VersionUsage>, Vec<common::protocol::UnsyncedName>) {
     let ask = ask(&app.cfg.peer, &app.cfg.dialer, Message::StatusRequest);
     match tokio::time::timeout(STATUS_DEADLINE, ask).await {
-        Ok(Ok(Message::Status { versions, .. })) => versions.into_iter().find(|v| v.side == "b"),
-        _ => None,
+        Ok(Ok(Message::Status { versions, link, .. })) => {
+            (versions.into_iter().find(|v| v.side == "b"), link.names)
+        }
+        _ => (None, Vec::new()),
     }
 }
 

@@ -13,7 +13,7 @@ use std::fs::Metadata;
 use std::io;
 use std::path::{Path, PathBuf};
 
-use super::core::{Effect, Entry, FileId, Input, KeepWhy, Kind, Outcome, Queued, Source};
+use super::core::{Effect, Entry, FileId, FsTraits, Input, KeepWhy, Kind, Outcome, Queued, Source};
 use super::retention::Retention;
 use super::versions;
 use crate::paths;
@@ -34,6 +34,10 @@ pub struct Disk {
     dirty_dirs: HashSet<PathBuf>,
     /// A file was staged since the last [`Disk::flush_staged`].
     staged_unflushed: bool,
+    /// What the folder keeps, as probed at start (see [`probe`]): entries
+    /// are fitted to it, and on a folder that folds names a name counts
+    /// only as stored (see [`Disk::stat`]).
+    fs: FsTraits,
 }
 
 impl Disk {
@@ -45,7 +49,13 @@ impl Disk {
             retention: None,
             dirty_dirs: HashSet::new(),
             staged_unflushed: false,
+            fs: FsTraits::default(),
         }
+    }
+
+    /// Sets what the folder keeps (probed at start).
+    pub fn set_traits(&mut self, fs: FsTraits) {
+        self.fs = fs;
     }
 
     /// Notes that the entries of `p`'s folder changed (a new name, a
@@ -107,15 +117,117 @@ impl Disk {
     }
 
     /// What `rel` holds: a file or a folder (symbolic links and other
-    /// kinds count as nothing).
+    /// kinds count as nothing). On a folder that folds names, only under
+    /// exactly this name: `x.txt` is not there when `X.txt` is.
     pub fn stat(&self, rel: &str) -> io::Result<Option<Entry>> {
+        let Some(md) = self.loose_stat(rel)? else {
+            return Ok(None);
+        };
+        if self.fs.folds() && !self.named_exactly(rel)? {
+            return Ok(None);
+        }
+        Ok(Some(self.fs.fit(entry_of(&md))))
+    }
+
+    /// What the file system finds at `rel`, under whatever name it takes
+    /// for it.
+    fn loose_stat(&self, rel: &str) -> io::Result<Option<Metadata>> {
         let full = self.resolve(rel)?;
         match std::fs::symlink_metadata(&full) {
-            Ok(md) if md.is_file() || md.is_dir() => Ok(Some(entry_of(&md))),
+            Ok(md) if md.is_file() || md.is_dir() => Ok(Some(md)),
             Ok(_) => Ok(None),
             Err(e) if is_absent(&e) => Ok(None),
             Err(e) => Err(e),
         }
+    }
+
+    /// Whether every component of `rel` is stored under exactly that name
+    /// (read from each folder's entries: a lookup by name would find any
+    /// name of the same folded form).
+    fn named_exactly(&self, rel: &str) -> io::Result<bool> {
+        let mut dir = self.root.clone();
+        for name in rel.split('/') {
+            let mut found = false;
+            for e in std::fs::read_dir(&dir)? {
+                if e?.file_name() == std::ffi::OsStr::new(name) {
+                    found = true;
+                    break;
+                }
+            }
+            if !found {
+                return Ok(false);
+            }
+            dir.push(name);
+        }
+        Ok(true)
+    }
+
+    /// On a folder that folds names: whether writing at `rel` would land
+    /// on another name (a component, or a folder on the way, stored under
+    /// another name of the same folded form), other than `except` (the
+    /// source of a case-only rename) or a folder holding it. Read from
+    /// each folder's entries, as [`Disk::named_exactly`] does: a lookup by
+    /// name may find a cached entry of a name just removed (FUSE).
+    fn taken_by_another_name(&self, rel: &str, except: Option<&str>) -> io::Result<bool> {
+        if !self.fs.folds() {
+            return Ok(false);
+        }
+        let mut dir = self.root.clone();
+        let mut prefix = String::new();
+        for name in rel.split('/') {
+            let want = self.fs.folded(name).into_owned();
+            let mut exact = false;
+            let mut other = None;
+            let entries = match std::fs::read_dir(&dir) {
+                Ok(rd) => rd,
+                Err(e) if is_absent(&e) => return Ok(false),
+                Err(e) => return Err(e),
+            };
+            for e in entries {
+                let n = e?.file_name();
+                let Some(n) = n.to_str() else { continue };
+                if n == name {
+                    exact = true;
+                } else if self.fs.folded(n) == want {
+                    other = Some(n.to_string());
+                }
+            }
+            if let Some(n) = other.filter(|_| !exact) {
+                let found = if prefix.is_empty() {
+                    n
+                } else {
+                    format!("{prefix}/{n}")
+                };
+                let moving = except.is_some_and(|x| {
+                    x == found
+                        || (x.len() > found.len()
+                            && x.starts_with(&found)
+                            && x.as_bytes()[found.len()] == b'/')
+                });
+                return Ok(!moving);
+            }
+            if !exact {
+                return Ok(false);
+            }
+            dir.push(name);
+            if !prefix.is_empty() {
+                prefix.push('/');
+            }
+            prefix.push_str(name);
+        }
+        Ok(false)
+    }
+
+    /// Refuses to write at `rel` when that would land on another name.
+    fn clash(&self, rel: &str, except: Option<&str>) -> io::Result<Option<Outcome>> {
+        Ok(self
+            .taken_by_another_name(rel, except)?
+            .then(|| Outcome::Failed {
+                error: format!(
+                    "{rel}: this folder holds a name that differs only in letter case or Unicode form"
+                ),
+                retry: false,
+            }))
     }
 
     /// The full path of `rel` if it is a symbolic link (never followed).
@@ -282,6 +394,11 @@ impl Disk {
             }
             Err(mismatch) => return Ok(mismatch),
         };
+        if found.is_none() {
+            if let Some(refused) = self.clash(rel, None)? {
+                return Ok(refused);
+            }
+        }
         let target = self.resolve(rel)?;
         let content = match (version.kind, source) {
             (Kind::Dir, _) => None,
@@ -334,6 +451,9 @@ impl Disk {
         if let Some(parent) = target.parent().filter(|p| !p.is_dir()) {
             std::fs::create_dir_all(parent)?;
         }
+        if let (Some(from), Some(f)) = (&content, &found) {
+            self.keep_mode(from, version, f)?;
+        }
         match content {
             Some(from) => std::fs::rename(&from, &target)?,
             None => match std::fs::create_dir(&target) {
@@ -346,6 +466,23 @@ impl Disk {
             landed: self.stat(rel)?,
             kept_at: kept_at.map(|p| p.display().to_string()),
         })
+    }
+
+    /// A version from a side without permission bits leaves the file it
+    /// replaces with the mode it had here.
+    fn keep_mode(
+        &self,
+        content: &Path,
+        version: &super::core::Version,
+        found: &Entry,
+    ) -> io::Result<()> {
+        #[cfg(unix)]
+        if let (None, Some(mode)) = (version.mode, found.mode) {
+            use std::os::unix::fs::PermissionsExt;
+            std::fs::set_permissions(content, std::fs::Permissions::from_mode(mode & 0o777))?;
+        }
+        let _ = (content, version, found);
+        Ok(())
     }
 
     fn remove(&mut self, rel: &str, expect: &Entry, keep: Option<KeepWhy>) -> io::Result<Outcome> {
@@ -386,6 +523,10 @@ impl Disk {
                 found: self.stat(from)?,
             });
         }
+        // (A case-only rename lands on its own file: that is no clash.)
+        if let Some(refused) = self.clash(to, Some(from))? {
+            return Ok(refused);
+        }
         let (src, dst) = (self.resolve(from)?, self.resolve(to)?);
         if let Some(parent) = dst.parent() {
             std::fs::create_dir_all(parent)?;
@@ -407,7 +548,7 @@ impl Disk {
     /// instead: it goes back to `target` (never over a newer one) and the
     /// install is a mismatch, so the save is judged as the change it is.
     fn kept_what_was_checked(&self, at: &Path, found: &Entry, target: &Path) -> bool {
-        let kept = std::fs::symlink_metadata(at).map(|md| entry_of(&md));
+        let kept = std::fs::symlink_metadata(at).map(|md| self.fs.fit(entry_of(&md)));
         if kept.as_ref().is_ok_and(|k| k.same_here(found)) {
             return true;
         }
@@ -514,9 +655,14 @@ pub type Found = (Vec<(String, Entry)>, Vec<(PathBuf, String)>);
 
 /// What a walk of the folder found: every file and folder below `dir`
 /// (relative to the synced root, `prefix/` included) that `ignore` keeps,
-/// with identities; and what it skipped (symbolic links, names that are not
+/// with identities, fitted to `fs`; and what it skipped (symbolic links, names that are not
 /// UTF-8, unreadable entries).
-pub fn scan(root: &Path, dir: &str, ignore: &crate::ignore::Ignore) -> io::Result<Found> {
+pub fn scan(
+    root: &Path,
+    dir: &str,
+    ignore: &crate::ignore::Ignore,
+    fs: FsTraits,
+) -> io::Result<Found> {
     let top = if dir.is_empty() {
         root.to_path_buf()
     } else {
@@ -563,7 +709,7 @@ pub fn scan(root: &Path, dir: &str, ignore: &crate::ignore::Ignore) -> io::Resul
             continue;
         };
         match item.metadata() {
-            Ok(md) => found.push((rel, entry_of(&md))),
+            Ok(md) => found.push((rel, fs.fit(entry_of(&md)))),
             Err(e) => skipped.push((item.path().to_path_buf(), e.to_string())),
         }
     }
@@ -620,16 +766,91 @@ fn id_of(_: &Metadata) -> FileId {
     FileId { dev: 0, ino: 0 }
 }
 
+/// What the file system under `dir` keeps and refuses: its mtime
+/// precision, permission bits, letter case and Unicode forms, Windows'
+/// rules for names. Told to the peer when the link comes up. A probe that
+/// fails says so and assumes what Linux does.
+pub fn probe(dir: &Path) -> FsTraits {
+    let mut fs = FsTraits::default();
+    match probe_precision(dir) {
+        Ok(p) => fs.precision_ns = p,
+        Err(e) => tracing::warn!("cannot probe the mtime precision of {}: {e}", dir.display()),
+    }
+    fs.has_modes = probe_modes(dir);
+    match probe_names(dir) {
+        Ok((case, norm, windows)) => {
+            fs.case_insensitive = case;
+            fs.normalization_insensitive = norm;
+            fs.windows_names = windows;
+        }
+        Err(e) => tracing::warn!("cannot probe how {} treats names: {e}", dir.display()),
+    }
+    fs
+}
+
+/// A probe file's path in `dir`: a `.lab3-` name, never listed or synced.
+fn probe_path(dir: &Path, what: &str) -> std::path::PathBuf {
+    dir.join(format!(
+        "{}probe-{}-{what}",
+        crate::ignore::TEMP_PREFIX,
+        std::process::id()
+    ))
+}
+
+/// Whether the folder keeps permission bits: a probe file's mode is set
+/// twice and read back (FAT and Windows keep none).
+fn probe_modes(dir: &Path) -> bool {
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let probe = probe_path(dir, "mode");
+        let kept = |mode: u32| {
+            std::fs::set_permissions(&probe, std::fs::Permissions::from_mode(mode))
+                .and_then(|()| std::fs::metadata(&probe))
+                .is_ok_and(|md| md.permissions().mode() & 0o777 == mode)
+        };
+        let has = std::fs::write(&probe, b"").is_ok() && kept(0o600) && kept(0o640);
+        let _ = std::fs::remove_file(&probe);
+        has
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = dir;
+        false
+    }
+}
+
+/// Whether the folder takes names differing only in letter case for one,
+/// likewise names differing only in Unicode normalization, and whether it
+/// refuses the characters Windows refuses: probe files are made under one
+/// form and looked up under the other.
+pub fn probe_names(dir: &Path) -> io::Result<(bool, bool, bool)> {
+    let looks_alike = |made: &str, asked: &str| -> io::Result<bool> {
+        let made = probe_path(dir, made);
+        std::fs::write(&made, b"")?;
+        let found = std::fs::symlink_metadata(probe_path(dir, asked)).is_ok();
+        std::fs::remove_file(&made)?;
+        Ok(found)
+    };
+    let case = looks_alike("Ab", "aB")?;
+    // A folder that refuses names beyond ASCII (a FAT driver without
+    // long-name Unicode) cannot hold two forms either.
+    let norm = looks_alike("caf\u{e9}", "cafe\u{301}").unwrap_or(false);
+    let windows = cfg!(windows) || {
+        let odd = probe_path(dir, "a:b?");
+        let refused = std::fs::write(&odd, b"").is_err();
+        let _ = std::fs::remove_file(&odd);
+        refused
+    };
+    Ok((case, norm, windows))
+}
+
 /// The mtime step the file system under `dir` keeps, in nanoseconds (1,
 /// 100, 1e9, 2e9, ...): a probe file gets a time with every digit set and
 /// is read back. The probe is a `.lab3-` name, never listed or synced.
 pub fn probe_precision(dir: &Path) -> io::Result<u64> {
     const SET: i64 = 1_700_000_001_123_456_789;
-    let probe = dir.join(format!(
-        "{}probe-{}",
-        crate::ignore::TEMP_PREFIX,
-        std::process::id()
-    ));
+    let probe = probe_path(dir, "mtime");
     std::fs::write(&probe, b"")?;
     let result = filetime::set_file_mtime(&probe, crate::meta::filetime_from_ns(SET))
         .and_then(|()| std::fs::metadata(&probe))
@@ -722,6 +943,19 @@ mod tests {
         assert_eq!(std::fs::read(&at).unwrap(), b"checked again");
     }
 
+    #[cfg(target_os = "linux")]
+    #[test]
+    fn a_linux_folder_is_probed_as_keeping_every_name_and_mode() {
+        let d = tempfile::tempdir().unwrap();
+        let fs = probe(d.path());
+        assert!(fs.has_modes && !fs.case_insensitive && !fs.normalization_insensitive);
+        assert!(!fs.windows_names);
+        assert!(
+            std::fs::read_dir(d.path()).unwrap().next().is_none(),
+            "a probe file is left"
+        );
+    }
+
     #[test]
     fn the_precision_of_a_temp_folder_is_found() {
         let d = tempfile::tempdir().unwrap();
@@ -801,6 +1035,56 @@ mod tests {
         assert_eq!(std::fs::read(root.path().join("w")).unwrap(), b"file");
     }
 
+    /// A folder taken as case-insensitive (this one is not, so each name
+    /// is its own file here and an overwrite would show): a name of
+    /// another letter case, or a folder on the way, is never written.
+    #[test]
+    fn a_name_that_folds_onto_another_is_never_written() {
+        let (root, _state, mut d) = disk();
+        d.set_traits(FsTraits {
+            case_insensitive: true,
+            ..FsTraits::default()
+        });
+        std::fs::write(root.path().join("X.txt"), b"upper").unwrap();
+        std::fs::create_dir(root.path().join("Dir")).unwrap();
+        for rel in ["x.txt", "dir/inside.txt"] {
+            let v = staged(&mut d, b"new");
+            let out = install(&mut d, rel, v, None, None);
+            assert!(
+                matches!(out, Outcome::Failed { retry: false, .. }),
+                "{rel}: {out:?}"
+            );
+        }
+        assert_eq!(std::fs::read(root.path().join("X.txt")).unwrap(), b"upper");
+        assert!(!root.path().join("x.txt").exists());
+        assert!(!root.path().join("dir").exists());
+        // Exact names only: X.txt is not x.txt.
+        assert!(d.stat("X.txt").unwrap().is_some());
+        // A name of its own goes, also into the folder as it is named.
+        let v = staged(&mut d, b"new");
+        let out = install(&mut d, "Dir/inside.txt", v, None, None);
+        assert!(matches!(out, Outcome::Applied { .. }), "{out:?}");
+        // A case-only rename of the file itself is no clash.
+        let e = d.stat("X.txt").unwrap().unwrap();
+        let out = d.run(&Effect::Rename {
+            op: 3,
+            from: "X.txt".into(),
+            to: "x.txt".into(),
+            expect: e,
+        });
+        assert!(
+            matches!(
+                out,
+                Some(Input::Done {
+                    outcome: Outcome::Applied { .. },
+                    ..
+                })
+            ),
+            "{out:?}"
+        );
+        assert_eq!(std::fs::read(root.path().join("x.txt")).unwrap(), b"upper");
+    }
+
     #[test]
     fn renames_make_parents_and_never_overwrite() {
         let (root, _state, mut d) = disk();
@@ -875,7 +1159,13 @@ mod tests {
         std::fs::write(root.path().join(".lab3-tmp"), b"x").unwrap();
         #[cfg(unix)]
         std::fs::hard_link(root.path().join("sub/f"), root.path().join("g")).unwrap();
-        let (found, _) = scan(root.path(), "", &crate::ignore::Ignore::default()).unwrap();
+        let (found, _) = scan(
+            root.path(),
+            "",
+            &crate::ignore::Ignore::default(),
+            FsTraits::default(),
+        )
+        .unwrap();
         let names: Vec<_> = found.iter().map(|(p, e)| (p.as_str(), e.kind)).collect();
         assert_eq!(
             names,

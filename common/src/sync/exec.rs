@@ -107,6 +107,8 @@ struct Exec {
     watching: bool,
     /// Skipped paths already warned about.
     warned: HashSet<PathBuf>,
+    /// The core's `unsent_changes` last published to the status.
+    unsent_seen: u64,
 }
 
 /// Starts the engine over `cfg.root`: opens the journal, probes the file
@@ -121,21 +123,34 @@ pub fn start(cfg: SyncConfig) -> anyhow::Result<SyncHandle> {
     }
     cfg.root = std::fs::canonicalize(&cfg.root)?;
     let tmp_dir = transfer::temp_dir_for(&cfg.root, &cfg.state_dir)?;
-    let precision_ns = disk::probe_precision(&cfg.root).unwrap_or_else(|e| {
-        tracing::warn!(
-            "cannot probe the mtime precision of {}: {e}",
-            cfg.root.display()
+    let fs = disk::probe(&cfg.root);
+    if fs != FsTraits::default() {
+        tracing::info!(
+            "{}: mtimes to {} ns, {}, {}{}{}",
+            cfg.root.display(),
+            fs.precision_ns,
+            if fs.has_modes {
+                "permission bits"
+            } else {
+                "no permission bits"
+            },
+            if fs.case_insensitive {
+                "case-insensitive"
+            } else {
+                "case-sensitive"
+            },
+            if fs.normalization_insensitive {
+                ", one file per Unicode form"
+            } else {
+                ""
+            },
+            if fs.windows_names {
+                ", Windows' rules for names"
+            } else {
+                ""
+            },
         );
-        1
-    });
-    if precision_ns > 1 {
-        tracing::info!("{} keeps mtimes to {precision_ns} ns", cfg.root.display());
     }
-    let fs = FsTraits {
-        precision_ns,
-        has_modes: cfg!(unix),
-        case_insensitive: false,
-    };
     // Watching starts before the start-up scan: a file made between the
     // two is then seen by one or the other (or both), never by neither.
     let (hint_tx, hint_rx) = mpsc::channel(16 * 1024);
@@ -151,7 +166,7 @@ pub fn start(cfg: SyncConfig) -> anyhow::Result<SyncHandle> {
             None
         }
     };
-    let (found, skipped) = disk::scan(&cfg.root, "", &cfg.ignore)?;
+    let (found, skipped) = disk::scan(&cfg.root, "", &cfg.ignore, fs)?;
     // Paths the rules ignore now (a rule added since the last run) were not
     // deleted: forget them, so that no delete reaches the peer.
     let mut records: Vec<(String, core::Record)> = journal
@@ -172,6 +187,7 @@ pub fn start(cfg: SyncConfig) -> anyhow::Result<SyncHandle> {
         }
     }
     let mut disk = Disk::new(cfg.root.clone(), cfg.state_dir.clone());
+    disk.set_traits(fs);
     let days = cfg.keep_versions_days;
     let mut retention = Retention::load(&cfg.state_dir, days, cfg.versions_cap);
     retention.set_folder_bytes(folder_bytes(&found));
@@ -226,6 +242,7 @@ pub fn start(cfg: SyncConfig) -> anyhow::Result<SyncHandle> {
         scanning: false,
         watching: watch.is_some(),
         warned: HashSet::new(),
+        unsent_seen: 0,
     };
     exec.warn_skipped(&skipped);
     exec.feed(Input::Scanned { entries: found });
@@ -386,7 +403,7 @@ impl Exec {
 
     /// What folder `path` holds, as observations for the core.
     fn folder_contents(&mut self, path: &str) -> Vec<Input> {
-        match disk::scan(&self.cfg.root, path, &self.cfg.ignore) {
+        match disk::scan(&self.cfg.root, path, &self.cfg.ignore, self.handle.fs) {
             Ok((found, skipped)) => {
                 self.warn_skipped(&skipped);
                 found
@@ -411,9 +428,9 @@ impl Exec {
         }
         self.scanning = true;
         let (root, ignore) = (self.cfg.root.clone(), self.cfg.ignore.clone());
-        let events = self.handle.events.clone();
+        let (events, fs) = (self.handle.events.clone(), self.handle.fs);
         tokio::task::spawn_blocking(move || {
-            let found = disk::scan(&root, "", &ignore);
+            let found = disk::scan(&root, "", &ignore, fs);
             let _ = events.send(Event::Scanned { found });
         });
     }
@@ -545,6 +562,20 @@ impl Exec {
             for dir in std::mem::take(&mut self.new_folders) {
                 inputs.extend(self.folder_contents(&dir));
             }
+        }
+        if self.core.unsent_changes() != self.unsent_seen {
+            self.unsent_seen = self.core.unsent_changes();
+            let side = self.handle.side().to_string();
+            let names = self
+                .core
+                .unsent()
+                .map(|(path, u)| crate::protocol::UnsyncedName {
+                    path: path.clone(),
+                    side: side.clone(),
+                    why: u.why.clone(),
+                })
+                .collect();
+            self.handle.status.lock().unwrap().names = names;
         }
     }
 

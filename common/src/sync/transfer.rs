@@ -91,9 +91,19 @@ pub async fn send_offer<W: AsyncWrite + Unpin>(
     Ok(Sent::Done { hash })
 }
 
+/// Whether the open file still has `meta`'s size and mtime once read.
+///
+/// Size and mtime only: this guards the bytes. A mode changed meanwhile is
+/// seen by the watcher and sent as a change of its own; and the mode in
+/// `meta` is the core's view, which has no bits on a folder without them
+/// (FAT, Windows) and never the setuid, setgid or sticky bits, so it
+/// cannot be compared with the file's own.
 fn unchanged(file: &File, meta: &FileMeta) -> bool {
     match file.metadata() {
-        Ok(md) => FileMeta::from_fs(meta.path.clone(), &md).same_state(meta),
+        Ok(md) => {
+            let now = FileMeta::from_fs(meta.path.clone(), &md);
+            now.size == meta.size && now.mtime_ns == meta.mtime_ns
+        }
         Err(_) => false,
     }
 }
@@ -239,7 +249,10 @@ pub fn hash_file(root: &Path, meta: &FileMeta) -> Option<String> {
 /// Sets the mtime (to the nanosecond) and the mode bits through the open
 /// file, so that no path is looked up again (the same result as
 /// [`crate::meta::set_times_and_mode`], two path walks fewer per received file).
+/// The setuid, setgid and sticky bits never travel: only `mode & 0o777`
+/// is set.
 fn set_time_and_mode(file: &File, mtime_ns: i64, mode: u32) -> std::io::Result<()> {
+    let mode = mode & 0o777;
     let since_epoch = std::time::Duration::from_nanos(mtime_ns.unsigned_abs());
     let mtime = if mtime_ns >= 0 {
         std::time::UNIX_EPOCH + since_epoch
@@ -253,7 +266,7 @@ fn set_time_and_mode(file: &File, mtime_ns: i64, mode: u32) -> std::io::Result<(
     #[cfg(unix)]
     let perms = {
         use std::os::unix::fs::PermissionsExt;
-        std::fs::Permissions::from_mode(mode & 0o7777)
+        std::fs::Permissions::from_mode(mode)
     };
     #[cfg(not(unix))]
     let perms = {

@@ -62,6 +62,8 @@ impl SideSim {
             precision_ns: knobs.precision_ns,
             has_modes: knobs.has_modes,
             case_insensitive: knobs.case_insensitive,
+            normalization_insensitive: false,
+            windows_names: knobs.refuses_odd_names,
         };
         SideSim {
             fs: FakeFs::new(knobs),

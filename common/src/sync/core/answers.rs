@@ -128,6 +128,9 @@ impl Core {
         if let Some(from) = of.as_ref().and_then(|o| o.from.as_deref()) {
             self.supersede_queue(from);
         }
+        if self.unsent.remove(&path).is_some() {
+            self.unsent_changes += 1;
+        }
         if let Some(from) = of.as_ref().and_then(|o| o.from.clone()) {
             self.rekey(&from, &path);
             self.forget(&from);
@@ -168,14 +171,16 @@ impl Core {
                 } else {
                     self.forget(&path);
                 }
+                self.name_freed(&path);
                 if let Some(parent) = ancestors(&path).next().map(str::to_string) {
                     self.consider(&parent, false);
                 }
             }
         }
         self.consider(&path, false);
-        if of.is_some_and(|o| o.from.is_some()) {
+        if let Some(from) = of.and_then(|o| o.from) {
             self.consider_under(&path);
+            self.name_freed(&from);
         }
     }
 
@@ -222,6 +227,7 @@ impl Core {
             sent: sent.clone(),
             entry: entry.clone(),
         };
+        let offered = entry.clone();
         match why {
             Refusal::Conflict | Refusal::SendWhole => {
                 // The peer's copy wins; it offers it.
@@ -236,10 +242,11 @@ impl Core {
                         timer: Timer::Retry(path.clone()),
                         at_ns: now + retry_ns,
                     });
+                    self.announce("error", Direction::Out, &path, None, error);
                 } else {
                     st.pending = Some(held);
+                    self.peer_refused_name(&path, offered, error);
                 }
-                self.announce("error", Direction::Out, &path, None, error);
             }
         }
     }
@@ -406,8 +413,13 @@ impl Core {
                 };
                 if landed_v.is_some() {
                     self.record(&path);
+                    self.refused_here.remove(&path);
                 } else {
                     self.forget(&path);
+                    self.name_freed(&path);
+                }
+                if let Some(f) = &from {
+                    self.name_freed(f);
                 }
                 if let Some(r) = reply_to {
                     self.reply(PeerMsg::Stored {

@@ -295,6 +295,10 @@ impl Core {
         if !matches!(self.link, LinkPhase::Live { .. }) {
             return;
         }
+        // A name the peer cannot store goes again only once it changed.
+        if self.still_refused(path) {
+            return;
+        }
         let Some(st) = self.paths.get(path) else {
             return;
         };

@@ -23,6 +23,7 @@
 //! - [`io`]: inputs, effects, outcomes.
 //! - [`state`]: per-path state, journal records, the link phase.
 //! - [`rule`]: who wins, as one pure function.
+//! - [`names`]: names the other side's folder cannot hold.
 //! - `local`, `peer`, `answers`, `reconcile`, `lock`: the handlers.
 
 mod answers;
@@ -30,6 +31,7 @@ pub mod io;
 mod local;
 mod lock;
 pub mod model;
+pub mod names;
 mod peer;
 mod reconcile;
 pub mod rule;
@@ -111,6 +113,14 @@ pub struct Core {
     scanned_once: bool,
     /// What each running unlock replayed so far.
     replays: HashMap<String, Vec<Replayed>>,
+    /// Held names by their folded form, on a folder that folds names
+    /// (see [`names`]).
+    folds: HashMap<String, BTreeSet<String>>,
+    /// This side's names that the peer refused to store.
+    unsent: BTreeMap<String, names::Unsent>,
+    unsent_changes: u64,
+    /// The peer's names this side refused, with why (said once).
+    refused_here: BTreeMap<String, String>,
     now_ns: i64,
     out: Vec<Effect>,
 }
@@ -143,6 +153,10 @@ impl Core {
             ops: HashMap::new(),
             scanned_once: false,
             replays: HashMap::new(),
+            folds: HashMap::new(),
+            unsent: BTreeMap::new(),
+            unsent_changes: 0,
+            refused_here: BTreeMap::new(),
             now_ns: 0,
             out: Vec::new(),
         };
@@ -287,10 +301,16 @@ impl Core {
         if let Some(new) = &entry {
             self.ids.entry(new.id).or_default().insert(path.to_string());
         }
+        let (was, is) = (st.local.is_some(), entry.is_some());
         st.local = entry;
+        if was != is {
+            self.index_folded(path, is);
+        }
     }
 }
 
+#[cfg(test)]
+mod names_tests;
 #[cfg(test)]
 mod sim_fs;
 #[cfg(test)]

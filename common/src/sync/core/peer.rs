@@ -81,6 +81,27 @@ impl Core {
     /// The peer offers `theirs` (a version or a delete) at `path`, in place
     /// of `base`.
     fn incoming(&mut self, op: OpId, path: String, base: Option<Version>, theirs: Holding) {
+        // A name this folder cannot hold: refused for good, never written
+        // over another file (see `names`).
+        if theirs.version().is_some() {
+            if let Some(why) = self.cannot_store(&path, None) {
+                let holds = self.paths.get(&path).map_or(
+                    Holding::Absent { deleted_ns: None },
+                    super::PathState::holding,
+                );
+                self.refuse_name(&path, &why);
+                self.reply(PeerMsg::Refused {
+                    op,
+                    path,
+                    holds,
+                    why: Refusal::Failed {
+                        error: why,
+                        retry: false,
+                    },
+                });
+                return;
+            }
+        }
         if self.locked(&path) {
             self.enqueue(op, &path, theirs);
             return;
@@ -302,7 +323,9 @@ impl Core {
             && self
                 .paths
                 .get(&to)
-                .is_none_or(|s| s.local.is_none() && s.pending.is_none());
+                .is_none_or(|s| s.local.is_none() && s.pending.is_none())
+            // (A name this folder cannot hold is refused with the offer.)
+            && self.cannot_store(&to, Some(&from)).is_none();
         if !ok {
             let holds = self
                 .paths

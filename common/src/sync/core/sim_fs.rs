@@ -139,6 +139,21 @@ impl World {
         w
     }
 
+    /// Two sides whose folders keep `fa` and `fb` (the in-memory disks
+    /// stay exact and case-sensitive: what a folder refuses is the
+    /// core's decision, which is what these tests look at).
+    pub fn with_traits(fa: FsTraits, fb: FsTraits) -> World {
+        let mut w = World::new(fa.precision_ns, fb.precision_ns);
+        for (s, fs) in [(&mut w.a, fa), (&mut w.b, fb)] {
+            let mut cfg = s.core.config().clone();
+            cfg.fs = fs;
+            s.core = Core::new(cfg, Vec::new());
+            s.inputs.push_back(Input::Scanned { entries: vec![] });
+        }
+        w.settle();
+        w
+    }
+
     pub fn side(&mut self, a: bool) -> &mut SideSim {
         if a {
             &mut self.a

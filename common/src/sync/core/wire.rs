@@ -8,8 +8,11 @@ use super::model::{Holding, Version};
 
 /// What a side's file system keeps, said in the handshake. Comparisons
 /// between the two sides use the coarser precision; modes count only where
-/// both sides have them.
+/// both sides have them; names are refused where the receiving folder
+/// cannot hold them (see `names`). Fields added later read as the default
+/// from an older peer.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default)]
 pub struct FsTraits {
     /// The mtime step this side's folder keeps: 1 (ext4, APFS), 100 (NTFS),
     /// 1e9 (HFS+, ext4 with 128-byte inodes), 2e9 (FAT).
@@ -18,6 +21,12 @@ pub struct FsTraits {
     pub has_modes: bool,
     /// Names differing only in letter case are one file.
     pub case_insensitive: bool,
+    /// Names differing only in Unicode normalization (NFC, NFD) are one
+    /// file (APFS, HFS+, ext4 with casefold).
+    pub normalization_insensitive: bool,
+    /// Windows' rules for names hold (`< > : " \ | ? *`, reserved device
+    /// names, a trailing dot or space): Windows, or a FAT folder.
+    pub windows_names: bool,
 }
 
 impl Default for FsTraits {
@@ -26,6 +35,8 @@ impl Default for FsTraits {
             precision_ns: 1,
             has_modes: true,
             case_insensitive: false,
+            normalization_insensitive: false,
+            windows_names: false,
         }
     }
 }
