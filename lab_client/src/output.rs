@@ -370,6 +370,9 @@ pub fn print_status(
                 "last_reconcile": link.last_reconcile_ns.map(rfc3339_utc),
                 "sending": link.sending,
                 "receiving": link.receiving,
+                "sent_bytes": link.sent_bytes,
+                "received_bytes": link.received_bytes,
+                "reused_bytes": link.reused_bytes,
             },
             "locks": locks,
             "queued": queued,
@@ -448,7 +451,14 @@ pub fn print_status(
         ("Last reconcile", reconcile),
         (
             "Transfers",
-            format!("{} sending, {} receiving", link.sending, link.receiving),
+            format!(
+                "{} sending, {} receiving; {} sent, {} received, {} reused",
+                link.sending,
+                link.receiving,
+                human_size(link.sent_bytes),
+                human_size(link.received_bytes),
+                human_size(link.reused_bytes)
+            ),
         ),
         ("Locks", lock_words),
         ("Versions kept", version_words(versions)),

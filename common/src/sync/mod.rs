@@ -10,7 +10,8 @@
 //! - [`watcher`]: OS events turned into hints about paths.
 //! - [`versions`]: what sync kept (replaced, deleted, conflict losers):
 //!   listing, restoring; [`retention`]: expiring them by age and size.
-//! - [`transfer`]: file bytes over the link, into verified temporary files.
+//! - [`transfer`]: file bytes over the link, into verified temporary files;
+//!   [`blocks`]: only the blocks the receiver lacks, for big files.
 //!
 //! # How a change travels
 //! The watcher hints a path; once it settles the executor stats it (with
@@ -25,6 +26,7 @@
 //! moves both sides' base. On every (re)connection digests, and if they
 //! differ inventories, are compared by the same rule.
 
+pub mod blocks;
 pub mod core;
 pub mod disk;
 mod exec;
