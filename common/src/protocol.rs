@@ -318,6 +318,10 @@ pub struct LinkStatus {
     /// File bytes the receiver took from its own copies instead (block
     /// transfers into this side).
     pub reused_bytes: u64,
+    /// Set when the inotify watch limit left some folders without events
+    /// (they are rescanned every 3 s): what to do about it.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub watch_limit: Option<String>,
 }
 
 /// How a client names a file: its index in the listing or its path.

@@ -373,6 +373,7 @@ pub fn print_status(
                 "sent_bytes": link.sent_bytes,
                 "received_bytes": link.received_bytes,
                 "reused_bytes": link.reused_bytes,
+                "watch_limit": link.watch_limit,
             },
             "locks": locks,
             "queued": queued,
@@ -459,6 +460,12 @@ pub fn print_status(
                 human_size(link.received_bytes),
                 human_size(link.reused_bytes)
             ),
+        ),
+        (
+            "Watching",
+            link.watch_limit
+                .clone()
+                .unwrap_or_else(|| "every folder".into()),
         ),
         ("Locks", lock_words),
         ("Versions kept", version_words(versions)),

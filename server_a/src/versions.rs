@@ -84,12 +84,16 @@ pub async fn restore(app: &App, path: &str, id: Option<String>) -> anyhow::Resul
     }
 }
 
-/// How many versions Server B keeps, if it answers within a moment.
-pub async fn usage_at_b(app: &App) -> Option<VersionUsage> {
+/// How many versions Server B keeps, and its watch-limit advice (see
+/// `common::sync::watcher::WatchLimit`), if it answers within a moment.
+pub async fn usage_at_b(app: &App) -> (Option<VersionUsage>, Option<String>) {
     let ask = ask(&app.cfg.peer, &app.cfg.dialer, Message::StatusRequest);
     match tokio::time::timeout(STATUS_DEADLINE, ask).await {
-        Ok(Ok(Message::Status { versions, .. })) => versions.into_iter().find(|v| v.side == "b"),
-        _ => None,
+        Ok(Ok(Message::Status { versions, link, .. })) => (
+            versions.into_iter().find(|v| v.side == "b"),
+            link.watch_limit,
+        ),
+        _ => (None, None),
     }
 }
 

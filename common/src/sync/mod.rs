@@ -141,6 +141,8 @@ pub struct SyncHandle {
     queues: Arc<Mutex<BTreeMap<String, Vec<core::Queued>>>>,
     /// This side's file system, told to the peer when the link comes up.
     fs: core::FsTraits,
+    /// The inotify watch limit, if it left folders without events.
+    watch_limit: Arc<watcher::WatchLimit>,
 }
 
 /// A live feed of the actions this side announces (and, at Server A,
@@ -235,7 +237,9 @@ impl SyncHandle {
 
     /// The link's state now.
     pub fn status(&self) -> LinkStatus {
-        self.status.lock().unwrap().clone()
+        let mut st = self.status.lock().unwrap().clone();
+        st.watch_limit = self.watch_limit.message();
+        st
     }
 
     /// Announces an action on the console and to subscribers (also used by
