@@ -120,6 +120,7 @@ fn link_status() -> impl Strategy<Value = LinkStatus> {
                 last_reconcile_ns,
                 sending,
                 receiving,
+                ..LinkStatus::default()
             },
         )
 }
@@ -209,6 +210,20 @@ fn message() -> impl Strategy<Value = Message> {
         Just(Message::FileAbort),
         Just(Message::Ping),
         any::<bool>().prop_map(|on| Message::RelayActions { on }),
+        (text(), any::<u64>())
+            .prop_map(|(path, block_size)| Message::BlockHashesRequest { path, block_size }),
+        (text(), any::<u64>(), vec(any::<u32>(), 0..4)).prop_map(|(path, size, weak)| {
+            Message::BlockHashes {
+                path,
+                blocks: common::sync::blocks::BlockList {
+                    block_size: 131_072,
+                    size,
+                    strong: weak.iter().map(|w| format!("{w:064x}")).collect(),
+                    weak,
+                },
+            }
+        }),
+        (any::<u64>(), any::<u64>()).prop_map(|(offset, len)| Message::BlockCopy { offset, len }),
         (any::<u64>(), any::<bool>(), any::<bool>()).prop_map(
             |(precision_ns, has_modes, case_insensitive)| {
                 Message::SyncHello {
@@ -305,6 +320,9 @@ fn variant(m: &Message) -> &'static str {
         Message::FileAbort => "file_abort",
         Message::Ping => "ping",
         Message::RelayActions { .. } => "relay_actions",
+        Message::BlockHashesRequest { .. } => "block_hashes_request",
+        Message::BlockHashes { .. } => "block_hashes",
+        Message::BlockCopy { .. } => "block_copy",
         Message::SyncHello { .. } => "sync_hello",
         Message::Sync(_) => "sync",
         Message::Action(_) => "action",
