@@ -73,15 +73,21 @@ pub fn today() -> String {
 
 /// Replaces (or adds) the `## Sync` section of `path` with `body`.
 pub fn write_section(path: &Path, body: &str) -> std::io::Result<()> {
+    write_named_section(path, "Sync", body)
+}
+
+/// Replaces (or adds) the `## {title}` section of `path` with `body`.
+pub fn write_named_section(path: &Path, title: &str, body: &str) -> std::io::Result<()> {
+    let heading = format!("## {title}");
     let old = std::fs::read_to_string(path).unwrap_or_else(|_| {
         "# lab3 benchmark results\n\nEach section is written by its benchmark's full run.\n".into()
     });
-    let section = format!("## Sync\n\n{}\n", body.trim_end());
+    let section = format!("{heading}\n\n{}\n", body.trim_end());
     let mut out = String::new();
     let mut lines = old.lines().peekable();
     let mut replaced = false;
     while let Some(line) = lines.next() {
-        if line.trim_end() == "## Sync" && !replaced {
+        if line.trim_end() == heading && !replaced {
             // Skip the old section, up to the next level-2 heading.
             while lines.peek().is_some_and(|l| !l.starts_with("## ")) {
                 lines.next();

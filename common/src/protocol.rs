@@ -270,6 +270,19 @@ pub enum Message {
     /// `offer` of a file is followed by its data frames and `file_end`
     /// (or `file_abort`, when the file changed while it was read).
     Sync(crate::sync::core::PeerMsg),
+    /// Before offering a big file (see `common::sync::blocks`): list the
+    /// blocks of your copy of `path`, of `block_size` bytes.
+    BlockHashesRequest { path: String, block_size: u64 },
+    /// The answer: the blocks of the receiver's copy (none when it has no
+    /// regular file there).
+    BlockHashes {
+        path: String,
+        #[serde(flatten)]
+        blocks: crate::sync::blocks::BlockList,
+    },
+    /// Inside a file transfer, between data frames: the next `len` bytes
+    /// are those at `offset` of the receiver's own copy of the file.
+    BlockCopy { offset: u64, len: u64 },
     /// Keeps an idle link alive; ignored by the receiver.
     Ping,
     /// From Server A to B: relay your actions (`on`: A has `lab3 watch`
@@ -302,6 +315,18 @@ pub struct LinkStatus {
     /// only once they change.
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub names: Vec<UnsyncedName>,
+    /// File bytes sent over the link since the server started (a big file
+    /// sent block by block counts only the blocks that went).
+    pub sent_bytes: u64,
+    /// File bytes received over the link since the server started.
+    pub received_bytes: u64,
+    /// File bytes the receiver took from its own copies instead (block
+    /// transfers into this side).
+    pub reused_bytes: u64,
+    /// Set when the inotify watch limit left some folders without events
+    /// (they are rescanned every 3 s): what to do about it.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub watch_limit: Option<String>,
 }
 
 /// A name one side holds that the other cannot store (`lab3 status`).

@@ -126,6 +126,7 @@ fn link_status() -> impl Strategy<Value = LinkStatus> {
                         .into_iter()
                         .map(|(path, side, why)| UnsyncedName { path, side, why })
                         .collect(),
+                    ..LinkStatus::default()
                 }
             },
         )
@@ -216,6 +217,20 @@ fn message() -> impl Strategy<Value = Message> {
         Just(Message::FileAbort),
         Just(Message::Ping),
         any::<bool>().prop_map(|on| Message::RelayActions { on }),
+        (text(), any::<u64>())
+            .prop_map(|(path, block_size)| Message::BlockHashesRequest { path, block_size }),
+        (text(), any::<u64>(), vec(any::<u32>(), 0..4)).prop_map(|(path, size, weak)| {
+            Message::BlockHashes {
+                path,
+                blocks: common::sync::blocks::BlockList {
+                    block_size: 131_072,
+                    size,
+                    strong: weak.iter().map(|w| format!("{w:064x}")).collect(),
+                    weak,
+                },
+            }
+        }),
+        (any::<u64>(), any::<u64>()).prop_map(|(offset, len)| Message::BlockCopy { offset, len }),
         (any::<u64>(), any::<[bool; 4]>()).prop_map(|(precision_ns, [m, c, n, w])| {
             Message::SyncHello {
                 fs: FsTraits {
@@ -312,6 +327,9 @@ fn variant(m: &Message) -> &'static str {
         Message::FileAbort => "file_abort",
         Message::Ping => "ping",
         Message::RelayActions { .. } => "relay_actions",
+        Message::BlockHashesRequest { .. } => "block_hashes_request",
+        Message::BlockHashes { .. } => "block_hashes",
+        Message::BlockCopy { .. } => "block_copy",
         Message::SyncHello { .. } => "sync_hello",
         Message::Sync(_) => "sync",
         Message::Action(_) => "action",

@@ -370,6 +370,10 @@ pub fn print_status(
                 "last_reconcile": link.last_reconcile_ns.map(rfc3339_utc),
                 "sending": link.sending,
                 "receiving": link.receiving,
+                "sent_bytes": link.sent_bytes,
+                "received_bytes": link.received_bytes,
+                "reused_bytes": link.reused_bytes,
+                "watch_limit": link.watch_limit,
             },
             "locks": locks,
             "queued": queued,
@@ -449,7 +453,20 @@ pub fn print_status(
         ("Last reconcile", reconcile),
         (
             "Transfers",
-            format!("{} sending, {} receiving", link.sending, link.receiving),
+            format!(
+                "{} sending, {} receiving; {} sent, {} received, {} reused",
+                link.sending,
+                link.receiving,
+                human_size(link.sent_bytes),
+                human_size(link.received_bytes),
+                human_size(link.reused_bytes)
+            ),
+        ),
+        (
+            "Watching",
+            link.watch_limit
+                .clone()
+                .unwrap_or_else(|| "every folder".into()),
         ),
         ("Locks", lock_words),
         ("Versions kept", version_words(versions)),

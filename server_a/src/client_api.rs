@@ -19,8 +19,7 @@ pub async fn handle(mut conn: Connection, _peer: PeerInfo, app: Arc<App>) -> any
     while let Some(msg) = conn.next_request().await? {
         let reply = match msg {
             Message::ListRequest => {
-                let (peer, rows) = listing(&app).await?;
-                common::listing::send(&mut conn, peer, rows).await?;
+                common::listing::send_when_made(&mut conn, listing(&app)).await?;
                 continue;
             }
             Message::Lock { target } => lock(&app, target).await,
@@ -127,11 +126,18 @@ pub(crate) async fn unlock(app: &App, target: Target) -> anyhow::Result<Message>
 /// Server A's state for `lab3 status`, with both sides' kept versions.
 async fn status(app: &App) -> Message {
     let mut versions = vec![common::sync::versions::usage(&app.cfg.state_dir, "a")];
-    let (at_b, names_at_b) = crate::versions::status_at_b(app).await;
+    let (at_b, link_b) = crate::versions::status_at_b(app).await;
     versions.extend(at_b);
+    let link_b = link_b.unwrap_or_default();
     let mut link = app.sync.as_ref().map(|s| s.status()).unwrap_or_default();
     // Names either side holds that the other cannot store.
-    link.names.extend(names_at_b);
+    link.names.extend(link_b.names);
+    // Either side's watch limit, said with whose it is.
+    let limits: Vec<String> = [("A", link.watch_limit.take()), ("B", link_b.watch_limit)]
+        .into_iter()
+        .filter_map(|(side, m)| m.map(|m| format!("server {side}: {m}")))
+        .collect();
+    link.watch_limit = (!limits.is_empty()).then(|| limits.join("; "));
     Message::Status {
         versions,
         time_ns: common::meta::now_ns(),

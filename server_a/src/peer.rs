@@ -11,19 +11,19 @@ use common::protocol::{InventoryEntry, Message};
 use common::sync::SyncHandle;
 use common::tls::Fingerprint;
 
-/// How long B may take to answer a listing request before A gives up on it
-/// and answers with its own files only.
-const LISTING_DEADLINE: Duration = Duration::from_secs(10);
+/// How long B may take to accept a listing connection before A gives up
+/// on it and answers with its own files only. Once connected, B's answer
+/// may take as long as a big folder needs: A gives up only when nothing
+/// comes for [`common::inventory::progress_deadline`] (B says "still
+/// scanning" every 2 s meanwhile).
+const CONNECT_DEADLINE: Duration = Duration::from_secs(10);
 
 /// Asks Server B at `addr` for its files as they are now.
 pub async fn fetch_listing(addr: &str, dialer: &Dialer) -> anyhow::Result<Vec<FileMeta>> {
-    tokio::time::timeout(LISTING_DEADLINE, fetch(addr, dialer))
+    let (mut conn, _) = tokio::time::timeout(CONNECT_DEADLINE, dialer.dial(addr))
         .await
-        .map_err(|_| anyhow::anyhow!("no answer within {LISTING_DEADLINE:?}"))?
-}
-
-async fn fetch(addr: &str, dialer: &Dialer) -> anyhow::Result<Vec<FileMeta>> {
-    let (mut conn, _) = dialer.dial(addr).await.map_err(explain)?;
+        .map_err(|_| anyhow::anyhow!("no answer within {CONNECT_DEADLINE:?}"))?
+        .map_err(explain)?;
     conn.writer.send(Message::InventoryRequest).await?;
     let entries = common::inventory::receive(&mut conn.reader).await?;
     Ok(entries

@@ -12,8 +12,10 @@ use common::sync::SyncHandle;
 
 use crate::Config;
 
-/// How long Server A may take to answer B's listing request before B
-/// answers with its own files only.
+/// How long Server A may take to accept B's listing connection before B
+/// answers with its own files only; then A's answer may take as long as
+/// it needs, as long as something comes every
+/// [`common::inventory::progress_deadline`].
 const A_DEADLINE: Duration = Duration::from_secs(10);
 
 /// Serves one client connection until it closes.
@@ -26,8 +28,7 @@ pub async fn handle(
     while let Some(msg) = conn.next_request().await? {
         let reply = match msg {
             Message::ListRequest => {
-                let (peer, rows) = listing(cfg, ignore).await?;
-                common::listing::send(&mut conn, peer, rows).await?;
+                common::listing::send_when_made(&mut conn, listing(cfg, ignore)).await?;
                 continue;
             }
             Message::StatusRequest => crate::status(cfg, sync),
@@ -54,15 +55,10 @@ pub async fn handle(
 /// folders, with the locks); otherwise this folder's files alone, with
 /// `peer` unreachable.
 async fn listing(cfg: &Config, ignore: &Ignore) -> anyhow::Result<(PeerState, Vec<ListingRow>)> {
-    let from_a = tokio::time::timeout(A_DEADLINE, listing_of_a(cfg)).await;
-    match from_a {
-        Ok(Ok(answer)) => return Ok(answer),
-        Ok(Err(e)) => tracing::debug!(
+    match listing_of_a(cfg).await {
+        Ok(answer) => return Ok(answer),
+        Err(e) => tracing::debug!(
             "server A at {} unreachable for a listing: {e:#}",
-            cfg.server_a
-        ),
-        Err(_) => tracing::warn!(
-            "server A at {} did not answer a listing within {A_DEADLINE:?}",
             cfg.server_a
         ),
     }
@@ -146,14 +142,16 @@ async fn ask_a(cfg: &Config, msg: Message) -> anyhow::Result<Message> {
 /// Asks Server A for its composite listing, as a client would.
 async fn listing_of_a(cfg: &Config) -> anyhow::Result<(PeerState, Vec<ListingRow>)> {
     let dialer = handshake::Dialer::new(Role::Client, cfg.args.token.clone(), None);
-    let (mut conn, peer) = dialer.dial(&cfg.server_a).await?;
+    let (mut conn, peer) = tokio::time::timeout(A_DEADLINE, dialer.dial(&cfg.server_a))
+        .await
+        .map_err(|_| anyhow::anyhow!("no answer within {A_DEADLINE:?}"))??;
     if peer.role != Role::ServerA {
         anyhow::bail!("{} is {}, not server A", cfg.server_a, peer.role);
     }
     conn.writer.send(Message::ListRequest).await?;
     let mut rows = Vec::new();
     loop {
-        match conn.reader.read_message().await? {
+        match common::inventory::next_message(&mut conn.reader).await? {
             Message::ListingChunk {
                 peer,
                 rows: chunk,

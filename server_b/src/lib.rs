@@ -110,7 +110,15 @@ async fn handle(
     while let Some(msg) = conn.next_request().await? {
         match msg {
             Message::InventoryRequest => {
-                let entries = listing_entries(cfg, ignore).await?;
+                // A big folder takes a while to scan: A hears "still
+                // scanning" meanwhile (it waits on progress, not on the whole).
+                let making = listing_entries(cfg, ignore);
+                let entries = common::inventory::keep_alive_while(
+                    &mut conn.writer,
+                    making,
+                    common::inventory::still_scanning,
+                )
+                .await??;
                 common::inventory::send(&mut conn.writer, &entries).await?;
             }
             // Server A asks for B's side of `lab3 versions` and `restore`.

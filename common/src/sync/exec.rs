@@ -76,6 +76,10 @@ pub(crate) enum Outgoing {
 /// the answers go out.
 const BURST: usize = 256;
 
+/// The safety-net rescan where events may be missing (no watcher, a
+/// network file system, folders beyond the watch limit).
+const LIMITED_RESCAN: Duration = Duration::from_secs(3);
+
 struct Link {
     id: u64,
     out: mpsc::UnboundedSender<Outgoing>,
@@ -105,6 +109,8 @@ struct Exec {
     sending: usize,
     scanning: bool,
     watching: bool,
+    /// Set once the watch limit left folders without events.
+    watch_limit: Arc<watcher::WatchLimit>,
     /// Skipped paths already warned about.
     warned: HashSet<PathBuf>,
     /// The core's `unsent_changes` last published to the status.
@@ -155,7 +161,14 @@ pub fn start(cfg: SyncConfig) -> anyhow::Result<SyncHandle> {
     // two is then seen by one or the other (or both), never by neither.
     let (hint_tx, hint_rx) = mpsc::channel(16 * 1024);
     let flag = Arc::new(RescanFlag::default());
-    let watch = match watcher::watch(&cfg.root, cfg.ignore.clone(), hint_tx, flag.clone()) {
+    let watch_limit = Arc::new(watcher::WatchLimit::default());
+    let watch = match watcher::watch(
+        &cfg.root,
+        cfg.ignore.clone(),
+        hint_tx,
+        flag.clone(),
+        watch_limit.clone(),
+    ) {
         Ok(w) => Some(w),
         Err(e) => {
             tracing::error!(
@@ -224,6 +237,7 @@ pub fn start(cfg: SyncConfig) -> anyhow::Result<SyncHandle> {
         status: Arc::new(Mutex::new(LinkStatus::default())),
         queues: Arc::new(Mutex::new(queues)),
         fs,
+        watch_limit: watch_limit.clone(),
     };
     let mut exec = Exec {
         disk,
@@ -241,6 +255,7 @@ pub fn start(cfg: SyncConfig) -> anyhow::Result<SyncHandle> {
         sending: 0,
         scanning: false,
         watching: watch.is_some(),
+        watch_limit,
         warned: HashSet::new(),
         unsent_seen: 0,
     };
@@ -265,12 +280,22 @@ impl Exec {
         mut hints: mpsc::Receiver<Hint>,
         flag: Arc<RescanFlag>,
     ) {
-        let every = self.rescan_interval();
+        let mut every = self.rescan_interval();
         tracing::debug!("safety-net rescan every {every:?}");
         let mut rescan = tokio::time::interval(every);
         rescan.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         rescan.tick().await;
         loop {
+            // The watch limit hit since (a new folder): rescans cover the
+            // folders beyond it from now on.
+            if self.watch_limit.is_hit()
+                && every > LIMITED_RESCAN
+                && self.cfg.rescan_every.is_none()
+            {
+                every = self.rescan_interval();
+                rescan = tokio::time::interval_at(tokio::time::Instant::now() + every, every);
+                rescan.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+            }
             let next = self.next_wake();
             tokio::select! {
                 Some(h) = hints.recv() => {
@@ -311,10 +336,13 @@ impl Exec {
         if let Some(every) = self.cfg.rescan_every {
             return every;
         }
-        if self.watching && !crate::scan::events_may_be_missing(&self.cfg.root) {
+        if self.watching
+            && !self.watch_limit.is_hit()
+            && !crate::scan::events_may_be_missing(&self.cfg.root)
+        {
             Duration::from_secs(30)
         } else {
-            Duration::from_secs(3)
+            LIMITED_RESCAN
         }
     }
 

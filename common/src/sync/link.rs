@@ -13,6 +13,7 @@ use std::time::Duration;
 use futures::FutureExt;
 use tokio::sync::{broadcast, mpsc, watch, Notify, Semaphore};
 
+use super::blocks::{self, BlockList};
 use super::core::{Kind, OpId, PeerMsg};
 use super::exec::{Event, Incoming, Outgoing};
 use super::transfer::{self, ReceiveError, Sent};
@@ -37,6 +38,10 @@ const PING_EVERY: Duration = Duration::from_secs(10);
 const PING_EVERY_B: Duration = Duration::from_secs(15);
 /// A link is declared dead when nothing arrives for this long.
 const SILENCE_LIMIT: Duration = Duration::from_secs(25);
+
+/// How long a sender waits for the receiver's block list of a big file
+/// (the receiver reads its whole copy to make it) before sending it whole.
+const BLOCKS_WAIT: Duration = Duration::from_secs(60);
 
 /// Received files (and other messages) reach the engine in batches of at
 /// most this many, and sent files are reported in such batches: one
@@ -93,6 +98,11 @@ pub(super) async fn run(
     let (relay_tx, relay_rx) = watch::channel(false);
     // Server B: a ping came in, answer it.
     let pong = Arc::new(Notify::new());
+    // Block lists: the reader's answers to the peer's asks go out through
+    // the writer; the peer's answers to the writer's asks come in through
+    // the reader.
+    let (replies_tx, replies_rx) = mpsc::unbounded_channel();
+    let (answers_tx, answers_rx) = mpsc::unbounded_channel();
     let mut writer_task = tokio::spawn(write_loop(
         writer,
         out_rx,
@@ -100,9 +110,17 @@ pub(super) async fn run(
         id,
         relay_rx,
         pong.clone(),
+        Blocks {
+            replies: replies_rx,
+            answers: answers_rx,
+        },
     ));
+    let blocks_tx = BlocksTx {
+        replies: replies_tx,
+        answers: answers_tx,
+    };
     let res = tokio::select! {
-        r = read_loop(reader, handle, id, &relay_tx, &pong) => r,
+        r = read_loop(reader, handle, id, &relay_tx, &pong, &blocks_tx) => r,
         w = &mut writer_task => match w {
             Ok(r) => r,
             Err(e) => Err(anyhow::anyhow!("link writer: {e}")),
@@ -125,6 +143,7 @@ async fn write_loop(
     id: u64,
     mut relay: watch::Receiver<bool>,
     pong: Arc<Notify>,
+    mut blocks: Blocks,
 ) -> anyhow::Result<()> {
     let root = handle.cfg.root.clone();
     let mut ping = tokio::time::interval(if handle.cfg.me == Role::ServerB {
@@ -160,6 +179,7 @@ async fn write_loop(
                     w.send(Message::RelayActions { on: want }).await?;
                 }
             }
+            Some(m) = blocks.replies.recv() => w.send(m).await?,
             Some(a) = relay_next(&mut actions) => {
                 w.feed(Message::Action(a)).await?;
                 if let Some(actions) = actions.as_mut() {
@@ -193,10 +213,18 @@ async fn write_loop(
                                 w.feed(Message::Action(a)).await?;
                             }
                         }
-                        let outcome = transfer::send_offer(&mut w, &root, &meta, offer, &mut |n| progress.at(n)).await?;
+                        let list = if wants_blocks(&offer, &meta) {
+                            ask_blocks(&mut w, &meta, &mut blocks, &mut ping).await?
+                        } else {
+                            None
+                        };
+                        let outcome = transfer::send_offer(&mut w, &root, &meta, offer, list.as_ref(), &mut |n| progress.at(n)).await?;
                         let big = meta.size >= transfer::CHUNK as u64;
                         sent.push((op, match outcome {
-                            Sent::Done { hash } => Some(hash),
+                            Sent::Done { hash, wire } => {
+                                handle.status.lock().unwrap().sent_bytes += wire;
+                                Some(hash)
+                            }
                             Sent::Changed => None,
                         }));
                         // Told to the engine in batches: small files one
@@ -219,6 +247,95 @@ async fn write_loop(
             }
         }
     }
+}
+
+/// The writer's ends of the block-list exchange (see `run`).
+struct Blocks {
+    /// Block lists this side made for the peer, to send.
+    replies: mpsc::UnboundedReceiver<Message>,
+    /// The peer's block lists: (path, list).
+    answers: mpsc::UnboundedReceiver<(String, BlockList)>,
+}
+
+/// The reader's ends of the same.
+struct BlocksTx {
+    replies: mpsc::UnboundedSender<Message>,
+    answers: mpsc::UnboundedSender<(String, BlockList)>,
+}
+
+/// Whether `offer` goes block by block: a big file replacing a file that
+/// the receiver holds (as far as this side knows).
+fn wants_blocks(offer: &PeerMsg, meta: &FileMeta) -> bool {
+    meta.size >= blocks::DELTA_FROM
+        && matches!(offer, PeerMsg::Offer { base: Some(b), .. } if b.kind == Kind::File && b.size > 0)
+}
+
+/// Asks the peer for the blocks of its copy of `meta.path` and waits for
+/// them, meanwhile sending the peer's own asks' answers (both sides may be
+/// waiting at once) and pings; `None` (send it whole) after `BLOCKS_WAIT`.
+async fn ask_blocks(
+    w: &mut FrameWriter<WriteHalf>,
+    meta: &FileMeta,
+    blocks: &mut Blocks,
+    ping: &mut tokio::time::Interval,
+) -> anyhow::Result<Option<BlockList>> {
+    w.send(Message::BlockHashesRequest {
+        path: meta.path.clone(),
+        block_size: blocks::block_size(meta.size),
+    })
+    .await?;
+    let deadline = tokio::time::sleep(BLOCKS_WAIT);
+    tokio::pin!(deadline);
+    loop {
+        tokio::select! {
+            got = blocks.answers.recv() => match got {
+                Some((path, list)) if path == meta.path => return Ok(Some(list)),
+                Some(_) => {} // a late answer to an ask that timed out
+                None => return Ok(None),
+            },
+            Some(m) = blocks.replies.recv() => w.send(m).await?,
+            _ = ping.tick() => w.send(Message::Ping).await?,
+            _ = &mut deadline => {
+                tracing::warn!(
+                    "no block list of {} from the peer within {BLOCKS_WAIT:?}; sending it whole",
+                    meta.path
+                );
+                return Ok(None);
+            }
+        }
+    }
+}
+
+/// Answers the peer's ask for the blocks of `path` (read on a blocking
+/// thread; an unsafe path or no file there: an empty list).
+fn answer_blocks(handle: &SyncHandle, tx: &BlocksTx, path: String, block_size: u64) {
+    let full = paths::resolve(&handle.cfg.root, &path);
+    let replies = tx.replies.clone();
+    tokio::spawn(async move {
+        let empty = BlockList {
+            block_size,
+            ..BlockList::default()
+        };
+        let blocks = match full {
+            Ok(full) => {
+                match tokio::task::spawn_blocking(move || blocks::block_list(&full, block_size))
+                    .await
+                {
+                    Ok(Ok(list)) => list,
+                    Ok(Err(e)) => {
+                        tracing::warn!("reading the blocks of {path}: {e}");
+                        empty
+                    }
+                    Err(_) => empty,
+                }
+            }
+            Err(e) => {
+                tracing::error!("from the peer: {e}");
+                empty
+            }
+        };
+        let _ = replies.send(Message::BlockHashes { path, blocks });
+    });
 }
 
 /// Server A: whether it wants Server B's actions, when that may have
@@ -271,6 +388,7 @@ async fn read_loop(
     id: u64,
     relay: &watch::Sender<bool>,
     pong: &Notify,
+    blocks_tx: &BlocksTx,
 ) -> anyhow::Result<()> {
     // Messages for the engine, handed over when the socket has nothing
     // more for now (or BATCH are waiting), in arrival order.
@@ -302,7 +420,9 @@ async fn read_loop(
         };
         let msg = match frame {
             None => return Ok(()),
-            Some(Frame::Data(_)) => anyhow::bail!("data frame outside a file transfer"),
+            Some(Frame::Data(_)) | Some(Frame::Message(Message::BlockCopy { .. })) => {
+                anyhow::bail!("data frame outside a file transfer")
+            }
             Some(Frame::Unknown(t)) => {
                 tracing::warn!("ignoring unknown message type {t:?} on the sync link");
                 continue;
@@ -314,6 +434,14 @@ async fn read_loop(
                 if handle.cfg.me == Role::ServerB {
                     pong.notify_one();
                 }
+                true
+            }
+            Message::BlockHashesRequest { path, block_size } => {
+                answer_blocks(handle, blocks_tx, path, block_size);
+                true
+            }
+            Message::BlockHashes { path, blocks } => {
+                let _ = blocks_tx.answers.send((path, blocks));
                 true
             }
             Message::RelayActions { on } if handle.cfg.me == Role::ServerB => {
@@ -341,13 +469,22 @@ async fn read_loop(
                 }
                 let permit = in_flight.clone().acquire_owned().await?;
                 let receiving = Receiving::new(handle);
-                let got = transfer::receive_file(&mut r, &handle.tmp_dir, meta, None, &mut |n| {
-                    progress.at(n)
-                })
+                let got = transfer::receive_file(
+                    &mut r,
+                    &handle.tmp_dir,
+                    &handle.cfg.root,
+                    meta,
+                    None,
+                    &mut |n| progress.at(n),
+                )
                 .await;
                 drop(receiving);
                 let staged = match got {
                     Ok(received) => {
+                        let mut st = handle.status.lock().unwrap();
+                        st.received_bytes += received.wire;
+                        st.reused_bytes += received.meta.size.saturating_sub(received.wire);
+                        drop(st);
                         version.hash = Some(received.hash.clone());
                         Some((received.hash, received.temp))
                     }

@@ -10,7 +10,8 @@
 //! - [`watcher`]: OS events turned into hints about paths.
 //! - [`versions`]: what sync kept (replaced, deleted, conflict losers):
 //!   listing, restoring; [`retention`]: expiring them by age and size.
-//! - [`transfer`]: file bytes over the link, into verified temporary files.
+//! - [`transfer`]: file bytes over the link, into verified temporary files;
+//!   [`blocks`]: only the blocks the receiver lacks, for big files.
 //!
 //! # How a change travels
 //! The watcher hints a path; once it settles the executor stats it (with
@@ -25,6 +26,7 @@
 //! moves both sides' base. On every (re)connection digests, and if they
 //! differ inventories, are compared by the same rule.
 
+pub mod blocks;
 pub mod core;
 pub mod disk;
 mod exec;
@@ -139,6 +141,8 @@ pub struct SyncHandle {
     queues: Arc<Mutex<BTreeMap<String, Vec<core::Queued>>>>,
     /// This side's file system, told to the peer when the link comes up.
     fs: core::FsTraits,
+    /// The inotify watch limit, if it left folders without events.
+    watch_limit: Arc<watcher::WatchLimit>,
 }
 
 /// A live feed of the actions this side announces (and, at Server A,
@@ -233,7 +237,9 @@ impl SyncHandle {
 
     /// The link's state now.
     pub fn status(&self) -> LinkStatus {
-        self.status.lock().unwrap().clone()
+        let mut st = self.status.lock().unwrap().clone();
+        st.watch_limit = self.watch_limit.message();
+        st
     }
 
     /// Announces an action on the console and to subscribers (also used by

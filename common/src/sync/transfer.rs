@@ -5,6 +5,11 @@
 //! The sender checks, once the file is read, that it still has the size and
 //! mtime it was stat'ed with; if not, it aborts, and the engine sends the new
 //! version instead.
+//!
+//! A big file the receiver already holds a copy of goes block by block
+//! ([`super::blocks`]): between the data frames, `block_copy` messages tell
+//! the receiver which runs of bytes to take from its own copy. The check at
+//! the end covers every byte either way.
 
 use std::fs::File;
 use std::io::{Read, Write};
@@ -13,6 +18,7 @@ use std::path::{Path, PathBuf};
 use bytes::BytesMut;
 use tokio::io::{AsyncRead, AsyncWrite};
 
+use super::blocks::{BlockList, Delta, Piece};
 use crate::connection::{Frame, FrameReader, FrameWriter, ProtocolError};
 use crate::meta::FileMeta;
 use crate::paths;
@@ -24,8 +30,9 @@ pub const CHUNK: usize = 256 * 1024;
 /// How sending a file ended.
 #[derive(Debug, PartialEq, Eq)]
 pub enum Sent {
-    /// Sent whole, as `meta` says, with this BLAKE3 hash.
-    Done { hash: String },
+    /// Sent, as `meta` says, with this BLAKE3 hash; `wire`: the file bytes
+    /// that crossed the link (the rest the receiver took from its copy).
+    Done { hash: String, wire: u64 },
     /// The file changed or vanished before or while it was read; nothing
     /// (or an aborted transfer) reached the peer.
     Changed,
@@ -33,11 +40,13 @@ pub enum Sent {
 
 /// Sends `offer` (a core `Offer` of `meta.path` under `root`), then the
 /// file's data frames and `FileEnd`; nothing at all if it cannot be opened.
+/// With the receiver's `blocks` of its copy, only what that copy lacks.
 pub async fn send_offer<W: AsyncWrite + Unpin>(
     w: &mut FrameWriter<W>,
     root: &Path,
     meta: &FileMeta,
     offer: crate::sync::core::PeerMsg,
+    blocks: Option<&BlockList>,
     progress: &mut (dyn FnMut(u64) + Send),
 ) -> Result<Sent, ProtocolError> {
     let full = match paths::resolve(root, &meta.path) {
@@ -51,6 +60,12 @@ pub async fn send_offer<W: AsyncWrite + Unpin>(
         return Ok(Sent::Changed);
     };
     w.feed(Message::Sync(offer)).await?;
+    if let Some(list) = blocks.filter(|l| !l.strong.is_empty()) {
+        match Delta::new(file, meta.size, list) {
+            Some(delta) => return send_delta(w, delta, meta, progress).await,
+            None => return abort(w, meta, "the peer's block list is malformed").await,
+        }
+    }
     let mut hasher = blake3::Hasher::new();
     let mut total = 0u64;
     // Reading stops at the announced size: one read for a small file. The
@@ -88,7 +103,56 @@ pub async fn send_offer<W: AsyncWrite + Unpin>(
     }
     let hash = hasher.finalize().to_hex().to_string();
     w.feed(Message::FileEnd { hash: hash.clone() }).await?;
-    Ok(Sent::Done { hash })
+    Ok(Sent::Done { hash, wire: total })
+}
+
+/// The rest of [`send_offer`] for a file sent block by block.
+async fn send_delta<W: AsyncWrite + Unpin>(
+    w: &mut FrameWriter<W>,
+    mut delta: Delta,
+    meta: &FileMeta,
+    progress: &mut (dyn FnMut(u64) + Send),
+) -> Result<Sent, ProtocolError> {
+    let mut wire = 0u64;
+    loop {
+        let piece = match delta.next_piece() {
+            Ok(Some(p)) => p,
+            Ok(None) => break,
+            Err(e) => return abort(w, meta, &e.to_string()).await,
+        };
+        match piece {
+            Piece::Data(b) => {
+                wire += b.len() as u64;
+                w.feed_data(b).await?;
+            }
+            Piece::Copy { offset, len } => w.feed(Message::BlockCopy { offset, len }).await?,
+        }
+        progress(delta.read().min(meta.size));
+    }
+    if delta.read() != meta.size || !unchanged(delta.file(), meta) {
+        w.send(Message::FileAbort).await?;
+        return Ok(Sent::Changed);
+    }
+    let hash = delta.hash();
+    w.feed(Message::FileEnd { hash: hash.clone() }).await?;
+    tracing::info!(
+        "sent {}: {} of {} over the link, the rest from the peer's copy",
+        meta.path,
+        crate::console::human_size(wire),
+        crate::console::human_size(meta.size)
+    );
+    Ok(Sent::Done { hash, wire })
+}
+
+/// Gives up on a file already offered (`why` is logged).
+async fn abort<W: AsyncWrite + Unpin>(
+    w: &mut FrameWriter<W>,
+    meta: &FileMeta,
+    why: &str,
+) -> Result<Sent, ProtocolError> {
+    tracing::warn!("reading {}: {why}", meta.path);
+    w.send(Message::FileAbort).await?;
+    Ok(Sent::Changed)
 }
 
 /// Whether the open file still has `meta`'s size and mtime once read.
@@ -118,6 +182,9 @@ pub struct Received {
     pub temp: tempfile::TempPath,
     /// BLAKE3 of the content (checked against the sender's).
     pub hash: String,
+    /// The bytes that came over the link (the rest came from this side's
+    /// own copy, block by block).
+    pub wire: u64,
 }
 
 /// Why a received file was not accepted.
@@ -138,10 +205,12 @@ pub enum ReceiveError {
 
 /// Reads the data frames and `FileEnd` that follow a `FileBegin`, into a
 /// temporary file in `tmp_dir`. Always consumes the whole transfer, so the
-/// link stays in step even when the file is refused.
+/// link stays in step even when the file is refused. A `block_copy` takes
+/// its bytes from this side's copy of the file, under `root`.
 pub async fn receive_file<R: AsyncRead + Unpin>(
     r: &mut FrameReader<R>,
     tmp_dir: &Path,
+    root: &Path,
     meta: FileMeta,
     base: Option<FileMeta>,
     progress: &mut (dyn FnMut(u64) + Send),
@@ -163,9 +232,31 @@ pub async fn receive_file<R: AsyncRead + Unpin>(
     };
     let mut hasher = blake3::Hasher::new();
     let mut total = 0u64;
+    let mut wire = 0u64;
+    // This side's copy, opened at the first `block_copy`.
+    let mut own: Option<File> = None;
+    let mut copied = false;
     let hash = loop {
         match r.read_frame().await? {
+            Some(Frame::Message(Message::BlockCopy { offset, len })) => {
+                copied = true;
+                total = total.saturating_add(len);
+                progress(total);
+                if total > meta.size && problem.is_none() {
+                    problem = Some(rejected(&meta.path, "more bytes than announced"));
+                    temp = None;
+                }
+                if let Some(t) = temp.as_mut() {
+                    if let Err(e) =
+                        copy_own(root, &meta.path, &mut own, offset, len, t, &mut hasher)
+                    {
+                        problem = Some(local_error(&meta.path, e));
+                        temp = None;
+                    }
+                }
+            }
             Some(Frame::Data(b)) => {
+                wire += b.len() as u64;
                 total += b.len() as u64;
                 progress(total);
                 if total > meta.size && problem.is_none() {
@@ -207,6 +298,14 @@ pub async fn receive_file<R: AsyncRead + Unpin>(
         return Err(rejected(&meta.path, "fewer bytes than announced"));
     }
     if hasher.finalize().to_hex().as_str() != hash {
+        if copied {
+            // Most likely this side's copy changed while blocks were taken
+            // from it: worth another try.
+            return Err(local_error(
+                &meta.path,
+                std::io::Error::other("content hash does not match (the copy here changed?)"),
+            ));
+        }
         return Err(rejected(&meta.path, "content hash does not match"));
     }
     let temp = temp.expect("no problem means a temp file");
@@ -226,7 +325,43 @@ pub async fn receive_file<R: AsyncRead + Unpin>(
         base,
         temp: path,
         hash,
+        wire,
     })
+}
+
+/// Appends `len` bytes at `offset` of this side's copy of `rel` to `temp`,
+/// hashing them.
+fn copy_own(
+    root: &Path,
+    rel: &str,
+    own: &mut Option<File>,
+    offset: u64,
+    len: u64,
+    temp: &mut tempfile::NamedTempFile,
+    hasher: &mut blake3::Hasher,
+) -> std::io::Result<()> {
+    use std::io::{Seek, SeekFrom};
+    if own.is_none() {
+        let full = paths::resolve(root, rel).map_err(std::io::Error::other)?;
+        *own = Some(File::open(full)?);
+    }
+    let file = own.as_mut().expect("opened above");
+    file.seek(SeekFrom::Start(offset))?;
+    let mut buf = vec![0u8; CHUNK];
+    let mut left = len;
+    while left > 0 {
+        let want = usize::try_from(left).map_or(CHUNK, |n| n.min(CHUNK));
+        let n = file.read(&mut buf[..want])?;
+        if n == 0 {
+            return Err(std::io::Error::other(
+                "the copy here is shorter than the peer's plan",
+            ));
+        }
+        hasher.update(&buf[..n]);
+        temp.write_all(&buf[..n])?;
+        left -= n as u64;
+    }
+    Ok(())
 }
 
 /// The BLAKE3 hash of `meta.path` under `root`, if it still has `meta`'s

@@ -6,10 +6,16 @@
 //! their burst to settle, and a file still being written waits until it is
 //! quiet. A dropped event, a notify error or an overflowed kernel queue
 //! sets the rescan flag; the periodic rescan catches anything else.
+//!
+//! The inotify watch limit (`fs.inotify.max_user_watches`, one watch per
+//! folder, shared by every program of the user) may be too low for a big
+//! tree: the folders watched so far stay watched, the limit is reported
+//! once with the command that raises it ([`WatchLimit`]), and the engine
+//! rescans every 3 s meanwhile, which covers the folders beyond it.
 
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use notify::event::{AccessKind, AccessMode, EventKind, ModifyKind};
@@ -71,22 +77,120 @@ impl RescanFlag {
     }
 }
 
+/// The watch limit, once hit: what to tell the user (console, `lab3 status`).
+#[derive(Debug, Default)]
+pub struct WatchLimit {
+    message: Mutex<Option<String>>,
+}
+
+impl WatchLimit {
+    /// Whether some folders get no events (covered by rescans instead).
+    pub fn is_hit(&self) -> bool {
+        self.message.lock().unwrap().is_some()
+    }
+
+    /// The advice, once the limit was hit.
+    pub fn message(&self) -> Option<String> {
+        self.message.lock().unwrap().clone()
+    }
+
+    /// Records that adding a watch under `root` failed for the limit, and
+    /// says so on the console the first time.
+    fn hit(&self, root: &Path) {
+        let mut m = self.message.lock().unwrap();
+        if m.is_none() {
+            let advice = limit_advice(root);
+            tracing::error!("{advice}");
+            *m = Some(advice);
+        }
+    }
+}
+
+/// What to tell the user about the watch limit: the limit now, the folders
+/// to watch, and the command that raises it (to twice what is needed, at
+/// least 524,288, the value most distributions now ship).
+fn limit_advice(root: &Path) -> String {
+    let current: Option<u64> = std::fs::read_to_string("/proc/sys/fs/inotify/max_user_watches")
+        .ok()
+        .and_then(|s| s.trim().parse().ok());
+    let folders = walkdir::WalkDir::new(root)
+        .follow_links(false)
+        .into_iter()
+        .filter_map(Result::ok)
+        .filter(|e| e.file_type().is_dir())
+        .count() as u64;
+    let want = (current.unwrap_or(8192).max(folders) * 2)
+        .next_power_of_two()
+        .max(524_288);
+    let now = current.map_or(String::new(), |c| format!(" = {c}"));
+    format!(
+        "cannot watch every folder of {}: the inotify watch limit (fs.inotify.max_user_watches{now}) is reached \
+         ({folders} folders here; other programs' watches count too); the folders beyond it are covered by a rescan \
+         every 3 s meanwhile. To raise it: sudo sysctl fs.inotify.max_user_watches={want} (and add \
+         fs.inotify.max_user_watches={want} to /etc/sysctl.d/ to keep it)",
+        root.display()
+    )
+}
+
+/// Whether `e` is the kernel refusing one more watch.
+fn is_limit(e: &notify::Error) -> bool {
+    match &e.kind {
+        notify::ErrorKind::MaxFilesWatch => true,
+        notify::ErrorKind::Io(io) => io.raw_os_error() == Some(28),
+        _ => false,
+    }
+}
+
+/// For tests only: `LAB3_TEST_MAX_WATCHES=N` makes the server watch at
+/// most N folders, one by one, and then fail as the kernel does at its
+/// limit (the real limit is per user and machine-wide: a test must not
+/// lower it under other programs' feet).
+fn test_cap() -> Option<usize> {
+    std::env::var("LAB3_TEST_MAX_WATCHES").ok()?.parse().ok()
+}
+
+/// Watches at most `cap` folders of `root`, each on its own; then fails
+/// with the kernel's "too many watches".
+fn watch_capped(w: &mut notify::RecommendedWatcher, root: &Path, cap: usize) -> notify::Result<()> {
+    let dirs = walkdir::WalkDir::new(root)
+        .follow_links(false)
+        .into_iter()
+        .filter_map(Result::ok)
+        .filter(|e| e.file_type().is_dir());
+    for (i, dir) in dirs.enumerate() {
+        if i >= cap {
+            return Err(notify::Error::new(notify::ErrorKind::MaxFilesWatch));
+        }
+        w.watch(dir.path(), RecursiveMode::NonRecursive)?;
+    }
+    Ok(())
+}
+
 /// Keeps the OS watch alive; dropping it stops watching.
 pub struct Watcher {
     _inner: notify::RecommendedWatcher,
 }
 
-/// Watches `root` recursively, sending hints to `tx`.
+/// Watches `root` recursively, sending hints to `tx`. Hitting the watch
+/// limit, at start or later (a new folder), is noted in `limit` and is
+/// no error: what is watched stays watched.
 pub fn watch(
     root: &Path,
     ignore: Ignore,
     tx: mpsc::Sender<Hint>,
     rescan: Arc<RescanFlag>,
+    limit: Arc<WatchLimit>,
 ) -> notify::Result<Watcher> {
     let root_owned: PathBuf = root.to_path_buf();
+    let limit_in_handler = limit.clone();
     let handler = move |res: notify::Result<notify::Event>| {
         let event = match res {
             Ok(e) => e,
+            Err(e) if is_limit(&e) => {
+                limit_in_handler.hit(&root_owned);
+                rescan.raise();
+                return;
+            }
             Err(e) => {
                 tracing::warn!("watcher: {e}; rescanning");
                 rescan.raise();
@@ -122,7 +226,15 @@ pub fn watch(
     let kinds = notify::event::EventKindMask::CORE | notify::event::EventKindMask::ACCESS_CLOSE;
     let config = notify::Config::default().with_event_kinds(kinds);
     let mut w = notify::RecommendedWatcher::new(handler, config)?;
-    w.watch(root, RecursiveMode::Recursive).map_err(explain)?;
+    let added = match test_cap() {
+        Some(cap) => watch_capped(&mut w, root, cap),
+        None => w.watch(root, RecursiveMode::Recursive),
+    };
+    match added {
+        Ok(()) => {}
+        Err(e) if is_limit(&e) => limit.hit(root),
+        Err(e) => return Err(explain(e)),
+    }
     Ok(Watcher { _inner: w })
 }
 

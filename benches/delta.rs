@@ -1,0 +1,285 @@
+//! `cargo bench --bench delta`: a big file that changes a little (issue 15),
+//! lab3's block transfer beside `rsync -a --no-whole-file` between two
+//! folders, in one run, trials interleaved (who goes first alternating),
+//! medians.
+//!
+//! Rows: 1 MiB rewritten in the middle of a 1 GiB file, in place (a
+//! database page, a VM image); and the same file grown by 10 MiB at its
+//! end (a log). For each, the file bytes that crossed (lab3: Server A's
+//! own counter, `lab3 status --json`'s `link.sent_bytes`; rsync: the
+//! "Literal data" of its `--stats`) and the time (lab3: from the end of
+//! the write at A until Server B announces the update, the file renamed
+//! into place; rsync: its whole run). Targets: under 2% of the file sent
+//! for the first, the tail alone (plus at most one block) for the second,
+//! and faster than rsync for both.
+//!
+//! `bench/setup.sh` installs rsync. `LAB3_BENCH_QUICK=1`: a 64 MiB file,
+//! one trial (CI's smoke run); `LAB3_BENCH_TRIALS=N`. Only a full run
+//! writes the "Block transfer" section of `bench/RESULTS.md`.
+
+#[allow(dead_code)]
+#[path = "sync/measure.rs"]
+mod measure;
+#[allow(dead_code)]
+#[path = "sync/report.rs"]
+mod report;
+
+use std::io::{Seek, SeekFrom, Write};
+use std::path::Path;
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use common::sync::blocks::block_size;
+use lab3_tests::Pair;
+use measure::{median, secs};
+use report::Row;
+
+const MIB: u64 = 1 << 20;
+/// How much of the file the first change rewrites, and the second appends.
+const CHANGED: u64 = MIB;
+const GROWN: u64 = 10 * MIB;
+
+#[derive(Clone, Copy, PartialEq)]
+enum Change {
+    Middle,
+    Grow,
+}
+
+/// Trial `t`'s change, made the same way to `path` for both tools: 1 MiB
+/// of new bytes at an unaligned offset in the middle, or 10 MiB appended.
+fn apply(path: &Path, change: Change, t: usize) {
+    let len = std::fs::metadata(path).unwrap().len();
+    let mut f = std::fs::OpenOptions::new().write(true).open(path).unwrap();
+    let (at, n) = match change {
+        Change::Middle => (len / 2 + 12_345 + t as u64 * 3 * MIB, CHANGED),
+        Change::Grow => (len, GROWN),
+    };
+    let mut bytes = vec![0u8; n as usize];
+    measure::Rng::new(1000 + t as u64 + n).fill(&mut bytes);
+    f.seek(SeekFrom::Start(at)).unwrap();
+    f.write_all(&bytes).unwrap();
+}
+
+/// One `rsync -a --no-whole-file --stats SRC/ DST/`: (seconds, literal
+/// data bytes, total bytes sent).
+fn rsync(src: &Path, dst: &Path) -> (f64, u64, u64) {
+    let t0 = Instant::now();
+    let out = Command::new("rsync")
+        .args(["-a", "--no-whole-file", "--stats"])
+        .arg(format!("{}/", src.display()))
+        .arg(format!("{}/", dst.display()))
+        .stderr(Stdio::inherit())
+        .output()
+        .expect("run rsync");
+    let s = t0.elapsed().as_secs_f64();
+    assert!(out.status.success(), "rsync failed: {}", out.status);
+    let stats = String::from_utf8_lossy(&out.stdout);
+    let field = |name: &str| -> u64 {
+        stats
+            .lines()
+            .find_map(|l| l.strip_prefix(name))
+            .map(|v| {
+                v.split_whitespace()
+                    .next()
+                    .unwrap_or("0")
+                    .replace(',', "")
+                    .parse()
+                    .unwrap_or(0)
+            })
+            .unwrap_or_else(|| panic!("no {name:?} in rsync's stats:\n{stats}"))
+    };
+    (s, field("Literal data:"), field("Total bytes sent:"))
+}
+
+/// Server A's `link.sent_bytes`.
+fn sent_bytes(pair: &Pair) -> u64 {
+    let out = pair.lab3(&["status", "--json"]);
+    let doc: serde_json::Value = serde_json::from_slice(&out.stdout).expect("status JSON");
+    doc["link"]["sent_bytes"].as_u64().expect("link.sent_bytes")
+}
+
+/// The lab3 trial: the change at A until B announces it; (seconds, bytes sent).
+fn lab3_trial(pair: &Pair, change: Change, t: usize) -> (f64, u64) {
+    let before = sent_bytes(pair);
+    let seen = pair.b.said_count(&["A->B", "updated", "big.bin"]);
+    apply(&pair.dir_a.join("big.bin"), change, t);
+    let t0 = Instant::now();
+    let done = measure::poll(Duration::from_secs(300), Duration::from_millis(2), || {
+        pair.b.said_count(&["A->B", "updated", "big.bin"]) > seen
+    });
+    let s = t0.elapsed().as_secs_f64();
+    assert!(done.is_some(), "B never took the change\n{}", pair.output());
+    let mut sent = before;
+    measure::poll(Duration::from_secs(10), Duration::from_millis(5), || {
+        sent = sent_bytes(pair);
+        sent > before
+    });
+    assert!(
+        measure::same_file(&pair.dir_a.join("big.bin"), &pair.dir_b.join("big.bin")),
+        "lab3: the files differ after the update"
+    );
+    (s, sent - before)
+}
+
+fn main() {
+    let quick = std::env::var("LAB3_BENCH_QUICK").is_ok_and(|v| !v.is_empty() && v != "0");
+    let size: u64 = if quick { 64 * MIB } else { 1 << 30 };
+    let trials: usize = std::env::var("LAB3_BENCH_TRIALS")
+        .ok()
+        .map(|t| t.parse().expect("LAB3_BENCH_TRIALS: a number"))
+        .unwrap_or(if quick { 1 } else { 3 });
+    let rsync_version = std::process::Command::new("rsync")
+        .arg("--version")
+        .output()
+        .ok()
+        .and_then(|o| {
+            String::from_utf8_lossy(&o.stdout)
+                .lines()
+                .next()
+                .map(String::from)
+        });
+    if rsync_version.is_none() {
+        eprintln!("delta bench: rsync is not installed; its columns are skipped (bench/setup.sh)");
+    }
+    eprintln!("delta bench: building the binaries...");
+    lab3_tests::bin_dir();
+    let label = if size >= 1 << 30 {
+        format!("{} GiB", size >> 30)
+    } else {
+        format!("{} MiB", size >> 20)
+    };
+    eprintln!("delta bench: a {label} file at A, sent whole to B first...");
+    let pair = Pair::start_with(|a, _| measure::make_big(&a.join("big.bin"), size, 15));
+    let (file_a, file_b) = (pair.dir_a.join("big.bin"), pair.dir_b.join("big.bin"));
+    let first = measure::poll(Duration::from_secs(600), Duration::from_millis(20), || {
+        std::fs::metadata(&file_b).is_ok_and(|m| m.len() == size)
+    });
+    assert!(
+        first.is_some(),
+        "the file never reached B\n{}",
+        pair.output()
+    );
+    assert!(
+        measure::same_file(&file_a, &file_b),
+        "B's first copy differs"
+    );
+    let work = tempfile::tempdir().expect("temp dir");
+    let (src, dst) = (work.path().join("src"), work.path().join("dst"));
+    if rsync_version.is_some() {
+        for d in [&src, &dst] {
+            std::fs::create_dir_all(d).unwrap();
+            std::fs::copy(&file_a, d.join("big.bin")).unwrap();
+        }
+        // The same mtime on both sides, as after a sync.
+        let (_, _, _) = rsync(&src, &dst);
+    }
+
+    let mut rows = Vec::new();
+    let mut notes = Vec::new();
+    for (n, change) in [(1u8, Change::Middle), (2, Change::Grow)] {
+        let (mut lab, mut lab_bytes, mut rs, mut rs_bytes, mut rs_total) =
+            (Vec::new(), Vec::new(), Vec::new(), Vec::new(), Vec::new());
+        for t in 0..trials {
+            // Who goes first alternates.
+            for turn in [t % 2, 1 - t % 2] {
+                if turn == 0 {
+                    let (s, b) = lab3_trial(&pair, change, t);
+                    eprintln!("row {n} trial {}: lab3 {} , {b} bytes sent", t + 1, secs(s));
+                    lab.push(s);
+                    lab_bytes.push(b as f64);
+                } else if rsync_version.is_some() {
+                    apply(&src.join("big.bin"), change, t);
+                    let (s, lit, total) = rsync(&src, &dst);
+                    eprintln!(
+                        "row {n} trial {}: rsync {} , {lit} literal bytes",
+                        t + 1,
+                        secs(s)
+                    );
+                    rs.push(s);
+                    rs_bytes.push(lit as f64);
+                    rs_total.push(total as f64);
+                }
+            }
+        }
+        let file_len = std::fs::metadata(&file_a).unwrap().len();
+        let (what, target, pass) = match change {
+            Change::Middle => (
+                format!("1 MiB rewritten in the middle of a {label} file"),
+                "< 2% of the file".to_string(),
+                median(&lab_bytes) < 0.02 * size as f64,
+            ),
+            Change::Grow => {
+                let most = GROWN + block_size(file_len);
+                (
+                    format!("the {label} file grown by 10 MiB"),
+                    format!(
+                        "the tail: ≤ 10 MiB + one block ({} KiB)",
+                        block_size(file_len) >> 10
+                    ),
+                    median(&lab_bytes) <= most as f64,
+                )
+            }
+        };
+        let mut row = Row::new(n, format!("{what}: file bytes sent"));
+        row.lab3 = format!(
+            "{} ({:.2}% of the file)",
+            measure::mib(median(&lab_bytes) as u64 / 1024),
+            100.0 * median(&lab_bytes) / file_len as f64
+        );
+        if rsync_version.is_some() {
+            row.peer = format!(
+                "rsync --no-whole-file: {} literal ({} sent in all)",
+                measure::mib(median(&rs_bytes) as u64 / 1024),
+                measure::mib(median(&rs_total) as u64 / 1024)
+            );
+            row.ratio = (median(&rs_bytes) > 0.0).then(|| median(&lab_bytes) / median(&rs_bytes));
+        }
+        row.target = target;
+        row.pass = Some(pass);
+        rows.push(row);
+        let mut row = Row::new(n, format!("{what}: time"));
+        row.lab3 = secs(median(&lab));
+        row.target = "faster than rsync".into();
+        if rsync_version.is_some() {
+            row.peer = format!("rsync --no-whole-file: {}", secs(median(&rs)));
+            row.ratio = Some(median(&lab) / median(&rs));
+            row.pass = Some(median(&lab) < median(&rs));
+        }
+        rows.push(row);
+        let list = |v: &[f64]| v.iter().map(|s| secs(*s)).collect::<Vec<_>>().join(", ");
+        notes.push(format!(
+            "Row {n}: lab3 {}; rsync {}.",
+            list(&lab),
+            if rs.is_empty() {
+                "not run".into()
+            } else {
+                list(&rs)
+            }
+        ));
+    }
+    drop(pair);
+    let table = report::table(&rows);
+    let notes: String = notes.iter().map(|n| format!("- {n}\n")).collect();
+    println!("\n{table}\n{notes}");
+    let failed = rows.iter().filter(|r| r.pass == Some(false)).count();
+    println!("delta bench: {failed} target(s) missed");
+    if !quick && std::env::var("LAB3_BENCH_TRIALS").is_err() {
+        let body = format!(
+            "Run on {} with `cargo bench --bench delta` (dist binaries; {} cores shared with other builds; {}). \
+             Medians of {trials} trials per tool, interleaved in one run, who goes first alternating. \
+             lab3's bytes are Server A's own count of file bytes it sent over the link (the block list B sends \
+             first, about 80 bytes per block, is not counted; nor are rsync's checksums in its literal data); \
+             rsync's are the literal data of its `--stats`, and in brackets all it sent. lab3's time runs from \
+             the end of the write at A until Server B announces the update (the file renamed into place); \
+             rsync's is its whole run over the two folders (a local copy: no network for either).\n\n{table}\n{notes}",
+            report::today(),
+            std::thread::available_parallelism().map_or(0, |n| n.get()),
+            rsync_version.as_deref().unwrap_or("rsync not installed"),
+        );
+        let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("bench/RESULTS.md");
+        match report::write_named_section(&path, "Block transfer", &body) {
+            Ok(()) => eprintln!("delta bench: wrote {}", path.display()),
+            Err(e) => eprintln!("delta bench: cannot write {}: {e}", path.display()),
+        }
+    }
+}

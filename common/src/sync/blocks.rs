@@ -1,0 +1,563 @@
+//! Block-level transfer of big files that changed a little (a VM image, a
+//! database, a log that grew): the receiver lists the blocks of the copy it
+//! already has, and the sender sends only what that copy lacks.
+//!
+//! Blocks are Syncthing's: a fixed size per file that grows with the file
+//! (128 KiB up to 16 MiB, so that a file has about 2,000 blocks at most),
+//! each with a BLAKE3 hash and rsync's rolling checksum. The sender reads
+//! its file once: at each position it first tries the block that starts
+//! there by its BLAKE3 hash; where that fails it rolls the checksum byte by
+//! byte (rsync's algorithm) until a block of the receiver's turns up again,
+//! so an insertion or a deletion of any length costs only the bytes around
+//! it. A file that only grew matches block for block, its old last block
+//! (shorter than the others) included: only the tail is sent.
+//!
+//! What crosses the link is a plan of pieces, in file order: data frames
+//! for new bytes, [`Message::BlockCopy`] for a run of bytes the receiver
+//! takes from its own copy. The receiver writes the whole file into a
+//! temporary file and checks the BLAKE3 of all of it, as for a whole
+//! transfer (see [`super::transfer`]); it lands by rename the same way.
+//!
+//! [`Message::BlockCopy`]: crate::protocol::Message::BlockCopy
+
+use std::collections::HashMap;
+use std::fs::File;
+use std::io::Read;
+use std::path::Path;
+
+use bytes::Bytes;
+use serde::{Deserialize, Serialize};
+
+/// Files this big or bigger, replacing a file the receiver holds, go block
+/// by block; smaller ones are sent whole (a round trip costs more than the
+/// bytes it could save).
+pub const DELTA_FROM: u64 = 1024 * 1024;
+
+const MIN_BLOCK: u64 = 128 * 1024;
+const MAX_BLOCK: u64 = 16 * 1024 * 1024;
+/// Block sizes double until a file has at most this many blocks.
+const TARGET_BLOCKS: u64 = 2_000;
+/// A receiver's copy with more blocks than this (a file over about 1.5 TiB)
+/// is not listed: its list would not fit a frame. Sent whole.
+const MAX_BLOCKS: u64 = 100_000;
+
+/// The block size for a file of `size` bytes: the smallest power of two
+/// from 128 KiB that gives at most 2,000 blocks, at most 16 MiB.
+pub fn block_size(size: u64) -> u64 {
+    let mut b = MIN_BLOCK;
+    while b < MAX_BLOCK && size.div_ceil(b) > TARGET_BLOCKS {
+        b *= 2;
+    }
+    b
+}
+
+/// The blocks of the receiver's copy of a file, sent to the sender.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct BlockList {
+    /// Every block is this long but the last, which may be shorter.
+    pub block_size: u64,
+    /// The size of the receiver's copy (0 and no blocks: it has none).
+    pub size: u64,
+    /// Each block's rolling checksum (see [`weak`]).
+    pub weak: Vec<u32>,
+    /// Each block's BLAKE3 hash, in hex.
+    pub strong: Vec<String>,
+}
+
+/// Reads `path` block by block: its [`BlockList`] for blocks of
+/// `block_size`. Anything but a regular file is an empty list.
+pub fn block_list(path: &Path, block_size: u64) -> std::io::Result<BlockList> {
+    let mut list = BlockList {
+        block_size,
+        ..BlockList::default()
+    };
+    let Ok(md) = std::fs::symlink_metadata(path) else {
+        return Ok(list);
+    };
+    if !md.is_file() || md.len().div_ceil(block_size) > MAX_BLOCKS || block_size > MAX_BLOCK {
+        return Ok(list);
+    }
+    let mut file = File::open(path)?;
+    let mut buf = vec![0u8; block_size as usize];
+    loop {
+        let n = read_full(&mut file, &mut buf)?;
+        if n == 0 {
+            break;
+        }
+        list.weak.push(weak(&buf[..n]));
+        list.strong
+            .push(blake3::hash(&buf[..n]).to_hex().to_string());
+        list.size += n as u64;
+        if n < buf.len() {
+            break;
+        }
+    }
+    Ok(list)
+}
+
+/// Reads until `buf` is full or the file ends; how many bytes it got.
+fn read_full(file: &mut File, buf: &mut [u8]) -> std::io::Result<usize> {
+    let mut got = 0;
+    while got < buf.len() {
+        match file.read(&mut buf[got..]) {
+            Ok(0) => break,
+            Ok(n) => got += n,
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(got)
+}
+
+/// rsync's rolling checksum of a block: the low 16 bits of the byte sum,
+/// and above them the low 16 bits of the sum weighted by distance from the
+/// block's end (see [`Rolling`] for moving it one byte on).
+pub fn weak(block: &[u8]) -> u32 {
+    let n = block.len() as u32;
+    let (mut a, mut b) = (0u32, 0u32);
+    for (i, &x) in block.iter().enumerate() {
+        a = a.wrapping_add(u32::from(x));
+        b = b.wrapping_add(n.wrapping_sub(i as u32).wrapping_mul(u32::from(x)));
+    }
+    pack(a, b)
+}
+
+fn pack(a: u32, b: u32) -> u32 {
+    (a & 0xffff) | (b << 16)
+}
+
+/// The rolling checksum of a window of fixed length, moved byte by byte.
+#[derive(Debug, Clone, Copy)]
+struct Rolling {
+    a: u32,
+    b: u32,
+    len: u32,
+}
+
+impl Rolling {
+    fn new(window: &[u8]) -> Rolling {
+        let mut r = Rolling {
+            a: 0,
+            b: 0,
+            len: window.len() as u32,
+        };
+        for (i, &x) in window.iter().enumerate() {
+            r.a = r.a.wrapping_add(u32::from(x));
+            r.b =
+                r.b.wrapping_add(r.len.wrapping_sub(i as u32).wrapping_mul(u32::from(x)));
+        }
+        r
+    }
+
+    /// The window loses `out` at its start and gains `inn` at its end.
+    fn roll(&mut self, out: u8, inn: u8) {
+        self.a = self
+            .a
+            .wrapping_sub(u32::from(out))
+            .wrapping_add(u32::from(inn));
+        self.b = self
+            .b
+            .wrapping_sub(self.len.wrapping_mul(u32::from(out)))
+            .wrapping_add(self.a);
+    }
+
+    fn value(&self) -> u32 {
+        pack(self.a, self.b)
+    }
+}
+
+/// One piece of the plan the sender streams.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Piece {
+    /// New bytes, at most a data frame's worth.
+    Data(Bytes),
+    /// `len` bytes the receiver takes from its own copy, at `offset`.
+    Copy { offset: u64, len: u64 },
+}
+
+/// The receiver's blocks, indexed for the sender's search.
+struct Index {
+    block: usize,
+    /// Full-length blocks by BLAKE3 hash (the first of equal ones).
+    strong: HashMap<[u8; 32], u64>,
+    /// Full-length blocks by rolling checksum: their numbers.
+    weak: HashMap<u32, Vec<u64>>,
+    /// A quick "certainly not" before `weak` (one bit per 16-bit bucket).
+    seen: Vec<u64>,
+    /// The receiver's last block when it is shorter: (number, length, hash).
+    short: Option<(u64, usize, [u8; 32])>,
+    hashes: Vec<[u8; 32]>,
+}
+
+impl Index {
+    fn new(list: &BlockList) -> Option<Index> {
+        let block = usize::try_from(list.block_size).ok()?;
+        if block == 0 || list.weak.len() != list.strong.len() {
+            return None;
+        }
+        let mut index = Index {
+            block,
+            strong: HashMap::new(),
+            weak: HashMap::new(),
+            seen: vec![0; 1024],
+            short: None,
+            hashes: Vec::with_capacity(list.strong.len()),
+        };
+        for (i, (w, s)) in list.weak.iter().zip(&list.strong).enumerate() {
+            let hash: [u8; 32] = blake3::Hash::from_hex(s).ok()?.into();
+            index.hashes.push(hash);
+            let i = i as u64;
+            let len = list
+                .size
+                .saturating_sub(i * list.block_size)
+                .min(list.block_size);
+            if len < list.block_size {
+                index.short = Some((i, len as usize, hash));
+                continue;
+            }
+            index.strong.entry(hash).or_insert(i);
+            index.weak.entry(*w).or_default().push(i);
+            let bucket = bucket(*w);
+            index.seen[bucket / 64] |= 1 << (bucket % 64);
+        }
+        Some(index)
+    }
+
+    /// The receiver's full block with this content, if any (by its rolling
+    /// checksum `w` first when known).
+    fn find(&self, window: &[u8], w: Option<u32>) -> Option<u64> {
+        if let Some(w) = w {
+            let bucket = bucket(w);
+            if self.seen[bucket / 64] & (1 << (bucket % 64)) == 0 {
+                return None;
+            }
+            let candidates = self.weak.get(&w)?;
+            let hash: [u8; 32] = blake3::hash(window).into();
+            return candidates
+                .iter()
+                .copied()
+                .find(|&i| self.hashes[i as usize] == hash);
+        }
+        let hash: [u8; 32] = blake3::hash(window).into();
+        self.strong.get(&hash).copied()
+    }
+}
+
+fn bucket(w: u32) -> usize {
+    ((w ^ (w >> 16)) & 0xffff) as usize
+}
+
+/// The sender's side: reads its file once and yields the [`Piece`]s that
+/// rebuild it from the receiver's copy, hashing the whole file as it goes.
+pub struct Delta {
+    file: File,
+    index: Index,
+    /// File bytes from offset `base` on.
+    buf: Vec<u8>,
+    base: u64,
+    /// The search position and the start of the new bytes not yet sent,
+    /// both indexes into `buf` (`lit <= at`).
+    at: usize,
+    lit: usize,
+    /// The rolling checksum of the window at `at`, while rolling.
+    rolling: Option<Rolling>,
+    /// The receiver's block after the last one matched (a file that grew
+    /// continues with the receiver's short last block).
+    next_block: Option<u64>,
+    /// A copy not yet yielded (runs of adjacent blocks become one).
+    copy: Option<(u64, u64)>,
+    ready: std::collections::VecDeque<Piece>,
+    eof: bool,
+    /// Bytes read, and the most to read (the announced size, plus one to
+    /// notice a file that grew).
+    read: u64,
+    limit: u64,
+    hasher: blake3::Hasher,
+}
+
+impl Delta {
+    /// A plan for `file` (announced as `size` bytes) against the
+    /// receiver's `list`; `None` when the list is unusable.
+    pub fn new(file: File, size: u64, list: &BlockList) -> Option<Delta> {
+        let index = Index::new(list)?;
+        Some(Delta {
+            file,
+            index,
+            buf: Vec::new(),
+            base: 0,
+            at: 0,
+            lit: 0,
+            rolling: None,
+            next_block: None,
+            copy: None,
+            ready: std::collections::VecDeque::new(),
+            eof: false,
+            read: 0,
+            limit: size.saturating_add(1),
+            hasher: blake3::Hasher::new(),
+        })
+    }
+
+    /// The file being read.
+    pub fn file(&self) -> &File {
+        &self.file
+    }
+
+    /// Bytes read from the file so far.
+    pub fn read(&self) -> u64 {
+        self.read
+    }
+
+    /// The BLAKE3 hash of every byte read (the whole file, once `next`
+    /// returned `None`).
+    pub fn hash(&self) -> String {
+        self.hasher.finalize().to_hex().to_string()
+    }
+
+    /// The next piece; `None` once the file is planned to its end.
+    pub fn next_piece(&mut self) -> std::io::Result<Option<Piece>> {
+        while self.ready.is_empty() {
+            if !self.step()? {
+                self.flush_literal(self.at);
+                self.flush_copy();
+                break;
+            }
+        }
+        Ok(self.ready.pop_front())
+    }
+
+    /// One search step; false once the end is reached.
+    fn step(&mut self) -> std::io::Result<bool> {
+        let block = self.index.block;
+        self.fill(block + 1)?;
+        let avail = self.buf.len() - self.at;
+        if avail == 0 {
+            return Ok(false);
+        }
+        if self.rolling.is_none() {
+            if let Some((n, len, hash)) = self.index.short {
+                let due =
+                    self.next_block == Some(n) || self.base + self.at as u64 == n * block as u64;
+                if due && avail >= len && blake3::hash(&self.buf[self.at..self.at + len]) == hash {
+                    self.matched(n, len);
+                    return Ok(true);
+                }
+            }
+        }
+        if avail < block {
+            // The end of the file, shorter than a block: new bytes.
+            self.at = self.buf.len();
+            self.flush_literal(self.at);
+            return Ok(false);
+        }
+        let window = &self.buf[self.at..self.at + block];
+        let found = self.index.find(window, self.rolling.map(|r| r.value()));
+        if let Some(n) = found {
+            self.matched(n, block);
+            return Ok(true);
+        }
+        if avail == block {
+            // The last full window, and no match: new bytes to the end.
+            self.at = self.buf.len();
+            self.flush_literal(self.at);
+            return Ok(false);
+        }
+        let out = self.buf[self.at];
+        let inn = self.buf[self.at + block];
+        match self.rolling.as_mut() {
+            Some(r) => r.roll(out, inn),
+            None => {
+                let mut r = Rolling::new(window);
+                r.roll(out, inn);
+                self.rolling = Some(r);
+            }
+        }
+        self.at += 1;
+        if self.at - self.lit >= super::transfer::CHUNK {
+            self.flush_literal(self.lit + super::transfer::CHUNK);
+        }
+        Ok(true)
+    }
+
+    /// The window at `at` is the receiver's block `n` (`len` bytes).
+    fn matched(&mut self, n: u64, len: usize) {
+        self.flush_literal(self.at);
+        let offset = n * self.index.block as u64;
+        match self.copy.as_mut() {
+            Some((o, l)) if *o + *l == offset => *l += len as u64,
+            _ => {
+                self.flush_copy();
+                self.copy = Some((offset, len as u64));
+            }
+        }
+        self.at += len;
+        self.lit = self.at;
+        self.rolling = None;
+        self.next_block = Some(n + 1);
+    }
+
+    /// Yields the new bytes from `lit` up to `to` as data frames.
+    fn flush_literal(&mut self, to: usize) {
+        if to <= self.lit {
+            return;
+        }
+        self.flush_copy();
+        for piece in self.buf[self.lit..to].chunks(super::transfer::CHUNK) {
+            self.ready
+                .push_back(Piece::Data(Bytes::copy_from_slice(piece)));
+        }
+        self.lit = to;
+    }
+
+    fn flush_copy(&mut self) {
+        if let Some((offset, len)) = self.copy.take() {
+            self.ready.push_back(Piece::Copy { offset, len });
+        }
+    }
+
+    /// Reads until `want` bytes from `at` on are in the buffer, or the end.
+    fn fill(&mut self, want: usize) -> std::io::Result<()> {
+        if self.eof || self.buf.len() - self.at >= want {
+            return Ok(());
+        }
+        // What was sent or matched goes first, once it is worth a move.
+        if self.lit >= want.max(super::transfer::CHUNK) {
+            self.buf.drain(..self.lit);
+            self.base += self.lit as u64;
+            self.at -= self.lit;
+            self.lit = 0;
+        }
+        let goal = self.at + want + super::transfer::CHUNK;
+        while self.buf.len() < goal && self.read < self.limit {
+            let room = (goal - self.buf.len()).min((self.limit - self.read) as usize);
+            let start = self.buf.len();
+            self.buf.resize(start + room, 0);
+            let n = read_full(&mut self.file, &mut self.buf[start..])?;
+            self.buf.truncate(start + n);
+            self.hasher.update(&self.buf[start..]);
+            self.read += n as u64;
+            if n < room {
+                self.eof = true;
+                break;
+            }
+        }
+        if self.read >= self.limit {
+            self.eof = true;
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Rebuilds the sender's file from `old` and the plan; (result, bytes sent).
+    fn rebuild(old: &[u8], new: &[u8], block: u64) -> (Vec<u8>, u64) {
+        let dir = tempfile::tempdir().unwrap();
+        let (o, n) = (dir.path().join("old"), dir.path().join("new"));
+        std::fs::write(&o, old).unwrap();
+        std::fs::write(&n, new).unwrap();
+        let list = block_list(&o, block).unwrap();
+        let mut delta = Delta::new(File::open(&n).unwrap(), new.len() as u64, &list).unwrap();
+        let (mut out, mut sent) = (Vec::new(), 0);
+        while let Some(p) = delta.next_piece().unwrap() {
+            match p {
+                Piece::Data(b) => {
+                    sent += b.len() as u64;
+                    out.extend_from_slice(&b);
+                }
+                Piece::Copy { offset, len } => {
+                    out.extend_from_slice(&old[offset as usize..(offset + len) as usize])
+                }
+            }
+        }
+        assert_eq!(delta.hash(), blake3::hash(new).to_hex().to_string());
+        (out, sent)
+    }
+
+    fn noise(len: usize, seed: u64) -> Vec<u8> {
+        let mut x = seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1;
+        (0..len)
+            .map(|_| {
+                x ^= x << 13;
+                x ^= x >> 7;
+                x ^= x << 17;
+                x as u8
+            })
+            .collect()
+    }
+
+    #[test]
+    fn block_sizes_grow_with_the_file() {
+        assert_eq!(block_size(0), 128 * 1024);
+        assert_eq!(block_size(200 * 1024 * 1024), 128 * 1024);
+        assert_eq!(block_size(1 << 30), 1 << 20);
+        assert_eq!(block_size(1 << 50), 16 << 20);
+    }
+
+    #[test]
+    fn rolling_matches_a_fresh_checksum() {
+        let data = noise(5000, 1);
+        let mut r = Rolling::new(&data[..1000]);
+        for i in 0..4000 {
+            assert_eq!(r.value(), weak(&data[i..i + 1000]), "at {i}");
+            r.roll(data[i], data[i + 1000]);
+        }
+    }
+
+    #[test]
+    fn a_changed_block_in_the_middle_sends_about_that_block() {
+        let old = noise(1 << 20, 2);
+        let mut new = old.clone();
+        new[500_000..500_100].fill(7);
+        let (out, sent) = rebuild(&old, &new, 64 * 1024);
+        assert_eq!(out, new);
+        assert!(sent <= 2 * 64 * 1024, "sent {sent}");
+    }
+
+    #[test]
+    fn an_insertion_costs_the_bytes_around_it() {
+        let old = noise(1 << 20, 3);
+        let mut new = old[..300_001].to_vec();
+        new.extend_from_slice(b"a few new bytes");
+        new.extend_from_slice(&old[300_001..]);
+        let (out, sent) = rebuild(&old, &new, 64 * 1024);
+        assert_eq!(out, new);
+        assert!(sent <= 2 * 64 * 1024, "sent {sent}");
+        // And a deletion.
+        let mut new = old[..700_000].to_vec();
+        new.extend_from_slice(&old[700_333..]);
+        let (out, sent) = rebuild(&old, &new, 64 * 1024);
+        assert_eq!(out, new);
+        assert!(sent <= 2 * 64 * 1024, "sent {sent}");
+    }
+
+    #[test]
+    fn growth_sends_the_tail_alone() {
+        let old = noise(1_000_003, 4); // a short last block
+        let mut new = old.clone();
+        new.extend_from_slice(&noise(200_000, 5));
+        let (out, sent) = rebuild(&old, &new, 64 * 1024);
+        assert_eq!(out, new);
+        assert_eq!(sent, 200_000);
+    }
+
+    #[test]
+    fn truncation_and_nothing_in_common() {
+        let old = noise(1 << 20, 6);
+        let (out, sent) = rebuild(&old, &old[..600_000], 64 * 1024);
+        assert_eq!(out, &old[..600_000]);
+        assert!(sent < 64 * 1024, "sent {sent}");
+        let new = noise(300_000, 7);
+        let (out, sent) = rebuild(&old, &new, 64 * 1024);
+        assert_eq!(out, new);
+        assert_eq!(sent, 300_000);
+        let (out, sent) = rebuild(&[], &new, 64 * 1024);
+        assert_eq!((out, sent), (new.clone(), 300_000));
+        let zeros = vec![0u8; 500_000];
+        let (out, sent) = rebuild(&zeros, &vec![0u8; 900_000], 64 * 1024);
+        assert_eq!(out, vec![0u8; 900_000]);
+        assert!(sent < 64 * 1024, "sent {sent}");
+    }
+}
