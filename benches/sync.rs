@@ -19,6 +19,9 @@
 //! only a full run writes the "Sync" section of `bench/RESULTS.md`.
 //! `LAB3_BENCH_ROWS=2` runs only the rows listed, `LAB3_BENCH_TRIALS=5`
 //! sets the trials of rows 2-4 (for working on one row; nothing is written).
+//! `LAB3_BENCH_OLD_BINS=DIR` adds another build's servers (the folder that
+//! holds its `server_a` and `server_b`, e.g. the old engine's
+//! `target/dist`) as a contender in rows 2 and 4, interleaved with the rest.
 //!
 //! # Layout
 //! - this file: the plan and the five rows;
@@ -37,7 +40,7 @@ mod report;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
-use lab3_tests::{start_a, start_b, Pair, Server};
+use lab3_tests::{start_a, start_a_from, start_b, start_b_from, Pair, Server};
 use measure::{median, percentile, secs};
 use report::Row;
 
@@ -119,6 +122,8 @@ impl Plan {
 struct Peers {
     rsync: Option<String>,
     lsyncd: Option<String>,
+    /// Another build's servers (`LAB3_BENCH_OLD_BINS`), for rows 2 and 4.
+    old: Option<PathBuf>,
 }
 
 /// How long one latency trial may take before it counts as lost.
@@ -133,6 +138,7 @@ fn main() {
     let peers = Peers {
         rsync: peers::version("rsync"),
         lsyncd: peers::version("lsyncd"),
+        old: std::env::var_os("LAB3_BENCH_OLD_BINS").map(PathBuf::from),
     };
     if peers.rsync.is_none() {
         eprintln!(
@@ -594,6 +600,19 @@ fn interleaved(
 /// The contenders of rows 2 and 3, as `interleaved`'s kinds (0 is lab3).
 const LAB3_PLAIN: usize = 1;
 const RSYNC: usize = 2;
+/// Row 2 only: the servers of `LAB3_BENCH_OLD_BINS`.
+const OLD: usize = 3;
+
+/// The row that compares this build with the one in `LAB3_BENCH_OLD_BINS`.
+fn old_row(n: u8, what: String, new: &[f64], old: &[f64]) -> Row {
+    let mut row = Row::new(n, what);
+    row.lab3 = secs(median(new));
+    row.peer = format!("old engine: {}", secs(median(old)));
+    row.ratio = ratio(median(new), median(old));
+    row.target = "≤ 1.10x the old engine".into();
+    row.pass = row.ratio.map(|r| r <= 1.10);
+    row
+}
 
 /// The servers' extra flags for `kind`: the plaintext baseline switches
 /// TLS off on the A-B link (a hidden, loopback-only, bench-only flag).
@@ -632,16 +651,23 @@ fn fresh_pair(
     t: usize,
     src: &Path,
     flags: &[&str],
+    old: Option<&Path>,
 ) -> (PathBuf, Instant, Server, Server) {
     let trial = trial_dir(work, what, t);
-    let dst = trial.join(if flags.is_empty() { "dst" } else { "plain_dst" });
+    let dst = trial.join(match (old, flags.is_empty()) {
+        (Some(_), _) => "old_dst",
+        (None, true) => "dst",
+        (None, false) => "plain_dst",
+    });
     std::fs::create_dir_all(&dst).unwrap();
     measure::settle_disk();
     let extra: Vec<String> = flags.iter().map(|f| f.to_string()).collect();
-    let state = |side: &str| trial.join(format!("state_{side}{}", extra.len()));
+    let old_tag = if old.is_some() { "_old" } else { "" };
+    let state = |side: &str| trial.join(format!("state_{side}{}{old_tag}", extra.len()));
+    let bins = old.map_or_else(lab3_tests::bin_dir, Path::to_path_buf);
     let t0 = Instant::now();
-    let b = start_b(&dst, &state("b"), "127.0.0.1:0", &extra);
-    let a = start_a(src, &state("a"), &b.addr, &extra);
+    let b = start_b_from(&bins, &dst, &state("b"), "127.0.0.1:0", &extra);
+    let a = start_a_from(&bins, src, &state("a"), &b.addr, &extra);
     (dst, t0, a, b)
 }
 
@@ -652,7 +678,7 @@ fn initial_sync(
     notes: &mut Vec<(u8, String)>,
 ) -> Vec<Row> {
     let n = plan.bulk_files;
-    let (lab, plain, rs) = bulk_trials(plan, peers, work, "disk");
+    let (lab, plain, rs, old) = bulk_trials(plan, peers, work, "disk");
     let mut row = Row::new(
         2,
         format!(
@@ -674,6 +700,14 @@ fn initial_sync(
         &plain,
     );
     let mut rows = vec![row, tls];
+    if peers.old.is_some() {
+        rows.push(old_row(
+            2,
+            format!("the same {} files: against the old engine", count(n)),
+            &lab,
+            &old,
+        ));
+    }
     let list = |v: &[f64]| {
         if v.is_empty() {
             "none".to_string()
@@ -684,16 +718,17 @@ fn initial_sync(
     let mut note = format!(
         "Row 2: lab3 is timed from spawning server B (empty folder, no state) and then A (full folder, no state) to \
          B's console announcing the {}th received file. lab3 trials: {}; lab3 without TLS \
-         (`--bench-plaintext`): {}; rsync: {}.",
+         (`--bench-plaintext`): {}; rsync: {}; the old engine: {}.",
         count(n),
         list(&lab),
         list(&plain),
         list(&rs),
+        list(&old),
     );
     // The same in memory: what lab3 itself costs, without the disk's noise.
     match tempfile::tempdir_in("/dev/shm") {
         Ok(shm) => {
-            let (lab, plain, rs) = bulk_trials(plan, peers, shm.path(), "tmpfs");
+            let (lab, plain, rs, old) = bulk_trials(plan, peers, shm.path(), "tmpfs");
             let mut row = Row::new(
                 2,
                 format!(
@@ -717,11 +752,23 @@ fn initial_sync(
                 &lab,
                 &plain,
             ));
+            if peers.old.is_some() {
+                rows.push(old_row(
+                    2,
+                    format!(
+                        "the same {} files on tmpfs: against the old engine",
+                        count(n)
+                    ),
+                    &lab,
+                    &old,
+                ));
+            }
             note.push_str(&format!(
-                " On tmpfs: lab3 {}; without TLS {}; rsync {}.",
+                " On tmpfs: lab3 {}; without TLS {}; rsync {}; the old engine {}.",
                 list(&lab),
                 list(&plain),
-                list(&rs)
+                list(&rs),
+                list(&old)
             ));
         }
         Err(e) => eprintln!("row 2: no tmpfs reference ({e})"),
@@ -730,19 +777,20 @@ fn initial_sync(
     rows
 }
 
-/// Row 2's trials in `root`: lab3's, lab3's without TLS and rsync's times.
+/// Row 2's trials in `root`: lab3's, lab3's without TLS, rsync's and the
+/// old engine's times.
 fn bulk_trials(
     plan: &Plan,
     peers: &Peers,
     root: &Path,
     place: &str,
-) -> (Vec<f64>, Vec<f64>, Vec<f64>) {
+) -> (Vec<f64>, Vec<f64>, Vec<f64>, Vec<f64>) {
     let n = plan.bulk_files;
     eprintln!("row 2 ({place}): writing {n} files...");
     let src = root.join("bulk_src");
     measure::make_tree(&src, n, 4096, 2, None);
-    let lab3_trial = |t: usize, flags: &[&str]| {
-        let (dst, t0, a, b) = fresh_pair(root, "bulk", t, &src, flags);
+    let lab3_trial = |t: usize, flags: &[&str], old: Option<&Path>| {
+        let (dst, t0, a, b) = fresh_pair(root, "bulk", t, &src, flags, old);
         let (mut seen, mut got) = (0, 0);
         let done = measure::poll(Duration::from_secs(600), Duration::from_millis(2), || {
             got += measure::count_new(&b.stdout, &mut seen, |l| received_created(l, "A->B"));
@@ -758,8 +806,9 @@ fn bulk_trials(
         drop((a, b));
         measure::same_tree(&src, &dst, n).unwrap_or_else(|e| panic!("lab3: {e}"));
         eprintln!(
-            "row 2 ({place}) trial {}: lab3{} {}",
+            "row 2 ({place}) trial {}: lab3{}{} {}",
             t + 1,
+            if old.is_some() { " (old engine)" } else { "" },
             if flags.is_empty() { "" } else { " without TLS" },
             secs(s)
         );
@@ -776,16 +825,22 @@ fn bulk_trials(
     };
     let mut times = interleaved(
         plan.trials,
-        3,
-        |kind| kind != RSYNC || peers.rsync.is_some(),
+        4,
+        |kind| match kind {
+            RSYNC => peers.rsync.is_some(),
+            OLD => peers.old.is_some(),
+            _ => true,
+        },
         |kind, t| match kind {
             RSYNC => rsync_trial(t),
-            kind => lab3_trial(t, flags(kind)),
+            OLD => lab3_trial(t, &[], peers.old.as_deref()),
+            kind => lab3_trial(t, flags(kind), None),
         },
     );
+    let old = times.pop().unwrap();
     let rs = times.pop().unwrap();
     let plain = times.pop().unwrap();
-    (times.pop().unwrap(), plain, rs)
+    (times.pop().unwrap(), plain, rs, old)
 }
 
 // ------------------------------------------------------------------- row 3
@@ -803,7 +858,7 @@ fn big_file(plan: &Plan, peers: &Peers, work: &Path, notes: &mut Vec<(u8, String
     measure::make_big(&src.join("big.bin"), size, 3);
     let (mut rss_a, mut rss_b, mut rss_rsync) = (0u64, 0u64, 0u64);
     let mut lab3_trial = |t: usize, flags: &[&str]| {
-        let (dst, t0, a, b) = fresh_pair(work, "big", t, &src, flags);
+        let (dst, t0, a, b) = fresh_pair(work, "big", t, &src, flags, None);
         let target = dst.join("big.bin");
         let done = measure::poll(Duration::from_secs(600), Duration::from_millis(2), || {
             std::fs::metadata(&target).is_ok_and(|m| m.len() == size)
@@ -925,10 +980,24 @@ fn big_file(plan: &Plan, peers: &Peers, work: &Path, notes: &mut Vec<(u8, String
 
 /// Spawns B then A over `dir_a`/`dir_b` with state in `state`, and returns
 /// the seconds until A logs that it reconciled with B (and the servers).
-fn start_to_in_sync(dir_a: &Path, dir_b: &Path, state: &Path) -> (f64, Server, Server) {
+fn start_to_in_sync(
+    dir_a: &Path,
+    dir_b: &Path,
+    state: &Path,
+    old: Option<&Path>,
+) -> (f64, Server, Server) {
     let t0 = Instant::now();
-    let b = start_b(dir_b, &state.join("b"), "127.0.0.1:0", &[]);
-    let a = start_a(dir_a, &state.join("a"), &b.addr, &[]);
+    let (b, a);
+    match old {
+        Some(bins) => {
+            b = start_b_from(bins, dir_b, &state.join("b_old"), "127.0.0.1:0", &[]);
+            a = start_a_from(bins, dir_a, &state.join("a_old"), &b.addr, &[]);
+        }
+        None => {
+            b = start_b(dir_b, &state.join("b"), "127.0.0.1:0", &[]);
+            a = start_a(dir_a, &state.join("a"), &b.addr, &[]);
+        }
+    }
     let done = measure::poll(Duration::from_secs(120), Duration::from_millis(1), || {
         a.logged(&["reconciled with server B"])
     });
@@ -955,10 +1024,11 @@ fn startup(plan: &Plan, peers: &Peers, work: &Path, notes: &mut Vec<(u8, String)
         peers::rsync(&dir_a, &dir_b);
     }
     let (mut first, mut again, mut rs, mut moved) = (Vec::new(), Vec::new(), Vec::new(), 0);
-    for t in 0..plan.trials {
-        let state = trial_dir(work, "start_state", t);
+    let (mut old_first, mut old_again) = (Vec::new(), Vec::new());
+    // One engine's first start and restart over the trial's state.
+    let mut run = |state: &Path, old: Option<&Path>| {
         measure::settle_disk();
-        let (s, a, b) = start_to_in_sync(&dir_a, &dir_b, &state);
+        let (s, a, b) = start_to_in_sync(&dir_a, &dir_b, state, old);
         // Let B finish its side and both journals reach the disk before the kill.
         measure::poll(Duration::from_secs(60), Duration::from_millis(5), || {
             b.logged(&["reconciled with server A"])
@@ -966,19 +1036,48 @@ fn startup(plan: &Plan, peers: &Peers, work: &Path, notes: &mut Vec<(u8, String)
         std::thread::sleep(Duration::from_millis(500));
         moved += transfers(&[&a, &b]);
         drop((a, b));
-        first.push(s);
         measure::settle_disk();
-        let (s2, a, b) = start_to_in_sync(&dir_a, &dir_b, &state);
+        let (s2, a, b) = start_to_in_sync(&dir_a, &dir_b, state, old);
         std::thread::sleep(Duration::from_millis(200));
         moved += transfers(&[&a, &b]);
         drop((a, b));
-        again.push(s2);
-        eprintln!(
-            "row 4 trial {}: lab3 first start {}, restart {}",
-            t + 1,
-            secs(s),
-            secs(s2)
-        );
+        (s, s2)
+    };
+    for t in 0..plan.trials {
+        let state = trial_dir(work, "start_state", t);
+        // Who goes first alternates.
+        let order: &[bool] = if t % 2 == 0 {
+            &[false, true]
+        } else {
+            &[true, false]
+        };
+        for &is_old in order {
+            match (is_old, peers.old.as_deref()) {
+                (false, _) => {
+                    let (s, s2) = run(&state, None);
+                    first.push(s);
+                    again.push(s2);
+                    eprintln!(
+                        "row 4 trial {}: lab3 first start {}, restart {}",
+                        t + 1,
+                        secs(s),
+                        secs(s2)
+                    );
+                }
+                (true, Some(bins)) => {
+                    let (s, s2) = run(&state, Some(bins));
+                    old_first.push(s);
+                    old_again.push(s2);
+                    eprintln!(
+                        "row 4 trial {}: old engine first start {}, restart {}",
+                        t + 1,
+                        secs(s),
+                        secs(s2)
+                    );
+                }
+                (true, None) => {}
+            }
+        }
         if peers.rsync.is_some() {
             let r = peers::rsync(&dir_a, &dir_b);
             eprintln!("row 4 trial {}: rsync no-op {}", t + 1, secs(r.secs));
@@ -1013,12 +1112,38 @@ fn startup(plan: &Plan, peers: &Peers, work: &Path, notes: &mut Vec<(u8, String)
         row.pass = target.then_some(m < 1.0);
         rows.push(row);
     }
+    if peers.old.is_some() {
+        rows.push(old_row(
+            4,
+            format!(
+                "the same {}-file trees, restart: against the old engine",
+                count(n)
+            ),
+            &again,
+            &old_again,
+        ));
+        rows.push(old_row(
+            4,
+            format!(
+                "the same {}-file trees, first start: against the old engine",
+                count(n)
+            ),
+            &first,
+            &old_first,
+        ));
+    }
+    let list = |v: &[f64]| v.iter().map(|s| secs(*s)).collect::<Vec<_>>().join(", ");
     notes.push((4, format!(
         "Row 4: timed from spawning B, then A, to A's stderr saying 'reconciled with server B'. Files moved during \
-         these runs (should be 0): {moved}. lab3 first starts: {}; restarts: {}; rsync no-ops: {}.",
-        first.iter().map(|s| secs(*s)).collect::<Vec<_>>().join(", "),
-        again.iter().map(|s| secs(*s)).collect::<Vec<_>>().join(", "),
-        if rs.is_empty() { "none".into() } else { rs.iter().map(|s| secs(*s)).collect::<Vec<_>>().join(", ") },
+         these runs (should be 0): {moved}. lab3 first starts: {}; restarts: {}; rsync no-ops: {}{}.",
+        list(&first),
+        list(&again),
+        if rs.is_empty() { "none".into() } else { list(&rs) },
+        if old_first.is_empty() {
+            String::new()
+        } else {
+            format!("; the old engine's first starts: {}; restarts: {}", list(&old_first), list(&old_again))
+        },
     )));
     rows
 }

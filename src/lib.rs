@@ -385,6 +385,18 @@ impl Pair {
 
 /// Starts Server B on `listen` over `dir`.
 pub fn start_b(dir: &Path, state: &Path, listen: &str, extra: &[String]) -> Server {
+    start_b_from(&bin_dir(), dir, state, listen, extra)
+}
+
+/// [`start_b`] with the `server_b` of another build (`bins`: its folder;
+/// the sync benchmark's old-engine contender).
+pub fn start_b_from(
+    bins: &Path,
+    dir: &Path,
+    state: &Path,
+    listen: &str,
+    extra: &[String],
+) -> Server {
     let mut args = vec![
         "--dir".into(),
         dir.display().to_string(),
@@ -394,11 +406,18 @@ pub fn start_b(dir: &Path, state: &Path, listen: &str, extra: &[String]) -> Serv
         listen.into(),
     ];
     args.extend(extra.iter().cloned());
-    Server::start("server_b", args)
+    let mut cmd = Command::new(bins.join(format!("server_b{}", std::env::consts::EXE_SUFFIX)));
+    cmd.env_remove("LAB3_TOKEN");
+    Server::start_cmd("server_b", cmd, args)
 }
 
 /// Starts Server A on port 0 over `dir`, dialling B at `peer`.
 pub fn start_a(dir: &Path, state: &Path, peer: &str, extra: &[String]) -> Server {
+    start_a_from(&bin_dir(), dir, state, peer, extra)
+}
+
+/// [`start_a`] with the `server_a` of another build (see [`start_b_from`]).
+pub fn start_a_from(bins: &Path, dir: &Path, state: &Path, peer: &str, extra: &[String]) -> Server {
     let mut args = vec![
         "--dir".into(),
         dir.display().to_string(),
@@ -410,7 +429,9 @@ pub fn start_a(dir: &Path, state: &Path, peer: &str, extra: &[String]) -> Server
         peer.into(),
     ];
     args.extend(extra.iter().cloned());
-    Server::start("server_a", args)
+    let mut cmd = Command::new(bins.join(format!("server_a{}", std::env::consts::EXE_SUFFIX)));
+    cmd.env_remove("LAB3_TOKEN");
+    Server::start_cmd("server_a", cmd, args)
 }
 
 /// Runs `lab3 --server <server> args...` to completion.
