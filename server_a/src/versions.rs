@@ -87,7 +87,9 @@ pub async fn restore(app: &App, path: &str, id: Option<String>) -> anyhow::Resul
 /// How many versions Server B keeps, and B's own link status (the names
 /// it holds that A cannot store, its watch-limit advice), if it answers
 /// within a moment.
-pub async fn status_at_b(app: &App) -> (Option<VersionUsage>, Option<common::protocol::LinkStatus>) {
+pub async fn status_at_b(
+    app: &App,
+) -> (Option<VersionUsage>, Option<common::protocol::LinkStatus>) {
     let ask = ask(&app.cfg.peer, &app.cfg.dialer, Message::StatusRequest);
     match tokio::time::timeout(STATUS_DEADLINE, ask).await {
         Ok(Ok(Message::Status { versions, link, .. })) => {
