@@ -14,8 +14,10 @@ use std::time::{Duration, Instant};
 pub use tempfile::TempDir;
 
 mod relay;
+mod wine;
 mod wire;
 pub use relay::{Mitm, MitmMode, Recorder};
+pub use wine::{windows_path, wine, wine_or_skip, Wine, WINDOWS_TARGET};
 pub use wire::*;
 
 /// The folder the workspace's binaries are built into: `target/debug` for
