@@ -14,8 +14,10 @@ use std::time::{Duration, Instant};
 pub use tempfile::TempDir;
 
 mod relay;
+mod wine;
 mod wire;
 pub use relay::{Mitm, MitmMode, Recorder};
+pub use wine::{windows_path, wine, wine_or_skip, Wine, WINDOWS_TARGET};
 pub use wire::*;
 
 /// The folder the workspace's binaries are built into: `target/debug` for
@@ -600,12 +602,30 @@ pub fn set_mode(p: &Path, mode: u32) {
     std::fs::set_permissions(p, std::fs::Permissions::from_mode(mode)).unwrap();
 }
 
+/// Where there are no permission bits (Windows): what they mean there, the
+/// read-only attribute when no write bit is set.
+#[cfg(not(unix))]
+pub fn set_mode(p: &Path, mode: u32) {
+    let mut perms = std::fs::metadata(p).unwrap().permissions();
+    perms.set_readonly(mode & 0o222 == 0);
+    std::fs::set_permissions(p, perms).unwrap();
+}
+
 /// A file's inode number, or `None` if it does not exist (to tell a
 /// rewritten file from an untouched one).
 #[cfg(unix)]
 pub fn inode(p: &Path) -> Option<u64> {
     use std::os::unix::fs::MetadataExt;
     Some(std::fs::symlink_metadata(p).ok()?.ino())
+}
+
+/// On Windows, where std has no stable file index: the creation time,
+/// which a rename keeps and a file written anew and renamed into place
+/// does not (the same use as the inode number elsewhere).
+#[cfg(windows)]
+pub fn inode(p: &Path) -> Option<u64> {
+    use std::os::windows::fs::MetadataExt;
+    Some(std::fs::symlink_metadata(p).ok()?.creation_time())
 }
 
 /// Whether `a` and `b` both exist with the same content, mtime (to the

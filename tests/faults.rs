@@ -6,6 +6,7 @@
 //! Both need root (to mount a small tmpfs, and to run Server B as another
 //! user, since root ignores permission bits); without it, or without a
 //! working `mount`, they print why and pass. CI runs as root.
+#![cfg(unix)] // tmpfs, users and permission bits as Unix has them
 
 use std::os::unix::fs::{MetadataExt, PermissionsExt};
 use std::os::unix::process::CommandExt;

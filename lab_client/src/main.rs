@@ -419,8 +419,16 @@ fn interrupted() -> impl std::future::Future<Output = ()> {
             }
         }
     }
-    #[cfg(not(unix))]
-    async {
-        let _ = tokio::signal::ctrl_c().await;
+    #[cfg(windows)]
+    {
+        let mut sig = tokio::signal::windows::ctrl_c().ok();
+        async move {
+            match sig.as_mut() {
+                Some(s) => {
+                    s.recv().await;
+                }
+                None => std::future::pending().await,
+            }
+        }
     }
 }

@@ -459,7 +459,7 @@ async fn read_loop(
                     path: path.clone(),
                     size: version.size,
                     mtime_ns: version.mtime_ns,
-                    mode: version.mode.unwrap_or(0o644),
+                    mode: received_mode(&handle.cfg.root, &path, version.mode),
                 };
                 let mut progress = Progress::start(handle, false, &meta);
                 // Files held back here hold permits too, and a big file
@@ -641,4 +641,16 @@ impl Progress {
         let detail = format!("{pct}% of {}", crate::console::human_size(self.size));
         handle.announce("progress", &self.arrow, &self.path, Some(done), detail);
     }
+}
+
+/// The mode a received file gets here: the sender's, where its side has
+/// permission bits. A side without them (Windows) sends none and never
+/// changes ours: the file keeps the mode of the copy it replaces here, and
+/// a new one gets 0644.
+fn received_mode(root: &std::path::Path, path: &str, sent: Option<u32>) -> u32 {
+    sent.or_else(|| {
+        let here = crate::paths::resolve(root, path).ok()?;
+        super::disk::entry_of(&std::fs::symlink_metadata(here).ok()?).mode
+    })
+    .unwrap_or(0o644)
 }

@@ -428,6 +428,8 @@ fn new_temp(tmp_dir: &Path, mode: u32) -> std::io::Result<tempfile::NamedTempFil
         use std::os::unix::fs::PermissionsExt;
         b.permissions(std::fs::Permissions::from_mode(mode & 0o777));
     }
+    #[cfg(not(unix))]
+    let _ = mode; // no permission bits to create it with: see `set_time_and_mode`
     b.tempfile_in(tmp_dir)
 }
 
