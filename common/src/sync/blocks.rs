@@ -225,21 +225,27 @@ impl Index {
 
     /// The receiver's full block with this content, if any (by its rolling
     /// checksum `w` first when known).
-    fn find(&self, window: &[u8], w: Option<u32>) -> Option<u64> {
+    /// Also says whether the window was hashed (a strong check, the costly
+    /// part) and found nothing.
+    fn find(&self, window: &[u8], w: Option<u32>) -> (Option<u64>, bool) {
         if let Some(w) = w {
             let bucket = bucket(w);
             if self.seen[bucket / 64] & (1 << (bucket % 64)) == 0 {
-                return None;
+                return (None, false);
             }
-            let candidates = self.weak.get(&w)?;
+            let Some(candidates) = self.weak.get(&w) else {
+                return (None, false);
+            };
             let hash: [u8; 32] = blake3::hash(window).into();
-            return candidates
+            let found = candidates
                 .iter()
                 .copied()
                 .find(|&i| self.hashes[i as usize] == hash);
+            return (found, found.is_none());
         }
         let hash: [u8; 32] = blake3::hash(window).into();
-        self.strong.get(&hash).copied()
+        let found = self.strong.get(&hash).copied();
+        (found, found.is_none())
     }
 }
 
@@ -273,7 +279,18 @@ pub struct Delta {
     read: u64,
     limit: u64,
     hasher: blake3::Hasher,
+    /// Strong checks that found nothing since the last match, and where
+    /// that run of new bytes began (a file offset): past [`MAX_MISSES`] (a
+    /// run of repeated bytes whose rolling checksum keeps matching one of
+    /// the receiver's blocks, each window then hashed for nothing), only
+    /// windows a whole number of blocks into the run are tried, so the
+    /// search stays linear in the file's size.
+    misses: u32,
+    run_from: u64,
 }
+
+/// See [`Delta::misses`].
+const MAX_MISSES: u32 = 64;
 
 impl Delta {
     /// A plan for `file` (announced as `size` bytes) against the
@@ -295,6 +312,8 @@ impl Delta {
             read: 0,
             limit: size.saturating_add(1),
             hasher: blake3::Hasher::new(),
+            misses: 0,
+            run_from: 0,
         })
     }
 
@@ -351,7 +370,13 @@ impl Delta {
             return Ok(false);
         }
         let window = &self.buf[self.at..self.at + block];
-        let found = self.index.find(window, self.rolling.map(|r| r.value()));
+        let into_run = self.base + self.at as u64 - self.run_from;
+        let (found, missed) = if self.misses < MAX_MISSES || into_run.is_multiple_of(block as u64) {
+            self.index.find(window, self.rolling.map(|r| r.value()))
+        } else {
+            (None, false)
+        };
+        self.misses += u32::from(missed);
         if let Some(n) = found {
             self.matched(n, block);
             return Ok(true);
@@ -393,6 +418,8 @@ impl Delta {
         self.at += len;
         self.lit = self.at;
         self.rolling = None;
+        self.misses = 0;
+        self.run_from = self.base + self.at as u64;
         self.next_block = Some(n + 1);
     }
 
