@@ -84,7 +84,7 @@ echo "scripts/wine-setup.sh: building server_a, server_b and lab3 for x86_64-pc-
 cargo build --quiet --workspace --bins --target x86_64-pc-windows-gnu ||
     unavailable "cargo could not build the programs for x86_64-pc-windows-gnu"
 
-exe=target/x86_64-pc-windows-gnu/debug/server_b.exe
+exe="${CARGO_TARGET_DIR:-target}/x86_64-pc-windows-gnu/debug/server_b.exe"
 if ! out="$("$loader" "$exe" --help 2>&1)" || ! grep -q -- "--listen" <<<"$out"; then
     unavailable "server_b.exe does not start under $loader: $(head -c 300 <<<"$out" | tr '\n' ' ')"
 fi

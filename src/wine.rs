@@ -87,7 +87,12 @@ fn find_and_build() -> Result<Wine, String> {
     Ok(Wine {
         loader,
         prefix,
-        exe_dir: root.join("target").join(WINDOWS_TARGET).join("debug"),
+        // Where cargo put them: `CARGO_TARGET_DIR` when set (relative to
+        // the workspace), `target/` otherwise.
+        exe_dir: std::env::var_os("CARGO_TARGET_DIR")
+            .map_or_else(|| root.join("target"), |d| root.join(d))
+            .join(WINDOWS_TARGET)
+            .join("debug"),
         hold,
     })
 }

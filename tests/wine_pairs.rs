@@ -415,10 +415,7 @@ fn modes_kept_on_the_linux_side(layout: Layout) {
     m.assert_no_conflict();
 }
 
-both_ways!(
-    #[ignore = "needs names a side cannot store reported once and not retried (branch names), issue 11"]
-    a_name_windows_cannot_store_is_reported_once
-);
+both_ways!(a_name_windows_cannot_store_is_reported_once);
 fn a_name_windows_cannot_store_is_reported_once(layout: Layout) {
     let Some(m) = Mixed::start(layout, |linux, _| {
         write_file(linux, "ok.txt", b"fine", None);
