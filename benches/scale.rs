@@ -12,8 +12,14 @@
 //!    at A than at B, an eighth only at A, an eighth only at B (B's older
 //!    copies have no history, so each is kept as a conflict copy).
 //!
+//! After scenario 2, `rsync -a` over the same two trees (a no-op: they are
+//! equal), timed the same way, as the peer a restart is measured against
+//! (skipped where rsync is not installed; `bench/setup.sh` installs it).
+//!
 //! `cargo bench --bench scale`; `LAB3_BENCH_QUICK=1` for 10,000 files;
-//! `LAB3_BENCH_FILES=N` for another count. Results: bench/RESULTS.md.
+//! `LAB3_BENCH_FILES=N` for another count; `LAB3_BENCH_ROWS=1,2` for some
+//! scenarios only (3 needs 2 before it, 2 needs 1). Results:
+//! bench/RESULTS.md.
 
 use std::path::Path;
 use std::time::{Duration, Instant};
@@ -107,6 +113,27 @@ fn check_same(root: &Path) {
     );
 }
 
+/// `rsync -a` from `directory_a` into `directory_b` of `root`, timed.
+fn rsync_noop(root: &Path) -> Option<Duration> {
+    let (a, b) = (root.join("directory_a/"), root.join("directory_b/"));
+    let t0 = Instant::now();
+    let ran = std::process::Command::new("rsync")
+        .arg("-a")
+        .arg(&a)
+        .arg(&b)
+        .status()
+        .ok()?;
+    assert!(ran.success(), "rsync -a failed");
+    Some(t0.elapsed())
+}
+
+/// Whether scenario `n` runs (`LAB3_BENCH_ROWS`, default all).
+fn wanted(n: usize) -> bool {
+    std::env::var("LAB3_BENCH_ROWS").map_or(true, |rows| {
+        rows.split(',').any(|r| r.trim() == n.to_string())
+    })
+}
+
 fn main() {
     let quick = std::env::var_os("LAB3_BENCH_QUICK").is_some();
     let n: usize = std::env::var("LAB3_BENCH_FILES")
@@ -130,34 +157,47 @@ fn main() {
     let (mut run, rec, _) = start(root, (0, 0));
     run.report("1. first start, identical", n, rec, None);
     run.stop();
-    let (mut run, rec, _) = start(root, (0, 0));
-    run.report("2. restart, identical", n, rec, None);
-    run.stop();
-
-    // 3. Half of it changed while both were down.
-    let (mut at_a, mut at_b) = (0, 0);
-    for i in 0..n {
-        match i % 8 {
-            0 | 1 => {
-                put(&root.join("directory_a"), i, "v2", OLD + i as i64 + SEC);
-                at_b += 1;
-            }
-            2 => {
-                put(&root.join("directory_a"), n + i, "new at A", OLD + SEC);
-                at_b += 1;
-            }
-            3 => {
-                put(&root.join("directory_b"), n + i, "new at B", OLD + SEC);
-                at_a += 1;
-            }
-            _ => {}
+    if wanted(2) {
+        let (mut run, rec, _) = start(root, (0, 0));
+        run.report("2. restart, identical", n, rec, None);
+        run.stop();
+        if let Some(t) = rsync_noop(root) {
+            println!(
+                "| rsync -a, same trees (no-op) | {n} | {:.1} s | - | - | - |",
+                t.as_secs_f64()
+            );
         }
     }
-    let (mut run, rec, conv) = start(root, (at_a, at_b));
-    run.report("3. restart, half changed while down", n, rec, conv);
-    check_same(root);
-    run.stop();
+
+    if wanted(3) {
+        // 3. Half of it changed while both were down.
+        let (mut at_a, mut at_b) = (0, 0);
+        for i in 0..n {
+            match i % 8 {
+                0 | 1 => {
+                    put(&root.join("directory_a"), i, "v2", OLD + i as i64 + SEC);
+                    at_b += 1;
+                }
+                2 => {
+                    put(&root.join("directory_a"), n + i, "new at A", OLD + SEC);
+                    at_b += 1;
+                }
+                3 => {
+                    put(&root.join("directory_b"), n + i, "new at B", OLD + SEC);
+                    at_a += 1;
+                }
+                _ => {}
+            }
+        }
+        let (mut run, rec, conv) = start(root, (at_a, at_b));
+        run.report("3. restart, half changed while down", n, rec, conv);
+        check_same(root);
+        run.stop();
+    }
     drop(tmp);
+    if !wanted(4) {
+        return;
+    }
 
     // 4. First start over half-different trees.
     let tmp = tempfile::tempdir().unwrap();

@@ -21,7 +21,7 @@
 //! sets the trials of rows 2-4 (for working on one row; nothing is written).
 //! `LAB3_BENCH_OLD_BINS=DIR` adds another build's servers (the folder that
 //! holds its `server_a` and `server_b`, e.g. the old engine's
-//! `target/dist`) as a contender in rows 2 and 4, interleaved with the rest.
+//! `target/dist`) as a contender in rows 2, 3 and 4, interleaved with the rest.
 //!
 //! # Layout
 //! - this file: the plan and the five rows;
@@ -122,7 +122,7 @@ impl Plan {
 struct Peers {
     rsync: Option<String>,
     lsyncd: Option<String>,
-    /// Another build's servers (`LAB3_BENCH_OLD_BINS`), for rows 2 and 4.
+    /// Another build's servers (`LAB3_BENCH_OLD_BINS`), for rows 2, 3 and 4.
     old: Option<PathBuf>,
 }
 
@@ -597,20 +597,72 @@ fn interleaved(
     times
 }
 
+/// Rows 2 and 3's contenders (lab3, lab3 without TLS, rsync, the old
+/// engine), `trials` times each through [`interleaved`], those missing
+/// here skipped; `trial(kind, t)` runs one. Each kind's times, in that order.
+fn contenders(plan: &Plan, peers: &Peers, trial: impl FnMut(usize, usize) -> f64) -> [Vec<f64>; 4] {
+    let runs = |kind| match kind {
+        RSYNC => peers.rsync.is_some(),
+        OLD => peers.old.is_some(),
+        _ => true,
+    };
+    let times = interleaved(plan.trials, 4, runs, trial);
+    times.try_into().expect("four kinds")
+}
+
+/// `rsync -a` of `src` into an empty `rsync_dst` in trial `t`'s folder of
+/// `what`, once the disk settled: that folder and the run.
+fn rsync_trial_into(work: &Path, what: &str, t: usize, src: &Path) -> (PathBuf, peers::RsyncRun) {
+    let dst = trial_dir(work, what, t).join("rsync_dst");
+    std::fs::create_dir_all(&dst).unwrap();
+    measure::settle_disk();
+    let r = peers::rsync(src, &dst);
+    (dst, r)
+}
+
+/// Times as the notes list them, `none` when there are none.
+fn list(v: &[f64]) -> String {
+    if v.is_empty() {
+        "none".to_string()
+    } else {
+        v.iter().map(|s| secs(*s)).collect::<Vec<_>>().join(", ")
+    }
+}
+
 /// The contenders of rows 2 and 3, as `interleaved`'s kinds (0 is lab3).
 const LAB3_PLAIN: usize = 1;
 const RSYNC: usize = 2;
-/// Row 2 only: the servers of `LAB3_BENCH_OLD_BINS`.
+/// Rows 2 and 3: the servers of `LAB3_BENCH_OLD_BINS`.
 const OLD: usize = 3;
 
 /// The row that compares this build with the one in `LAB3_BENCH_OLD_BINS`.
 fn old_row(n: u8, what: String, new: &[f64], old: &[f64]) -> Row {
+    ratio_row(
+        n,
+        what,
+        new,
+        ("old engine", old),
+        1.10,
+        "≤ 1.10x the old engine",
+    )
+}
+
+/// A row of lab3's median `times` against the median of `other`'s (a
+/// name and times), passing at a ratio up to `limit`.
+fn ratio_row(
+    n: u8,
+    what: String,
+    times: &[f64],
+    (name, other): (&str, &[f64]),
+    limit: f64,
+    target: &str,
+) -> Row {
     let mut row = Row::new(n, what);
-    row.lab3 = secs(median(new));
-    row.peer = format!("old engine: {}", secs(median(old)));
-    row.ratio = ratio(median(new), median(old));
-    row.target = "≤ 1.10x the old engine".into();
-    row.pass = row.ratio.map(|r| r <= 1.10);
+    row.lab3 = secs(median(times));
+    row.peer = format!("{name}: {}", secs(median(other)));
+    row.ratio = ratio(median(times), median(other));
+    row.target = target.into();
+    row.pass = row.ratio.map(|r| r <= limit);
     row
 }
 
@@ -626,13 +678,8 @@ fn flags(kind: usize) -> &'static [&'static str] {
 
 /// The row that compares lab3 over TLS with the plaintext baseline.
 fn tls_row(n: u8, what: String, tls: &[f64], plain: &[f64]) -> Row {
-    let mut row = Row::new(n, what);
-    row.lab3 = secs(median(tls));
-    row.peer = format!("lab3 without TLS: {}", secs(median(plain)));
-    row.ratio = ratio(median(tls), median(plain));
-    row.target = "TLS ≤ 1.15x plaintext".into();
-    row.pass = row.ratio.map(|r| r <= 1.15);
-    row
+    let other = ("lab3 without TLS", plain);
+    ratio_row(n, what, tls, other, 1.15, "TLS ≤ 1.15x plaintext")
 }
 
 /// The folder of trial `t` of `what` (created if needed).
@@ -708,13 +755,6 @@ fn initial_sync(
             &old,
         ));
     }
-    let list = |v: &[f64]| {
-        if v.is_empty() {
-            "none".to_string()
-        } else {
-            v.iter().map(|s| secs(*s)).collect::<Vec<_>>().join(", ")
-        }
-    };
     let mut note = format!(
         "Row 2: lab3 is timed from spawning server B (empty folder, no state) and then A (full folder, no state) to \
          B's console announcing the {}th received file. lab3 trials: {}; lab3 without TLS \
@@ -815,32 +855,17 @@ fn bulk_trials(
         s
     };
     let rsync_trial = |t: usize| {
-        let dst = trial_dir(root, "bulk", t).join("rsync_dst");
-        std::fs::create_dir_all(&dst).unwrap();
-        measure::settle_disk();
-        let r = peers::rsync(&src, &dst);
+        let (dst, r) = rsync_trial_into(root, "bulk", t, &src);
         measure::same_tree(&src, &dst, n).unwrap_or_else(|e| panic!("rsync: {e}"));
         eprintln!("row 2 ({place}) trial {}: rsync {}", t + 1, secs(r.secs));
         r.secs
     };
-    let mut times = interleaved(
-        plan.trials,
-        4,
-        |kind| match kind {
-            RSYNC => peers.rsync.is_some(),
-            OLD => peers.old.is_some(),
-            _ => true,
-        },
-        |kind, t| match kind {
-            RSYNC => rsync_trial(t),
-            OLD => lab3_trial(t, &[], peers.old.as_deref()),
-            kind => lab3_trial(t, flags(kind), None),
-        },
-    );
-    let old = times.pop().unwrap();
-    let rs = times.pop().unwrap();
-    let plain = times.pop().unwrap();
-    (times.pop().unwrap(), plain, rs, old)
+    let [lab, plain, rs, old] = contenders(plan, peers, |kind, t| match kind {
+        RSYNC => rsync_trial(t),
+        OLD => lab3_trial(t, &[], peers.old.as_deref()),
+        kind => lab3_trial(t, flags(kind), None),
+    });
+    (lab, plain, rs, old)
 }
 
 // ------------------------------------------------------------------- row 3
@@ -857,8 +882,12 @@ fn big_file(plan: &Plan, peers: &Peers, work: &Path, notes: &mut Vec<(u8, String
     std::fs::create_dir_all(&src).unwrap();
     measure::make_big(&src.join("big.bin"), size, 3);
     let (mut rss_a, mut rss_b, mut rss_rsync) = (0u64, 0u64, 0u64);
-    let mut lab3_trial = |t: usize, flags: &[&str]| {
-        let (dst, t0, a, b) = fresh_pair(work, "big", t, &src, flags, None);
+    // Each lab3 kind's CPU seconds per trial, (server A, server B).
+    let mut cpu: Vec<Vec<(f64, f64)>> = vec![Vec::new(); 4];
+    let mut lab3_trial = |t: usize, kind: usize| {
+        let old = (kind == OLD).then_some(peers.old.as_deref()).flatten();
+        let flags = flags(kind);
+        let (dst, t0, a, b) = fresh_pair(work, "big", t, &src, flags, old);
         let target = dst.join("big.bin");
         let done = measure::poll(Duration::from_secs(600), Duration::from_millis(2), || {
             std::fs::metadata(&target).is_ok_and(|m| m.len() == size)
@@ -874,7 +903,12 @@ fn big_file(plan: &Plan, peers: &Peers, work: &Path, notes: &mut Vec<(u8, String
             measure::vm_hwm_kib(a.pid().unwrap()).unwrap_or(0),
             measure::vm_hwm_kib(b.pid().unwrap()).unwrap_or(0),
         );
-        if flags.is_empty() {
+        let (ca, cb) = (
+            measure::cpu_secs(a.pid().unwrap()).unwrap_or(f64::NAN),
+            measure::cpu_secs(b.pid().unwrap()).unwrap_or(f64::NAN),
+        );
+        cpu[kind].push((ca, cb));
+        if kind == 0 {
             rss_a = rss_a.max(ra);
             rss_b = rss_b.max(rb);
         }
@@ -884,10 +918,16 @@ fn big_file(plan: &Plan, peers: &Peers, work: &Path, notes: &mut Vec<(u8, String
             "lab3: the big file differs"
         );
         eprintln!(
-            "row 3 trial {}: lab3{} {} (peak RSS A {}, B {})",
+            "row 3 trial {}: lab3{} {} (CPU A {}, B {}; peak RSS A {}, B {})",
             t + 1,
-            if flags.is_empty() { "" } else { " without TLS" },
+            match kind {
+                LAB3_PLAIN => " without TLS",
+                OLD => " (old build)",
+                _ => "",
+            },
             secs(s),
+            secs(ca),
+            secs(cb),
             measure::mib(ra),
             measure::mib(rb)
         );
@@ -896,10 +936,7 @@ fn big_file(plan: &Plan, peers: &Peers, work: &Path, notes: &mut Vec<(u8, String
         s
     };
     let mut rsync_trial = |t: usize| {
-        let dst = trial_dir(work, "big", t).join("rsync_dst");
-        std::fs::create_dir_all(&dst).unwrap();
-        measure::settle_disk();
-        let r = peers::rsync(&src, &dst);
+        let (dst, r) = rsync_trial_into(work, "big", t, &src);
         assert!(
             measure::same_file(&src.join("big.bin"), &dst.join("big.bin")),
             "rsync: the big file differs"
@@ -914,20 +951,10 @@ fn big_file(plan: &Plan, peers: &Peers, work: &Path, notes: &mut Vec<(u8, String
         let _ = std::fs::remove_file(dst.join("big.bin"));
         r.secs
     };
-    let mut times = interleaved(
-        plan.trials,
-        3,
-        |kind| kind != RSYNC || peers.rsync.is_some(),
-        |kind, t| match kind {
-            RSYNC => rsync_trial(t),
-            kind => lab3_trial(t, flags(kind)),
-        },
-    );
-    let (rs, plain, lab) = (
-        times.pop().unwrap(),
-        times.pop().unwrap(),
-        times.pop().unwrap(),
-    );
+    let [lab, plain, rs, old] = contenders(plan, peers, |kind, t| match kind {
+        RSYNC => rsync_trial(t),
+        kind => lab3_trial(t, kind),
+    });
     let _ = std::fs::remove_dir_all(&src);
     let mut rows = Vec::new();
     let mut row = Row::new(3, format!("one {label} file reaches B complete"));
@@ -945,6 +972,33 @@ fn big_file(plan: &Plan, peers: &Peers, work: &Path, notes: &mut Vec<(u8, String
         &lab,
         &plain,
     ));
+    let side = |k: usize, b: bool| -> Vec<f64> {
+        cpu[k].iter().map(|c| if b { c.1 } else { c.0 }).collect()
+    };
+    for (name, b) in [("A (sender)", false), ("B (receiver)", true)] {
+        rows.push(tls_row(
+            3,
+            format!("CPU of server {name} for the same {label} file: TLS against plaintext"),
+            &side(0, b),
+            &side(LAB3_PLAIN, b),
+        ));
+    }
+    if peers.old.is_some() {
+        rows.push(old_row(
+            3,
+            format!("the same {label} file: against the old build"),
+            &lab,
+            &old,
+        ));
+        for (name, b) in [("A", false), ("B", true)] {
+            rows.push(old_row(
+                3,
+                format!("CPU of server {name} for the same {label} file: against the old build"),
+                &side(0, b),
+                &side(OLD, b),
+            ));
+        }
+    }
     for (side, kib) in [("A (sender)", rss_a), ("B (receiver)", rss_b)] {
         let mut row = Row::new(
             3,
@@ -968,10 +1022,13 @@ fn big_file(plan: &Plan, peers: &Peers, work: &Path, notes: &mut Vec<(u8, String
         "Row 3: lab3 is timed from spawning both servers to the file on B having the full size (it appears only \
          whole, renamed into place); the bytes are compared after the clock stops. Peak RSS is VmHWM from \
          /proc/PID/status, read while the servers still run; rsync's is sampled every 5 ms from its processes \
-         (the largest of the three), for the TLS trials. lab3 trials: {}; without TLS: {}; rsync: {}.",
-        lab.iter().map(|s| secs(*s)).collect::<Vec<_>>().join(", "),
-        plain.iter().map(|s| secs(*s)).collect::<Vec<_>>().join(", "),
-        if rs.is_empty() { "none".into() } else { rs.iter().map(|s| secs(*s)).collect::<Vec<_>>().join(", ") },
+         (the largest of the three), for the TLS trials. CPU is each server's utime+stime from /proc/PID/stat \
+         (all threads, ticks) when the file is complete. lab3 trials: {}; without TLS: {}; the old build: {}; \
+         rsync: {}.",
+        list(&lab),
+        list(&plain),
+        list(&old),
+        list(&rs),
     )));
     rows
 }
@@ -1132,13 +1189,12 @@ fn startup(plan: &Plan, peers: &Peers, work: &Path, notes: &mut Vec<(u8, String)
             &old_first,
         ));
     }
-    let list = |v: &[f64]| v.iter().map(|s| secs(*s)).collect::<Vec<_>>().join(", ");
     notes.push((4, format!(
         "Row 4: timed from spawning B, then A, to A's stderr saying 'reconciled with server B'. Files moved during \
          these runs (should be 0): {moved}. lab3 first starts: {}; restarts: {}; rsync no-ops: {}{}.",
         list(&first),
         list(&again),
-        if rs.is_empty() { "none".into() } else { list(&rs) },
+        list(&rs),
         if old_first.is_empty() {
             String::new()
         } else {

@@ -4,11 +4,12 @@
 # holding an update from Server B and a 1 GiB transfer in progress.
 #
 # Installs headless chromium first if it can (scripts/setup-browser.sh),
-# then runs the ignored `screenshots` test of tests/web_page.rs, which
-# writes docs/web-desktop.png, docs/web-phone.png and their -dark twins.
+# then runs the ignored `screenshots` test of tests/web_screenshots.rs, which
+# writes docs/web-desktop.png, docs/web-phone.png and their -dark twins,
+# and docs/web-versions.png (the versions of one file, kept at both sides).
 set -euo pipefail
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$root"
 bash scripts/setup-browser.sh
-cargo test --test web_page -- --ignored --exact screenshots --nocapture
+cargo test --test web_screenshots -- --ignored --exact screenshots --nocapture
 ls -l docs/web-*.png

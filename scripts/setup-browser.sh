@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # scripts/setup-browser.sh — installs headless Chromium and chromedriver
 # (Debian's `chromium` and `chromium-driver`) for the web page's browser
-# tests (tests/web_page.rs) and scripts/screenshots.sh.
+# tests (tests/web_page.rs, tests/web_access.rs) and scripts/screenshots.sh.
 #
 # Does nothing when both are already there. Needs apt-get and root; where
 # either is missing it says so and exits 0: the browser tests then skip,

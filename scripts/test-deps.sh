@@ -6,20 +6,23 @@
 # trace that received files and folders are flushed to disk in order;
 # mkfs.fat (dosfstools) and fusefat for tests/sync_names.rs, which mounts a
 # FAT image through FUSE as a folder without permission bits that ignores
-# letter case and refuses the names Windows refuses. .ci/run calls it before the tests; the test calls it
-# too when mkfs.ext4 is missing. Safe to run again: it installs only what
+# letter case and refuses the names Windows refuses; setpriv (util-linux)
+# for tests/sync_unreadable.rs, which runs a server as root without the
+# capabilities that override file modes. .ci/run calls it before the tests;
+# the test calls it too when mkfs.ext4 is missing. Safe to run again: it installs only what
 # is missing, and without apt-get it says so and leaves the tests to skip.
 set -euo pipefail
 
 need=()
 command -v mkfs.ext4 >/dev/null 2>&1 || [ -x /sbin/mkfs.ext4 ] || [ -x /usr/sbin/mkfs.ext4 ] || need+=(e2fsprogs)
-command -v losetup >/dev/null 2>&1 || [ -x /sbin/losetup ] || [ -x /usr/sbin/losetup ] || need+=(util-linux)
+{ command -v losetup >/dev/null 2>&1 || [ -x /sbin/losetup ] || [ -x /usr/sbin/losetup ]; } \
+    && command -v setpriv >/dev/null 2>&1 || need+=(util-linux)
 command -v mount >/dev/null 2>&1 || [ -x /bin/mount ] || need+=(mount)
 command -v strace >/dev/null 2>&1 || need+=(strace)
 command -v mkfs.fat >/dev/null 2>&1 || [ -x /sbin/mkfs.fat ] || [ -x /usr/sbin/mkfs.fat ] || need+=(dosfstools)
 command -v fusefat >/dev/null 2>&1 || need+=(fusefat)
 if [ ${#need[@]} -eq 0 ]; then
-    echo "scripts/test-deps.sh: mkfs.ext4, losetup, mount, strace, mkfs.fat and fusefat are installed"
+    echo "scripts/test-deps.sh: mkfs.ext4, losetup, setpriv, mount, strace, mkfs.fat and fusefat are installed"
     exit 0
 fi
 if ! command -v apt-get >/dev/null 2>&1; then

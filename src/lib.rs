@@ -11,12 +11,19 @@ use std::process::{Child, Command, Output, Stdio};
 use std::sync::{Arc, Mutex, OnceLock};
 use std::time::{Duration, Instant};
 
+pub use common::testing::noise;
 pub use tempfile::TempDir;
 
+mod browser;
+#[cfg(target_os = "linux")]
+pub mod mounts;
 mod relay;
+mod web;
 mod wine;
 mod wire;
+pub use browser::{block_on, browser, browser_at, browser_with, Browser};
 pub use relay::{Mitm, MitmMode, Recorder};
+pub use web::web_pair;
 pub use wine::{windows_path, wine, wine_or_skip, Wine, WINDOWS_TARGET};
 pub use wire::*;
 
@@ -38,6 +45,25 @@ pub fn bin_dir() -> PathBuf {
             let mut cmd = Command::new(cargo);
             cmd.args(["build", "--quiet", "--workspace", "--bins"])
                 .current_dir(env!("CARGO_MANIFEST_DIR"));
+            // Cargo gives this test process the package's variables
+            // (CARGO_PKG_NAME, CARGO_MANIFEST_DIR, ...). Build scripts such
+            // as ring's rerun when those change, so passing them on made
+            // every `cargo test` rebuild ring, rustls and all the binaries.
+            for (key, _) in std::env::vars_os() {
+                let key = key.to_string_lossy();
+                let from_cargo_for_this_crate = ["CARGO_PKG_", "CARGO_MANIFEST_", "CARGO_BIN_"]
+                    .iter()
+                    .any(|p| key.starts_with(p))
+                    || [
+                        "CARGO_CRATE_NAME",
+                        "CARGO_PRIMARY_PACKAGE",
+                        "CARGO_TARGET_TMPDIR",
+                    ]
+                    .contains(&key.as_ref());
+                if from_cargo_for_this_crate {
+                    cmd.env_remove(key.as_ref());
+                }
+            }
             if optimised {
                 cmd.args(["--profile", "dist"]);
                 dir.set_file_name("dist");
@@ -149,17 +175,30 @@ impl Server {
     /// Server A's web page, `http://ADDR/`, from its `web page at` line
     /// (waited for up to 10 s).
     pub fn web_url(&self) -> String {
-        let mut url = None;
+        self.printed("web page at ")
+    }
+
+    /// The rest of the first stdout line that starts with `prefix`, waited
+    /// for up to 10 s; panics, showing the output, when none comes.
+    fn printed(&self, prefix: &str) -> String {
+        let mut found = None;
         wait_until(Duration::from_secs(10), || {
-            url = self
+            found = self
                 .stdout
                 .lock()
                 .unwrap()
                 .iter()
-                .find_map(|l| l.strip_prefix("web page at ").map(str::to_string));
-            url.is_some()
+                .find_map(|l| l.strip_prefix(prefix).map(str::to_string));
+            found.is_some()
         });
-        url.unwrap_or_else(|| panic!("no 'web page at' line\n{}", self.output()))
+        found.unwrap_or_else(|| {
+            panic!(
+                "{} printed no '{}' line\n{}",
+                self.name,
+                prefix.trim_end(),
+                self.output()
+            )
+        })
     }
 
     /// Everything printed so far on stdout and stderr, for failure messages.
@@ -175,23 +214,7 @@ impl Server {
 
     /// The certificate fingerprint it printed at start (`sha256:…`).
     pub fn fingerprint(&self) -> String {
-        let mut found = None;
-        wait_until(Duration::from_secs(10), || {
-            found = self
-                .stdout
-                .lock()
-                .unwrap()
-                .iter()
-                .find_map(|l| l.strip_prefix("certificate ").map(str::to_string));
-            found.is_some()
-        });
-        found.unwrap_or_else(|| {
-            panic!(
-                "{} printed no certificate line\n{}",
-                self.name,
-                self.output()
-            )
-        })
+        self.printed("certificate ")
     }
 
     /// Whether any stdout line contains all of `words`.
@@ -252,6 +275,9 @@ pub struct Pair {
     pub b: Server,
     pub a: Server,
     extra: Vec<String>,
+    /// Each server's extra environment (test-only knobs), kept on restarts.
+    env_a: Vec<(String, String)>,
+    env_b: Vec<(String, String)>,
 }
 
 impl Pair {
@@ -262,6 +288,18 @@ impl Pair {
 
     /// Like [`Pair::start_with`], with extra flags for both servers.
     pub fn start_with_args(extra: &[&str], setup: impl FnOnce(&Path, &Path)) -> Pair {
+        Pair::start_with_env(extra, &[], &[], setup)
+    }
+
+    /// Like [`Pair::start_with_args`], with environment variables for
+    /// Server A (`env_a`) and Server B (`env_b`): the servers' test-only
+    /// knobs, such as `LAB3_TEST_MAX_WATCHES`. Restarts keep them.
+    pub fn start_with_env(
+        extra: &[&str],
+        env_a: &[(&str, &str)],
+        env_b: &[(&str, &str)],
+        setup: impl FnOnce(&Path, &Path),
+    ) -> Pair {
         let root = tempfile::tempdir().expect("tempdir");
         let dir_a = root.path().join("directory_a");
         let dir_b = root.path().join("directory_b");
@@ -270,7 +308,7 @@ impl Pair {
         setup(&dir_a, &dir_b);
         let state_a = root.path().join("state_a");
         let state_b = root.path().join("state_b");
-        Pair::start_at(root, [dir_a, state_a, dir_b, state_b], extra)
+        Pair::start_at_env(root, [dir_a, state_a, dir_b, state_b], extra, env_a, env_b)
     }
 
     /// A pair over folders and state directories of the caller's choosing
@@ -281,20 +319,34 @@ impl Pair {
         [dir_a, state_a, dir_b, state_b]: [PathBuf; 4],
         extra: &[&str],
     ) -> Pair {
+        Pair::start_at_env(root, [dir_a, state_a, dir_b, state_b], extra, &[], &[])
+    }
+
+    /// [`Pair::start_at`] with each server's environment (see
+    /// [`Pair::start_with_env`]).
+    fn start_at_env(
+        root: TempDir,
+        [dir_a, state_a, dir_b, state_b]: [PathBuf; 4],
+        extra: &[&str],
+        env_a: &[(&str, &str)],
+        env_b: &[(&str, &str)],
+    ) -> Pair {
         std::fs::create_dir_all(&dir_a).unwrap();
         std::fs::create_dir_all(&dir_b).unwrap();
         let extra: Vec<String> = extra.iter().map(|s| s.to_string()).collect();
-        let b = start_b(&dir_b, &state_b, "127.0.0.1:0", &extra);
-        let a = start_a(&dir_a, &state_a, &b.addr, &extra);
+        let owned = |env: &[(&str, &str)]| -> Vec<(String, String)> {
+            env.iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect()
+        };
+        let (env_a, env_b) = (owned(env_a), owned(env_b));
+        let b = launch_b(&bin_dir(), &dir_b, &state_b, "127.0.0.1:0", &extra, &env_b);
+        let a = launch_a(&bin_dir(), &dir_a, &state_a, &b.addr, &extra, &env_a);
         Pair {
-            root,
-            dir_a,
-            dir_b,
-            state_a,
-            state_b,
-            b,
-            a,
             extra,
+            env_a,
+            env_b,
+            ..Pair::from_parts(root, [dir_a, state_a, dir_b, state_b], a, b)
         }
     }
 
@@ -315,6 +367,8 @@ impl Pair {
             b,
             a,
             extra: Vec::new(),
+            env_a: Vec::new(),
+            env_b: Vec::new(),
         }
     }
 
@@ -348,7 +402,14 @@ impl Pair {
         loop {
             // The port may linger briefly; retry until it binds.
             let s = std::panic::catch_unwind(|| {
-                start_b(&self.dir_b, &self.state_b, &addr, &self.extra)
+                launch_b(
+                    &bin_dir(),
+                    &self.dir_b,
+                    &self.state_b,
+                    &addr,
+                    &self.extra,
+                    &self.env_b,
+                )
             });
             match s {
                 Ok(s) => {
@@ -366,7 +427,14 @@ impl Pair {
     /// Restarts Server A (after a kill) on a new port.
     pub fn restart_a(&mut self) {
         self.a.kill();
-        self.a = start_a(&self.dir_a, &self.state_a, &self.b.addr, &self.extra);
+        self.a = launch_a(
+            &bin_dir(),
+            &self.dir_a,
+            &self.state_a,
+            &self.b.addr,
+            &self.extra,
+            &self.env_a,
+        );
     }
 
     /// Both servers' output, for failure messages.
@@ -399,18 +467,7 @@ pub fn start_b_from(
     listen: &str,
     extra: &[String],
 ) -> Server {
-    let mut args = vec![
-        "--dir".into(),
-        dir.display().to_string(),
-        "--state-dir".into(),
-        state.display().to_string(),
-        "--listen".into(),
-        listen.into(),
-    ];
-    args.extend(extra.iter().cloned());
-    let mut cmd = Command::new(bins.join(format!("server_b{}", std::env::consts::EXE_SUFFIX)));
-    cmd.env_remove("LAB3_TOKEN");
-    Server::start_cmd("server_b", cmd, args)
+    launch_b(bins, dir, state, listen, extra, &[])
 }
 
 /// Starts Server A on port 0 over `dir`, dialling B at `peer`.
@@ -420,20 +477,79 @@ pub fn start_a(dir: &Path, state: &Path, peer: &str, extra: &[String]) -> Server
 
 /// [`start_a`] with the `server_a` of another build (see [`start_b_from`]).
 pub fn start_a_from(bins: &Path, dir: &Path, state: &Path, peer: &str, extra: &[String]) -> Server {
+    launch_a(bins, dir, state, peer, extra, &[])
+}
+
+/// Server B of the build in `bins` on `listen`, with `env` set.
+fn launch_b(
+    bins: &Path,
+    dir: &Path,
+    state: &Path,
+    listen: &str,
+    extra: &[String],
+    env: &[(String, String)],
+) -> Server {
+    let args = server_args(path_arg(dir), path_arg(state), listen, None, extra);
+    launch(bins, "server_b", args, env)
+}
+
+/// Server A of the build in `bins` on port 0, dialling B at `peer`, with
+/// `env` set.
+fn launch_a(
+    bins: &Path,
+    dir: &Path,
+    state: &Path,
+    peer: &str,
+    extra: &[String],
+    env: &[(String, String)],
+) -> Server {
+    let args = server_args(
+        path_arg(dir),
+        path_arg(state),
+        "127.0.0.1:0",
+        Some(peer),
+        extra,
+    );
+    launch(bins, "server_a", args, env)
+}
+
+/// Runs server `name` of the build in `bins` with `args` and `env` (and
+/// without the test's own `LAB3_TOKEN`).
+fn launch(bins: &Path, name: &'static str, args: Vec<String>, env: &[(String, String)]) -> Server {
+    let mut cmd = Command::new(bins.join(format!("{name}{}", std::env::consts::EXE_SUFFIX)));
+    cmd.env_remove("LAB3_TOKEN")
+        .envs(env.iter().map(|(k, v)| (k, v)));
+    Server::start_cmd(name, cmd, args)
+}
+
+/// A server's arguments: its folder and state directory (as the server
+/// will read them), where it listens, Server B's address for Server A,
+/// then `extra`.
+pub(crate) fn server_args(
+    dir: String,
+    state: String,
+    listen: &str,
+    peer: Option<&str>,
+    extra: &[String],
+) -> Vec<String> {
     let mut args = vec![
         "--dir".into(),
-        dir.display().to_string(),
+        dir,
         "--state-dir".into(),
-        state.display().to_string(),
+        state,
         "--listen".into(),
-        "127.0.0.1:0".into(),
-        "--peer".into(),
-        peer.into(),
+        listen.into(),
     ];
+    if let Some(peer) = peer {
+        args.extend(["--peer".into(), peer.into()]);
+    }
     args.extend(extra.iter().cloned());
-    let mut cmd = Command::new(bins.join(format!("server_a{}", std::env::consts::EXE_SUFFIX)));
-    cmd.env_remove("LAB3_TOKEN");
-    Server::start_cmd("server_a", cmd, args)
+    args
+}
+
+/// A path as a native server reads it on its command line.
+fn path_arg(p: &Path) -> String {
+    p.display().to_string()
 }
 
 /// Runs `lab3 --server <server> args...` to completion.
@@ -441,15 +557,22 @@ pub fn lab3(server: &str, args: &[&str]) -> Output {
     lab3_env(server, args, &[])
 }
 
-/// Like [`lab3`], with extra environment variables (e.g. `LAB3_TOKEN`).
-pub fn lab3_env(server: &str, args: &[&str], env: &[(&str, &str)]) -> Output {
-    Command::new(bin("lab3"))
-        .arg("--server")
+/// `lab3 --server <server> args...`, without colour and without the
+/// token or server this environment may have set.
+fn lab3_command(server: &str, args: &[&str]) -> Command {
+    let mut cmd = Command::new(bin("lab3"));
+    cmd.arg("--server")
         .arg(server)
         .args(args)
         .env("NO_COLOR", "1")
         .env_remove("LAB3_TOKEN")
-        .env_remove("LAB3_SERVER")
+        .env_remove("LAB3_SERVER");
+    cmd
+}
+
+/// Like [`lab3`], with extra environment variables (e.g. `LAB3_TOKEN`).
+pub fn lab3_env(server: &str, args: &[&str], env: &[(&str, &str)]) -> Output {
+    lab3_command(server, args)
         .envs(env.iter().copied())
         .output()
         .expect("run lab3")
@@ -506,6 +629,28 @@ pub fn mtime_ns(p: &Path) -> Option<i64> {
 /// A file's content, or `None` if it does not exist.
 pub fn read(p: &Path) -> Option<Vec<u8>> {
     std::fs::read(p).ok()
+}
+
+/// Whether the file at `p` holds exactly `content`.
+pub fn holds(p: &Path, content: &[u8]) -> bool {
+    read(p).as_deref() == Some(content)
+}
+
+/// The (side, why, size) of each version in a versions answer (`lab3
+/// versions --json`, the page's `/api/versions`), in its order.
+pub fn version_summary(doc: &serde_json::Value) -> Vec<(String, String, u64)> {
+    doc["versions"]
+        .as_array()
+        .unwrap_or_else(|| panic!("a versions array: {doc}"))
+        .iter()
+        .map(|v| {
+            (
+                v["side"].as_str().unwrap().to_string(),
+                v["why"].as_str().unwrap().to_string(),
+                v["size"].as_u64().unwrap(),
+            )
+        })
+        .collect()
 }
 
 /// Starts a pair in listing-only mode (`--no-sync`), so that no file moves
@@ -817,13 +962,7 @@ pub struct Running {
 impl Running {
     /// Starts `lab3 --server <server> args...` (with `NO_COLOR`, as [`lab3`]).
     pub fn lab3(server: &str, args: &[&str]) -> Running {
-        let mut child = Command::new(bin("lab3"))
-            .arg("--server")
-            .arg(server)
-            .args(args)
-            .env("NO_COLOR", "1")
-            .env_remove("LAB3_TOKEN")
-            .env_remove("LAB3_SERVER")
+        let mut child = lab3_command(server, args)
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
             .spawn()

@@ -101,13 +101,19 @@ impl Wine {
     /// A command that runs the Windows build of `name` (`server_a`,
     /// `server_b`, `lab3`) under Wine; arguments follow.
     pub fn command(&self, name: &str) -> Command {
-        let mut cmd = Command::new(&self.loader);
+        let mut cmd = self.loader();
         cmd.arg(self.exe_dir.join(format!("{name}.exe")))
-            .env("WINEPREFIX", &self.prefix)
-            .env("WINEDEBUG", "-all")
             .env("WINEDLLOVERRIDES", "mscoree,mshtml=")
-            .env_remove("DISPLAY")
             .env_remove("LAB3_TOKEN");
+        cmd
+    }
+
+    /// The Wine loader over this prefix, quiet and with no display.
+    fn loader(&self) -> Command {
+        let mut cmd = Command::new(&self.loader);
+        cmd.env("WINEPREFIX", &self.prefix)
+            .env("WINEDEBUG", "-all")
+            .env_remove("DISPLAY");
         cmd
     }
 
@@ -116,12 +122,10 @@ impl Wine {
     /// stdin); returns once the file is held.
     pub fn hold(&self, file: &Path) -> std::process::Child {
         use std::io::BufRead;
-        let mut child = Command::new(&self.loader)
+        let mut child = self
+            .loader()
             .arg(&self.hold)
             .arg(windows_path(file))
-            .env("WINEPREFIX", &self.prefix)
-            .env("WINEDEBUG", "-all")
-            .env_remove("DISPLAY")
             .stdin(std::process::Stdio::piped())
             .stdout(std::process::Stdio::piped())
             .stderr(std::process::Stdio::piped())
@@ -152,32 +156,28 @@ impl Wine {
 
     /// Starts Server B's Windows build on port 0 over `dir`.
     pub fn start_b(&self, dir: &Path, state: &Path, extra: &[&str]) -> Server {
-        let mut args = vec![
-            "--dir".into(),
-            windows_path(dir),
-            "--state-dir".into(),
-            windows_path(state),
-            "--listen".into(),
-            "127.0.0.1:0".into(),
-        ];
-        args.extend(extra.iter().map(|s| s.to_string()));
-        Server::start_cmd("server_b", self.command("server_b"), args)
+        self.start_server("server_b", dir, state, None, extra)
     }
 
     /// Starts Server A's Windows build on port 0 over `dir`, dialling B at `peer`.
     pub fn start_a(&self, dir: &Path, state: &Path, peer: &str, extra: &[&str]) -> Server {
-        let mut args = vec![
-            "--dir".into(),
-            windows_path(dir),
-            "--state-dir".into(),
-            windows_path(state),
-            "--listen".into(),
-            "127.0.0.1:0".into(),
-            "--peer".into(),
-            peer.into(),
-        ];
-        args.extend(extra.iter().map(|s| s.to_string()));
-        Server::start_cmd("server_a", self.command("server_a"), args)
+        self.start_server("server_a", dir, state, Some(peer), extra)
+    }
+
+    /// Starts the Windows build of server `name` on port 0 over `dir`
+    /// (dialling B at `peer`, for Server A); `extra` arguments follow.
+    fn start_server(
+        &self,
+        name: &'static str,
+        dir: &Path,
+        state: &Path,
+        peer: Option<&str>,
+        extra: &[&str],
+    ) -> Server {
+        let extra: Vec<String> = extra.iter().map(|s| s.to_string()).collect();
+        let (dir, state) = (windows_path(dir), windows_path(state));
+        let args = crate::server_args(dir, state, "127.0.0.1:0", peer, &extra);
+        Server::start_cmd(name, self.command(name), args)
     }
 }
 

@@ -51,10 +51,18 @@ impl RawConn {
         Self::tls_over(tcp)
     }
 
-    fn tls_over(mut tcp: TcpStream) -> RawConn {
+    fn tls_over(tcp: TcpStream) -> RawConn {
         let name = rustls::pki_types::ServerName::try_from("lab3").unwrap();
-        let mut conn =
-            rustls::ClientConnection::new(tls::client_config(), name).expect("TLS client");
+        let conn = rustls::ClientConnection::new(tls::client_config(), name).expect("TLS client");
+        Self::handshake(conn, tcp)
+    }
+
+    /// Runs the TLS handshake of `conn` (either end) over `tcp` to its end.
+    fn handshake<C, D>(mut conn: C, mut tcp: TcpStream) -> RawConn
+    where
+        C: std::ops::DerefMut<Target = rustls::ConnectionCommon<D>> + Send + 'static,
+        D: rustls::SideData + Send + 'static,
+    {
         while conn.is_handshaking() {
             conn.complete_io(&mut tcp).expect("TLS handshake");
         }
@@ -74,18 +82,11 @@ impl RawConn {
     }
 
     /// The server's end of an accepted `tcp`, with `identity`'s certificate.
-    pub fn accept(mut tcp: TcpStream, identity: &Identity) -> RawConn {
+    pub fn accept(tcp: TcpStream, identity: &Identity) -> RawConn {
         tcp.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
         let cfg = identity.server_config().expect("server config");
-        let mut conn = rustls::ServerConnection::new(cfg).expect("TLS server");
-        while conn.is_handshaking() {
-            conn.complete_io(&mut tcp).expect("TLS handshake");
-        }
-        let session = tls::session_of(&conn).expect("exported keying material");
-        RawConn {
-            stream: Box::new(rustls::StreamOwned::new(conn, tcp)),
-            session: Some(session),
-        }
+        let conn = rustls::ServerConnection::new(cfg).expect("TLS server");
+        Self::handshake(conn, tcp)
     }
 
     /// The other end's certificate, as the TLS handshake showed it.
@@ -102,11 +103,7 @@ impl RawConn {
         time_ns: i64,
         token: Option<&str>,
     ) -> serde_json::Value {
-        let mut body = serde_json::json!({"version": version, "role": role, "time_ns": time_ns});
-        if let Some(t) = token {
-            body["proof"] = proof::prove(t, &self.exporter(), Side::Dialler).into();
-        }
-        serde_json::json!({"type": "hello", "body": body})
+        self.greeting("hello", Side::Dialler, version, role, time_ns, token)
     }
 
     /// A `welcome` as a server answers on this connection, with the proof
@@ -118,11 +115,24 @@ impl RawConn {
         time_ns: i64,
         token: Option<&str>,
     ) -> serde_json::Value {
+        self.greeting("welcome", Side::Acceptor, version, role, time_ns, token)
+    }
+
+    /// A `hello` or `welcome` (`kind`), its proof made as `side` proves.
+    fn greeting(
+        &self,
+        kind: &str,
+        side: Side,
+        version: u32,
+        role: &str,
+        time_ns: i64,
+        token: Option<&str>,
+    ) -> serde_json::Value {
         let mut body = serde_json::json!({"version": version, "role": role, "time_ns": time_ns});
         if let Some(t) = token {
-            body["proof"] = proof::prove(t, &self.exporter(), Side::Acceptor).into();
+            body["proof"] = proof::prove(t, &self.exporter(), side).into();
         }
-        serde_json::json!({"type": "welcome", "body": body})
+        serde_json::json!({"type": kind, "body": body})
     }
 
     fn exporter(&self) -> [u8; 32] {

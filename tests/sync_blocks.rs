@@ -14,19 +14,6 @@ const MIB: usize = 1024 * 1024;
 const SIZE: usize = 8 * MIB;
 const BLOCK: u64 = 128 * 1024;
 
-/// Bytes that never repeat within the file (xorshift).
-fn noise(len: usize, seed: u64) -> Vec<u8> {
-    let mut x = seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1;
-    (0..len)
-        .map(|_| {
-            x ^= x << 13;
-            x ^= x >> 7;
-            x ^= x << 17;
-            x as u8
-        })
-        .collect()
-}
-
 /// One of Server A's link counters (`sent_bytes`, `received_bytes`,
 /// `reused_bytes`).
 fn counter(pair: &Pair, name: &str) -> u64 {

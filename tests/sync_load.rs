@@ -96,15 +96,7 @@ fn a_burst_of_2000_files_reaches_b_completely() {
 
 /// 50 MiB that do not repeat within a chunk.
 fn big_content() -> Vec<u8> {
-    let mut x: u64 = 0x9E37_79B9_7F4A_7C15;
-    (0..50 * 1024 * 1024 / 8)
-        .flat_map(|_| {
-            x ^= x << 13;
-            x ^= x >> 7;
-            x ^= x << 17;
-            x.to_le_bytes()
-        })
-        .collect()
+    noise(50 * 1024 * 1024, 1)
 }
 
 /// The size of `p` if it exists (without following a link).

@@ -9,17 +9,21 @@
 //! The folder that cannot hold every name is a FAT image mounted through
 //! FUSE (`fusefat`, made with `mkfs.fat`): case-insensitive, no permission
 //! bits, and it refuses the characters Windows refuses. That needs root and
-//! /dev/fuse (`scripts/test-deps.sh` installs the tools); where it cannot
-//! be mounted the test says why and passes. A case-folding ext4 (`mkfs.ext4
-//! -O casefold`, then `chattr +F`), which also takes NFC and NFD names for
-//! one, needs a kernel built with it: that test is ignored where it is not.
+//! /dev/fuse (`scripts/test-deps.sh` installs the tools), so those tests
+//! are `#[ignore]`d: a plain `cargo test` lists them as ignored, and
+//! `.ci/run`, as root, runs them with `--ignored`, where they fail if they
+//! cannot mount. A case-folding ext4 (`mkfs.ext4 -O casefold`, then
+//! `chattr +F`), which also takes NFC and NFD names for one, needs a kernel
+//! built with it: that test is ignored, and not run by `.ci/run` (this
+//! machine's kernel lacks it). The mounts come from `lab3_tests::mounts`.
 
 #![cfg(target_os = "linux")] // FUSE, loop devices, mkfs
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::Command;
 use std::time::Duration;
 
+use lab3_tests::mounts::{self, Mount};
 use lab3_tests::*;
 
 /// The contract's 5 seconds, with slack for a loaded machine and a debug build.
@@ -108,13 +112,12 @@ fn modes_travel_and_setuid_setgid_sticky_do_not() {
         pair.wait_same(SECS, name);
         assert_eq!(mode(&pair.dir_b.join(name)), Some(m), "{name}");
     }
+    // Each file was made, then given its mode: two changes, which may reach
+    // the other side one after the other. Wait for the mode, not the file.
     let at_b = pair.dir_b.join("setuid");
-    pair.wait(SECS, "setuid at B", || read(&at_b).is_some());
-    pair.wait(SECS, "sticky at A", || {
-        read(&pair.dir_a.join("sticky")).is_some()
-    });
-    assert_eq!(mode(&at_b), Some(0o755));
-    assert_eq!(mode(&pair.dir_a.join("sticky")), Some(0o777));
+    let at_a = pair.dir_a.join("sticky");
+    pair.wait(SECS, "setuid at B as 0755", || mode(&at_b) == Some(0o755));
+    pair.wait(SECS, "sticky at A as 0777", || mode(&at_a) == Some(0o777));
     // A change of mode alone travels back, and nothing echoes.
     set_mode(&pair.dir_b.join("private"), 0o640);
     pair.wait(SECS, "the new mode at A", || {
@@ -127,87 +130,10 @@ fn modes_travel_and_setuid_setgid_sticky_do_not() {
 
 // ------------------------------------------------------- a FAT folder
 
-fn is_root() -> bool {
-    use std::os::unix::fs::MetadataExt;
-    std::fs::metadata("/proc/self").is_ok_and(|m| m.uid() == 0)
-}
-
-/// `tool` on the PATH or where Debian puts it.
-fn find_tool(tool: &str) -> Option<PathBuf> {
-    let on_path = std::env::var_os("PATH")
-        .map(|p| std::env::split_paths(&p).collect::<Vec<_>>())
-        .unwrap_or_default();
-    on_path
-        .into_iter()
-        .chain(["/sbin".into(), "/usr/sbin".into(), "/usr/bin".into()])
-        .map(|d| d.join(tool))
-        .find(|p| p.is_file())
-}
-
-/// Runs `cmd`, or says how it failed.
-fn run(cmd: &mut Command) -> Result<(), String> {
-    let out = cmd.output().map_err(|e| format!("running {cmd:?}: {e}"))?;
-    if out.status.success() {
-        Ok(())
-    } else {
-        Err(format!(
-            "{cmd:?} failed: {}",
-            String::from_utf8_lossy(&out.stderr).trim()
-        ))
-    }
-}
-
-/// A small FAT image mounted through FUSE for one test; unmounted on drop.
-struct Fat {
-    at: PathBuf,
-}
-
-impl Fat {
-    fn mount(scratch: &Path, at: &Path) -> Result<Fat, String> {
-        if !is_root() {
-            return Err("mounting through FUSE here needs root".into());
-        }
-        if !Path::new("/dev/fuse").exists() {
-            return Err("no /dev/fuse".into());
-        }
-        let tools = || Some((find_tool("mkfs.fat")?, find_tool("fusefat")?));
-        let (mkfs, fusefat) = match tools() {
-            Some(t) => t,
-            None => {
-                let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("scripts/test-deps.sh");
-                run(Command::new("bash").arg(script))?;
-                tools()
-                    .ok_or("mkfs.fat or fusefat is missing; scripts/test-deps.sh installs them")?
-            }
-        };
-        let image = scratch.join("fat.img");
-        std::fs::File::create(&image)
-            .and_then(|f| f.set_len(64 << 20))
-            .map_err(|e| format!("making {}: {e}", image.display()))?;
-        run(Command::new(mkfs).arg(&image))?;
-        std::fs::create_dir_all(at).map_err(|e| e.to_string())?;
-        run(Command::new(fusefat)
-            .args(["-o", "rw+"])
-            .arg(&image)
-            .arg(at))?;
-        Ok(Fat {
-            at: at.to_path_buf(),
-        })
-    }
-}
-
-impl Drop for Fat {
-    fn drop(&mut self) {
-        if run(Command::new("umount").arg(&self.at)).is_err() {
-            let _ = run(Command::new("umount").arg("-l").arg(&self.at));
-        }
-    }
-}
-
 /// Server B's folder on FAT, A's on the usual file system.
-fn pair_with_fat_b(mount_root: &Path) -> Result<(Fat, Pair), String> {
+fn pair_with_fat_b(mount_root: &Path) -> (Mount, Pair) {
     let mnt = mount_root.join("fat");
-    let fat = Fat::mount(mount_root, &mnt)?;
+    let fat = fat_at(mount_root, &mnt);
     let root = tempfile::tempdir().unwrap();
     let dirs = [
         root.path().join("directory_a"),
@@ -217,19 +143,20 @@ fn pair_with_fat_b(mount_root: &Path) -> Result<(Fat, Pair), String> {
     ];
     let pair = Pair::start_at(root, dirs, &["--rescan-secs", "1"]);
     pair.wait_linked(LINK_SECS);
-    Ok((fat, pair))
+    (fat, pair)
+}
+
+/// A FAT image mounted at `at`; a test that cannot have one fails, saying
+/// why (these tests are `#[ignore]`d where they cannot run).
+fn fat_at(scratch: &Path, at: &Path) -> Mount {
+    Mount::fat(scratch, at).unwrap_or_else(|why| panic!("cannot mount a FAT folder: {why}"))
 }
 
 #[test]
+#[ignore = "needs root, /dev/fuse, mkfs.fat and fusefat (scripts/test-deps.sh): run with --ignored, as .ci/run does"]
 fn a_fat_folder_refuses_what_it_cannot_hold_once_and_overwrites_nothing() {
     let mount_root = tempfile::tempdir().unwrap();
-    let (_fat, pair) = match pair_with_fat_b(mount_root.path()) {
-        Ok(p) => p,
-        Err(why) => {
-            println!("skipped: {why}");
-            return;
-        }
-    };
+    let (_fat, pair) = pair_with_fat_b(mount_root.path());
     let (a, b) = (&pair.dir_a, &pair.dir_b);
     write_file(a, "X.txt", b"upper", None);
     pair.wait(SECS, "X.txt at B", || {
@@ -322,18 +249,13 @@ fn a_fat_folder_refuses_what_it_cannot_hold_once_and_overwrites_nothing() {
 }
 
 #[test]
+#[ignore = "needs root, /dev/fuse, mkfs.fat and fusefat (scripts/test-deps.sh): run with --ignored, as .ci/run does"]
 fn a_name_made_at_a_fat_side_that_clashes_at_first_meeting_keeps_both_files() {
     // B (FAT) holds NOTES.txt, A holds notes.txt, before they ever met:
     // A gets B's file too; B keeps its own and reports A's.
     let mount_root = tempfile::tempdir().unwrap();
     let mnt = mount_root.path().join("fat");
-    let _fat = match Fat::mount(mount_root.path(), &mnt) {
-        Ok(f) => f,
-        Err(why) => {
-            println!("skipped: {why}");
-            return;
-        }
-    };
+    let _fat = fat_at(mount_root.path(), &mnt);
     let root = tempfile::tempdir().unwrap();
     let (dir_a, dir_b) = (root.path().join("directory_a"), mnt.join("directory_b"));
     std::fs::create_dir_all(&dir_a).unwrap();
@@ -371,38 +293,13 @@ fn a_name_made_at_a_fat_side_that_clashes_at_first_meeting_keeps_both_files() {
 #[test]
 #[ignore = "needs root, a loop device and a kernel with ext4 casefold (CONFIG_UNICODE), which this machine's kernel lacks"]
 fn a_casefold_ext4_takes_nfc_and_nfd_for_one_name_and_refuses_the_second() {
-    assert!(is_root(), "a loop mount needs root");
-    assert!(
-        Path::new("/sys/fs/ext4/features/casefold").exists(),
-        "this kernel's ext4 has no casefold"
-    );
     let mount_root = tempfile::tempdir().unwrap();
-    let image = mount_root.path().join("casefold.img");
-    std::fs::File::create(&image)
-        .and_then(|f| f.set_len(64 << 20))
-        .unwrap();
-    let mkfs = find_tool("mkfs.ext4").expect("mkfs.ext4 (scripts/test-deps.sh)");
-    run(Command::new(mkfs)
-        .args(["-q", "-F", "-O", "casefold"])
-        .arg(&image))
-    .unwrap();
     let mnt = mount_root.path().join("ext4");
-    std::fs::create_dir_all(&mnt).unwrap();
-    run(Command::new("mount")
-        .args(["-o", "loop"])
-        .arg(&image)
-        .arg(&mnt))
-    .unwrap();
-    struct Unmount(PathBuf);
-    impl Drop for Unmount {
-        fn drop(&mut self) {
-            let _ = run(Command::new("umount").arg("-l").arg(&self.0));
-        }
-    }
-    let _unmount = Unmount(mnt.clone());
+    let _casefold = Mount::casefold(mount_root.path(), &mnt)
+        .unwrap_or_else(|why| panic!("cannot mount a case-folding ext4: {why}"));
     let dir_b = mnt.join("directory_b");
     std::fs::create_dir_all(&dir_b).unwrap();
-    run(Command::new("chattr").arg("+F").arg(&dir_b)).unwrap();
+    mounts::run(Command::new("chattr").arg("+F").arg(&dir_b)).unwrap();
     let root = tempfile::tempdir().unwrap();
     let dirs = [
         root.path().join("directory_a"),

@@ -6,16 +6,16 @@
 //! The coarse folder is a loop-mounted ext4 made with `mkfs.ext4 -I 128`
 //! (128-byte inodes have no room for nanoseconds). That needs root, a loop
 //! device and mkfs.ext4 (`scripts/test-deps.sh` installs it, and is run
-//! here when it is missing); where loop mounts are impossible the tests
-//! print why and pass.
+//! here when it is missing), so the tests are `#[ignore]`d: a plain `cargo
+//! test` lists them as ignored, and `.ci/run`, as root, runs them with
+//! `--ignored`, where they fail if they cannot mount.
 
 #![cfg(target_os = "linux")] // loop devices and mkfs.ext4 are Linux
 
-use std::os::unix::fs::MetadataExt;
-use std::path::{Path, PathBuf};
-use std::process::Command;
+use std::path::Path;
 use std::time::Duration;
 
+use lab3_tests::mounts::Mount;
 use lab3_tests::*;
 
 /// The contract's 5 seconds, with slack for a loaded machine and a debug build.
@@ -26,87 +26,9 @@ const RECONNECT_SECS: u64 = 20;
 const OLD: i64 = 1_700_000_000_123_456_789;
 const SEC: i64 = 1_000_000_000;
 
-fn is_root() -> bool {
-    std::fs::metadata("/proc/self").is_ok_and(|m| m.uid() == 0)
-}
-
 /// `ns` cut to whole seconds, as the coarse file system stores it.
 fn whole_seconds(ns: i64) -> i64 {
     ns - ns.rem_euclid(SEC)
-}
-
-/// mkfs.ext4, on the PATH or where Debian puts it.
-fn mkfs_ext4() -> Option<PathBuf> {
-    let on_path = std::env::var_os("PATH")
-        .map(|p| std::env::split_paths(&p).collect::<Vec<_>>())
-        .unwrap_or_default();
-    on_path
-        .into_iter()
-        .chain(["/sbin".into(), "/usr/sbin".into()])
-        .map(|d| d.join("mkfs.ext4"))
-        .find(|p| p.is_file())
-}
-
-/// Runs `cmd`, or says how it failed.
-fn run(cmd: &mut Command) -> Result<(), String> {
-    let out = cmd.output().map_err(|e| format!("running {cmd:?}: {e}"))?;
-    if out.status.success() {
-        Ok(())
-    } else {
-        Err(format!(
-            "{cmd:?} failed: {}",
-            String::from_utf8_lossy(&out.stderr).trim()
-        ))
-    }
-}
-
-/// A small ext4 with 128-byte inodes, loop-mounted for one test;
-/// unmounted (and its loop device freed) on drop.
-struct CoarseExt4 {
-    at: PathBuf,
-}
-
-impl CoarseExt4 {
-    /// Makes the image in `scratch` and mounts it at `at`, or says why not.
-    fn mount(scratch: &Path, at: &Path) -> Result<CoarseExt4, String> {
-        if !is_root() {
-            return Err("a loop mount needs root".into());
-        }
-        let mkfs = match mkfs_ext4() {
-            Some(m) => m,
-            None => {
-                let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("scripts/test-deps.sh");
-                run(Command::new("bash").arg(script))?;
-                mkfs_ext4()
-                    .ok_or("mkfs.ext4 is missing and scripts/test-deps.sh could not install it")?
-            }
-        };
-        let image = scratch.join("ext4-128.img");
-        std::fs::File::create(&image)
-            .and_then(|f| f.set_len(64 << 20))
-            .map_err(|e| format!("making {}: {e}", image.display()))?;
-        run(Command::new(mkfs)
-            .args(["-q", "-F", "-I", "128"])
-            .arg(&image))?;
-        std::fs::create_dir_all(at).map_err(|e| e.to_string())?;
-        run(Command::new("mount")
-            .arg("-o")
-            .arg("loop")
-            .arg(&image)
-            .arg(at))?;
-        Ok(CoarseExt4 {
-            at: at.to_path_buf(),
-        })
-    }
-}
-
-impl Drop for CoarseExt4 {
-    fn drop(&mut self) {
-        if run(Command::new("umount").arg(&self.at)).is_err() {
-            // Lazy: a server that is still going away must not keep it mounted.
-            let _ = run(Command::new("umount").arg("-l").arg(&self.at));
-        }
-    }
 }
 
 /// A file's inode and mtime, to tell an untouched file from a rewritten one.
@@ -121,13 +43,9 @@ fn nothing_echoes_with_a_whole_second_folder_at(coarse: Side) {
     // Declared first, dropped last: unmounted after the servers are gone.
     let mount_root = tempfile::tempdir().unwrap();
     let mnt = mount_root.path().join("ext4-128");
-    let _disk = match CoarseExt4::mount(mount_root.path(), &mnt) {
-        Ok(d) => d,
-        Err(why) => {
-            println!("skipped: {why}");
-            return;
-        }
-    };
+    // 128-byte inodes have no room for nanoseconds.
+    let _disk = Mount::ext4(mount_root.path(), &mnt, &["-I", "128"])
+        .unwrap_or_else(|why| panic!("cannot loop-mount an ext4 with whole-second mtimes: {why}"));
     let probe = write_file(&mnt, "probe", b"", Some(OLD));
     assert_eq!(
         mtime_ns(&probe),
@@ -219,11 +137,13 @@ fn nothing_echoes_with_a_whole_second_folder_at(coarse: Side) {
 }
 
 #[test]
+#[ignore = "needs root, a loop device and mkfs.ext4 (scripts/test-deps.sh): run with --ignored, as .ci/run does"]
 fn nothing_echoes_with_a_whole_second_folder_at_b() {
     nothing_echoes_with_a_whole_second_folder_at(Side::B);
 }
 
 #[test]
+#[ignore = "needs root, a loop device and mkfs.ext4 (scripts/test-deps.sh): run with --ignored, as .ci/run does"]
 fn nothing_echoes_with_a_whole_second_folder_at_a() {
     nothing_echoes_with_a_whole_second_folder_at(Side::A);
 }

@@ -38,11 +38,9 @@ struct Tapped {
 impl Tapped {
     fn start(extra: &[&str]) -> Tapped {
         let root = TempDir::new().unwrap();
-        let p = |n: &str| root.path().join(n);
-        let extra = string_args(extra);
-        let b = start_b(&p("b"), &p("sb"), "127.0.0.1:0", &extra);
+        let b = b_in(root.path(), "", "127.0.0.1:0", extra);
         let to_b = Recorder::start(&b.addr);
-        let a = start_a(&p("a"), &p("sa"), &to_b.addr, &extra);
+        let a = a_in(root.path(), "", &to_b.addr, extra);
         let to_a = Recorder::start(&a.addr);
         Tapped {
             root,
@@ -144,7 +142,32 @@ fn bench_plaintext_is_refused_beyond_loopback() {
 
 // -------------------------------------------------------- man in the middle
 
-/// A, with `a_extra`, dialling B through `mitm` (a relay in `mode`), and B
+/// Server A over `root/a{n}` (state `root/sa{n}`), dialling `peer`.
+fn a_in(root: &Path, n: &str, peer: &str, extra: &[&str]) -> Server {
+    let (dir, state) = (root.join(format!("a{n}")), root.join(format!("sa{n}")));
+    start_a(&dir, &state, peer, &string_args(extra))
+}
+
+/// Server A over `root/a{n}` with no Server B (it dials an address where
+/// nothing listens): `extra` is typically `--no-sync` and a `--token`.
+fn lone_a(root: &Path, n: &str, extra: &[&str]) -> Server {
+    a_in(root, n, &dead_addr(), extra)
+}
+
+/// Server B over `root/b{n}` (state `root/sb{n}`), listening on `listen`.
+fn b_in(root: &Path, n: &str, listen: &str, extra: &[&str]) -> Server {
+    let (dir, state) = (root.join(format!("b{n}")), root.join(format!("sb{n}")));
+    start_b(&dir, &state, listen, &string_args(extra))
+}
+
+/// A, with `a_extra`, dialling `b` through a relay in `mode`.
+fn a_behind_mitm(root: &Path, b: &Server, mode: MitmMode, a_extra: &[&str]) -> (Mitm, Server) {
+    let mitm = Mitm::start(&b.addr, mode);
+    let a = a_in(root, "", &mitm.addr, a_extra);
+    (mitm, a)
+}
+
+/// A, with `a_extra`, dialling B through a relay in `mode`, and B
 /// with `b_extra`.
 fn behind_mitm(
     root: &Path,
@@ -152,19 +175,8 @@ fn behind_mitm(
     a_extra: &[&str],
     b_extra: &[&str],
 ) -> (Server, Mitm, Server) {
-    let b = start_b(
-        &root.join("b"),
-        &root.join("sb"),
-        "127.0.0.1:0",
-        &string_args(b_extra),
-    );
-    let mitm = Mitm::start(&b.addr, mode);
-    let a = start_a(
-        &root.join("a"),
-        &root.join("sa"),
-        &mitm.addr,
-        &string_args(a_extra),
-    );
+    let b = b_in(root, "", "127.0.0.1:0", b_extra);
+    let (mitm, a) = a_behind_mitm(root, &b, mode, a_extra);
     (b, mitm, a)
 }
 
@@ -222,19 +234,13 @@ fn server_a_refuses_a_man_in_the_middle_with_a_token_and_with_a_pin() {
     // With a pin and no token: A refuses the relay's certificate, in one
     // line naming both fingerprints.
     let root = TempDir::new().unwrap();
-    let b = start_b(
-        &root.path().join("b"),
-        &root.path().join("sb"),
-        "127.0.0.1:0",
-        &[],
-    );
+    let b = b_in(root.path(), "", "127.0.0.1:0", &[]);
     let real = b.fingerprint();
-    let mitm = Mitm::start(&b.addr, MitmMode::Forward);
-    let a = start_a(
-        &root.path().join("a"),
-        &root.path().join("sa"),
-        &mitm.addr,
-        &string_args(&["--peer-fingerprint", &real]),
+    let (mitm, a) = a_behind_mitm(
+        root.path(),
+        &b,
+        MitmMode::Forward,
+        &["--peer-fingerprint", &real],
     );
     let relay = mitm.fingerprint.to_string();
     assert!(
@@ -250,12 +256,7 @@ fn server_a_refuses_a_man_in_the_middle_with_a_token_and_with_a_pin() {
     assert_eq!(status["link"]["up"], false, "{status}");
 
     // The same pin straight to B: the link comes up, and status shows it.
-    let direct = start_a(
-        &root.path().join("a2"),
-        &root.path().join("sa2"),
-        &b.addr,
-        &string_args(&["--peer-fingerprint", &real]),
-    );
+    let direct = a_in(root.path(), "2", &b.addr, &["--peer-fingerprint", &real]);
     assert!(
         wait_until(Duration::from_secs(10), || {
             let out = lab3(&direct.addr, &["status", "--json"]);
@@ -270,12 +271,7 @@ fn server_a_refuses_a_man_in_the_middle_with_a_token_and_with_a_pin() {
 #[test]
 fn lab3_refuses_a_man_in_the_middle_with_a_token_and_with_a_pin() {
     let root = TempDir::new().unwrap();
-    let a = start_a(
-        &root.path().join("a"),
-        &root.path().join("sa"),
-        &dead_addr(),
-        &string_args(&["--no-sync", "--token", TOKEN]),
-    );
+    let a = lone_a(root.path(), "", &["--no-sync", "--token", TOKEN]);
     // A relay that passes everything on: A refuses lab3's proof (made for
     // lab3's session with the relay), and logs the relay's address.
     let forward = Mitm::start(&a.addr, MitmMode::Forward);
@@ -306,12 +302,7 @@ fn lab3_refuses_a_man_in_the_middle_with_a_token_and_with_a_pin() {
 
     // With a pin (and no token), lab3 refuses the relay's certificate in
     // one line naming both fingerprints; straight to A, the pin passes.
-    let open_a = start_a(
-        &root.path().join("a2"),
-        &root.path().join("sa2"),
-        &dead_addr(),
-        &string_args(&["--no-sync"]),
-    );
+    let open_a = lone_a(root.path(), "2", &["--no-sync"]);
     let real = open_a.fingerprint();
     let relay = Mitm::start(&open_a.addr, MitmMode::Forward);
     let out = lab3(&relay.addr, &["--server-fingerprint", &real]);
@@ -383,26 +374,20 @@ fn each_server_keeps_its_key_private_and_its_fingerprint_across_restarts() {
 #[test]
 fn a_server_beyond_loopback_without_a_token_warns_at_start() {
     let root = TempDir::new().unwrap();
-    let p = |n: &str| root.path().join(n);
-    let open = start_b(&p("b"), &p("sb"), "0.0.0.0:0", &string_args(&["--no-sync"]));
+    let open = b_in(root.path(), "", "0.0.0.0:0", &["--no-sync"]);
     assert!(
         wait_until(Duration::from_secs(5), || open
             .logged(&["WARN", "beyond loopback without a token"])),
         "{}",
         open.output()
     );
-    let closed = start_b(
-        &p("b2"),
-        &p("sb2"),
+    let closed = b_in(
+        root.path(),
+        "2",
         "0.0.0.0:0",
-        &string_args(&["--no-sync", "--token", TOKEN]),
+        &["--no-sync", "--token", TOKEN],
     );
-    let local = start_b(
-        &p("b3"),
-        &p("sb3"),
-        "127.0.0.1:0",
-        &string_args(&["--no-sync"]),
-    );
+    let local = b_in(root.path(), "3", "127.0.0.1:0", &["--no-sync"]);
     std::thread::sleep(Duration::from_millis(500)); // the warning comes before anything else
     for quiet in [&closed, &local] {
         assert!(!quiet.logged(&["beyond loopback"]), "{}", quiet.output());
@@ -412,12 +397,7 @@ fn a_server_beyond_loopback_without_a_token_warns_at_start() {
 #[test]
 fn a_client_without_tls_is_closed_and_logged() {
     let root = TempDir::new().unwrap();
-    let a = start_a(
-        &root.path().join("a"),
-        &root.path().join("sa"),
-        &dead_addr(),
-        &string_args(&["--no-sync"]),
-    );
+    let a = lone_a(root.path(), "", &["--no-sync"]);
     let mut plain = RawConn::connect_plain(&a.addr);
     let hello = plain.hello(PROTOCOL_VERSION, "client", 0, None);
     plain.send_json(&hello);
@@ -438,12 +418,7 @@ fn a_client_without_tls_is_closed_and_logged() {
 #[test]
 fn a_token_guesser_is_slowed_down_and_costs_other_clients_nothing() {
     let root = TempDir::new().unwrap();
-    let a = start_a(
-        &root.path().join("a"),
-        &root.path().join("sa"),
-        &dead_addr(),
-        &string_args(&["--no-sync", "--token", TOKEN]),
-    );
+    let a = lone_a(root.path(), "", &["--no-sync", "--token", TOKEN]);
     // Eight guessers at once from 127.0.0.2, for five seconds.
     let stop = Arc::new(AtomicBool::new(false));
     let guesser: IpAddr = "127.0.0.2".parse().unwrap();

@@ -477,17 +477,21 @@ fn on_a_terminal_logs_are_coloured_unless_no_color_is_set() {
         return;
     }
     let root = TempDir::new().unwrap();
-    let cmd = format!(
-        "exec {} --dir {} --listen 127.0.0.1:0 --no-sync",
-        bin("server_b").display(),
-        root.path().join("b").display()
-    );
-    let coloured = on_a_terminal(&cmd, false, "ignoring");
+    // A folder each: the first server may still hold its state directory
+    // for a moment after its terminal is gone.
+    let cmd = |dir: &str| {
+        format!(
+            "exec {} --dir {} --listen 127.0.0.1:0 --no-sync",
+            bin("server_b").display(),
+            root.path().join(dir).display()
+        )
+    };
+    let coloured = on_a_terminal(&cmd("b1"), false, "ignoring");
     assert!(
         coloured.contains('\x1b'),
         "no colour on a terminal:\n{coloured}"
     );
-    let plain = on_a_terminal(&cmd, true, "ignoring");
+    let plain = on_a_terminal(&cmd("b2"), true, "ignoring");
     assert!(!plain.contains('\x1b'), "colour despite NO_COLOR:\n{plain}");
 }
 
@@ -584,4 +588,21 @@ fn completions_for_each_shell() {
         .output()
         .unwrap();
     assert_eq!(bad.status.code(), Some(2));
+}
+
+/// A `lab3` that printed its answer and exited closes its TLS connection
+/// without a close_notify; that is an ordinary end, not a warning on each
+/// server's console for every listing.
+#[test]
+fn a_listing_leaves_no_warning_on_either_console() {
+    let pair = Pair::start_linked();
+    for _ in 0..3 {
+        pair.listing();
+    }
+    assert!(pair.lab3(&["status"]).status.success());
+    let warned = wait_until(Duration::from_secs(2), || {
+        let ended = ["connection from", "ended"];
+        pair.a.logged(&ended) || pair.b.logged(&ended)
+    });
+    assert!(!warned, "{}", pair.output());
 }

@@ -16,26 +16,12 @@ const SECS: u64 = 15;
 
 #[test]
 fn the_watch_limit_is_reported_once_and_folders_beyond_it_still_sync() {
-    let root = tempfile::tempdir().unwrap();
-    let (dir_a, dir_b) = (root.path().join("a"), root.path().join("b"));
     // Five folders at A: the root and d1 are watched, d2 and below not.
-    std::fs::create_dir_all(dir_a.join("d1/d2/d3/d4")).unwrap();
-    std::fs::create_dir_all(&dir_b).unwrap();
-    let args = |dir: &std::path::Path, state: &str| {
-        vec![
-            "--dir".to_string(),
-            dir.display().to_string(),
-            "--state-dir".into(),
-            root.path().join(state).display().to_string(),
-            "--listen".into(),
-            "127.0.0.1:0".into(),
-        ]
-    };
-    let b = Server::start("server_b", args(&dir_b, "state_b"));
-    let mut a_args = args(&dir_a, "state_a");
-    a_args.extend(["--peer".to_string(), b.addr.clone()]);
-    let a = Server::start_env("server_a", a_args, &[("LAB3_TEST_MAX_WATCHES", "2")]);
-    let output = || format!("{}\n{}", a.output(), b.output());
+    let pair = Pair::start_with_env(&[], &[("LAB3_TEST_MAX_WATCHES", "2")], &[], |dir_a, _| {
+        std::fs::create_dir_all(dir_a.join("d1/d2/d3/d4")).unwrap();
+    });
+    let (a, dir_a, dir_b) = (&pair.a, &pair.dir_a, &pair.dir_b);
+    let output = || pair.output();
     let advice = [
         "inotify watch limit",
         "sudo sysctl fs.inotify.max_user_watches=",
@@ -50,8 +36,8 @@ fn the_watch_limit_is_reported_once_and_folders_beyond_it_still_sync() {
     }));
 
     // A file made deep below the limit, and one in a new folder, reach B.
-    write_file(&dir_a, "d1/d2/d3/d4/deep.txt", b"deep", None);
-    write_file(&dir_a, "fresh/new.txt", b"new", None);
+    write_file(dir_a, "d1/d2/d3/d4/deep.txt", b"deep", None);
+    write_file(dir_a, "fresh/new.txt", b"new", None);
     for rel in ["d1/d2/d3/d4/deep.txt", "fresh/new.txt"] {
         assert!(
             wait_until(std::time::Duration::from_secs(SECS), || same_file(

@@ -1,4 +1,5 @@
-//! The flags both servers share, and where state lives by default.
+//! The flags both servers share, where state lives by default, and what
+//! both load from them at start ([`Served`]).
 
 use std::path::{Path, PathBuf};
 
@@ -54,6 +55,62 @@ pub struct ServerArgs {
     /// baseline (both servers must say it; loopback addresses only).
     #[arg(long, hide = true)]
     pub bench_plaintext: bool,
+}
+
+/// What both servers hold of the folder they serve, loaded from the same
+/// flags the same way; each server's own `Config` embeds it.
+#[derive(Debug, Clone)]
+pub struct Served {
+    /// The synced folder (`--dir`).
+    pub dir: PathBuf,
+    /// Where the journal, locks, queues and versions live (`--state-dir`).
+    pub state_dir: PathBuf,
+    pub args: ServerArgs,
+    pub ignore: crate::ignore::Ignore,
+    /// This server's key and certificate (made at first start).
+    pub identity: crate::tls::Identity,
+    /// This server's hold on its state directory, for as long as it runs.
+    pub state_lock: crate::state_lock::StateLock,
+}
+
+impl Served {
+    /// Resolves and claims the state directory of `dir` (see [`claim`]),
+    /// reads the ignore rules and loads (or makes) the server's identity.
+    pub fn load(dir: PathBuf, args: ServerArgs) -> anyhow::Result<Served> {
+        let state_dir = state_dir_for(&dir, args.state_dir.as_deref())?;
+        let state_lock = claim(&dir, &state_dir, &args)?;
+        let ignore = ignore_rules(&dir, &args)?;
+        let identity = crate::tls::Identity::load_or_create(&state_dir)?;
+        Ok(Served {
+            dir,
+            state_dir,
+            args,
+            ignore,
+            identity,
+            state_lock,
+        })
+    }
+
+    /// Binds `addr` and prints where, and this server's fingerprint (see
+    /// [`crate::server::listen`]).
+    pub async fn listen(&self, addr: &str) -> anyhow::Result<tokio::net::TcpListener> {
+        crate::server::listen(addr, self.identity.fingerprint, &self.args).await
+    }
+
+    /// The sync engine over this folder, started as `me`; `None` with
+    /// `--no-sync`.
+    pub fn start_sync(
+        &self,
+        me: crate::protocol::Role,
+    ) -> anyhow::Result<Option<crate::sync::SyncHandle>> {
+        start_sync(
+            &self.dir,
+            &self.state_dir,
+            &self.args,
+            self.ignore.clone(),
+            me,
+        )
+    }
 }
 
 /// The default state directory for `dir`: `<parent>/.<name>.lab3-state`.
@@ -151,6 +208,22 @@ pub fn ignore_rules(dir: &Path, args: &ServerArgs) -> anyhow::Result<crate::igno
     let ignore = crate::ignore::Ignore::load(dir, &args.ignore, &args.ignore_file)?;
     tracing::info!("ignoring {}", ignore.describe());
     Ok(ignore)
+}
+
+/// The sync engine of a server over `dir`, started; `None` with
+/// `--no-sync`.
+pub fn start_sync(
+    dir: &Path,
+    state_dir: &Path,
+    args: &ServerArgs,
+    ignore: crate::ignore::Ignore,
+    me: crate::protocol::Role,
+) -> anyhow::Result<Option<crate::sync::SyncHandle>> {
+    if args.no_sync {
+        return Ok(None);
+    }
+    let settings = sync_config(dir, state_dir, args, ignore, me);
+    Ok(Some(crate::sync::start(settings)?))
 }
 
 /// The sync engine's settings for a server over `dir`.

@@ -22,8 +22,8 @@ const KIND_DATA: u8 = 1;
 
 /// One decoded frame.
 // A frame lives only from its decoding to its handling, one at a time per
-// connection: a `Message` inline (a few hundred bytes, `Status` being the
-// largest) costs less than a box per frame.
+// connection: a `Message` inline (a status carries several lists, the
+// largest variant) costs less than a box per frame.
 #[allow(clippy::large_enum_variant)]
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Frame {
@@ -216,14 +216,35 @@ impl<R: AsyncRead + Unpin> FrameReader<R> {
     /// The next frame, or `None` when the peer closed cleanly between frames.
     pub async fn read_frame(&mut self) -> Result<Option<Frame>, ProtocolError> {
         let Some(idle) = self.idle_timeout else {
-            return self.inner.next().await.transpose();
+            let next = self.inner.next().await;
+            return self.ended_between_frames(next);
         };
         match tokio::time::timeout(idle, self.inner.next()).await {
-            Ok(next) => next.transpose(),
+            Ok(next) => self.ended_between_frames(next),
             Err(_) => Err(ProtocolError::Io(std::io::Error::new(
                 std::io::ErrorKind::TimedOut,
                 format!("nothing received for {}s; closing", idle.as_secs_f32()),
             ))),
+        }
+    }
+
+    /// A TLS peer that closes its socket without a TLS close_notify (a
+    /// `lab3` that printed its answer and exited) ends in an
+    /// `UnexpectedEof`; between two frames that is a close like any other,
+    /// not an error worth a warning. Inside a frame it stays an error: a
+    /// frame cut short is never taken.
+    fn ended_between_frames(
+        &self,
+        next: Option<Result<Frame, ProtocolError>>,
+    ) -> Result<Option<Frame>, ProtocolError> {
+        match next {
+            Some(Err(ProtocolError::Io(e)))
+                if e.kind() == std::io::ErrorKind::UnexpectedEof
+                    && self.inner.read_buffer().is_empty() =>
+            {
+                Ok(None)
+            }
+            other => other.transpose(),
         }
     }
 

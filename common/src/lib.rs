@@ -18,8 +18,10 @@
 //! - [`console`]: the one-line-per-action announcements and logging.
 //! - [`durable`]: state written so that a power cut cannot tear it.
 //! - [`state_lock`]: one running server per state directory.
+//! - [`status`]: `lab3 status` from both sides' reports.
 //! - [`config`]: flags both servers share and the default state directory.
 //! - [`sync`]: the sync engine (watcher, journal, decide, transfer, apply, link).
+//! - `testing`: helpers the tests share (hidden: not part of the API).
 
 pub mod config;
 pub mod connection;
@@ -36,23 +38,9 @@ pub mod protocol;
 pub mod scan;
 pub mod server;
 pub mod state_lock;
+pub mod status;
 pub mod sync;
+#[doc(hidden)]
+pub mod testing;
 pub mod throttle;
 pub mod tls;
-
-/// Prints `certificate sha256:…` (this server's fingerprint, to compare or
-/// pin at the other end) on stdout and flushes.
-pub fn print_fingerprint(fingerprint: tls::Fingerprint) {
-    use std::io::Write;
-    let mut out = std::io::stdout().lock();
-    let _ = writeln!(out, "certificate {fingerprint}");
-    let _ = out.flush();
-}
-
-/// Prints `listening on ADDR` as the first line of stdout and flushes.
-pub fn print_listening(addr: std::net::SocketAddr) {
-    use std::io::Write;
-    let mut out = std::io::stdout().lock();
-    let _ = writeln!(out, "listening on {addr}");
-    let _ = out.flush();
-}

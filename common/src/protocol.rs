@@ -110,6 +110,38 @@ pub struct VersionUsage {
     pub bytes: u64,
 }
 
+/// A path one side cannot read or replace right now (permissions, a file
+/// held open on Windows), for `lab3 status`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct FailingPath {
+    /// `"a"` or `"b"`.
+    pub side: String,
+    pub path: String,
+    pub error: String,
+    /// Failures in a row.
+    pub attempts: u32,
+    /// When it first failed (ns since the epoch).
+    pub since_ns: i64,
+    /// When that side tries again (none: the other side offers it again).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub retry_ns: Option<i64>,
+}
+
+/// State a side found damaged or incomplete at start and set aside (a
+/// lock queue's entry whose snapshot is missing), for `lab3 status`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SetAsideInfo {
+    /// `"a"` or `"b"`.
+    pub side: String,
+    /// The synced path it was about.
+    pub path: String,
+    /// What was set aside, and why.
+    pub what: String,
+    /// Where it lies now.
+    pub at: String,
+    pub time_ns: i64,
+}
+
 /// One entry of a lock listing.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct LockInfo {
@@ -245,6 +277,13 @@ pub enum Message {
         /// missing).
         #[serde(default, skip_serializing_if = "Vec::is_empty")]
         versions: Vec<VersionUsage>,
+        /// Paths either side cannot read or replace right now (a side that
+        /// did not answer is missing).
+        #[serde(default, skip_serializing_if = "Vec::is_empty")]
+        failing: Vec<FailingPath>,
+        /// State set aside at start, since the server started.
+        #[serde(default, skip_serializing_if = "Vec::is_empty")]
+        set_aside: Vec<SetAsideInfo>,
     },
 
     // ---- Server A -> Server B, one-shot listing connection ----
@@ -327,6 +366,14 @@ pub struct LinkStatus {
     /// (they are rescanned every 3 s): what to do about it.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub watch_limit: Option<String>,
+    /// While this side's engine is starting: the files and folders its
+    /// start-up scan found so far (`None` once it runs). (32 bits keep
+    /// `Message::Status` small; a folder of 4 billion entries shows as that.)
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub scanning: Option<u32>,
+    /// The peer's `scanning`, as Server A merges in Server B's report.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub peer_scanning: Option<u32>,
 }
 
 /// A name one side holds that the other cannot store (`lab3 status`).

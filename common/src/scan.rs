@@ -177,8 +177,47 @@ pub fn events_may_be_missing(dir: &Path) -> bool {
     REMOTE.contains(&(st.f_type as i64))
 }
 
+/// On macOS, FSEvents sees every change on a local volume (its coalescing
+/// and dropped events arrive as a rescan flag, which the watcher acts on at
+/// once); a volume without `MNT_LOCAL` (SMB, NFS, AFP, FUSE) may change
+/// elsewhere unseen.
+#[cfg(target_os = "macos")]
+pub fn events_may_be_missing(dir: &Path) -> bool {
+    use std::os::unix::ffi::OsStrExt;
+    let Ok(c) = std::ffi::CString::new(dir.as_os_str().as_bytes()) else {
+        return true;
+    };
+    let mut st: libc::statfs = unsafe { std::mem::zeroed() };
+    // SAFETY: a valid NUL-terminated path and a buffer of the right type.
+    if unsafe { libc::statfs(c.as_ptr(), &mut st) } != 0 {
+        return true;
+    }
+    st.f_flags & (libc::MNT_LOCAL as u32) == 0
+}
+
+/// On Windows, ReadDirectoryChangesW sees every change on a local drive (a
+/// full buffer arrives as a rescan flag, acted on at once); a network
+/// share's changes made by other machines may go unreported.
+#[cfg(windows)]
+pub fn events_may_be_missing(dir: &Path) -> bool {
+    use std::os::windows::ffi::OsStrExt;
+    use windows_sys::Win32::Storage::FileSystem::{GetDriveTypeW, GetVolumePathNameW};
+    const DRIVE_REMOVABLE: u32 = 2;
+    const DRIVE_FIXED: u32 = 3;
+    const DRIVE_RAMDISK: u32 = 6;
+    let wide: Vec<u16> = dir.as_os_str().encode_wide().chain([0]).collect();
+    let mut root = [0u16; 1024];
+    // SAFETY: a NUL-terminated path and a buffer of the length given.
+    if unsafe { GetVolumePathNameW(wide.as_ptr(), root.as_mut_ptr(), root.len() as u32) } == 0 {
+        return true;
+    }
+    // SAFETY: `root` was NUL-terminated by the call above.
+    let kind = unsafe { GetDriveTypeW(root.as_ptr()) };
+    ![DRIVE_FIXED, DRIVE_REMOVABLE, DRIVE_RAMDISK].contains(&kind)
+}
+
 /// Elsewhere the filesystem type is not checked: assume events may be missing.
-#[cfg(not(target_os = "linux"))]
+#[cfg(not(any(target_os = "linux", target_os = "macos", windows)))]
 pub fn events_may_be_missing(_dir: &Path) -> bool {
     true
 }
@@ -187,7 +226,7 @@ pub fn events_may_be_missing(_dir: &Path) -> bool {
 mod tests {
     use super::*;
 
-    #[cfg(target_os = "linux")]
+    #[cfg(any(target_os = "linux", target_os = "macos", windows))]
     #[test]
     fn a_local_temp_folder_raises_events() {
         let d = tempfile::tempdir().unwrap();

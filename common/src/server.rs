@@ -15,6 +15,42 @@ use crate::handshake::{self, Expect, PeerInfo};
 use crate::protocol::Role;
 use crate::throttle::Throttle;
 
+/// Listens on `listen` and says so on stdout, flushed, as each server
+/// starts: `listening on ADDR` first, then `certificate sha256:…` (this
+/// server's fingerprint, to compare or pin at the other end), then on
+/// stderr a warning if other machines can reach it without a token.
+pub async fn listen(
+    listen: &str,
+    fingerprint: crate::tls::Fingerprint,
+    args: &crate::config::ServerArgs,
+) -> anyhow::Result<TcpListener> {
+    use std::io::Write;
+    let listener = TcpListener::bind(listen)
+        .await
+        .map_err(|e| anyhow::anyhow!("cannot listen on {listen}: {e}"))?;
+    let addr = listener.local_addr()?;
+    {
+        let mut out = std::io::stdout().lock();
+        let _ = writeln!(out, "listening on {addr}");
+        let _ = writeln!(out, "certificate {fingerprint}");
+        let _ = out.flush();
+    }
+    crate::config::warn_if_exposed(addr, args);
+    Ok(listener)
+}
+
+/// A server program's exit: its error, if any, as one line `NAME: error`
+/// on stderr and a failure code.
+pub fn exit_code(name: &str, result: anyhow::Result<()>) -> std::process::ExitCode {
+    match result {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("{name}: {e:#}");
+            std::process::ExitCode::FAILURE
+        }
+    }
+}
+
 /// Most connections served at once; further ones wait to be accepted.
 pub const MAX_CONNECTIONS: usize = 256;
 

@@ -196,6 +196,8 @@ fn message() -> impl Strategy<Value = Message> {
                     fingerprint,
                     peer_fingerprint,
                     versions: Vec::new(),
+                    failing: Vec::new(),
+                    set_aside: Vec::new(),
                 }
             ),
         (peer_state(), vec(listing_row(), 0..4), any::<bool>())

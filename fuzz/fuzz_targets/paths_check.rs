@@ -16,7 +16,11 @@ fuzz_target!(|data: &[u8]| {
     }
     assert!(!rel.is_empty());
     assert!(!rel.starts_with('/'));
-    assert!(!rel.contains('\0') && !rel.contains('\\'));
+    assert!(!rel.contains('\0'));
+    // A backslash (and a colon) is an ordinary character on the wire since
+    // issue 11: a Linux folder stores `a\b` as one name (what is checked
+    // below; the fuzzer runs on Linux), a Windows host refuses it when it
+    // resolves the path.
     assert!(rel
         .split('/')
         .all(|c| !c.is_empty() && c != "." && c != ".."));

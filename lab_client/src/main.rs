@@ -246,6 +246,13 @@ async fn run(mut cli: Cli) -> Result<(), Failure> {
             }
         }
         Command::Versions { path } => {
+            // (An empty path asks a server for every file's versions: the
+            // web page's view, not this command's.)
+            if path.is_empty() {
+                return Err(Failure::from(
+                    "refused path \"\": empty path (give a file's path)".to_string(),
+                ));
+            }
             conn.writer
                 .send(Message::VersionsRequest { path: path.clone() })
                 .await?;

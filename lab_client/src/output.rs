@@ -6,8 +6,10 @@ use comfy_table::{
 use common::console::{human_size, printable};
 use common::meta::rfc3339_utc;
 use common::protocol::{
-    Action, AppliedUpdate, ListingRow, LockInfo, Message, PeerState, VersionInfo, VersionUsage,
+    Action, AppliedUpdate, FailingPath, ListingRow, LockInfo, Message, PeerState, SetAsideInfo,
+    VersionInfo, VersionUsage,
 };
+use common::status::StatusView;
 use serde_json::json;
 
 /// `println!` that ignores a closed stdout (`lab3 | head -1`): the reader
@@ -73,13 +75,7 @@ pub fn print_listing(
         say!("{doc}");
         return;
     }
-    let mut table = Table::new();
-    table
-        .load_preset(presets::NOTHING)
-        .set_content_arrangement(ContentArrangement::Dynamic);
-    if let Some(w) = columns() {
-        table.set_width(w);
-    }
+    let mut table = fitted_table();
     // An empty Lock column gives way on a narrow terminal.
     let lock_column =
         rows.iter().any(|r| r.locked || r.queued > 0) || table.width().is_none_or(|w| w >= NARROW);
@@ -238,6 +234,53 @@ pub fn print_versions(
     }
 }
 
+/// The paths a side cannot read or replace right now, one a line, for
+/// `lab3 status`: "at A: notes.txt: cannot read: Permission denied (os
+/// error 13); 3 attempts since …, next try at …".
+fn failing_words(failing: &[FailingPath], now_ns: i64) -> String {
+    if failing.is_empty() {
+        return "nothing".into();
+    }
+    failing
+        .iter()
+        .map(|f| {
+            let next = match f.retry_ns {
+                Some(t) => format!(", next try at {}", local_time(t)),
+                None => ", the other side tries again".into(),
+            };
+            format!(
+                "at {}: {}: {}; {} attempts since {}{next}",
+                f.side.to_uppercase(),
+                printable(&f.path),
+                f.error,
+                f.attempts,
+                when(f.since_ns, now_ns)
+            )
+        })
+        .collect::<Vec<_>>()
+        .join("\n")
+}
+
+/// What a side set aside at start, one a line, for `lab3 status`.
+fn set_aside_words(set_aside: &[SetAsideInfo]) -> String {
+    if set_aside.is_empty() {
+        return "nothing".into();
+    }
+    set_aside
+        .iter()
+        .map(|s| {
+            format!(
+                "at {}: {}: {}; set aside as {}",
+                s.side.to_uppercase(),
+                printable(&s.path),
+                s.what,
+                s.at
+            )
+        })
+        .collect::<Vec<_>>()
+        .join("\n")
+}
+
 /// "A: 3 (12.0 KiB); B: 1 (5 B)" for `lab3 status`.
 fn version_words(usage: &[VersionUsage]) -> String {
     if usage.is_empty() {
@@ -324,65 +367,25 @@ pub fn print_status(
     from_b: bool,
     as_json: bool,
 ) {
+    let view = StatusView::new(server, seen, status, from_b);
     let Message::Status {
         time_ns,
-        peer,
         sync,
         link,
         locks,
-        fingerprint,
-        peer_fingerprint,
         versions,
+        failing,
+        set_aside,
+        ..
     } = status
     else {
         return;
     };
-    // The answering server's own certificate, as this connection saw it.
-    let answered = seen.or_else(|| fingerprint.clone());
-    let (fingerprint_a, peer_fingerprint) = if from_b {
-        (None, answered)
-    } else {
-        (answered, peer_fingerprint.clone())
-    };
-    let queued: usize = locks.iter().map(|l| l.queued).sum();
-    let (addr_a, addr_b) = if from_b {
-        (peer.as_str(), server)
-    } else {
-        (server, peer.as_str())
-    };
     if as_json {
-        let (locks, queued) = if from_b {
-            (json!(null), json!(null))
-        } else {
-            (json!(locks), json!(queued))
-        };
-        let doc = json!({
-            "server_a": addr_a,
-            "server_b": addr_b,
-            "answered_by": if from_b { "b" } else { "a" },
-            "fingerprint_a": fingerprint_a,
-            "fingerprint_b": peer_fingerprint,
-            "sync": sync,
-            "link": {
-                "up": link.up,
-                "since": link.since_ns.map(rfc3339_utc),
-                "clock_skew_ns": link.clock_skew_ns,
-                "last_reconcile": link.last_reconcile_ns.map(rfc3339_utc),
-                "sending": link.sending,
-                "receiving": link.receiving,
-                "sent_bytes": link.sent_bytes,
-                "received_bytes": link.received_bytes,
-                "reused_bytes": link.reused_bytes,
-                "watch_limit": link.watch_limit,
-            },
-            "locks": locks,
-            "queued": queued,
-            "versions": versions,
-            "names": link.names,
-        });
-        say!("{doc}");
+        say!("{}", view.json());
         return;
     }
+    let queued: usize = locks.iter().map(|l| l.queued).sum();
     let me = if from_b { "B" } else { "A" };
     let link_words = match (sync, link.up, link.since_ns) {
         (false, _, _) => format!("none: server {me} runs with --no-sync"),
@@ -427,23 +430,19 @@ pub fn print_status(
             .collect::<Vec<_>>()
             .join("\n")
     };
-    let mut table = Table::new();
-    table
-        .load_preset(presets::NOTHING)
-        .set_content_arrangement(ContentArrangement::Dynamic);
-    if let Some(w) = columns() {
-        table.set_width(w);
-    }
+    let mut table = fitted_table();
     for (k, v) in [
-        ("Server A", addr_a.to_string()),
+        ("Server A", view.addr_a.to_string()),
         (
             "A's certificate",
-            fingerprint_a.unwrap_or_else(|| "unknown".into()),
+            view.fingerprint_a
+                .clone()
+                .unwrap_or_else(|| "unknown".into()),
         ),
-        ("Server B", addr_b.to_string()),
+        ("Server B", view.addr_b.to_string()),
         (
             "B's certificate",
-            match peer_fingerprint {
+            match view.fingerprint_b.clone() {
                 Some(f) => f,
                 None => "not seen yet (no link to server B so far)".into(),
             },
@@ -462,6 +461,7 @@ pub fn print_status(
                 human_size(link.reused_bytes)
             ),
         ),
+        ("Start-up scan", scan_words(&view.json()["scanning"])),
         (
             "Watching",
             link.watch_limit
@@ -471,6 +471,8 @@ pub fn print_status(
         ("Locks", lock_words),
         ("Versions kept", version_words(versions)),
         ("Names not synced", name_words(&link.names)),
+        ("Cannot sync now", failing_words(failing, *time_ns)),
+        ("Set aside at start", set_aside_words(set_aside)),
         (
             "Queued updates",
             if from_b {
@@ -487,6 +489,36 @@ pub fn print_status(
     }
 }
 
+/// Each side's start-up scan while it runs (`scanning` of the status's
+/// JSON: `{"a": N, "b": null}`), e.g. `server A: 412,000 entries so far`.
+fn scan_words(scanning: &serde_json::Value) -> String {
+    let running: Vec<String> = [("A", "a"), ("B", "b")]
+        .iter()
+        .filter_map(|(side, key)| {
+            let n = scanning[key].as_u64()?;
+            Some(format!("server {side}: {} entries so far", thousands(n)))
+        })
+        .collect();
+    if running.is_empty() {
+        "done".into()
+    } else {
+        running.join("; ")
+    }
+}
+
+/// `412000` as `412,000`.
+fn thousands(n: u64) -> String {
+    let digits = n.to_string();
+    let mut out = String::new();
+    for (i, c) in digits.chars().enumerate() {
+        if i > 0 && (digits.len() - i).is_multiple_of(3) {
+            out.push(',');
+        }
+        out.push(c);
+    }
+    out
+}
+
 /// The names one side holds that the other cannot store, one a line.
 fn name_words(names: &[common::protocol::UnsyncedName]) -> String {
     if names.is_empty() {
@@ -499,6 +531,18 @@ fn name_words(names: &[common::protocol::UnsyncedName]) -> String {
         .join("\n")
 }
 
+/// A table without rules, fitted to the width of [`columns`].
+fn fitted_table() -> Table {
+    let mut table = Table::new();
+    table
+        .load_preset(presets::NOTHING)
+        .set_content_arrangement(ContentArrangement::Dynamic);
+    if let Some(w) = columns() {
+        table.set_width(w);
+    }
+    table
+}
+
 /// The width to fit tables to: `COLUMNS` when set (also when stdout is not a
 /// terminal); otherwise comfy-table asks the terminal, and does not wrap
 /// when there is none.
@@ -509,4 +553,24 @@ fn columns() -> Option<u16> {
         .parse()
         .ok()
         .filter(|&w| w > 0)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::scan_words;
+    use serde_json::json;
+
+    #[test]
+    fn the_start_up_scan_says_each_side_still_scanning() {
+        assert_eq!(scan_words(&json!({"a": null, "b": null})), "done");
+        assert_eq!(
+            scan_words(&json!({"a": 412000, "b": null})),
+            "server A: 412,000 entries so far"
+        );
+        assert_eq!(
+            scan_words(&json!({"a": 7, "b": 1234567})),
+            "server A: 7 entries so far; server B: 1,234,567 entries so far"
+        );
+        assert_eq!(scan_words(&serde_json::Value::Null), "done");
+    }
 }

@@ -52,7 +52,7 @@ pub async fn handle(mut conn: Connection, _peer: PeerInfo, app: Arc<App>) -> any
 /// it now, with each path's lock state.
 pub async fn listing(app: &App) -> anyhow::Result<(PeerState, Vec<ListingRow>)> {
     let cfg = &app.cfg;
-    let own = common::scan::scan_dir_async(cfg.dir.clone(), cfg.ignore.clone());
+    let own = common::scan::scan_dir_async(cfg.served.dir.clone(), cfg.served.ignore.clone());
     let theirs = crate::peer::fetch_listing(&cfg.peer, &cfg.dialer);
     let (own, theirs) = tokio::join!(own, theirs);
     let own = own?;
@@ -124,28 +124,29 @@ pub(crate) async fn unlock(app: &App, target: Target) -> anyhow::Result<Message>
 }
 
 /// Server A's state for `lab3 status`, with both sides' kept versions.
-async fn status(app: &App) -> Message {
-    let mut versions = vec![common::sync::versions::usage(&app.cfg.state_dir, "a")];
+pub(crate) async fn status(app: &App) -> Message {
+    let mut versions = vec![common::sync::versions::usage(
+        &app.cfg.served.state_dir,
+        "a",
+    )];
     let (at_b, link_b) = crate::versions::status_at_b(app).await;
     versions.extend(at_b);
-    let link_b = link_b.unwrap_or_default();
+    // Server B's own reports (none when it did not answer), merged in.
+    let (link_b, failing_b) = link_b.unwrap_or_default();
+    let mut failing = app.sync.as_ref().map(|s| s.failing()).unwrap_or_default();
+    failing.extend(failing_b);
     let mut link = app.sync.as_ref().map(|s| s.status()).unwrap_or_default();
-    // Names either side holds that the other cannot store.
-    link.names.extend(link_b.names);
-    // Either side's watch limit, said with whose it is.
-    let limits: Vec<String> = [("A", link.watch_limit.take()), ("B", link_b.watch_limit)]
-        .into_iter()
-        .filter_map(|(side, m)| m.map(|m| format!("server {side}: {m}")))
-        .collect();
-    link.watch_limit = (!limits.is_empty()).then(|| limits.join("; "));
+    link.merge_peer(link_b);
     Message::Status {
         versions,
+        failing,
+        set_aside: app.sync.as_ref().map(|s| s.set_aside()).unwrap_or_default(),
         time_ns: common::meta::now_ns(),
         peer: app.cfg.peer.clone(),
         sync: app.sync.is_some(),
         link,
         locks: app.lock_infos(),
-        fingerprint: Some(app.cfg.identity.fingerprint.to_string()),
+        fingerprint: Some(app.cfg.served.identity.fingerprint.to_string()),
         peer_fingerprint: app.peer_certificate.lock().unwrap().map(|f| f.to_string()),
     }
 }

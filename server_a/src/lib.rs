@@ -18,29 +18,22 @@ use std::future::Future;
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 
-use common::config::ServerArgs;
+use common::config::{Served, ServerArgs};
 use common::handshake::Dialer;
-use common::ignore::Ignore;
 use common::protocol::Role;
 use common::sync::SyncHandle;
-use common::tls::{Fingerprint, Identity};
+use common::tls::Fingerprint;
 use tokio::net::TcpListener;
 
 /// Everything Server A needs to run.
 #[derive(Debug, Clone)]
 pub struct Config {
-    pub dir: PathBuf,
-    pub state_dir: PathBuf,
+    /// The folder, its state directory, flags, ignore rules and identity.
+    pub served: Served,
     /// Server B's address.
     pub peer: String,
-    pub args: ServerArgs,
-    pub ignore: Ignore,
     /// Where to serve the web page (`--http`); `None` for `--http off`.
     pub http: Option<String>,
-    /// This server's key and certificate (made at first start).
-    pub identity: Identity,
-    /// This server's hold on its state directory, for as long as it runs.
-    pub state_lock: common::state_lock::StateLock,
     /// How to dial Server B: TLS, our token, B's pinned fingerprint.
     pub dialer: Dialer,
 }
@@ -53,24 +46,16 @@ impl Config {
         pin: Option<Fingerprint>,
         args: ServerArgs,
     ) -> anyhow::Result<Config> {
-        let state_dir = common::config::state_dir_for(&dir, args.state_dir.as_deref())?;
-        let state_lock = common::config::claim(&dir, &state_dir, &args)?;
-        let ignore = common::config::ignore_rules(&dir, &args)?;
-        let identity = Identity::load_or_create(&state_dir)?;
-        common::config::check_bench_plaintext(&args, &peer)?;
-        let mut dialer = Dialer::new(Role::ServerA, args.token.clone(), pin);
-        if args.bench_plaintext {
+        let served = Served::load(dir, args)?;
+        common::config::check_bench_plaintext(&served.args, &peer)?;
+        let mut dialer = Dialer::new(Role::ServerA, served.args.token.clone(), pin);
+        if served.args.bench_plaintext {
             dialer = dialer.plaintext();
         }
         Ok(Config {
-            dir,
-            state_dir,
+            served,
             peer,
-            args,
-            ignore,
             http: None,
-            identity,
-            state_lock,
             dialer,
         })
     }
@@ -105,6 +90,8 @@ impl App {
 /// What every client connection shares.
 pub struct App {
     pub cfg: Config,
+    /// Where `lab3` clients reach this server (the bound address).
+    pub listen: String,
     pub locks: Arc<locks::Locks>,
     /// The sync engine (absent with `--no-sync`).
     pub sync: Option<SyncHandle>,
@@ -118,43 +105,34 @@ pub async fn run(
     cfg: Config,
     shutdown: impl Future<Output = ()>,
 ) -> anyhow::Result<()> {
-    let locks = Arc::new(locks::Locks::open(&cfg.state_dir)?);
+    let locks = Arc::new(locks::Locks::open(&cfg.served.state_dir)?);
     let peer_certificate = Arc::default();
-    let sync = if cfg.args.no_sync {
-        None
-    } else {
-        let sc = common::config::sync_config(
-            &cfg.dir,
-            &cfg.state_dir,
-            &cfg.args,
-            cfg.ignore.clone(),
-            Role::ServerA,
-        );
-        let sync = common::sync::start(sc)?;
-        locks.recover(sync.locked())?;
+    let sync = cfg.served.start_sync(Role::ServerA)?;
+    if let Some(sync) = &sync {
+        // A damaged lock table takes its locks from the engine's journal:
+        // then (only) the server waits for the engine before it answers,
+        // so that no client sees a lock missing.
+        if locks.needs_recovery() {
+            sync.ready().await?;
+            locks.recover(sync.locked())?;
+        }
         // The engine keeps its own record of locks; the table is the truth
-        // about which paths are locked. An unlock interrupted by a crash is
-        // finished first.
-        for path in locks.locked() {
-            sync.lock(&path).await?;
-        }
-        for path in locks.interrupted() {
-            tracing::info!("resuming the interrupted unlock of {path}");
-            match sync.unlock(&path).await {
-                Ok(_) => locks.end_unlock(&path),
-                Err(e) => tracing::error!("resuming the unlock of {path}: {e:#}"),
-            }
-        }
-        tokio::spawn(peer::keep_link(
+        // about which paths are locked. Each is handed to the engine now,
+        // before any client's command can be (the engine takes commands in
+        // order), and taken once its start-up (a big folder's scan) is done.
+        let taking: Vec<_> = locks.locked().iter().map(|p| sync.lock(p)).collect();
+        tokio::spawn(after_start(
             sync.clone(),
-            cfg.peer.clone(),
-            cfg.dialer.clone(),
+            Arc::clone(&locks),
+            taking,
+            (cfg.peer.clone(), cfg.dialer.clone()),
             Arc::clone(&peer_certificate),
         ));
-        Some(sync)
-    };
-    let tls = Some(cfg.identity.server_config()?);
+    }
+    let engine = sync.clone();
+    let tls = Some(cfg.served.identity.server_config()?);
     let app = Arc::new(App {
+        listen: listener.local_addr()?.to_string(),
         cfg,
         locks,
         sync,
@@ -166,10 +144,42 @@ pub async fn run(
     let settings = common::server::Listener {
         me: Role::ServerA,
         allowed: vec![Role::Client],
-        token: app.cfg.args.token.clone(),
+        token: app.cfg.served.args.token.clone(),
         tls,
     };
     let handler = move |conn, peer| client_api::handle(conn, peer, app.clone());
-    common::server::serve(listener, settings, handler, shutdown).await;
-    Ok(())
+    // If the engine cannot start, the server stops with its error.
+    let why = Arc::default();
+    let stop = common::sync::until_stopped(engine, shutdown, Arc::clone(&why));
+    common::server::serve(listener, settings, handler, stop).await;
+    let failed = why.lock().unwrap().take();
+    failed.map_or(Ok(()), Err)
+}
+
+/// What waits for the engine's start-up: the locks handed to it at
+/// start, the unlocks a crash interrupted (finished first), then the link
+/// to Server B.
+async fn after_start(
+    sync: SyncHandle,
+    locks: Arc<locks::Locks>,
+    taking: Vec<impl Future<Output = anyhow::Result<()>>>,
+    (peer, dialer): (String, Dialer),
+    peer_certificate: Arc<Mutex<Option<Fingerprint>>>,
+) {
+    if sync.ready().await.is_err() {
+        return; // said by the engine; the server stops (see `run`)
+    }
+    for taken in taking {
+        if let Err(e) = taken.await {
+            tracing::error!("taking a lock at start: {e:#}");
+        }
+    }
+    for path in locks.interrupted() {
+        tracing::info!("resuming the interrupted unlock of {path}");
+        match sync.unlock(&path).await {
+            Ok(_) => locks.end_unlock(&path),
+            Err(e) => tracing::error!("resuming the unlock of {path}: {e:#}"),
+        }
+    }
+    peer::keep_link(sync, peer, dialer, peer_certificate).await;
 }

@@ -97,6 +97,12 @@ impl Locks {
         Ok(locks)
     }
 
+    /// The table was damaged at open: its locks come from the sync
+    /// engine's journal ([`Locks::recover`]).
+    pub fn needs_recovery(&self) -> bool {
+        self.damaged
+    }
+
     /// After a damaged table: the paths the sync engine holds locked (its
     /// journal has them) are locked again here.
     pub fn recover(&self, engine_locked: Vec<String>) -> anyhow::Result<()> {

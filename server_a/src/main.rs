@@ -47,24 +47,12 @@ struct Args {
 async fn main() -> std::process::ExitCode {
     common::console::init_logging();
     let args = Args::parse();
-    match run(args).await {
-        Ok(()) => std::process::ExitCode::SUCCESS,
-        Err(e) => {
-            eprintln!("server_a: {e:#}");
-            std::process::ExitCode::FAILURE
-        }
-    }
+    common::server::exit_code("server_a", run(args).await)
 }
 
 async fn run(args: Args) -> anyhow::Result<()> {
     let mut cfg = server_a::Config::new(args.dir, args.peer, args.peer_fingerprint, args.common)?;
     cfg.http = (args.http != "off").then_some(args.http);
-    let listener = tokio::net::TcpListener::bind(&args.listen)
-        .await
-        .map_err(|e| anyhow::anyhow!("cannot listen on {}: {e}", args.listen))?;
-    let addr = listener.local_addr()?;
-    common::print_listening(addr);
-    common::print_fingerprint(cfg.identity.fingerprint);
-    common::config::warn_if_exposed(addr, &cfg.args);
+    let listener = cfg.served.listen(&args.listen).await?;
     server_a::run(listener, cfg, common::server::shutdown_signal()).await
 }

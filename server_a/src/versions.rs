@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use common::connection::ProtocolError;
 use common::handshake::{kind_of, Dialer};
-use common::protocol::{Message, PeerState, VersionInfo, VersionUsage};
+use common::protocol::{FailingPath, Message, PeerState, VersionInfo, VersionUsage};
 use common::sync::versions;
 
 use crate::App;
@@ -19,7 +19,7 @@ const STATUS_DEADLINE: Duration = Duration::from_secs(3);
 
 /// The versions of `path` at both sides, newest first.
 pub async fn list(app: &App, path: &str) -> anyhow::Result<Message> {
-    let mut all = versions::infos(&app.cfg.state_dir, path, "a")?;
+    let mut all = versions::infos(&app.cfg.served.state_dir, path, "a")?;
     let peer = match ask_b(app, Message::VersionsRequest { path: path.into() }).await {
         Ok(Message::Versions { versions, .. }) => {
             all.extend(versions);
@@ -63,8 +63,8 @@ pub async fn restore(app: &App, path: &str, id: Option<String>) -> anyhow::Resul
     if !at_b {
         let version = versions::restore_here(
             app.sync.as_ref(),
-            &app.cfg.dir,
-            &app.cfg.state_dir,
+            &app.cfg.served.dir,
+            &app.cfg.served.state_dir,
             "a",
             path,
             id,
@@ -84,17 +84,27 @@ pub async fn restore(app: &App, path: &str, id: Option<String>) -> anyhow::Resul
     }
 }
 
-/// How many versions Server B keeps, and B's own link status (the names
-/// it holds that A cannot store, its watch-limit advice), if it answers
-/// within a moment.
+/// Server B's side of `lab3 status`, if it answers within a moment: how
+/// many versions it keeps, its own link status (the names it holds that A
+/// cannot store, its watch-limit advice) and the paths it cannot read or
+/// replace.
 pub async fn status_at_b(
     app: &App,
-) -> (Option<VersionUsage>, Option<common::protocol::LinkStatus>) {
+) -> (
+    Option<VersionUsage>,
+    Option<(common::protocol::LinkStatus, Vec<FailingPath>)>,
+) {
     let ask = ask(&app.cfg.peer, &app.cfg.dialer, Message::StatusRequest);
     match tokio::time::timeout(STATUS_DEADLINE, ask).await {
-        Ok(Ok(Message::Status { versions, link, .. })) => {
-            (versions.into_iter().find(|v| v.side == "b"), Some(link))
-        }
+        Ok(Ok(Message::Status {
+            versions,
+            link,
+            failing,
+            ..
+        })) => (
+            versions.into_iter().find(|v| v.side == "b"),
+            Some((link, failing)),
+        ),
         _ => (None, None),
     }
 }

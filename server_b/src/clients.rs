@@ -81,7 +81,7 @@ async fn versions(cfg: &Config, path: &str) -> Message {
         Ok(answer) => answer,
         Err(e) => {
             tracing::debug!("server A unreachable for versions: {e:#}");
-            match common::sync::versions::infos(&cfg.state_dir, path, "b") {
+            match common::sync::versions::infos(&cfg.served.state_dir, path, "b") {
                 Ok(versions) => Message::Versions {
                     peer: PeerState::Unreachable,
                     versions,
@@ -121,7 +121,7 @@ async fn restore(
 /// an answer; only a failure to reach A is an `Err`).
 async fn ask_a(cfg: &Config, msg: Message) -> anyhow::Result<Message> {
     let talk = async {
-        let dialer = handshake::Dialer::new(Role::Client, cfg.args.token.clone(), None);
+        let dialer = handshake::Dialer::new(Role::Client, cfg.served.args.token.clone(), None);
         let (mut conn, peer) = dialer.dial(&cfg.server_a).await?;
         if peer.role != Role::ServerA {
             anyhow::bail!("{} is {}, not server A", cfg.server_a, peer.role);
@@ -141,7 +141,7 @@ async fn ask_a(cfg: &Config, msg: Message) -> anyhow::Result<Message> {
 
 /// Asks Server A for its composite listing, as a client would.
 async fn listing_of_a(cfg: &Config) -> anyhow::Result<(PeerState, Vec<ListingRow>)> {
-    let dialer = handshake::Dialer::new(Role::Client, cfg.args.token.clone(), None);
+    let dialer = handshake::Dialer::new(Role::Client, cfg.served.args.token.clone(), None);
     let (mut conn, peer) = tokio::time::timeout(A_DEADLINE, dialer.dial(&cfg.server_a))
         .await
         .map_err(|_| anyhow::anyhow!("no answer within {A_DEADLINE:?}"))??;

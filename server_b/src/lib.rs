@@ -10,13 +10,12 @@ use std::future::Future;
 use std::path::PathBuf;
 use std::sync::Arc;
 
-use common::config::ServerArgs;
+use common::config::{Served, ServerArgs};
 use common::connection::Connection;
 use common::handshake::{kind_of, PeerInfo};
 use common::ignore::Ignore;
 use common::protocol::{InventoryEntry, Message, Role};
 use common::sync::{versions, SyncHandle};
-use common::tls::Identity;
 use tokio::net::TcpListener;
 
 mod clients;
@@ -24,33 +23,18 @@ mod clients;
 /// Everything Server B needs to run.
 #[derive(Debug, Clone)]
 pub struct Config {
-    pub dir: PathBuf,
-    pub state_dir: PathBuf,
-    pub args: ServerArgs,
-    pub ignore: Ignore,
+    /// The folder, its state directory, flags, ignore rules and identity.
+    pub served: Served,
     /// Server A's address for clients (`--server-a`), asked first when a
     /// client wants a listing from B.
     pub server_a: String,
-    /// This server's key and certificate (made at first start).
-    pub identity: Identity,
-    /// This server's hold on its state directory, for as long as it runs.
-    pub state_lock: common::state_lock::StateLock,
 }
 
 impl Config {
     pub fn new(dir: PathBuf, args: ServerArgs) -> anyhow::Result<Config> {
-        let state_dir = common::config::state_dir_for(&dir, args.state_dir.as_deref())?;
-        let state_lock = common::config::claim(&dir, &state_dir, &args)?;
-        let ignore = common::config::ignore_rules(&dir, &args)?;
-        let identity = Identity::load_or_create(&state_dir)?;
         Ok(Config {
-            dir,
-            state_dir,
-            args,
-            ignore,
+            served: Served::load(dir, args)?,
             server_a: "127.0.0.1:6000".into(),
-            identity,
-            state_lock,
         })
     }
 }
@@ -61,30 +45,23 @@ pub async fn run(
     cfg: Config,
     shutdown: impl Future<Output = ()>,
 ) -> anyhow::Result<()> {
-    let sync = if cfg.args.no_sync {
+    let sync = cfg.served.start_sync(Role::ServerB)?;
+    let tls = if cfg.served.args.bench_plaintext {
+        common::config::check_bench_plaintext(
+            &cfg.served.args,
+            &listener.local_addr()?.to_string(),
+        )?;
         None
     } else {
-        let sc = common::config::sync_config(
-            &cfg.dir,
-            &cfg.state_dir,
-            &cfg.args,
-            cfg.ignore.clone(),
-            Role::ServerB,
-        );
-        Some(common::sync::start(sc)?)
+        Some(cfg.served.identity.server_config()?)
     };
-    let tls = if cfg.args.bench_plaintext {
-        common::config::check_bench_plaintext(&cfg.args, &listener.local_addr()?.to_string())?;
-        None
-    } else {
-        Some(cfg.identity.server_config()?)
-    };
+    let engine = sync.clone();
     let cfg = Arc::new(cfg);
-    let ignore = Arc::new(cfg.ignore.clone());
+    let ignore = Arc::new(cfg.served.ignore.clone());
     let settings = common::server::Listener {
         me: Role::ServerB,
         allowed: vec![Role::ServerA, Role::Client],
-        token: cfg.args.token.clone(),
+        token: cfg.served.args.token.clone(),
         tls,
     };
     let handler = move |conn: Connection, peer: PeerInfo| {
@@ -93,8 +70,13 @@ pub async fn run(
         let sync = sync.clone();
         async move { handle(conn, peer, &cfg, &ignore, sync.as_ref()).await }
     };
-    common::server::serve(listener, settings, handler, shutdown).await;
-    Ok(())
+    // The engine starts (reads its journal, scans the folder) while the
+    // server answers; if it cannot, the server stops with its error.
+    let why = Arc::default();
+    let stop = common::sync::until_stopped(engine, shutdown, Arc::clone(&why));
+    common::server::serve(listener, settings, handler, stop).await;
+    let failed = why.lock().unwrap().take();
+    failed.map_or(Ok(()), Err)
 }
 
 async fn handle(
@@ -123,7 +105,7 @@ async fn handle(
             }
             // Server A asks for B's side of `lab3 versions` and `restore`.
             Message::VersionsRequest { path } => {
-                let answer = match versions::infos(&cfg.state_dir, &path, "b") {
+                let answer = match versions::infos(&cfg.served.state_dir, &path, "b") {
                     Ok(versions) => Message::Versions {
                         peer: common::protocol::PeerState::Connected,
                         versions,
@@ -169,9 +151,11 @@ pub(crate) fn status(cfg: &Config, sync: Option<&SyncHandle>) -> Message {
         sync: sync.is_some(),
         link: sync.map(|s| s.status()).unwrap_or_default(),
         locks: Vec::new(),
-        fingerprint: Some(cfg.identity.fingerprint.to_string()),
+        fingerprint: Some(cfg.served.identity.fingerprint.to_string()),
         peer_fingerprint: None,
-        versions: vec![versions::usage(&cfg.state_dir, "b")],
+        versions: vec![versions::usage(&cfg.served.state_dir, "b")],
+        failing: sync.map(|s| s.failing()).unwrap_or_default(),
+        set_aside: sync.map(|s| s.set_aside()).unwrap_or_default(),
     }
 }
 
@@ -182,7 +166,8 @@ pub(crate) async fn restore(
     path: &str,
     id: Option<String>,
 ) -> Message {
-    match versions::restore_here(sync, &cfg.dir, &cfg.state_dir, "b", path, id).await {
+    match versions::restore_here(sync, &cfg.served.dir, &cfg.served.state_dir, "b", path, id).await
+    {
         Ok(version) => Message::Restored { version },
         Err(e) => Message::Error {
             message: format!("{e:#}"),
@@ -194,7 +179,7 @@ pub(crate) async fn listing_entries(
     cfg: &Config,
     ignore: &Ignore,
 ) -> anyhow::Result<Vec<InventoryEntry>> {
-    let scan = common::scan::scan_dir_async(cfg.dir.clone(), ignore.clone()).await?;
+    let scan = common::scan::scan_dir_async(cfg.served.dir.clone(), ignore.clone()).await?;
     Ok(scan
         .files
         .into_iter()

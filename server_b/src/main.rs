@@ -38,24 +38,12 @@ struct Args {
 async fn main() -> std::process::ExitCode {
     common::console::init_logging();
     let args = Args::parse();
-    match run(args).await {
-        Ok(()) => std::process::ExitCode::SUCCESS,
-        Err(e) => {
-            eprintln!("server_b: {e:#}");
-            std::process::ExitCode::FAILURE
-        }
-    }
+    common::server::exit_code("server_b", run(args).await)
 }
 
 async fn run(args: Args) -> anyhow::Result<()> {
     let mut cfg = server_b::Config::new(args.dir, args.common)?;
     cfg.server_a = args.server_a;
-    let listener = tokio::net::TcpListener::bind(&args.listen)
-        .await
-        .map_err(|e| anyhow::anyhow!("cannot listen on {}: {e}", args.listen))?;
-    let addr = listener.local_addr()?;
-    common::print_listening(addr);
-    common::print_fingerprint(cfg.identity.fingerprint);
-    common::config::warn_if_exposed(addr, &cfg.args);
+    let listener = cfg.served.listen(&args.listen).await?;
     server_b::run(listener, cfg, common::server::shutdown_signal()).await
 }

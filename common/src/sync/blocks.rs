@@ -478,6 +478,7 @@ impl Delta {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::testing::noise;
 
     /// Rebuilds the sender's file from `old` and the plan; (result, bytes sent).
     fn rebuild(old: &[u8], new: &[u8], block: u64) -> (Vec<u8>, u64) {
@@ -501,18 +502,6 @@ mod tests {
         }
         assert_eq!(delta.hash(), blake3::hash(new).to_hex().to_string());
         (out, sent)
-    }
-
-    fn noise(len: usize, seed: u64) -> Vec<u8> {
-        let mut x = seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1;
-        (0..len)
-            .map(|_| {
-                x ^= x << 13;
-                x ^= x >> 7;
-                x ^= x << 17;
-                x as u8
-            })
-            .collect()
     }
 
     #[test]

@@ -13,7 +13,8 @@ use std::fs::Metadata;
 use std::io;
 use std::path::{Path, PathBuf};
 
-use super::core::{Effect, Entry, FileId, FsTraits, Input, KeepWhy, Kind, Outcome, Queued, Source};
+use super::core::{Effect, Entry, FsTraits, Input, KeepWhy, Kind, Outcome, Queued, Source};
+use super::queue_cursor;
 use super::retention::Retention;
 use super::versions;
 use crate::paths;
@@ -116,6 +117,11 @@ impl Disk {
         &self.state_dir
     }
 
+    /// The synced folder.
+    pub fn root(&self) -> &Path {
+        &self.root
+    }
+
     /// What `rel` holds: a file or a folder (symbolic links and other
     /// kinds count as nothing). On a folder that folds names, only under
     /// exactly this name: `x.txt` is not there when `X.txt` is.
@@ -126,7 +132,7 @@ impl Disk {
         if self.fs.folds() && !self.named_exactly(rel)? {
             return Ok(None);
         }
-        Ok(Some(self.fs.fit(entry_of(&md))))
+        Ok(Some(self.fs.fit(entry_at(&self.resolve(rel)?, &md))))
     }
 
     /// What the file system finds at `rel`, under whatever name it takes
@@ -324,6 +330,17 @@ impl Disk {
                 return None;
             }
             Effect::Dequeue { path, seq } => {
+                // What the replay installed is on disk, then the cursor
+                // says the entry is done, then its files go.
+                let here = self.stat(path).ok().flatten();
+                self.sync_dirs();
+                let cursor = queue_cursor::Cursor {
+                    done_through: *seq,
+                    here,
+                };
+                if let Err(e) = queue_cursor::write(&self.queue_dir(path), &cursor) {
+                    tracing::error!("cannot write the unlock cursor of {path}: {e}");
+                }
                 let file = self.queue_file(path, *seq);
                 let _ = std::fs::remove_file(file.with_extension("json"));
                 let _ = std::fs::remove_file(file);
@@ -431,8 +448,11 @@ impl Disk {
             let replace_in_place = f.kind == Kind::File && version.kind == Kind::File;
             match keep {
                 Some(why) => {
-                    let at = self.keep(rel, why)?;
-                    if !self.kept_what_was_checked(&at, f, &target) {
+                    // A file replaced by a file stays in place until the
+                    // new one is renamed over it: never a moment (nor,
+                    // after a kill -9 or a power cut, a restart) without it.
+                    let at = self.keep_as(rel, why, replace_in_place)?;
+                    if !self.kept_what_was_checked(&at, f, &target, replace_in_place) {
                         // The peer is told, and sends again if it still wins.
                         if let Some(c) = &content {
                             let _ = std::fs::remove_file(c);
@@ -448,18 +468,32 @@ impl Disk {
                 None => std::fs::remove_file(&target)?,
             }
         }
-        if let Some(parent) = target.parent().filter(|p| !p.is_dir()) {
-            std::fs::create_dir_all(parent)?;
-        }
         if let (Some(from), Some(f)) = (&content, &found) {
             self.keep_mode(from, version, f)?;
         }
-        match content {
-            Some(from) => std::fs::rename(&from, &target)?,
-            None => match std::fs::create_dir(&target) {
-                Err(e) if e.kind() == io::ErrorKind::AlreadyExists => {}
-                r => r?,
-            },
+        match &content {
+            Some(from) => {
+                // Most files go into a folder that is there: the folder is
+                // looked at (and made) only when the rename says it is missing.
+                if let Err(e) = std::fs::rename(from, &target) {
+                    match target.parent() {
+                        Some(parent) if e.kind() == io::ErrorKind::NotFound && !parent.is_dir() => {
+                            std::fs::create_dir_all(parent)?;
+                            std::fs::rename(from, &target)?;
+                        }
+                        _ => return Err(e),
+                    }
+                }
+            }
+            None => {
+                if let Some(parent) = target.parent().filter(|p| !p.is_dir()) {
+                    std::fs::create_dir_all(parent)?;
+                }
+                match std::fs::create_dir(&target) {
+                    Err(e) if e.kind() == io::ErrorKind::AlreadyExists => {}
+                    r => r?,
+                }
+            }
         }
         self.touched(&target);
         Ok(Outcome::Applied {
@@ -547,8 +581,21 @@ impl Disk {
     /// user's save landing between the check and the keep was moved
     /// instead: it goes back to `target` (never over a newer one) and the
     /// install is a mismatch, so the save is judged as the change it is.
-    fn kept_what_was_checked(&self, at: &Path, found: &Entry, target: &Path) -> bool {
-        let kept = std::fs::symlink_metadata(at).map(|md| self.fs.fit(entry_of(&md)));
+    /// (`linked`: the keep left the file in place, so a save is still
+    /// there and only the kept copy goes.)
+    fn kept_what_was_checked(&self, at: &Path, found: &Entry, target: &Path, linked: bool) -> bool {
+        if linked {
+            // The file is still in place: is it still the one checked?
+            let now =
+                std::fs::symlink_metadata(target).map(|md| self.fs.fit(entry_at(target, &md)));
+            if now.is_ok_and(|n| n.same_here(found)) {
+                return true;
+            }
+            versions::forget(at);
+            let _ = std::fs::remove_file(at);
+            return false;
+        }
+        let kept = std::fs::symlink_metadata(at).map(|md| self.fs.fit(entry_at(at, &md)));
         if kept.as_ref().is_ok_and(|k| k.same_here(found)) {
             return true;
         }
@@ -569,7 +616,42 @@ impl Disk {
     }
 
     pub(super) fn keep(&mut self, rel: &str, why: KeepWhy) -> io::Result<PathBuf> {
+        self.keep_as(rel, why, false)
+    }
+
+    /// Keeps the file `rel` (`found`, as stat'ed by the caller) as a
+    /// version that a restore replaces, leaving it in place (a hard link,
+    /// or a copy: see [`Self::keep_as`]), so that the restored copy can be
+    /// renamed over it in one step. `None`: a save landed since `found`
+    /// was taken, and nothing is kept.
+    pub(super) fn keep_in_place(
+        &mut self,
+        rel: &str,
+        found: &Entry,
+    ) -> io::Result<Option<PathBuf>> {
+        let target = self.resolve(rel)?;
+        if let Some(at) = self.kept_already(&target, rel) {
+            // Kept by a restore a kill cut short: a version listed since,
+            // never dropped here, whatever a save does meanwhile.
+            let now = std::fs::symlink_metadata(&target).map(|md| self.fs.fit(entry_of(&md)));
+            return Ok(now.is_ok_and(|n| n.same_here(found)).then_some(at));
+        }
+        let at = self.keep_as(rel, KeepWhy::Replaced, true)?;
+        Ok(self
+            .kept_what_was_checked(&at, found, &target, true)
+            .then_some(at))
+    }
+
+    /// [`Self::keep`], or with `in_place` (a file about to be replaced by
+    /// a rename over it) a hard link to the file, a copy where the file
+    /// system has none (FAT): the file stays where it is meanwhile.
+    fn keep_as(&mut self, rel: &str, why: KeepWhy, in_place: bool) -> io::Result<PathBuf> {
         let src = self.resolve(rel)?;
+        if in_place {
+            if let Some(at) = self.kept_already(&src, rel) {
+                return Ok(at);
+            }
+        }
         let folder = match why {
             KeepWhy::Conflict => "conflicts",
             KeepWhy::Replaced | KeepWhy::Deleted => "versions",
@@ -580,10 +662,13 @@ impl Disk {
         if let Some(parent) = dst.parent() {
             std::fs::create_dir_all(parent)?;
         }
-        if std::fs::rename(&src, &dst).is_err() {
+        if in_place {
+            if std::fs::hard_link(&src, &dst).is_err() {
+                copy_with_times(&src, &dst)?;
+            }
+        } else if std::fs::rename(&src, &dst).is_err() {
             // Another file system: copy, then remove.
-            std::fs::copy(&src, &dst)?;
-            crate::durable::sync_file(&std::fs::File::open(&dst)?)?;
+            copy_with_times(&src, &dst)?;
             std::fs::remove_file(&src)?;
         }
         self.touched(&src);
@@ -601,12 +686,35 @@ impl Disk {
         Ok(dst)
     }
 
+    /// The version of `rel` already kept as a link to the very file `src`
+    /// (a replace cut short by a crash after the keep, done again after the
+    /// restart): keeping it again would list the same content twice. Only
+    /// a file with more than one link is looked for.
+    fn kept_already(&self, src: &Path, rel: &str) -> Option<PathBuf> {
+        let (id, links) = super::identity::id_and_links(src)?;
+        if links < 2 {
+            return None;
+        }
+        versions::list(&self.state_dir, rel, "")
+            .into_iter()
+            .map(|k| k.file)
+            .find(|f| super::identity::id_and_links(f).is_some_and(|(other, _)| other == id))
+    }
+
     fn queue_file(&self, rel: &str, seq: u64) -> PathBuf {
+        self.queue_dir(rel).join(seq.to_string())
+    }
+
+    /// The folder of `rel`'s lock queue: a snapshot and a description per
+    /// entry, and the unlock's cursor.
+    pub fn queue_dir(&self, rel: &str) -> PathBuf {
         let key = blake3::hash(rel.as_bytes()).to_hex();
-        self.state_dir
-            .join("queue")
-            .join(&key.as_str()[..16])
-            .join(seq.to_string())
+        self.state_dir.join("queue").join(&key.as_str()[..16])
+    }
+
+    /// The unlock of `rel` is over: its cursor goes.
+    pub fn end_queue(&self, rel: &str) {
+        queue_cursor::clear(&self.queue_dir(rel));
     }
 
     /// Adds `entry` to the lock queue of `rel`: the staged content (of a
@@ -616,6 +724,11 @@ impl Disk {
         let dst = self.queue_file(rel, entry.seq);
         if let Some(parent) = dst.parent() {
             std::fs::create_dir_all(parent)?;
+            // A cursor left by an earlier lock's unlock (a crash before it
+            // was cleared) must not skip this lock's entries.
+            if queue_cursor::read(parent).is_some_and(|c| c.done_through >= entry.seq) {
+                queue_cursor::clear(parent);
+            }
         }
         if let Some(hash) = entry.update.version().and_then(|v| v.hash.as_deref()) {
             match self.staged.remove(hash) {
@@ -632,18 +745,18 @@ impl Disk {
         Ok(())
     }
 
-    /// The lock queue of `rel` as kept on disk, oldest first.
+    /// The lock queue of `rel` as kept on disk, oldest first: the entries
+    /// an interrupted unlock did not finish (see [`queue_cursor`]).
     pub fn queued(&self, rel: &str) -> Vec<Queued> {
-        let dir = self.queue_file(rel, 0);
-        let Some(dir) = dir.parent() else {
-            return Vec::new();
-        };
-        let mut entries: Vec<Queued> = std::fs::read_dir(dir)
+        let dir = self.queue_dir(rel);
+        let cursor = queue_cursor::read(&dir);
+        let mut entries: Vec<Queued> = std::fs::read_dir(&dir)
             .into_iter()
             .flatten()
             .flatten()
             .filter(|f| f.path().extension().is_some_and(|e| e == "json"))
             .filter_map(|f| serde_json::from_slice(&std::fs::read(f.path()).ok()?).ok())
+            .filter(|q| queue_cursor::waits(&dir, cursor.as_ref(), q))
             .collect();
         entries.sort_by_key(|e| e.seq);
         entries
@@ -657,11 +770,28 @@ pub type Found = (Vec<(String, Entry)>, Vec<(PathBuf, String)>);
 /// (relative to the synced root, `prefix/` included) that `ignore` keeps,
 /// with identities, fitted to `fs`; and what it skipped (symbolic links, names that are not
 /// UTF-8, unreadable entries).
+///
+/// One folder at a time: its names are read, then each is stat'ed through
+/// the open folder (`fstatat` on the folder's descriptor: no walk of the
+/// whole path per file, and one descriptor open at a time), on two threads
+/// when the folder is big. A start-up over a big tree is mostly this.
 pub fn scan(
     root: &Path,
     dir: &str,
     ignore: &crate::ignore::Ignore,
     fs: FsTraits,
+) -> io::Result<Found> {
+    scan_with(root, dir, ignore, fs, &mut |_| {})
+}
+
+/// [`scan`], telling `progress` how many entries it found so far after
+/// each folder (the start-up scan's progress in `lab3 status`).
+pub fn scan_with(
+    root: &Path,
+    dir: &str,
+    ignore: &crate::ignore::Ignore,
+    fs: FsTraits,
+    progress: &mut dyn FnMut(usize),
 ) -> io::Result<Found> {
     let top = if dir.is_empty() {
         root.to_path_buf()
@@ -675,46 +805,106 @@ pub fn scan(
         ));
     }
     let (mut found, mut skipped) = (Vec::new(), Vec::new());
-    let walker = walkdir::WalkDir::new(&top)
-        .follow_links(false)
-        .min_depth(1)
-        .into_iter()
-        .filter_entry(|e| {
-            let rel = paths::relative(root, e.path());
-            !rel.is_some_and(|rel| ignore.is_ignored_entry(&rel, e.file_type().is_dir()))
-        });
-    for item in walker {
-        let item = match item {
-            Ok(e) => e,
+    let mut folders = vec![(top, dir.to_string())];
+    while let Some((folder, prefix)) = folders.pop() {
+        let names = match std::fs::read_dir(&folder) {
+            Ok(names) => names,
             Err(e) => {
-                let p = e.path().map(Path::to_path_buf).unwrap_or_default();
-                skipped.push((p, e.to_string()));
+                skipped.push((folder, e.to_string()));
                 continue;
             }
         };
-        let ft = item.file_type();
-        if ft.is_symlink() {
-            skipped.push((
-                item.path().to_path_buf(),
-                "symbolic link, not followed".into(),
-            ));
-            continue;
+        let mut here = Vec::new();
+        for item in names {
+            let item = match item {
+                Ok(i) => i,
+                Err(e) => {
+                    skipped.push((folder.clone(), e.to_string()));
+                    break;
+                }
+            };
+            let ft = match item.file_type() {
+                Ok(ft) => ft,
+                Err(e) => {
+                    skipped.push((item.path(), e.to_string()));
+                    continue;
+                }
+            };
+            let name = item.file_name();
+            let Some(name) = name.to_str() else {
+                skipped.push((item.path(), "name is not UTF-8".into()));
+                continue;
+            };
+            let rel = if prefix.is_empty() {
+                name.to_string()
+            } else {
+                format!("{prefix}/{name}")
+            };
+            if ignore.is_ignored_entry(&rel, ft.is_dir()) {
+                continue;
+            }
+            if ft.is_symlink() {
+                skipped.push((item.path(), "symbolic link, not followed".into()));
+                continue;
+            }
+            if !ft.is_file() && !ft.is_dir() {
+                skipped.push((item.path(), "not a regular file".into()));
+                continue;
+            }
+            if ft.is_dir() {
+                folders.push((item.path(), rel.clone()));
+            }
+            here.push((rel, item));
         }
-        if !ft.is_file() && !ft.is_dir() {
-            skipped.push((item.path().to_path_buf(), "not a regular file".into()));
-            continue;
+        let ids = super::identity::FolderIds::read(&folder);
+        for (rel, looked) in stat_entries(here, &ids) {
+            match looked {
+                Ok(Some(e)) => found.push((rel, fs.fit(e))),
+                Err((path, e)) if !is_absent(&e) => skipped.push((path, e.to_string())),
+                // Gone (or replaced by another kind) since its folder was
+                // read: the next look sees it.
+                _ => {}
+            }
         }
-        let Some(rel) = paths::relative(root, item.path()) else {
-            skipped.push((item.path().to_path_buf(), "name is not UTF-8".into()));
-            continue;
-        };
-        match item.metadata() {
-            Ok(md) => found.push((rel, fs.fit(entry_of(&md)))),
-            Err(e) => skipped.push((item.path().to_path_buf(), e.to_string())),
-        }
+        progress(found.len());
     }
     found.sort_unstable_by(|a, b| a.0.cmp(&b.0));
     Ok((found, skipped))
+}
+
+/// One folder's entries stat'ed (through the folder's descriptor), in
+/// order, with their identities (files and folders only); on two threads
+/// when there are enough to be worth one.
+#[allow(clippy::type_complexity)]
+fn stat_entries(
+    entries: Vec<(String, std::fs::DirEntry)>,
+    ids: &super::identity::FolderIds,
+) -> Vec<(String, Result<Option<Entry>, (PathBuf, io::Error)>)> {
+    let stat = |(rel, item): (String, std::fs::DirEntry)| {
+        let entry = match item.metadata() {
+            Ok(md) if md.is_file() || md.is_dir() => Ok(Some(Entry {
+                id: ids.id(&item.file_name(), &item.path(), &md),
+                ..entry_of(&md)
+            })),
+            Ok(_) => Ok(None),
+            Err(e) => Err((item.path(), e)),
+        };
+        (rel, entry)
+    };
+    if entries.len() < 2_000 {
+        return entries.into_iter().map(stat).collect();
+    }
+    let mut first = entries;
+    let second = first.split_off(first.len() / 2);
+    std::thread::scope(|s| {
+        let other = s.spawn(|| second.into_iter().map(stat).collect::<Vec<_>>());
+        let mut out: Vec<_> = first.into_iter().map(stat).collect();
+        match other.join() {
+            Ok(rest) => out.extend(rest),
+            Err(panic) => std::panic::resume_unwind(panic),
+        }
+        out
+    })
 }
 
 /// Worth trying again later (a full disk, a file held open), as opposed to
@@ -726,7 +916,17 @@ fn retryable(e: &io::Error) -> bool {
     )
 }
 
-/// The core's view of a stat.
+/// The core's view of a stat of `path`, identity included.
+pub fn entry_at(path: &Path, md: &Metadata) -> Entry {
+    Entry {
+        id: super::identity::id_of(path, md),
+        ..entry_of(md)
+    }
+}
+
+/// The core's view of a stat, for what needs no identity (a kept
+/// version's size and times): the identity is only what the stat holds
+/// (all of it on unix, none on Windows, where it costs an open).
 pub fn entry_of(md: &Metadata) -> Entry {
     let kind = if md.is_dir() { Kind::Dir } else { Kind::File };
     Entry {
@@ -734,7 +934,7 @@ pub fn entry_of(md: &Metadata) -> Entry {
         size: if md.is_dir() { 0 } else { md.len() },
         mtime_ns: crate::meta::mtime_ns(md),
         mode: mode_of(md),
-        id: id_of(md),
+        id: super::identity::id_in_stat(md),
         hash: None,
     }
 }
@@ -750,20 +950,13 @@ fn mode_of(_: &Metadata) -> Option<u32> {
     None
 }
 
-#[cfg(unix)]
-fn id_of(md: &Metadata) -> FileId {
-    use std::os::unix::fs::MetadataExt;
-    FileId {
-        dev: md.dev(),
-        ino: md.ino(),
-    }
-}
-
-/// Elsewhere (Windows) std does not give the file index yet on stable:
-/// no identity, so moves there are sent as a delete and a create.
-#[cfg(not(unix))]
-fn id_of(_: &Metadata) -> FileId {
-    FileId { dev: 0, ino: 0 }
+/// Copies `src` to `dst` (mode included) with its mtime, durably: a kept
+/// version where a rename or a hard link cannot make one.
+fn copy_with_times(src: &Path, dst: &Path) -> io::Result<()> {
+    std::fs::copy(src, dst)?;
+    let md = std::fs::metadata(src)?;
+    filetime::set_file_mtime(dst, filetime::FileTime::from_last_modification_time(&md))?;
+    crate::durable::sync_file(&std::fs::File::open(dst)?)
 }
 
 /// What the file system under `dir` keeps and refuses: its mtime
@@ -932,15 +1125,42 @@ mod tests {
         std::fs::write(&saved, b"the user's save").unwrap();
         std::fs::rename(&saved, &target).unwrap();
         let at = d.keep("s.txt", KeepWhy::Replaced).unwrap();
-        assert!(!d.kept_what_was_checked(&at, &checked, &target));
+        assert!(!d.kept_what_was_checked(&at, &checked, &target, false));
         assert_eq!(std::fs::read(&target).unwrap(), b"the user's save");
         assert!(!at.exists());
         // The file that was checked is kept as it should be.
         std::fs::write(&target, b"checked again").unwrap();
         let checked = d.stat("s.txt").unwrap().unwrap();
         let at = d.keep("s.txt", KeepWhy::Replaced).unwrap();
-        assert!(d.kept_what_was_checked(&at, &checked, &target));
+        assert!(d.kept_what_was_checked(&at, &checked, &target, false));
         assert_eq!(std::fs::read(&at).unwrap(), b"checked again");
+    }
+
+    #[test]
+    fn a_file_kept_before_a_replace_stays_in_place_until_the_new_one_lands() {
+        let (root, state, mut d) = disk();
+        let target = root.path().join("s.txt");
+        std::fs::write(&target, b"old").unwrap();
+        let checked = d.stat("s.txt").unwrap().unwrap();
+        let at = d.keep_as("s.txt", KeepWhy::Replaced, true).unwrap();
+        // A kill -9 here finds the old file where it was, and kept.
+        assert_eq!(std::fs::read(&target).unwrap(), b"old");
+        assert_eq!(std::fs::read(&at).unwrap(), b"old");
+        assert!(at.starts_with(state.path()));
+        assert!(d.kept_what_was_checked(&at, &checked, &target, true));
+        // A kill -9 before the new file landed: the replace is done again
+        // after the restart, and the version is not kept a second time.
+        #[cfg(unix)]
+        assert_eq!(d.keep_as("s.txt", KeepWhy::Replaced, true).unwrap(), at);
+        // A save landing after the check stays; the kept copy goes.
+        let checked = d.stat("s.txt").unwrap().unwrap();
+        let saved = root.path().join("staged-by-editor");
+        std::fs::write(&saved, b"the user's save").unwrap();
+        std::fs::rename(&saved, &target).unwrap();
+        let at = d.keep_as("s.txt", KeepWhy::Replaced, true).unwrap();
+        assert!(!d.kept_what_was_checked(&at, &checked, &target, true));
+        assert_eq!(std::fs::read(&target).unwrap(), b"the user's save");
+        assert!(!at.exists());
     }
 
     #[cfg(target_os = "linux")]
@@ -1178,6 +1398,70 @@ mod tests {
         );
         assert_eq!(found[1].1.id, found[3].1.id, "hard links share an identity");
         assert_eq!(d.stat("sub/f").unwrap().unwrap().id, found[3].1.id);
+    }
+
+    #[test]
+    fn a_scan_of_a_subfolder_names_paths_from_the_top_and_skips_links_and_ignored() {
+        let (root, _state, _d) = disk();
+        std::fs::create_dir_all(root.path().join("sub/deeper")).unwrap();
+        std::fs::write(root.path().join("sub/deeper/f"), b"f").unwrap();
+        std::fs::write(root.path().join("sub/x.log"), b"x").unwrap();
+        std::fs::write(root.path().join("top"), b"t").unwrap();
+        #[cfg(unix)]
+        std::os::unix::fs::symlink("deeper/f", root.path().join("sub/link")).unwrap();
+        let ignore = crate::ignore::Ignore::load(root.path(), &["*.log".into()], &[]).unwrap();
+        let (found, skipped) = scan(root.path(), "sub", &ignore, FsTraits::default()).unwrap();
+        let names: Vec<_> = found.iter().map(|(p, _)| p.as_str()).collect();
+        assert_eq!(names, ["sub/deeper", "sub/deeper/f"]);
+        // (A symbolic link is made on Unix only: elsewhere nothing is skipped.)
+        let links = usize::from(cfg!(unix));
+        assert_eq!(skipped.len(), links, "{skipped:?}");
+        assert!(
+            skipped.iter().all(|s| s.0.ends_with("sub/link")),
+            "{skipped:?}"
+        );
+    }
+
+    #[test]
+    fn a_big_folder_is_stated_whole_on_two_threads() {
+        let (root, _state, _d) = disk();
+        for i in 0..2_500 {
+            std::fs::write(root.path().join(format!("f{i:04}")), [i as u8]).unwrap();
+        }
+        let (found, skipped) = scan(
+            root.path(),
+            "",
+            &crate::ignore::Ignore::default(),
+            FsTraits::default(),
+        )
+        .unwrap();
+        assert!(skipped.is_empty());
+        assert_eq!(found.len(), 2_500);
+        assert!(found.windows(2).all(|w| w[0].0 < w[1].0), "sorted");
+        assert!(found
+            .iter()
+            .all(|(_, e)| e.kind == Kind::File && e.size == 1));
+    }
+
+    #[test]
+    fn a_file_for_a_missing_folder_gets_its_folder() {
+        let (root, _state, mut d) = disk();
+        let v = staged(&mut d, b"deep");
+        let out = install(&mut d, "a/b/c.txt", v, None, None);
+        assert!(
+            matches!(
+                out,
+                Outcome::Applied {
+                    landed: Some(_),
+                    ..
+                }
+            ),
+            "{out:?}"
+        );
+        assert_eq!(
+            std::fs::read(root.path().join("a/b/c.txt")).unwrap(),
+            b"deep"
+        );
     }
 
     #[test]

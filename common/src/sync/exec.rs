@@ -17,6 +17,7 @@ use super::core::{
     Replayed, Side, Timer,
 };
 use super::disk::{self, Disk};
+use super::queue_cursor;
 use super::records::Records;
 use super::retention::Retention;
 use super::watcher::{self, Hint, RescanFlag, Urgency};
@@ -40,11 +41,12 @@ pub(crate) enum Event {
         id: u64,
         msgs: Vec<Incoming>,
     },
-    /// Files the link finished reading: the hash sent, or `None` when the
-    /// file changed while it was read (the peer was told to drop it).
+    /// Files the link finished reading: the hash sent, or why not (it
+    /// changed while it was read, or could not be read; the peer was told
+    /// to drop it).
     Sent {
         id: u64,
-        files: Vec<(OpId, Option<String>)>,
+        files: Vec<(OpId, transfer::Sent)>,
     },
     Scanned {
         found: std::io::Result<disk::Found>,
@@ -117,75 +119,117 @@ struct Exec {
     unsent_seen: u64,
 }
 
-/// Starts the engine over `cfg.root`: opens the journal, probes the file
-/// system, scans, starts watching.
+/// What [`look_at_folder`] found out: the folder's watch and the start-up
+/// scan.
+struct Folder {
+    watch: Option<watcher::Watcher>,
+    hint_rx: mpsc::Receiver<Hint>,
+    flag: Arc<RescanFlag>,
+    found: Vec<(String, Entry)>,
+    skipped: Vec<(PathBuf, String)>,
+}
+
+/// Starts the engine over `cfg.root`: checks the folder, probes its file
+/// system, and hands the rest (the journal, the watch, the start-up scan)
+/// to the engine's thread, so that the server answers while a big folder
+/// is scanned ([`SyncHandle::ready`] says when the engine runs).
 pub fn start(cfg: SyncConfig) -> anyhow::Result<SyncHandle> {
     let mut cfg = cfg;
-    let journal = Records::open(&cfg.state_dir)?;
-    let agreed = journal.agreed();
-    if !cfg.root.exists() {
-        super::check_folder(&cfg.root, agreed, cfg.confirm_empty)?;
+    let opened = if cfg.root.exists() {
+        None
+    } else {
+        let journal = Records::open(&cfg.state_dir)?;
+        super::check_folder(&cfg.root, journal.agreed(), cfg.confirm_empty)?;
         std::fs::create_dir_all(&cfg.root)?;
-    }
+        Some(journal)
+    };
     cfg.root = std::fs::canonicalize(&cfg.root)?;
+    // Made before the journal and the folder are read side by side (the
+    // temporary folder's place depends on where the state directory is).
+    std::fs::create_dir_all(&cfg.state_dir)?;
     let tmp_dir = transfer::temp_dir_for(&cfg.root, &cfg.state_dir)?;
     let fs = disk::probe(&cfg.root);
-    if fs != FsTraits::default() {
-        tracing::info!(
-            "{}: mtimes to {} ns, {}, {}{}{}",
-            cfg.root.display(),
-            fs.precision_ns,
-            if fs.has_modes {
-                "permission bits"
-            } else {
-                "no permission bits"
-            },
-            if fs.case_insensitive {
-                "case-insensitive"
-            } else {
-                "case-sensitive"
-            },
-            if fs.normalization_insensitive {
-                ", one file per Unicode form"
-            } else {
-                ""
-            },
-            if fs.windows_names {
-                ", Windows' rules for names"
-            } else {
-                ""
-            },
-        );
-    }
-    // Watching starts before the start-up scan: a file made between the
-    // two is then seen by one or the other (or both), never by neither.
-    let (hint_tx, hint_rx) = mpsc::channel(16 * 1024);
-    let flag = Arc::new(RescanFlag::default());
-    let watch_limit = Arc::new(watcher::WatchLimit::default());
-    let watch = match watcher::watch(
-        &cfg.root,
-        cfg.ignore.clone(),
-        hint_tx,
-        flag.clone(),
-        watch_limit.clone(),
-    ) {
-        Ok(w) => Some(w),
-        Err(e) => {
-            tracing::error!(
-                "cannot watch {}: {e}; falling back to rescans every {:?}",
-                cfg.root.display(),
-                cfg.rescan_every.unwrap_or(Duration::from_secs(3))
-            );
-            None
-        }
+    log_traits(&cfg, fs);
+    let (events, rx) = mpsc::unbounded_channel();
+    let (actions, _) = broadcast::channel(1024);
+    let handle = SyncHandle {
+        events,
+        cfg: Arc::new(cfg),
+        tmp_dir,
+        actions,
+        watchers: Arc::new(tokio::sync::watch::Sender::new(0)),
+        status: Arc::new(Mutex::new(LinkStatus::default())),
+        queues: Arc::default(),
+        fs,
+        watch_limit: Arc::default(),
+        failing: Arc::default(),
+        set_aside: Arc::default(),
+        startup: Arc::default(),
     };
-    let (found, skipped) = disk::scan(&cfg.root, "", &cfg.ignore, fs)?;
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()?;
+    let engine = handle.clone();
+    std::thread::Builder::new()
+        .name("sync engine".into())
+        .spawn(move || match prepare(engine.clone(), opened) {
+            Ok((exec, watch, hint_rx, flag)) => {
+                engine.startup.finish(Ok(()));
+                let _watch = watch;
+                rt.block_on(exec.run(rx, hint_rx, flag));
+            }
+            Err(e) => {
+                tracing::error!("the sync engine could not start: {e:#}");
+                engine.startup.finish(Err(format!("{e:#}")));
+            }
+        })?;
+    Ok(handle)
+}
+
+/// The engine's start on its own thread: the journal read while the folder
+/// is watched and scanned, then the core made from both.
+#[allow(clippy::type_complexity)]
+fn prepare(
+    handle: SyncHandle,
+    opened: Option<Records>,
+) -> anyhow::Result<(
+    Exec,
+    Option<watcher::Watcher>,
+    mpsc::Receiver<Hint>,
+    Arc<RescanFlag>,
+)> {
+    let cfg = handle.cfg.clone();
+    let fs = handle.fs;
+    // The journal is read (parsing: CPU) while the folder is watched and
+    // scanned (system calls): on a restart over a big tree these two are
+    // most of the start-up, and need not wait for each other.
+    let (journal, folder) = std::thread::scope(|s| {
+        let reading = match opened {
+            Some(journal) => Err(journal),
+            None => Ok(s.spawn(|| Records::open(&cfg.state_dir))),
+        };
+        let folder = look_at_folder(&cfg, &handle);
+        let journal = match reading {
+            Err(journal) => Ok(journal),
+            Ok(t) => t.join().unwrap_or_else(|p| std::panic::resume_unwind(p)),
+        };
+        (journal, folder)
+    });
+    let (mut journal, folder) = (journal?, folder?);
+    let agreed = journal.agreed();
+    let Folder {
+        watch,
+        hint_rx,
+        flag,
+        found,
+        skipped,
+    } = folder;
     // Paths the rules ignore now (a rule added since the last run) were not
     // deleted: forget them, so that no delete reaches the peer.
     let mut records: Vec<(String, core::Record)> = journal
-        .all()
+        .take()
+        .into_iter()
         .filter(|(p, _)| !cfg.ignore.is_ignored_path(p))
-        .map(|(p, r)| (p.clone(), r.clone()))
         .collect();
     if agreed > 0 && found.is_empty() && !cfg.confirm_empty {
         tracing::warn!(
@@ -205,9 +249,20 @@ pub fn start(cfg: SyncConfig) -> anyhow::Result<SyncHandle> {
     let mut retention = Retention::load(&cfg.state_dir, days, cfg.versions_cap);
     retention.set_folder_bytes(folder_bytes(&found));
     disk.set_retention(retention);
+    let mut set_aside = Vec::new();
     for (p, r) in records.iter_mut() {
         if let Some(lock) = r.lock.as_mut() {
             lock.queue = disk.queued(p);
+            // An interrupted unlock resumes after its cursor; an entry
+            // without its snapshot is set aside and reported, not replayed.
+            let dir = disk.queue_dir(p);
+            let here = found.iter().find(|(f, _)| f == p).map(|(_, e)| e);
+            for a in queue_cursor::set_aside_missing(&dir, &mut lock.queue, here, fs.precision_ns) {
+                set_aside.push((p.clone(), a));
+            }
+            if let Some(c) = queue_cursor::read(&dir) {
+                lock.replayed_here = c.here;
+            }
             let last = lock.queue.last().map_or(0, |q| q.seq);
             lock.next_seq = lock.next_seq.max(last);
         }
@@ -220,29 +275,33 @@ pub fn start(cfg: SyncConfig) -> anyhow::Result<SyncHandle> {
     let mut core_cfg = core::Config::new(side);
     core_cfg.fs = fs;
     core_cfg.keep_versions = days > 0;
-    let queues: BTreeMap<String, Vec<core::Queued>> = records
+    *handle.queues.lock().unwrap() = records
         .iter()
         .filter_map(|(p, r)| r.lock.as_ref().map(|l| (p.clone(), l.queue.clone())))
         .collect();
     let core = Core::new(core_cfg, records);
-    let (events, rx) = mpsc::unbounded_channel();
-    let (actions, _) = broadcast::channel(1024);
-    let cfg = Arc::new(cfg);
-    let handle = SyncHandle {
-        events,
-        cfg: cfg.clone(),
-        tmp_dir,
-        actions,
-        watchers: Arc::new(tokio::sync::watch::Sender::new(0)),
-        status: Arc::new(Mutex::new(LinkStatus::default())),
-        queues: Arc::new(Mutex::new(queues)),
-        fs,
-        watch_limit: watch_limit.clone(),
-    };
+    for (path, a) in set_aside {
+        let what = format!("queued write #{}: its snapshot is missing", a.seq);
+        let at = a.at.display().to_string();
+        let detail = format!("{what}; skipped, set aside as {at}");
+        handle.announce("error", handle.side(), &path, a.size, detail);
+        handle
+            .set_aside
+            .lock()
+            .unwrap()
+            .push(crate::protocol::SetAsideInfo {
+                side: handle.side().to_lowercase(),
+                path,
+                what,
+                at,
+                time_ns: now_ns(),
+            });
+    }
+    let watch_limit = handle.watch_limit.clone();
     let mut exec = Exec {
         disk,
         cfg,
-        handle: handle.clone(),
+        handle,
         core,
         journal,
         link: None,
@@ -261,16 +320,80 @@ pub fn start(cfg: SyncConfig) -> anyhow::Result<SyncHandle> {
     };
     exec.warn_skipped(&skipped);
     exec.feed(Input::Scanned { entries: found });
-    let rt = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()?;
-    std::thread::Builder::new()
-        .name("sync engine".into())
-        .spawn(move || {
-            let _watch = watch;
-            rt.block_on(exec.run(rx, hint_rx, flag));
-        })?;
-    Ok(handle)
+    Ok((exec, watch, hint_rx, flag))
+}
+
+/// Says what the folder's file system keeps, where it is not the usual.
+fn log_traits(cfg: &SyncConfig, fs: FsTraits) {
+    if fs == FsTraits::default() {
+        return;
+    }
+    tracing::info!(
+        "{}: mtimes to {} ns, {}, {}{}{}",
+        cfg.root.display(),
+        fs.precision_ns,
+        if fs.has_modes {
+            "permission bits"
+        } else {
+            "no permission bits"
+        },
+        if fs.case_insensitive {
+            "case-insensitive"
+        } else {
+            "case-sensitive"
+        },
+        if fs.normalization_insensitive {
+            ", one file per Unicode form"
+        } else {
+            ""
+        },
+        if fs.windows_names {
+            ", Windows' rules for names"
+        } else {
+            ""
+        },
+    );
+}
+
+/// The folder's side of a start: the watch, then the start-up scan (its
+/// progress told to `handle`'s [`StartUp`](super::startup::StartUp)).
+fn look_at_folder(cfg: &SyncConfig, handle: &SyncHandle) -> anyhow::Result<Folder> {
+    // Watching starts before the start-up scan: a file made between the
+    // two is then seen by one or the other (or both), never by neither.
+    let (hint_tx, hint_rx) = mpsc::channel(16 * 1024);
+    let flag = Arc::new(RescanFlag::default());
+    let watch = match watcher::watch(
+        &cfg.root,
+        cfg.ignore.clone(),
+        hint_tx,
+        flag.clone(),
+        handle.watch_limit.clone(),
+    ) {
+        Ok(w) => Some(w),
+        Err(e) => {
+            tracing::error!(
+                "cannot watch {}: {e}; falling back to rescans every {:?}",
+                cfg.root.display(),
+                cfg.rescan_every.unwrap_or(Duration::from_secs(3))
+            );
+            None
+        }
+    };
+    let delay = super::startup::test_delay_per_folder();
+    let mut progress = |n: usize| {
+        handle.startup.found(n);
+        if let Some(d) = delay {
+            std::thread::sleep(d);
+        }
+    };
+    let (found, skipped) = disk::scan_with(&cfg.root, "", &cfg.ignore, handle.fs, &mut progress)?;
+    Ok(Folder {
+        watch,
+        hint_rx,
+        flag,
+        found,
+        skipped,
+    })
 }
 
 impl Exec {
@@ -527,8 +650,11 @@ impl Exec {
                     for (op, hash) in files {
                         self.sending = self.sending.saturating_sub(1);
                         let outcome = match hash {
-                            Some(hash) => Outcome::Sent { hash },
-                            None => Outcome::Mismatch { found: None },
+                            transfer::Sent::Done { hash, .. } => Outcome::Sent { hash },
+                            transfer::Sent::Changed => Outcome::Mismatch { found: None },
+                            transfer::Sent::Unreadable { error } => {
+                                Outcome::Failed { error, retry: true }
+                            }
                         };
                         self.feed(Input::Done { op, outcome });
                     }
@@ -613,6 +739,7 @@ impl Exec {
     fn flush_out(&mut self) {
         self.disk.sync_dirs();
         self.journal.flush();
+        self.note_failing();
         if let Some(l) = &self.link {
             for m in self.outbox.drain(..) {
                 let _ = l.out.send(m);
@@ -678,6 +805,8 @@ impl Exec {
             Effect::Unlocked { path, replayed } => {
                 self.disk.sync_dirs();
                 self.journal.flush();
+                // The journal says the lock is gone: the cursor may go.
+                self.disk.end_queue(&path);
                 let updates: Vec<AppliedUpdate> = replayed.iter().map(applied_update).collect();
                 for reply in self.unlocks.remove(&path).unwrap_or_default() {
                     let _ = reply.send(Ok(updates.clone()));
@@ -709,6 +838,14 @@ impl Exec {
                 }
                 back
             }
+        }
+    }
+
+    /// Keeps the handle's list of failing paths (for `lab3 status`) in step.
+    fn note_failing(&self) {
+        let mut shown = self.handle.failing.lock().unwrap();
+        if !shown.iter().eq(self.core.failing()) {
+            *shown = self.core.failing().cloned().collect();
         }
     }
 

@@ -157,7 +157,7 @@ async fn write_loop(
     // from none to some, and stops when it drops back.
     let mut actions: Option<broadcast::Receiver<Action>> = None;
     let mut watchers = (handle.cfg.me != Role::ServerB).then(|| handle.watchers.subscribe());
-    let mut sent: Vec<(OpId, Option<String>)> = Vec::new();
+    let mut sent: Vec<(OpId, Sent)> = Vec::new();
     let mut asked = false;
     if let Some(n) = watchers.as_mut() {
         asked = *n.borrow_and_update() > 0;
@@ -220,13 +220,10 @@ async fn write_loop(
                         };
                         let outcome = transfer::send_offer(&mut w, &root, &meta, offer, list.as_ref(), &mut |n| progress.at(n)).await?;
                         let big = meta.size >= transfer::CHUNK as u64;
-                        sent.push((op, match outcome {
-                            Sent::Done { hash, wire } => {
-                                handle.status.lock().unwrap().sent_bytes += wire;
-                                Some(hash)
-                            }
-                            Sent::Changed => None,
-                        }));
+                        if let Sent::Done { wire, .. } = &outcome {
+                            handle.status.lock().unwrap().sent_bytes += wire;
+                        }
+                        sent.push((op, outcome));
                         // Told to the engine in batches: small files one
                         // burst at a time, a big one as soon as it is sent.
                         if big || sent.len() >= BATCH || rx.is_empty() {

@@ -30,9 +30,12 @@ pub mod blocks;
 pub mod core;
 pub mod disk;
 mod exec;
+mod identity;
 mod link;
+pub mod queue_cursor;
 mod records;
 pub mod retention;
+pub mod startup;
 pub mod transfer;
 pub mod versions;
 pub mod watcher;
@@ -143,6 +146,12 @@ pub struct SyncHandle {
     fs: core::FsTraits,
     /// The inotify watch limit, if it left folders without events.
     watch_limit: Arc<watcher::WatchLimit>,
+    /// Paths this side cannot read or replace right now (from the core).
+    failing: Arc<Mutex<Vec<core::Failing>>>,
+    /// State set aside at start (a queue entry without its snapshot).
+    set_aside: Arc<Mutex<Vec<crate::protocol::SetAsideInfo>>>,
+    /// How far the engine's start-up is (its scan, for `lab3 status`).
+    startup: Arc<startup::StartUp>,
 }
 
 /// A live feed of the actions this side announces (and, at Server A,
@@ -174,13 +183,19 @@ impl SyncHandle {
 
     /// Locks `path` (Server A): once this returns, no update of it from
     /// the peer reaches the folder; they are queued.
-    pub async fn lock(&self, path: &str) -> anyhow::Result<()> {
+    /// The command is in the engine's queue once this is called (before
+    /// it is awaited): commands take effect in the order they were made.
+    pub fn lock(&self, path: &str) -> impl std::future::Future<Output = anyhow::Result<()>> {
         let (reply, rx) = oneshot::channel();
         let path = path.to_string();
-        self.events
+        let sent = self
+            .events
             .send(exec::Event::Command(Command::Lock { path, reply }))
-            .map_err(|_| anyhow::anyhow!("sync engine stopped"))?;
-        Ok(rx.await?)
+            .map_err(|_| anyhow::anyhow!("sync engine stopped"));
+        async move {
+            sent?;
+            Ok(rx.await?)
+        }
     }
 
     /// Unlocks `path` and applies its queued updates in order, the path
@@ -205,7 +220,14 @@ impl SyncHandle {
         rx.await?
     }
 
-    /// The paths the engine holds locked (from its journal at start).
+    /// Waits until the engine runs (its journal read, its start-up scan
+    /// taken); an error says why it could not start.
+    pub async fn ready(&self) -> anyhow::Result<()> {
+        self.startup.ready().await
+    }
+
+    /// The paths the engine holds locked (from its journal at start; none
+    /// before [`SyncHandle::ready`]).
     pub fn locked(&self) -> Vec<String> {
         self.queues.lock().unwrap().keys().cloned().collect()
     }
@@ -235,10 +257,35 @@ impl SyncHandle {
         }
     }
 
+    /// The paths this side cannot read or replace right now, as `lab3
+    /// status` shows them.
+    pub fn failing(&self) -> Vec<crate::protocol::FailingPath> {
+        let side = self.side().to_lowercase();
+        self.failing
+            .lock()
+            .unwrap()
+            .iter()
+            .map(|f| crate::protocol::FailingPath {
+                side: side.clone(),
+                path: f.path.clone(),
+                error: f.error.clone(),
+                attempts: f.attempts,
+                since_ns: f.since_ns,
+                retry_ns: f.retry_ns,
+            })
+            .collect()
+    }
+
+    /// What this side set aside at start, for `lab3 status`.
+    pub fn set_aside(&self) -> Vec<crate::protocol::SetAsideInfo> {
+        self.set_aside.lock().unwrap().clone()
+    }
+
     /// The link's state now.
     pub fn status(&self) -> LinkStatus {
         let mut st = self.status.lock().unwrap().clone();
         st.watch_limit = self.watch_limit.message();
+        st.scanning = self.startup.scanning();
         st
     }
 
@@ -317,6 +364,29 @@ impl SyncHandle {
     /// The direction of what this side receives: `B->A` at A.
     pub fn inbound(&self) -> String {
         format!("{}->{}", self.peer_side(), self.side())
+    }
+}
+
+/// Completes when `shutdown` does, or when the engine of `sync` fails to
+/// start (its start-up runs while the server serves clients; `why` then
+/// holds its error, for the server to stop with).
+pub async fn until_stopped(
+    sync: Option<SyncHandle>,
+    shutdown: impl std::future::Future<Output = ()>,
+    why: Arc<Mutex<Option<anyhow::Error>>>,
+) {
+    let failed = async {
+        match sync {
+            Some(s) => match s.ready().await {
+                Err(e) => *why.lock().unwrap() = Some(e),
+                Ok(()) => std::future::pending().await,
+            },
+            None => std::future::pending().await,
+        }
+    };
+    tokio::select! {
+        () = shutdown => {}
+        () = failed => {}
     }
 }
 

@@ -3,10 +3,16 @@
 //! directory as an append-only file of JSON lines so that a restart knows
 //! what was agreed. A torn last line (a kill -9 mid-write) is ignored; the
 //! file is compacted when its tail is torn or most lines are superseded.
+//!
+//! Format: `{"p":PATH,"r":RECORD}`. An agreed base holds the version and
+//! this side's stat of it, each with the content's hash where known. Where
+//! the two hashes are the same (the sender's bases), the line writes it
+//! once, in the version, and says `"same_hash":true`; every other line is
+//! as earlier builds wrote it, and their journals are read as they are.
 
 use std::collections::BTreeMap;
 use std::fs::{File, OpenOptions};
-use std::io::{BufWriter, Write};
+use std::io::{BufRead, BufReader, BufWriter, Write};
 use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
@@ -18,10 +24,50 @@ struct Line {
     p: String,
     /// `None`: the path is forgotten.
     r: Option<Record>,
+    /// The base's `here` had the version's hash, written once (in the
+    /// version).
+    #[serde(default, skip_serializing_if = "is_false")]
+    same_hash: bool,
+}
+
+fn is_false(b: &bool) -> bool {
+    !*b
+}
+
+impl Line {
+    /// The line of `record`, its base's hash written once.
+    fn new(p: String, mut r: Option<Record>) -> Line {
+        let mut same_hash = false;
+        if let Some(base) = r.as_mut().and_then(|r| r.base.as_mut()) {
+            if let Some(here) = base.here.as_mut() {
+                if here.hash.is_some() && here.hash == base.version.hash {
+                    here.hash = None;
+                    same_hash = true;
+                }
+            }
+        }
+        Line { p, r, same_hash }
+    }
+
+    /// The path, and its record as it was set.
+    fn into_parts(self) -> (String, Option<Record>) {
+        let mut r = self.r;
+        if self.same_hash {
+            if let Some(base) = r.as_mut().and_then(|r| r.base.as_mut()) {
+                if let Some(here) = base.here.as_mut() {
+                    here.hash = base.version.hash.clone();
+                }
+            }
+        }
+        (self.p, r)
+    }
 }
 
 pub struct Records {
     path: PathBuf,
+    /// What the file held when it was opened, until the engine takes it
+    /// ([`Records::take`]): the core holds the state from then on, and a
+    /// second copy here would be a large share of a big tree's memory.
     records: BTreeMap<String, Record>,
     out: BufWriter<File>,
     /// Lines written since the file was last flushed to disk.
@@ -37,31 +83,43 @@ impl Records {
     /// the history of its path (of every path, when the line does not
     /// even say which) is forgotten, so that path counts as changed on
     /// both sides (both copies kept), never as deleted. The lines after it
-    /// are read as usual.
+    /// are read as usual. A journal that is there but cannot be read is
+    /// an error (the engine does not start), never an empty history.
     pub fn open(state_dir: &Path) -> std::io::Result<Records> {
         std::fs::create_dir_all(state_dir)?;
         let path = state_dir.join("core-journal.jsonl");
         let mut records = BTreeMap::new();
         let (mut lines, mut torn) = (0usize, false);
         let mut damaged: Vec<String> = Vec::new();
-        let bytes = std::fs::read(&path).unwrap_or_default();
-        let complete = bytes.ends_with(b"\n");
-        let all: Vec<&[u8]> = bytes.split(|&b| b == b'\n').collect();
-        let count = all.len();
-        for (i, raw) in all.into_iter().enumerate() {
-            if raw.is_empty() {
+        // Read a line at a time: the whole file (hundreds of bytes a path)
+        // is never in memory beside the records made from it.
+        let mut file = match File::open(&path) {
+            Ok(f) => Some(BufReader::with_capacity(64 * 1024, f)),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => None,
+            Err(e) => return Err(e),
+        };
+        let mut raw = Vec::new();
+        while let Some(file) = file.as_mut() {
+            raw.clear();
+            if file.read_until(b'\n', &mut raw)? == 0 {
+                break;
+            }
+            // Only the last line can lack its newline.
+            let complete = raw.last() == Some(&b'\n');
+            let line = raw.strip_suffix(b"\n").unwrap_or(&raw);
+            if line.is_empty() {
                 continue;
             }
-            match serde_json::from_slice::<Line>(raw) {
+            match serde_json::from_slice::<Line>(line) {
                 Ok(l) => {
-                    match l.r {
-                        Some(r) => records.insert(l.p, r),
-                        None => records.remove(&l.p),
+                    match l.into_parts() {
+                        (p, Some(r)) => records.insert(p, r),
+                        (p, None) => records.remove(&p),
                     };
                     lines += 1;
                 }
-                Err(_) if i + 1 == count && !complete => torn = true,
-                Err(_) => damaged.push(String::from_utf8_lossy(raw).into_owned()),
+                Err(_) if !complete => torn = true,
+                Err(_) => damaged.push(String::from_utf8_lossy(line).into_owned()),
             }
         }
         if !damaged.is_empty() {
@@ -80,21 +138,26 @@ impl Records {
         })
     }
 
-    /// Every record, in path order.
+    /// Every record as read at open, in path order.
+    #[cfg(test)]
     pub fn all(&self) -> impl Iterator<Item = (&String, &Record)> {
         self.records.iter()
     }
 
-    /// How many paths have an agreed base.
+    /// Every record as read at open, taken out: the journal keeps only
+    /// its file from then on.
+    pub fn take(&mut self) -> BTreeMap<String, Record> {
+        std::mem::take(&mut self.records)
+    }
+
+    /// How many paths had an agreed base when it was opened.
     pub fn agreed(&self) -> usize {
         self.records.values().filter(|r| r.base.is_some()).count()
     }
 
+    /// Appends `path`'s record (`None`: forgotten); the next open reads it.
     pub fn set(&mut self, path: String, record: Option<Record>) {
-        let line = Line {
-            p: path.clone(),
-            r: record.clone(),
-        };
+        let line = Line::new(path, record);
         let written = serde_json::to_writer(&mut self.out, &line)
             .map_err(std::io::Error::from)
             .and_then(|()| self.out.write_all(b"\n"));
@@ -102,10 +165,6 @@ impl Records {
             tracing::error!("writing {}: {e}", self.path.display());
         }
         self.unsynced = true;
-        match record {
-            Some(r) => self.records.insert(path, r),
-            None => self.records.remove(&path),
-        };
     }
 
     /// Hands what was set to the operating system (no flush to disk): it
@@ -193,10 +252,7 @@ fn rewrite(path: &Path, records: &BTreeMap<String, Record>) -> std::io::Result<B
     {
         let mut w = BufWriter::new(File::create(&tmp)?);
         for (p, r) in records {
-            let line = Line {
-                p: p.clone(),
-                r: Some(r.clone()),
-            };
+            let line = Line::new(p.clone(), Some(r.clone()));
             serde_json::to_writer(&mut w, &line)?;
             w.write_all(b"\n")?;
         }
@@ -210,7 +266,7 @@ fn rewrite(path: &Path, records: &BTreeMap<String, Record>) -> std::io::Result<B
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::sync::core::{Base, Kind, Version};
+    use crate::sync::core::{Base, Entry, FileId, Kind, Version};
 
     fn rec(size: u64) -> Record {
         Record {
@@ -228,6 +284,118 @@ mod tests {
             lock: None,
             landing: None,
         }
+    }
+
+    /// A file's agreed base: the version's hash and this side's stat's.
+    fn based(version: Option<&str>, here: Option<Option<&str>>) -> Record {
+        let version = Version {
+            kind: Kind::File,
+            size: 3,
+            mtime_ns: 1_700_000_000_123_456_789,
+            mode: Some(0o644),
+            hash: version.map(str::to_string),
+        };
+        let here = here.map(|h| Entry {
+            kind: Kind::File,
+            size: 3,
+            mtime_ns: 1_700_000_000_123_456_789,
+            mode: Some(0o644),
+            id: FileId { dev: 7, ino: 42 },
+            hash: h.map(str::to_string),
+        });
+        Record {
+            base: Some(Base { version, here }),
+            deleted_ns: None,
+            lock: None,
+            landing: None,
+        }
+    }
+
+    #[test]
+    fn a_base_hash_is_written_once_and_every_record_read_back_as_set() {
+        let (x, y) = ("a".repeat(64), "b".repeat(64));
+        let cases = [
+            ("same", based(Some(&x), Some(Some(&x)))),
+            ("unhashed here", based(Some(&x), Some(None))),
+            ("other here", based(Some(&x), Some(Some(&y)))),
+            ("unhashed version", based(None, Some(Some(&x)))),
+            ("neither", based(None, Some(None))),
+            ("no here", based(Some(&x), None)),
+        ];
+        let d = tempfile::tempdir().unwrap();
+        {
+            let mut j = Records::open(d.path()).unwrap();
+            for (p, r) in &cases {
+                j.set(p.to_string(), Some(r.clone()));
+            }
+            j.flush();
+        }
+        let file = d.path().join("core-journal.jsonl");
+        let text = std::fs::read_to_string(&file).unwrap();
+        let same = text.lines().next().unwrap();
+        assert_eq!(same.matches(&x).count(), 1, "{same}");
+        assert!(same.contains(r#""same_hash":true"#), "{same}");
+        let others = text.lines().skip(1).collect::<Vec<_>>().join("\n");
+        assert!(!others.contains("same_hash"), "{others}");
+        let read = |d: &Path| -> BTreeMap<String, Record> {
+            let j = Records::open(d).unwrap();
+            j.all().map(|(p, r)| (p.clone(), r.clone())).collect()
+        };
+        let want: BTreeMap<String, Record> = cases
+            .iter()
+            .map(|(p, r)| (p.to_string(), r.clone()))
+            .collect();
+        assert_eq!(read(d.path()), want);
+        // Compacted (a torn tail makes the next open rewrite the file): the
+        // same records again.
+        let mut f = OpenOptions::new().append(true).open(&file).unwrap();
+        f.write_all(b"{\"p\":\"torn").unwrap();
+        drop(f);
+        assert_eq!(read(d.path()), want);
+        let compacted = std::fs::read_to_string(&file).unwrap();
+        assert_eq!(compacted.lines().count(), cases.len());
+        assert_eq!(compacted.matches(&x).count(), 5, "once a line: {compacted}");
+    }
+
+    #[test]
+    fn a_journal_of_earlier_builds_is_read_as_it_was_written() {
+        let (x, y) = ("a".repeat(64), "b".repeat(64));
+        let d = tempfile::tempdir().unwrap();
+        let file = d.path().join("core-journal.jsonl");
+        // As earlier builds wrote them: the hash in both places, or
+        // only in the version.
+        let v1 = |p: &str, here_hash: &str| {
+            format!(
+                r#"{{"p":"{p}","r":{{"base":{{"version":{{"kind":"file","size":3,"mtime_ns":1700000000123456789,"mode":420,"hash":"{x}"}},"here":{{"kind":"file","size":3,"mtime_ns":1700000000123456789,"mode":420,"id":{{"dev":7,"ino":42}}{here_hash}}}}}}}}}"#
+            )
+        };
+        let lines = [
+            v1("both", &format!(r#","hash":"{x}""#)),
+            v1("other", &format!(r#","hash":"{y}""#)),
+            v1("version only", ""),
+        ];
+        std::fs::write(&file, lines.join("\n") + "\n").unwrap();
+        let mut j = Records::open(d.path()).unwrap();
+        let all: BTreeMap<_, _> = j.all().map(|(p, r)| (p.clone(), r.clone())).collect();
+        assert_eq!(all["both"], based(Some(&x), Some(Some(&x))));
+        assert_eq!(all["other"], based(Some(&x), Some(Some(&y))));
+        assert_eq!(all["version only"], based(Some(&x), Some(None)));
+        assert!(
+            std::fs::read_dir(d.path())
+                .unwrap()
+                .flatten()
+                .all(|e| !e.file_name().to_string_lossy().contains("damaged")),
+            "nothing set aside"
+        );
+        // A line with the hash once appended to it: both read together.
+        j.set("new".into(), Some(based(Some(&y), Some(Some(&y)))));
+        j.flush();
+        drop(j);
+        let j = Records::open(d.path()).unwrap();
+        let all: BTreeMap<_, _> = j.all().map(|(p, r)| (p.clone(), r.clone())).collect();
+        assert_eq!(all.len(), 4);
+        assert_eq!(all["new"], based(Some(&y), Some(Some(&y))));
+        assert_eq!(all["version only"], based(Some(&x), Some(None)));
     }
 
     #[test]

@@ -36,6 +36,10 @@ pub enum Sent {
     /// The file changed or vanished before or while it was read; nothing
     /// (or an aborted transfer) reached the peer.
     Changed,
+    /// The file could not be opened or read (permissions, a file held open
+    /// on Windows, an I/O error); nothing (or an aborted transfer) reached
+    /// the peer. Worth trying again later.
+    Unreadable { error: String },
 }
 
 /// Sends `offer` (a core `Offer` of `meta.path` under `root`), then the
@@ -56,8 +60,14 @@ pub async fn send_offer<W: AsyncWrite + Unpin>(
             return Ok(Sent::Changed);
         }
     };
-    let Ok(mut file) = File::open(&full) else {
-        return Ok(Sent::Changed);
+    let mut file = match File::open(&full) {
+        Ok(f) => f,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Sent::Changed),
+        Err(e) => {
+            return Ok(Sent::Unreadable {
+                error: format!("cannot read: {e}"),
+            })
+        }
     };
     w.feed(Message::Sync(offer)).await?;
     if let Some(list) = blocks.filter(|l| !l.strong.is_empty()) {
@@ -80,9 +90,10 @@ pub async fn send_offer<W: AsyncWrite + Unpin>(
         let n = match file.read(&mut buf) {
             Ok(n) => n,
             Err(e) => {
-                tracing::warn!("reading {}: {e}", meta.path);
                 w.send(Message::FileAbort).await?;
-                return Ok(Sent::Changed);
+                return Ok(Sent::Unreadable {
+                    error: format!("cannot read: {e}"),
+                });
             }
         };
         if n == 0 {
@@ -467,12 +478,7 @@ fn local_error(path: &str, e: std::io::Error) -> ReceiveError {
 /// filesystem as the synced directory (so a rename is atomic), otherwise a
 /// hidden `.lab3-tmp` folder inside it (never listed or synced). Emptied at start.
 pub fn temp_dir_for(dir: &Path, state_dir: &Path) -> std::io::Result<PathBuf> {
-    let in_state = state_dir.join("tmp");
-    let tmp = if same_filesystem(dir, state_dir) {
-        in_state
-    } else {
-        dir.join(format!("{}tmp", crate::ignore::TEMP_PREFIX))
-    };
+    let tmp = temp_dir_of(dir, state_dir);
     if tmp.exists() {
         std::fs::remove_dir_all(&tmp)?;
     }
@@ -480,6 +486,15 @@ pub fn temp_dir_for(dir: &Path, state_dir: &Path) -> std::io::Result<PathBuf> {
         std::fs::create_dir_all(tmp.join(n.to_string()))?;
     }
     Ok(tmp)
+}
+
+/// The folder [`temp_dir_for`] makes (and empties at start), as it is.
+pub fn temp_dir_of(dir: &Path, state_dir: &Path) -> PathBuf {
+    if same_filesystem(dir, state_dir) {
+        state_dir.join("tmp")
+    } else {
+        dir.join(format!("{}tmp", crate::ignore::TEMP_PREFIX))
+    }
 }
 
 #[cfg(unix)]

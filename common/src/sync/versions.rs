@@ -90,13 +90,19 @@ pub fn list(state_dir: &Path, rel: &str, side: &str) -> Vec<Kept> {
             }
         }
     }
-    out.sort_by(|x, y| {
+    newest_first(&mut out);
+    out
+}
+
+/// Newest first; among versions kept at one moment, by path, then id.
+fn newest_first(kept: &mut [Kept]) {
+    kept.sort_by(|x, y| {
         y.info
             .kept_ns
             .cmp(&x.info.kept_ns)
+            .then(x.info.path.cmp(&y.info.path))
             .then(x.info.id.cmp(&y.info.id))
     });
-    out
 }
 
 /// The stamp folders under `dir` (one per moment something was kept).
@@ -196,11 +202,14 @@ pub fn new_stamp_dir(dir: &Path) -> PathBuf {
 }
 
 /// Puts version `id` of `rel` (default: the newest) back at this side as
-/// a new change: copied (the kept version stays) into a temporary file
-/// beside the path, flushed, and renamed into place; what the path held
-/// is kept as a version in turn. The copy's modification time is now, so
-/// the restore is a change made after everything it replaces and syncs
-/// as one. Fails, changing nothing, if the path is a folder now.
+/// a new change: copied (the kept version stays) into a temporary file,
+/// flushed, and renamed over the path in one step. What the path held is
+/// kept as a version first, as a hard link (a copy where the file system
+/// has none), so at every instant, a kill -9 or a power cut included, the
+/// path holds either what it held or the restored copy, and both are
+/// kept. The copy's modification time is now, so the restore is a change
+/// made after everything it replaces and syncs as one. Fails, changing
+/// nothing, if the path is a folder now or a save lands meanwhile.
 pub fn restore(
     disk: &mut Disk,
     rel: &str,
@@ -220,16 +229,19 @@ pub fn restore(
             .ok_or_else(|| anyhow::anyhow!("no kept versions of {rel} at server {up}"))?,
     };
     let target = disk.resolve(rel)?;
-    if let Some(e) = disk.stat(rel)? {
-        if e.kind == Kind::Dir {
-            anyhow::bail!("{rel} is a folder at server {up} now; move it away to restore the file");
-        }
+    let found = disk.stat(rel)?;
+    if found.as_ref().is_some_and(|e| e.kind == Kind::Dir) {
+        anyhow::bail!("{rel} is a folder at server {up} now; move it away to restore the file");
     }
     let parent = target.parent().unwrap_or(Path::new("."));
     std::fs::create_dir_all(parent)?;
+    // Where received files are made (emptied at start: a restore cut short
+    // leaves nothing behind in the folder).
+    let tmp_dir = super::transfer::temp_dir_of(disk.root(), disk.state_dir());
+    std::fs::create_dir_all(&tmp_dir)?;
     let mut tmp = tempfile::Builder::new()
         .prefix(crate::ignore::TEMP_PREFIX)
-        .tempfile_in(parent)?;
+        .tempfile_in(&tmp_dir)?;
     std::io::copy(&mut std::fs::File::open(&kept.file)?, &mut tmp)?;
     #[cfg(unix)]
     if let Some(mode) = kept.info.mode {
@@ -238,23 +250,91 @@ pub fn restore(
             .set_permissions(std::fs::Permissions::from_mode(mode & 0o777))?;
     }
     crate::durable::sync_file(tmp.as_file())?;
-    if disk.stat(rel)?.is_some() {
-        disk.keep(rel, KeepWhy::Replaced)?;
+    let changed = || {
+        anyhow::anyhow!(
+            "{rel} changed at server {up} while it was being restored; nothing was replaced: try again"
+        )
+    };
+    match &found {
+        Some(f) => {
+            disk.keep_in_place(rel, f)?.ok_or_else(changed)?;
+            // The kept version is on disk before the path changes.
+            disk.sync_dirs();
+            hold_for_tests();
+            tmp.persist(&target)
+                .map_err(|e| anyhow::anyhow!("{rel}: {}", e.error))?;
+        }
+        None => {
+            tmp.persist_noclobber(&target).map_err(|_| changed())?;
+        }
     }
-    tmp.persist_noclobber(&target).map_err(|e| {
-        anyhow::anyhow!("{rel} changed at server {up} while it was being restored ({}); what it held is kept as a version: try again", e.error)
-    })?;
     crate::durable::sync_dir(parent)?;
     Ok(kept.info)
 }
 
-/// The versions of `rel` kept at this side (`side`: `"a"` or `"b"`).
+/// For tests only: `LAB3_TEST_RESTORE_HOLD=FILE` makes a restore that has
+/// kept what the path held wait, before it renames the restored copy over
+/// the path, for as long as FILE exists (it says so on stderr), so that a
+/// test can kill the server in that window. Unset, nothing waits.
+fn hold_for_tests() {
+    let Some(flag) = std::env::var_os("LAB3_TEST_RESTORE_HOLD") else {
+        return;
+    };
+    let flag = PathBuf::from(flag);
+    if flag.exists() {
+        tracing::warn!("restore held before its rename (LAB3_TEST_RESTORE_HOLD)");
+    }
+    while flag.exists() {
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+}
+
+/// How many versions an answer for every file holds at most: the newest
+/// (an answer must fit in a frame; a page lists no more).
+pub const EVERY_FILE_AT_MOST: usize = 2000;
+
+/// The versions of `rel` kept at this side (`side`: `"a"` or `"b"`); an
+/// empty `rel`: of every file, the newest [`EVERY_FILE_AT_MOST`] (the web
+/// page's view of all versions).
 pub fn infos(state_dir: &Path, rel: &str, side: &str) -> anyhow::Result<Vec<VersionInfo>> {
-    crate::paths::check(rel)?;
-    Ok(list(state_dir, rel, side)
-        .into_iter()
-        .map(|k| k.info)
-        .collect())
+    let kept = if rel.is_empty() {
+        let mut all = list_all(state_dir, side);
+        all.truncate(EVERY_FILE_AT_MOST);
+        all
+    } else {
+        crate::paths::check(rel)?;
+        list(state_dir, rel, side)
+    };
+    Ok(kept.into_iter().map(|k| k.info).collect())
+}
+
+/// Every kept version at this side, of every file, newest first: each
+/// file under a stamp folder (but the sidecars), as [`list`] finds it.
+pub fn list_all(state_dir: &Path, side: &str) -> Vec<Kept> {
+    let mut out = Vec::new();
+    for folder in FOLDERS {
+        for stamp_dir in stamps(&state_dir.join(folder)) {
+            for e in walkdir::WalkDir::new(&stamp_dir)
+                .min_depth(1)
+                .into_iter()
+                .flatten()
+            {
+                let name = e.file_name().to_string_lossy();
+                if !e.file_type().is_file() || name.starts_with(SIDECAR_PREFIX) {
+                    continue;
+                }
+                let Ok(rel) = e.path().strip_prefix(&stamp_dir) else {
+                    continue;
+                };
+                let parts: Vec<_> = rel.iter().map(|c| c.to_string_lossy()).collect();
+                if let Some(k) = find_in(&stamp_dir, folder, &parts.join("/"), side) {
+                    out.push(k);
+                }
+            }
+        }
+    }
+    newest_first(&mut out);
+    out
 }
 
 /// `lab3 restore` at this side: through the running engine, or (a server
@@ -314,5 +394,12 @@ mod tests {
         assert_eq!(list(state, "docs/a.txt", "a")[1].info.id, got[1].info.id);
         assert!(list(state, "docs", "a").is_empty());
         assert!(stamp_ns(&one).is_some());
+        // Every file's versions: these two, and no sidecar.
+        std::fs::write(one.join("b.txt"), "b").unwrap();
+        let every = infos(state, "", "a").unwrap();
+        let paths: Vec<&str> = every.iter().map(|v| v.path.as_str()).collect();
+        // (b.txt has no sidecar: kept when its stamp folder was made, first.)
+        assert_eq!(paths, ["docs/a.txt", "docs/a.txt", "b.txt"], "{every:?}");
+        assert!(infos(state, "../x", "a").is_err());
     }
 }

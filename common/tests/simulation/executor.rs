@@ -79,7 +79,8 @@ pub fn run(w: &mut World, s: Side, effect: Effect, epoch: u64) {
                 Side::A => w.b.core.as_ref(),
                 Side::B => w.a.core.as_ref(),
             };
-            let excused = !w.strict && crate::known::resent_after_a_lost_answer(peer, &path);
+            let excused =
+                !w.strict && crate::known::resent_after_a_lost_answer(peer, &path, &content);
             if !excused {
                 w.t.sent_file(s, &path, &content);
             }
@@ -193,10 +194,13 @@ pub fn run(w: &mut World, s: Side, effect: Effect, epoch: u64) {
                         kept_at = Some(format!("versions/{path}"));
                     }
                     None => {
-                        for (p, c) in lost {
-                            w.t.dropped(s, &p, &c, "an install");
+                        for (p, c) in &lost {
+                            w.t.dropped(s, p, c, "an install");
                         }
                     }
+                }
+                for (p, c) in lost {
+                    w.t.sync_removed(s, &p, &c);
                 }
                 // Kept or not, what was there makes way (a rename into
                 // place held a file; a folder goes with all it held).
@@ -241,6 +245,10 @@ pub fn run(w: &mut World, s: Side, effect: Effect, epoch: u64) {
             }
             me.touch(&path, false);
             let mut kept_at = None;
+            if let Some(c) = &content {
+                w.t.sync_removed(s, &path, c);
+            }
+            let me = w.side(s);
             if let Some(c) = content {
                 match keep {
                     Some(why) => {

@@ -98,7 +98,7 @@ fn summary(failures: &[(u64, Vec<String>)]) -> String {
     kinds
         .iter()
         .map(|(k, seeds)| {
-            let some: Vec<String> = seeds.iter().take(5).map(u64::to_string).collect();
+            let some: Vec<String> = seeds.iter().take(40).map(u64::to_string).collect();
             format!("  {} seeds: {k} (e.g. {})\n", seeds.len(), some.join(", "))
         })
         .collect()

@@ -12,6 +12,7 @@ use axum::response::{Html, IntoResponse, Response};
 use axum::Json;
 use common::meta::rfc3339_utc;
 use common::protocol::{Message, PeerState, Target};
+use common::status::StatusView;
 use futures::Stream;
 use serde::Deserialize;
 use serde_json::{json, Value};
@@ -102,28 +103,14 @@ pub async fn listing(State(web): State<Arc<Web>>) -> Response {
     Json(json!({ "peer": peer, "files": files, "queues": queues })).into_response()
 }
 
-/// `GET /api/status`: what `lab3 status --json` prints, plus Server A's clock.
+/// `GET /api/status`: what `lab3 status --json` prints (the same
+/// answer, in the same form), plus Server A's clock.
 pub async fn status(State(web): State<Arc<Web>>) -> Response {
     let app = &web.app;
-    let link = app.sync.as_ref().map(|s| s.status()).unwrap_or_default();
-    let locks = app.lock_infos();
-    let queued: usize = locks.iter().map(|l| l.queued).sum();
-    Json(json!({
-        "now": rfc3339_utc(common::meta::now_ns()),
-        "server_b": app.cfg.peer,
-        "sync": app.sync.is_some(),
-        "link": {
-            "up": link.up,
-            "since": link.since_ns.map(rfc3339_utc),
-            "clock_skew_ns": link.clock_skew_ns,
-            "last_reconcile": link.last_reconcile_ns.map(rfc3339_utc),
-            "sending": link.sending,
-            "receiving": link.receiving,
-        },
-        "locks": locks,
-        "queued": queued,
-    }))
-    .into_response()
+    let status = crate::client_api::status(app).await;
+    let mut doc = StatusView::new(&app.listen, None, &status, false).json();
+    doc["now"] = json!(rfc3339_utc(common::meta::now_ns()));
+    Json(doc).into_response()
 }
 
 /// `GET /api/events`: every action of both servers as it happens (the
@@ -195,6 +182,7 @@ pub async fn unlock(State(web): State<Arc<Web>>, Json(body): Json<NameBody>) -> 
     }
 }
 
-fn error(status: StatusCode, message: String) -> Response {
+/// An error answer: `{"error": MESSAGE}` with `status`.
+pub(super) fn error(status: StatusCode, message: String) -> Response {
     (status, Json(json!({ "error": message }))).into_response()
 }

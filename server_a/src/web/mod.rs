@@ -1,6 +1,7 @@
 //! The web page of Server A (`--http ADDR`, default `127.0.0.1:6080`): the
 //! live composite listing, lock and unlock with each locked file's queue,
-//! both servers' actions as they happen, and the link's state, for people
+//! both servers' actions as they happen, the link's state, and the kept
+//! versions of files with a restore button for each, for people
 //! who live in a file manager rather than a terminal.
 //!
 //! One page, its assets embedded in the binary (plain HTML, CSS and a
@@ -11,9 +12,11 @@
 //! - [`guard`]: the token login, session cookies, and the cross-site checks
 //!   every request passes.
 //! - [`api`]: the JSON answers and the event stream.
+//! - [`versions`]: the versions view's list and restore.
 
 mod api;
 mod guard;
+mod versions;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -47,14 +50,14 @@ pub async fn start(addr: &str, app: Arc<App>) {
             return;
         }
     };
-    if !local.ip().is_loopback() && app.cfg.args.token.is_none() {
+    if !local.ip().is_loopback() && app.cfg.served.args.token.is_none() {
         tracing::warn!(
             "web page: {local} is reachable beyond this machine and no --token is set: \
              anyone who can reach it can lock and unlock files"
         );
     }
     let web = Arc::new(Web {
-        guard: guard::Guard::new(app.cfg.args.token.clone(), local),
+        guard: guard::Guard::new(app.cfg.served.args.token.clone(), local),
         app,
     });
     print_web_line(local);
@@ -78,6 +81,8 @@ fn router(web: Arc<Web>) -> Router {
         .route("/api/events", get(api::events))
         .route("/api/lock", post(api::lock))
         .route("/api/unlock", post(api::unlock))
+        .route("/api/versions", get(versions::list))
+        .route("/api/restore", post(versions::restore))
         .layer(axum::middleware::from_fn_with_state(
             web.clone(),
             guard::check,

@@ -3,12 +3,28 @@
 //! peer's changes here, and the state moves they bring (a folder's names
 //! re-keyed, a path forgotten).
 
-use super::local::{ancestors, is_under};
+use super::local::{ancestors, holdings_agree, is_under};
 use super::peer::matches;
+use super::rule::{self, View, Winner};
 use super::{
-    Base, Core, Direction, Effect, Entry, Holding, KeepWhy, Kind, OpId, Outcome, PeerMsg, Pending,
-    Refusal, Timer, Version,
+    Base, Core, Direction, Effect, Entry, Holding, InvEntry, KeepWhy, Kind, LinkPhase, OpFor, OpId,
+    Outcome, PeerMsg, Pending, Refusal, Version,
 };
+
+/// What `of`, an offer of this side's at `path` (not a move) whose wait a
+/// link change ended, sent.
+fn lost_offer(of: &OpFor, path: &str) -> Option<(Holding, Option<Entry>)> {
+    (of.path == path && of.from.is_none())
+        .then(|| of.lost.clone())
+        .flatten()
+}
+
+fn landed_holding(landed: &Option<Version>) -> Holding {
+    match landed {
+        Some(v) => Holding::Present(v.clone()),
+        None => Holding::Absent { deleted_ns: None },
+    }
+}
 
 impl Core {
     /// Moves the state of everything under folder `from` to `to`.
@@ -88,6 +104,140 @@ impl Core {
         }
     }
 
+    /// Both sides hold `path` now (the peer stored this side's change
+    /// there, or this side stored the peer's), so both hold the folders
+    /// above it: each such folder without an agreed base gets one, on
+    /// both sides alike. A folder made here only to hold the peer's files
+    /// is then no change of this side (offered back, it brought back a
+    /// folder the peer had moved away meanwhile: CI's
+    /// `folders_are_created_renamed_and_deleted_on_the_other_side`), and a
+    /// folder this side no longer holds is a delete that goes across. Its
+    /// identity, when not seen yet, is taken when it is (see `changed`).
+    pub(super) fn agree_parents(&mut self, path: &str) {
+        let parents: Vec<String> = ancestors(path).map(str::to_string).collect();
+        for p in parents {
+            let st = self.paths.entry(p.clone()).or_default();
+            if st.base.is_some() {
+                continue;
+            }
+            let here = st.local.clone().filter(|e| e.kind == Kind::Dir);
+            let version = here.as_ref().map_or(
+                Version {
+                    kind: Kind::Dir,
+                    size: 0,
+                    mtime_ns: 0,
+                    mode: None,
+                    hash: None,
+                },
+                Entry::version,
+            );
+            let unseen = st.local.is_none();
+            st.base = Some(Base { version, here });
+            self.record(&p);
+            if unseen {
+                // (Made by the install just now, or gone: look.)
+                self.emit(Effect::Stat { path: p });
+            }
+        }
+    }
+
+    /// The peer stored at `path` what this side no longer offers, and
+    /// takes it as agreed: an update it queued long ago and replayed at an
+    /// unlock after this side moved on (seed 7954: a folder B deleted while
+    /// its creation sat in A's lock queue), an offer this side lost track
+    /// of when its copy changed shape (seed 9109), or an offer that crossed
+    /// the peer's, each side having applied the other's (seed 93134). Unless
+    /// this side holds what landed, the two decide by the rule on what each
+    /// holds now: the peer changed since the two last agreed only if this
+    /// side's base says otherwise (then the peer, told the same by this
+    /// side's `Stored`, decides the same way), else this side's copy (or
+    /// its delete) goes across.
+    fn stored_elsewhere(&mut self, path: &str, landed: Option<Version>) {
+        let precision = self.precision();
+        let side = self.cfg.side;
+        let theirs = match landed {
+            Some(v) => Holding::Present(v),
+            None => Holding::Absent { deleted_ns: None },
+        };
+        let st = self.paths.entry(path.to_string()).or_default();
+        let mine = st.holding();
+        let based = st
+            .base
+            .as_ref()
+            .map(|b| Holding::Present(b.version.clone()));
+        let agreed = holdings_agree(
+            based
+                .as_ref()
+                .unwrap_or(&Holding::Absent { deleted_ns: None }),
+            &theirs,
+            precision,
+        );
+        if agreed || holdings_agree(&mine, &theirs, precision) {
+            if st.local.is_none() && st.base.is_none() && st.lock.is_none() && st.pending.is_none()
+            {
+                self.paths.remove(path);
+            }
+            return;
+        }
+        let their_view = View {
+            now: &theirs,
+            changed: based.is_some(),
+        };
+        let my_view = View {
+            now: &mine,
+            changed: true,
+        };
+        let win = rule::winner(my_view, their_view, side, precision);
+        // What this side agreed under a folder the peer no longer holds
+        // is not there either (seeds 39884, 42354: a replay at the peer's
+        // unlock put a file over its folder): offered again, as new.
+        if !matches!(&theirs, Holding::Present(v) if v.kind == Kind::Dir) {
+            self.unagree_under(path);
+        }
+        let st = self.paths.get_mut(path).expect("made above");
+        st.peer = Some(theirs);
+        match win {
+            Winner::Theirs => {
+                // The peer offers its copy (it decides the same).
+                if st.pending.is_none() {
+                    st.pending = Some(Pending::Held {
+                        sent: mine,
+                        entry: st.local.clone(),
+                    });
+                }
+            }
+            _ => {
+                if matches!(st.pending, Some(Pending::Held { .. })) {
+                    st.pending = None;
+                }
+                self.consider(path, false);
+                self.consider_under(path);
+            }
+        }
+    }
+
+    /// Takes back every agreement under folder `dir`: what is still here
+    /// becomes a new name to offer, what is not is forgotten.
+    fn unagree_under(&mut self, dir: &str) {
+        let under: Vec<String> = self
+            .paths
+            .range(format!("{dir}/")..)
+            .take_while(|(p, _)| is_under(p, dir))
+            .filter(|(_, s)| s.base.is_some() && s.pending.is_none())
+            .map(|(p, _)| p.clone())
+            .collect();
+        for p in under {
+            let st = self.paths.get_mut(&p).expect("listed");
+            if st.local.is_some() {
+                st.base = None;
+                st.deleted_ns = None;
+                self.record(&p);
+            } else {
+                self.forget(&p);
+            }
+        }
+    }
+
     /// Forgets `path` (and, for the journal, says so).
     pub(super) fn forget(&mut self, path: &str) {
         self.set_local(path, None);
@@ -103,10 +253,34 @@ impl Core {
         self.record(path);
     }
 
+    /// The peer answered that it holds `now` at `path`, agreed: during a
+    /// reconciliation, its inventory (sent before that answer) is out of
+    /// date there, and the decision to come takes the answer instead (an
+    /// offer made on the inventory's "nothing there" would carry no base,
+    /// and the peer, which holds the agreed copy, would take it for a
+    /// conflict).
+    fn peer_holds(&mut self, path: &str, now: Holding) {
+        if let LinkPhase::Reconciling { theirs, .. } = &mut self.link {
+            if let Some(e) = theirs.get_mut(path) {
+                e.now = now;
+                e.changed = false;
+            } else {
+                theirs.insert(
+                    path.to_string(),
+                    InvEntry {
+                        path: path.to_string(),
+                        now,
+                        changed: false,
+                    },
+                );
+            }
+        }
+    }
+
     pub(super) fn stored(&mut self, op: OpId, path: String, landed: Option<Version>) {
         let of = self.ops.remove(&op);
         let Some(st) = self.paths.get(&path) else {
-            return;
+            return self.stored_elsewhere(&path, landed);
         };
         let (sent, entry) = match &st.pending {
             Some(Pending::Offered { op: o, sent, entry }) if *o == op => {
@@ -117,6 +291,23 @@ impl Core {
                 if matches(entry.as_ref(), landed.as_ref(), self.precision()) =>
             {
                 (sent.clone(), entry.clone())
+            }
+            // An offer of this side's whose wait a link's drop ended, and
+            // that the peer stored all the same (seeds 158280, 62488: the
+            // answer crossed the inventories at reconnect). The peer holds
+            // what this side sent and took it as agreed: so does this
+            // side. (Without it, this side's next change, a restore of an
+            // older backup, went across as new, and the peer took it for
+            // a conflict with its own copy and undid it.)
+            None | Some(Pending::Held { .. }) => {
+                match of.as_ref().and_then(|o| lost_offer(o, &path)) {
+                    Some((sent, entry))
+                        if holdings_agree(&sent, &landed_holding(&landed), self.precision()) =>
+                    {
+                        (sent, entry)
+                    }
+                    _ => return self.stored_elsewhere(&path, landed),
+                }
             }
             _ => return,
         };
@@ -142,19 +333,33 @@ impl Core {
                 format!("from {from}"),
             );
         }
+        self.succeeded(&path, Direction::Out);
         let st = self.paths.get_mut(&path).expect("checked");
         st.pending = None;
         st.peer = None;
         match (landed, sent) {
             (Some(v), sent) => {
                 let mut version = sent.version().cloned().unwrap_or(v.clone());
-                version.hash = version.hash.or(v.hash);
+                version.hash = version.hash.or(v.hash.clone());
                 st.base = Some(Base {
                     version,
                     here: entry,
                 });
-                st.deleted_ns = None;
+                // Gone here since it was offered: a delete, from when it
+                // was seen gone (a peer's copy offered on an inventory
+                // that crossed this answer is older: seed 42354).
+                st.deleted_ns = st.local.is_none().then_some(st.changed_ns);
+                let a_file = v.kind == Kind::File;
+                self.peer_holds(&path, Holding::Present(v));
                 self.record(&path);
+                self.agree_parents(&path);
+                if a_file {
+                    // Both sides hold a file here now: nothing under it is
+                    // left on either side, so what this side still knew of
+                    // (a delete not yet taken, seed 4151) is done with.
+                    self.forget_under(&path);
+                    self.failing.retain(|p, _| !is_under(p, &path));
+                }
                 if of.as_ref().is_none_or(|o| o.from.is_none()) {
                     let action = if was_new { "created" } else { "updated" };
                     self.announce(action, Direction::Out, &path, size, String::new());
@@ -181,6 +386,10 @@ impl Core {
         if let Some(from) = of.and_then(|o| o.from) {
             self.consider_under(&path);
             self.name_freed(&from);
+            // A folder gone here that waited for what it held to go.
+            if let Some(parent) = ancestors(&from).next().map(str::to_string) {
+                self.consider(&parent, false);
+            }
         }
     }
 
@@ -212,8 +421,6 @@ impl Core {
             }
             return;
         }
-        let retry_ns = self.cfg.retry_ns;
-        let now = self.now_ns;
         let Some(st) = self.paths.get_mut(&path) else {
             return;
         };
@@ -238,11 +445,7 @@ impl Core {
                 st.peer = Some(holds);
                 if retry {
                     st.pending = Some(Pending::Retrying);
-                    self.emit(Effect::Arm {
-                        timer: Timer::Retry(path.clone()),
-                        at_ns: now + retry_ns,
-                    });
-                    self.announce("error", Direction::Out, &path, None, error);
+                    self.failed(&path, Direction::Out, error, true);
                 } else {
                     st.pending = Some(held);
                     self.peer_refused_name(&path, offered, error);
@@ -347,14 +550,13 @@ impl Core {
                 });
             }
             Outcome::Failed { error, .. } => {
+                // Nothing (or an aborted transfer) reached the peer: the
+                // base stays, and the file is offered again once the
+                // delay is over or it changes.
                 self.ops.remove(&op);
                 let st = self.paths.get_mut(path).expect("known");
                 st.pending = Some(Pending::Retrying);
-                self.emit(Effect::Arm {
-                    timer: Timer::Retry(path.to_string()),
-                    at_ns: self.now_ns + self.cfg.retry_ns,
-                });
-                self.announce("error", Direction::Out, path, None, error);
+                self.failed(path, Direction::Out, error, true);
             }
             Outcome::Applied { .. } => {}
         }
@@ -370,6 +572,7 @@ impl Core {
     ) {
         let path = of.path.clone();
         let from = of.from.clone();
+        let parents: Vec<String> = ancestors(&path).map(str::to_string).collect();
         if let Some(f) = &from {
             if let Some(st) = self.paths.get_mut(f) {
                 st.pending = None;
@@ -413,6 +616,7 @@ impl Core {
                 };
                 if landed_v.is_some() {
                     self.record(&path);
+                    self.agree_parents(&path);
                     self.refused_here.remove(&path);
                 } else {
                     self.forget(&path);
@@ -435,6 +639,7 @@ impl Core {
                     (None, Some(_)) => ("updated", String::new()),
                 };
                 self.announce(action, Direction::In, &path, size, detail);
+                self.succeeded(&path, Direction::In);
                 if of.keep == Some(KeepWhy::Conflict) {
                     let detail = match &kept_at {
                         Some(at) => format!("the peer's copy wins; this side's kept at {at}"),
@@ -473,15 +678,25 @@ impl Core {
                 self.observed(path, found, false);
             }
             Outcome::Failed { error, retry } => {
-                let holds = self.paths[&path].holding();
+                // The peer offers it again while it still holds it (what
+                // it held before is no news: seed 56 kept an old copy as
+                // the peer's and sent a delete against it once the peer
+                // had dropped it).
+                let st = self.paths.get_mut(&path).expect("known");
+                st.peer = None;
+                let holds = st.holding();
                 let why = Refusal::Failed {
                     error: error.clone(),
                     retry,
                 };
                 self.refuse_applied(reply_to, &path, holds, from.is_some(), why);
-                self.announce("error", Direction::In, &path, None, error);
+                self.failed(&path, Direction::In, error, false);
             }
             Outcome::Sent { .. } => {}
+        }
+        // A new folder above waited for this (see `Core::applying_under`).
+        for p in parents {
+            self.consider(&p, false);
         }
     }
 }

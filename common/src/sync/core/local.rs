@@ -79,6 +79,13 @@ impl Core {
                 self.emit(Effect::Stat { path: p });
             }
         }
+        // A path waiting to retry a failure goes at once when it changes
+        // (made readable, closed by the program that held it).
+        if let Some(st) = self.paths.get_mut(&path) {
+            if st.pending == Some(Pending::Retrying) {
+                st.pending = None;
+            }
+        }
         let gone = entry.is_none();
         self.changed(&path, entry, closed, false);
         self.consider(&path, false);
@@ -94,7 +101,7 @@ impl Core {
     /// appears while running (or gets another identity) waits the whole
     /// window from now, so that a chain of renames settles before it is
     /// paired. `scan`: found by a full scan.
-    fn changed(&mut self, path: &str, entry: Option<Entry>, closed: bool, scan: bool) {
+    pub(super) fn changed(&mut self, path: &str, entry: Option<Entry>, closed: bool, scan: bool) {
         let gone = entry.is_none();
         let was_dir = self
             .paths
@@ -137,6 +144,36 @@ impl Core {
         self.set_local(path, entry);
         let now = self.now_ns;
         let quiet = self.cfg.quiet_ns;
+        let precision = self.cfg.fs.precision_ns;
+        let st = self.paths.get_mut(path).expect("set_local made it");
+        // The agreed file, its time only rounded by this folder since
+        // this side stat'ed it (CI, FAT over FUSE: the time B set, read to
+        // the nanosecond, came back whole seconds later and was taken for
+        // B's edit, a conflict with A's rename): the same file. Its stat
+        // as the folder now reports it is the one to compare with.
+        if let (Some(b), Some(e)) = (st.base.as_mut(), st.local.as_ref()) {
+            let rounded = b
+                .here
+                .as_ref()
+                .is_some_and(|h| h.mtime_ns != e.mtime_ns && h.same_rounded(e, precision));
+            if rounded {
+                let hash = b.here.as_ref().and_then(|h| h.hash.clone());
+                b.here = Some(Entry {
+                    hash: e.hash.clone().or(hash),
+                    ..e.clone()
+                });
+                self.record(path);
+            }
+        }
+        let st = self.paths.get_mut(path).expect("set_local made it");
+        // A folder agreed before this side saw it (see `agree_parents`)
+        // is the one seen first.
+        if let (Some(b), Some(e)) = (st.base.as_mut(), st.local.as_ref()) {
+            if b.here.is_none() && b.version.kind == Kind::Dir && e.kind == Kind::Dir {
+                b.here = Some(e.clone());
+                self.record(path);
+            }
+        }
         let st = self.paths.get_mut(path).expect("set_local made it");
         st.changed_ns = written.map_or(now, |t| t.min(now));
         if gone {
@@ -318,6 +355,14 @@ impl Core {
         if self.moving_ancestor(path) {
             return;
         }
+        // A new folder with the peer's change landing inside: most likely
+        // made for it (its outcome decides, see `agree_parents`).
+        if st.base.is_none()
+            && st.local.as_ref().is_some_and(|e| e.kind == Kind::Dir)
+            && self.applying_under(path)
+        {
+            return;
+        }
         let due = st.changed_ns + self.cfg.quiet_ns;
         if self.now_ns < due {
             self.emit(Effect::Arm {
@@ -357,6 +402,25 @@ impl Core {
             }
             None => {
                 let st = &self.paths[path];
+                // Nothing here and nothing agreed, while the peer holds a
+                // copy this side was to replace (reconciliation gave the
+                // path to this side, whose copy then went; the peer stored
+                // what this side has since lost): a delete goes across,
+                // against the peer's copy (seed 26).
+                let peers = match &st.peer {
+                    Some(Holding::Present(v)) if st.base.is_none() => Some(v.clone()),
+                    _ => None,
+                };
+                if let Some(v) = peers {
+                    self.send_remove(
+                        path,
+                        Base {
+                            version: v,
+                            here: None,
+                        },
+                    );
+                    return;
+                }
                 let Some(base) = st.base.clone() else {
                     return;
                 };
@@ -443,6 +507,15 @@ impl Core {
                 _ => false,
             }
         })
+    }
+
+    /// Whether a change of the peer is being applied under folder `dir`.
+    fn applying_under(&self, dir: &str) -> bool {
+        let prefix = format!("{dir}/");
+        self.paths
+            .range(prefix.clone()..)
+            .take_while(|(p, _)| p.starts_with(&prefix))
+            .any(|(_, s)| matches!(s.pending, Some(Pending::Applying { .. })))
     }
 
     pub(super) fn has_children(&self, dir: &str) -> bool {

@@ -163,9 +163,10 @@ impl Core {
             // Superseded by a change here after the update arrived: one the
             // peer acknowledged since (it moved on past its update), or an
             // edit not yet acknowledged (this side holds neither what it
-            // held then nor what the unlock replayed last) that is later
-            // than the update. A copy A merely held loses to the peer's
-            // change, whatever its time, as anywhere else.
+            // held then nor what the unlock replayed last, also across a
+            // crash: `replayed_here`) that is later than the update. A copy
+            // A merely held loses to the peer's change, whatever its time,
+            // as anywhere else.
             let acknowledged_since = q.seq <= lock.superseded_through;
             let now = st.holding();
             let agree = |h: &Holding| super::local::holdings_agree(h, &now, precision);
@@ -173,7 +174,12 @@ impl Core {
                 .replays
                 .get(path)
                 .and_then(|r| r.iter().rev().find(|x| x.outcome == "applied"));
-            let edited = !q.held.as_ref().is_some_and(agree)
+            let replayed = local
+                .as_ref()
+                .zip(lock.replayed_here.as_ref())
+                .is_some_and(|(l, r)| l.same_here(r));
+            let edited = !replayed
+                && !q.held.as_ref().is_some_and(agree)
                 && !last_applied.is_some_and(|x| agree(&x.update));
             let local_t = local
                 .as_ref()
@@ -198,6 +204,14 @@ impl Core {
             };
             let superseded = !already && (acknowledged_since || later_here);
             if already || superseded {
+                if already && local.is_some() {
+                    // Installed before a crash, its cursor not yet written:
+                    // what the path holds is the replay's own doing.
+                    let lock = self.paths.get_mut(path).and_then(|s| s.lock.as_mut());
+                    if let Some(lock) = lock {
+                        lock.replayed_here = local;
+                    }
+                }
                 let outcome = if already { "applied" } else { "superseded" };
                 self.finish_entry(path, &q, outcome);
                 continue;
@@ -317,6 +331,9 @@ impl Core {
                     }
                 };
                 st.deleted_ns = None;
+                if let Some(lock) = st.lock.as_mut() {
+                    lock.replayed_here = landed.clone();
+                }
                 self.finish_entry(path, &q, "applied");
                 if self.link.peer().is_some() {
                     self.emit(Effect::Send(PeerMsg::Stored {
@@ -328,7 +345,9 @@ impl Core {
             }
             Outcome::Mismatch { found } => {
                 self.paths.get_mut(path).expect("known").pending = None;
-                self.set_local(path, found);
+                // A change of its own, seen now: it waits to be quiet
+                // (seed 161466 sent a file A was still writing).
+                self.changed(path, found, false, false);
             }
             Outcome::Failed { error, .. } => {
                 self.paths.get_mut(path).expect("known").pending = None;

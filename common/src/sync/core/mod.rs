@@ -27,11 +27,13 @@
 //! - `local`, `peer`, `answers`, `reconcile`, `lock`: the handlers.
 
 mod answers;
+pub mod failing;
 pub mod io;
 mod local;
 mod lock;
 pub mod model;
 pub mod names;
+mod path_set;
 mod peer;
 mod reconcile;
 pub mod rule;
@@ -40,6 +42,9 @@ pub mod wire;
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 
+use path_set::PathSet;
+
+pub use failing::Failing;
 pub use io::{Announcement, Direction, Effect, Input, KeepWhy, Outcome, Replayed, Source, Timer};
 pub use model::{Entry, FileId, Hash, Holding, Kind, Version};
 pub use state::{Base, LinkPhase, LockState, PathState, Pending, Queued, Record};
@@ -66,8 +71,10 @@ pub struct Config {
     /// a future mtime), unless a writer was seen closing it. Also how long a vanished path waits
     /// for its identity to reappear elsewhere (a move) before it is a delete.
     pub quiet_ns: i64,
-    /// How long before a failed operation is tried again.
+    /// How long before a failed operation is tried again the first time;
+    /// the delay doubles with each failure in a row, up to `retry_max_ns`.
     pub retry_ns: i64,
+    pub retry_max_ns: i64,
     /// Replaced and deleted versions are kept (`--keep-versions 0`: not).
     pub keep_versions: bool,
 }
@@ -78,7 +85,8 @@ impl Config {
             side,
             fs: FsTraits::default(),
             quiet_ns: 300_000_000,
-            retry_ns: 3_000_000_000,
+            retry_ns: 1_000_000_000,
+            retry_max_ns: 60_000_000_000,
             keep_versions: true,
         }
     }
@@ -91,6 +99,10 @@ struct OpFor {
     from: Option<String>,
     /// Why the replaced version is kept, for an install's announcement.
     keep: Option<KeepWhy>,
+    /// An offer whose wait the link's drop (or a new link) ended: what
+    /// it sent and read from. The peer may still answer it (it stored
+    /// it while the link went down), and that answer moves the base.
+    lost: Option<(Holding, Option<Entry>)>,
 }
 
 /// The sync core of one side.
@@ -100,10 +112,10 @@ pub struct Core {
     paths: BTreeMap<String, PathState>,
     /// Which paths hold each identity (an index over `local`, for moves
     /// and hard links).
-    ids: HashMap<FileId, BTreeSet<String>>,
+    ids: HashMap<FileId, PathSet>,
     /// Which paths' agreed base was each identity here (an index over
     /// `base.here`, kept by [`Core::record`], for moves).
-    based: HashMap<FileId, BTreeSet<String>>,
+    based: HashMap<FileId, PathSet>,
     based_id: HashMap<String, FileId>,
     link: LinkPhase,
     next_op: OpId,
@@ -121,6 +133,8 @@ pub struct Core {
     unsent_changes: u64,
     /// The peer's names this side refused, with why (said once).
     refused_here: BTreeMap<String, String>,
+    /// Paths that cannot be read or replaced right now.
+    failing: BTreeMap<String, failing::Failing>,
     now_ns: i64,
     out: Vec<Effect>,
 }
@@ -157,6 +171,7 @@ impl Core {
             unsent: BTreeMap::new(),
             unsent_changes: 0,
             refused_here: BTreeMap::new(),
+            failing: BTreeMap::new(),
             now_ns: 0,
             out: Vec::new(),
         };
@@ -223,6 +238,7 @@ impl Core {
                 path: path.to_string(),
                 from: from.map(str::to_string),
                 keep: None,
+                lost: None,
             },
         );
         op
@@ -271,7 +287,7 @@ impl Core {
             self.based_id.remove(path);
         }
         if let Some(id) = id {
-            self.based.entry(id).or_default().insert(path.to_string());
+            index_path(&mut self.based, id, path);
             self.based_id.insert(path.to_string(), id);
         }
     }
@@ -299,12 +315,24 @@ impl Core {
             }
         }
         if let Some(new) = &entry {
-            self.ids.entry(new.id).or_default().insert(path.to_string());
+            index_path(&mut self.ids, new.id, path);
         }
         let (was, is) = (st.local.is_some(), entry.is_some());
         st.local = entry;
         if was != is {
             self.index_folded(path, is);
+        }
+    }
+}
+
+/// Adds `path` to the paths of identity `id` in `index`.
+fn index_path(index: &mut HashMap<FileId, PathSet>, id: FileId, path: &str) {
+    match index.get_mut(&id) {
+        Some(set) => {
+            set.insert(path.to_string());
+        }
+        None => {
+            index.insert(id, PathSet::new(path.to_string()));
         }
     }
 }

@@ -69,6 +69,20 @@ impl Entry {
             && self.mtime_ns == other.mtime_ns
             && self.mode == other.mode
     }
+
+    /// The same file as `other` on a folder that keeps mtimes to
+    /// `precision_ns`: equal but for mtimes less than one step apart. A
+    /// file system may report the time this side set to the nanosecond
+    /// until its attribute cache expires, and rounded after (FAT over
+    /// FUSE; an ext4 inode read back from disk): the same file, no edit.
+    pub fn same_rounded(&self, other: &Entry, precision_ns: u64) -> bool {
+        self.kind == Kind::File
+            && other.kind == Kind::File
+            && self.id == other.id
+            && self.size == other.size
+            && self.mode == other.mode
+            && self.mtime_ns.abs_diff(other.mtime_ns) < precision_ns.max(1)
+    }
 }
 
 /// A version of a path as both sides compare it: no identity, content by

@@ -52,6 +52,9 @@ impl Core {
                                 sent: sent.clone(),
                                 entry: entry.clone(),
                             });
+                            // An edit seen while the offer was in flight
+                            // waited for this answer: it goes now.
+                            self.consider(&path, false);
                         }
                     }
                 }
@@ -146,12 +149,19 @@ impl Core {
             });
             return;
         }
-        let mine_now = st.holding();
+        let mut mine_now = st.holding();
+        // Unchanged here since the two agreed: the agreed content, whose
+        // hash is known even where the stat has none (a copy a lock's
+        // replay installed, found again after a restart, offered back by
+        // the peer that sent it: the same, not a look-alike to install).
+        if let (Holding::Present(v), Some(b)) = (&mut mine_now, &st.base) {
+            if v.hash.is_none() && v.kind == Kind::File && !st.changed_here() {
+                v.hash = b.version.hash.clone();
+            }
+        }
         let changed = st.changed_here() || !matches(st.local.as_ref(), base.as_ref(), precision);
-        let local_hash_unknown = st
-            .local
-            .as_ref()
-            .is_some_and(|e| e.hash.is_none() && e.kind == Kind::File);
+        let local_hash_unknown =
+            matches!(&mine_now, Holding::Present(v) if v.hash.is_none() && v.kind == Kind::File);
         // A folder that gained names here is a change made after the delete.
         let grew = theirs.version().is_none()
             && st.local.as_ref().is_some_and(|e| e.kind == Kind::Dir)
@@ -195,6 +205,7 @@ impl Core {
                         st.pending = None;
                         let landed = Some(e.version());
                         self.record(&path);
+                        self.agree_parents(&path);
                         self.reply(PeerMsg::Stored { op, path, landed });
                     }
                     _ => {

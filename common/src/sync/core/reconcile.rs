@@ -19,15 +19,7 @@ const CHUNK: usize = 2_000;
 
 impl Core {
     pub(super) fn link_up(&mut self, peer: FsTraits) {
-        for st in self.paths.values_mut() {
-            st.peer = None;
-            if matches!(
-                st.pending,
-                Some(Pending::Offered { .. } | Pending::Held { .. })
-            ) {
-                st.pending = None;
-            }
-        }
+        self.end_waits();
         let precision = peer.precision_ns.max(self.cfg.fs.precision_ns);
         let mine = self.digest_of(precision);
         self.link = LinkPhase::Reconciling {
@@ -111,9 +103,11 @@ impl Core {
             *sent = snapshot;
         }
         let n = entries.len().div_ceil(CHUNK).max(1);
-        let mut chunks = entries.chunks(CHUNK);
+        // Moved into the messages, not copied: a big tree's inventory is
+        // in memory once.
+        let mut entries = entries.into_iter();
         for i in 0..n {
-            let entries = chunks.next().map(<[_]>::to_vec).unwrap_or_default();
+            let entries: Vec<InvEntry> = entries.by_ref().take(CHUNK).collect();
             self.emit(Effect::Send(PeerMsg::Inventory {
                 entries,
                 last: i + 1 == n,
@@ -123,13 +117,24 @@ impl Core {
 
     pub(super) fn link_down(&mut self) {
         self.link = LinkPhase::Down;
+        self.end_waits();
+    }
+
+    /// A new link, or none: what the peer said and what this side waits
+    /// for start over (the next reconciliation decides again). What each
+    /// offer sent is kept with its operation, for an answer that comes
+    /// all the same (see [`Core::stored`]).
+    fn end_waits(&mut self) {
         for st in self.paths.values_mut() {
             st.peer = None;
-            if matches!(
-                st.pending,
-                Some(Pending::Offered { .. } | Pending::Held { .. })
-            ) {
-                st.pending = None;
+            match st.pending.take() {
+                Some(Pending::Offered { op, sent, entry }) => {
+                    if let Some(of) = self.ops.get_mut(&op) {
+                        of.lost = Some((sent, entry));
+                    }
+                }
+                Some(Pending::Held { .. }) => {}
+                other => st.pending = other,
             }
         }
     }

@@ -98,6 +98,24 @@ pub struct SideSim {
     /// Killed (kill -9) right after its next install's rename, before the
     /// core hears it landed: the link drops and the side restarts.
     pub crash_after_install: bool,
+    /// The folders an install or a rename makes above its path are seen
+    /// after the core hears it landed (a watcher's hint settles later),
+    /// not before.
+    pub parents_seen_late: bool,
+}
+
+impl SideSim {
+    /// The watcher reports the folders `made` for an install.
+    fn observe_made(&mut self, made: &[String]) {
+        for p in made {
+            let entry = self.disk.stat(p);
+            self.inputs.push_back(Input::Observed {
+                path: p.clone(),
+                entry,
+                closed: false,
+            });
+        }
+    }
 }
 
 pub struct World {
@@ -122,6 +140,7 @@ fn side(s: Side, precision: u64) -> SideSim {
         sent: Vec::new(),
         unlocked: Vec::new(),
         crash_after_install: false,
+        parents_seen_late: false,
     }
 }
 
@@ -338,6 +357,22 @@ impl World {
         panic!("no quiet after 10,000 steps");
     }
 
+    /// Side `a` alone handles its inputs until it has none (no timers):
+    /// the other side's wait, as on a link that is slow one way.
+    pub fn run_side(&mut self, a: bool) {
+        for _ in 0..10_000 {
+            let now = self.now;
+            let Some(input) = self.side(a).inputs.pop_front() else {
+                return;
+            };
+            let effects = self.side(a).core.handle(now, input);
+            for e in effects {
+                self.execute(a, e);
+            }
+        }
+        panic!("side still busy after 10,000 inputs");
+    }
+
     /// Handles one input on either side; false when both are idle.
     fn step(&mut self) -> bool {
         for a in [true, false] {
@@ -463,13 +498,9 @@ impl World {
                     }
                 }
                 let made = s.disk.make_parents(&path, now);
-                for p in made {
-                    let entry = s.disk.stat(&p);
-                    s.inputs.push_back(Input::Observed {
-                        path: p,
-                        entry,
-                        closed: false,
-                    });
+                let late = s.parents_seen_late;
+                if !late {
+                    s.observe_made(&made);
                 }
                 let id = s.disk.ino();
                 let t = coarse(version.mtime_ns, s.disk.precision);
@@ -502,6 +533,9 @@ impl World {
                         kept_at,
                     },
                 });
+                if late {
+                    s.observe_made(&made);
+                }
             }
             Effect::Remove {
                 op,
@@ -556,13 +590,9 @@ impl World {
                     return;
                 }
                 let made = s.disk.make_parents(&to, now);
-                for p in made {
-                    let entry = s.disk.stat(&p);
-                    s.inputs.push_back(Input::Observed {
-                        path: p,
-                        entry,
-                        closed: false,
-                    });
+                let late = s.parents_seen_late;
+                if !late {
+                    s.observe_made(&made);
                 }
                 for p in s.disk.subtree(&from) {
                     let e = s.disk.entries.remove(&p).expect("listed");
@@ -578,6 +608,9 @@ impl World {
                         kept_at: None,
                     },
                 });
+                if late {
+                    s.observe_made(&made);
+                }
             }
             Effect::Queue {
                 path, seq, update, ..

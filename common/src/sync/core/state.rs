@@ -69,6 +69,11 @@ pub struct LockState {
     /// the peer moved on past them, so the unlock reports them superseded.
     #[serde(default, skip_serializing_if = "is_zero")]
     pub superseded_through: u64,
+    /// What the replay's last applied update left on disk (after a crash,
+    /// from the queue's cursor): while the path still holds it, A was not
+    /// edited since, and the next update applies whatever its mtime.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub replayed_here: Option<Entry>,
 }
 
 fn is_zero(n: &u64) -> bool {

@@ -228,6 +228,43 @@ fn whole_second_precision_neither_echoes_nor_rewrites() {
     assert_eq!(offers(&w.b.sent) + offers(&w.a.sent), 1);
 }
 
+/// CI (tests/sync_names.rs, FAT over FUSE): the time B set on a file it
+/// installed reads back to the nanosecond until the attribute cache
+/// expires, then rounded to the folder's 2 s. That is the same file, not
+/// an edit of B's: B sends nothing back and A's copy stays as it is.
+#[test]
+fn a_time_the_folder_rounds_after_an_install_is_no_edit() {
+    let mut w = live(NS, 2 * SEC);
+    // The cache: what B set, to the nanosecond.
+    w.b.disk.precision = NS;
+    let t = 1_700_000_001_234_567_891;
+    w.write_at(true, "f.txt", "from a", Some(t));
+    w.settle();
+    w.assert_same();
+    assert_eq!(w.b.disk.entries["f.txt"].mtime_ns, t);
+    let sent = offers(&w.b.sent);
+    // The cache expired: the folder's own 2 s.
+    w.b.disk.precision = 2 * SEC;
+    let e = w.b.disk.entries.get_mut("f.txt").unwrap();
+    e.mtime_ns = model::coarse(t, 2 * SEC);
+    w.observe(false, "f.txt", false);
+    w.settle();
+    assert_eq!(offers(&w.b.sent), sent, "B: {:?}", w.b.log);
+    assert!(
+        !w.b.log.iter().any(|l| l.contains("conflict")),
+        "{:?}",
+        w.b.log
+    );
+    assert_eq!(w.a.disk.read("f.txt").as_deref(), Some("from a"));
+    assert_eq!(w.a.disk.entries["f.txt"].mtime_ns, t);
+    // Nor after B's restart (the journal kept the stat) and a reconnect.
+    w.disconnect();
+    w.restart(false);
+    w.connect();
+    w.settle();
+    assert_eq!(offers(&w.b.sent), sent, "B: {:?}", w.b.log);
+}
+
 #[test]
 fn a_file_still_being_written_at_reconnect_waits_for_quiet() {
     let mut w = live(NS, NS);
@@ -403,6 +440,34 @@ fn a_locked_path_queues_updates_and_replays_them_in_order() {
     w.write(false, "l.txt", "v3");
     w.settle();
     assert_eq!(w.a.disk.read("l.txt").as_deref(), Some("v3"));
+}
+
+/// CI (`tests/locks.rs`, one run in ten): B's next edit of a locked
+/// file, seen while its offer of the last one was still on the way to A,
+/// waited for A's answer; "queued" did not send it, so it sat at B until
+/// the next rescan.
+#[test]
+fn an_edit_made_while_the_last_was_being_queued_is_queued_too() {
+    let mut w = live(NS, NS);
+    w.write(true, "l.txt", "v0");
+    w.settle();
+    w.lock("l.txt");
+    w.settle();
+    w.write(false, "l.txt", "v1");
+    w.run_side(false); // v1 offered; A has not answered yet
+    w.write(false, "l.txt", "v2, longer");
+    w.run_side(false); // seen while v1's offer is in flight
+    w.settle();
+    assert_eq!(
+        w.a.log.iter().filter(|l| l.starts_with("queued")).count(),
+        2,
+        "{:?}",
+        w.a.log
+    );
+    w.unlock("l.txt");
+    w.settle();
+    assert_eq!(w.a.disk.read("l.txt").as_deref(), Some("v2, longer"));
+    w.assert_same();
 }
 
 /// Simulation seeds 172824 and 28728: `d/e` locked with B's update
@@ -701,4 +766,52 @@ fn a_restart_over_trees_in_sync_agrees_by_digest_alone() {
     w.settle();
     assert_eq!(w.b.disk.read("d/f1").as_deref(), Some("edited while down"));
     w.assert_same();
+}
+
+/// CI, once under load (`tests/sync.rs`,
+/// `folders_are_created_renamed_and_deleted_on_the_other_side`): A's user
+/// makes `d1/d2/deep.txt` and `d1/top.txt`; A's watcher reports the files
+/// before their folders, the files reach B, which makes `d1` and `d1/d2`
+/// to hold them, and A's user moves `d1` to `d3` before A's core has seen
+/// `d1`. B offered the two folders it had made as new ones of its own,
+/// and A, which knew nothing of them, made them again: the moved folder
+/// came back on both sides. Now a folder above a path both sides stored
+/// is agreed on both (A's, gone, is then a delete that goes across), and
+/// a new folder with the peer's change landing inside waits for it.
+/// Both orders of B's watcher: the folders seen before the install
+/// reports, and after.
+#[test]
+fn folders_made_for_the_peers_files_are_not_sent_back() {
+    for late in [false, true] {
+        let mut w = live(NS, NS);
+        w.b.parents_seen_late = late;
+        let now = w.now;
+        w.a.disk.make_parents("d1/d2/deep.txt", now);
+        w.write(true, "d1/d2/deep.txt", "deep");
+        w.write(true, "d1/top.txt", "top!");
+        // A offers both files; its user moves the folder; B takes the files.
+        w.run_side(true);
+        w.mv(true, "d1", "d3");
+        w.run_side(false);
+        w.settle();
+        w.assert_same();
+        assert_eq!(w.b.disk.read("d3/top.txt").as_deref(), Some("top!"));
+        assert_eq!(w.b.disk.read("d3/d2/deep.txt").as_deref(), Some("deep"));
+        assert!(
+            !w.b.disk.entries.contains_key("d1"),
+            "late: {late}: {:?} / A: {:?} B: {:?}",
+            w.b.disk.entries.keys(),
+            w.a.log,
+            w.b.log
+        );
+        for log in [&w.a.log, &w.b.log] {
+            assert!(
+                !log.iter()
+                    .any(|l| l == "created d1" || l == "created d1/d2"),
+                "late: {late}: {log:?}"
+            );
+        }
+        // Nothing sent twice: the files moved.
+        assert_eq!(offers(&w.a.sent), 2, "late: {late}: {:?}", w.a.sent);
+    }
 }

@@ -1,5 +1,6 @@
-// lab3's page: the listing, locks, link state and both servers' actions,
-// kept live from /api/listing, /api/status and the /api/events stream.
+// lab3's page: the listing, locks, link state, both servers' actions and
+// the kept versions, kept live from /api/listing, /api/status,
+// /api/versions and the /api/events stream.
 // Names are only ever put in the page as text (never as HTML).
 "use strict";
 
@@ -9,6 +10,8 @@ const state = {
   files: [], peer: "connected", queues: {}, status: null,
   sort: { key: "name", dir: 1 }, filter: "", known: null,
   transfers: new Map(), aAway: false,
+  // The versions view: of one file (its path), or of every file ("").
+  versionsOf: "", versions: [], versionsPeer: "connected",
 };
 const MAX_ACTIVITY = 200;
 
@@ -113,12 +116,18 @@ function sorted(files) {
   });
 }
 
+function versionsButton(f) {
+  const b = el("button", { class: "versions quiet", type: "button" }, "Versions");
+  b.addEventListener("click", () => showVersions(f.name));
+  return b;
+}
+
 function lockCell(f) {
   const td = el("td", { class: "lock" });
   if (!f.locked) {
     const b = el("button", { class: "lock", type: "button" }, "Lock");
     b.addEventListener("click", () => act(b, "lock", f.name));
-    td.append(b);
+    td.append(b, versionsButton(f));
     return td;
   }
   td.append(el("span", { class: "badge" }, "locked"));
@@ -126,7 +135,7 @@ function lockCell(f) {
   if (f.queued > 0) td.append(el("span", { class: "badge queued" }, f.queued + " queued"));
   const b = el("button", { class: "unlock", type: "button" }, "Unlock");
   b.addEventListener("click", () => act(b, "unlock", f.name));
-  td.append(b);
+  td.append(b, versionsButton(f));
   if (q.length) {
     const ol = el("ol", { class: "queue", "aria-label": "queued updates from server B" });
     for (const u of q) {
@@ -212,7 +221,8 @@ function renderTransfers() {
 }
 
 const FILE_ACTIONS = new Set(["created", "updated", "deleted", "renamed", "conflict", "queued",
-  "applied", "superseded", "failed", "locked", "unlocked"]);
+  "applied", "superseded", "failed", "locked", "unlocked", "restored"]);
+const KEEPING_ACTIONS = new Set(["updated", "deleted", "conflict", "applied", "restored"]);
 
 function onAction(a) {
   const li = el("li", {},
@@ -242,6 +252,8 @@ function onAction(a) {
     if (state.transfers.delete(key)) renderTransfers();
   }
   if (FILE_ACTIONS.has(a.action)) soon(loadListing);
+  // What may have kept a version (a walk of both sides' versions: not too often).
+  if (KEEPING_ACTIONS.has(a.action)) soon(loadVersions, 1000);
   if (a.action === "link up" || a.action === "link down" || FILE_ACTIONS.has(a.action)) soon(loadStatus);
   // Server B coming or going changes what the listing can show.
   if (a.action === "link up" || a.action === "link down") soon(loadListing);
@@ -255,9 +267,9 @@ function parseTotal(detail) {
 }
 
 const pending = new Map();
-function soon(fn) {
+function soon(fn, ms) {
   if (pending.has(fn)) return;
-  pending.set(fn, setTimeout(() => { pending.delete(fn); fn(); }, 150));
+  pending.set(fn, setTimeout(() => { pending.delete(fn); fn(); }, ms || 150));
 }
 
 async function act(button, what, name) {
@@ -274,6 +286,64 @@ async function act(button, what, name) {
     toast(what + " " + name + ": " + e.message, true);
   }
   await Promise.all([loadListing(), loadStatus()]);
+}
+
+async function loadVersions() {
+  const of = state.versionsOf;
+  const doc = await getJson("/api/versions" + (of ? "?path=" + encodeURIComponent(of) : ""));
+  if (!doc || of !== state.versionsOf) return;
+  state.versions = doc.versions;
+  state.versionsPeer = doc.peer;
+  state.versionsMore = doc.more;
+  renderVersions();
+}
+
+function renderVersions() {
+  const of = state.versionsOf;
+  $("#versions-title").textContent = of ? "Versions of " + of : "Versions of every file";
+  $("#versions tbody").replaceChildren(...state.versions.map((v) => {
+    const b = el("button", { class: "restore", type: "button" }, "Restore");
+    b.addEventListener("click", () => restoreVersion(b, v));
+    return el("tr", { "data-id": v.id, "data-path": v.path },
+      el("td", { class: "name" }, v.path),
+      el("td", { class: "side" }, v.side.toUpperCase()),
+      el("td", { class: "kept", title: v.kept }, dateTime.format(new Date(v.kept_ms))),
+      el("td", { class: "why" }, v.why),
+      el("td", { class: "size", title: v.size + " bytes" }, size(v.size)),
+      el("td", { class: "mtime", title: "modified " + v.modified }, dateTime.format(new Date(v.modified_ms))),
+      el("td", { class: "restore" }, b));
+  }));
+  const empty = $("#versions-empty");
+  empty.hidden = state.versions.length > 0;
+  empty.textContent = "No kept versions" + (of ? " of " + of : "")
+    + (state.versionsPeer === "unreachable" ? " at Server A; Server B is away." : ".");
+  const more = $("#versions-more");
+  more.hidden = !state.versions.length || (!state.versionsMore && state.versionsPeer !== "unreachable");
+  more.textContent = state.versionsMore
+    ? "Only the newest " + state.versions.length + " are shown: type a file's path to see all of its versions."
+    : "Server B is away: only Server A's versions are shown.";
+}
+
+function showVersions(path) {
+  state.versionsOf = path;
+  $("#versions-path").value = path;
+  state.versions = [];
+  renderVersions();
+  loadVersions();
+  $("#versions-section").scrollIntoView({ block: "start" });
+}
+
+async function restoreVersion(button, v) {
+  button.disabled = true;
+  try {
+    const doc = await post("/api/restore", { path: v.path, version: v.id });
+    toast("restored " + doc.restored + " at server " + doc.version.side.toUpperCase()
+      + " from version " + doc.version.id + " (" + doc.version.why + "); it syncs as a new change");
+  } catch (e) {
+    toast("restore " + v.path + ": " + e.message, true);
+    button.disabled = false;
+  }
+  await Promise.all([loadVersions(), loadListing()]);
 }
 
 function listen() {
@@ -294,10 +364,15 @@ for (const th of document.querySelectorAll("#files th[data-sort]")) {
   });
 }
 $("#filter").addEventListener("input", (e) => { state.filter = e.target.value; renderFiles(null); });
+$("#versions-form").addEventListener("submit", (e) => {
+  e.preventDefault();
+  showVersions($("#versions-path").value.trim());
+});
 $("#activity").append(el("li", { class: "none" }, "waiting for actions…"));
 
 loadListing();
 loadStatus();
+loadVersions();
 listen();
 // Live updates come from the event stream; these catch what it cannot say
 // (the "ago" times; changes made with --no-sync). The listing asks Server
