@@ -111,20 +111,14 @@ pub struct VersionUsage {
 }
 
 /// A path one side cannot read or replace right now (permissions, a file
-/// held open on Windows), for `lab3 status`.
+/// held open on Windows), for `lab3 status`: the core's record of it, and
+/// which side it is at.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct FailingPath {
     /// `"a"` or `"b"`.
     pub side: String,
-    pub path: String,
-    pub error: String,
-    /// Failures in a row.
-    pub attempts: u32,
-    /// When it first failed (ns since the epoch).
-    pub since_ns: i64,
-    /// When that side tries again (none: the other side offers it again).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub retry_ns: Option<i64>,
+    #[serde(flatten)]
+    pub failing: crate::sync::core::Failing,
 }
 
 /// State a side found damaged or incomplete at start and set aside (a

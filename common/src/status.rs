@@ -5,7 +5,7 @@
 use serde_json::json;
 
 use crate::meta::rfc3339_utc;
-use crate::protocol::{LinkStatus, Message};
+use crate::protocol::{FailingPath, LinkStatus, Message};
 
 impl LinkStatus {
     /// Adds Server B's per-side reports to this one, Server A's: the names
@@ -70,6 +70,19 @@ impl<'a> StatusView<'a> {
         }
     }
 
+    /// Each side's start-up scan while it runs, entries so far (A's, B's);
+    /// B's own answer knows only its own.
+    pub fn scanning(&self) -> (Option<u32>, Option<u32>) {
+        let Message::Status { link, .. } = self.status else {
+            return (None, None);
+        };
+        if self.from_b {
+            (None, link.scanning)
+        } else {
+            (link.scanning, link.peer_scanning)
+        }
+    }
+
     /// The contract's JSON form of the status (`lab3 status --json`).
     pub fn json(&self) -> serde_json::Value {
         let Message::Status {
@@ -90,13 +103,7 @@ impl<'a> StatusView<'a> {
             let queued: usize = locks.iter().map(|l| l.queued).sum();
             (json!(locks), json!(queued))
         };
-        // Each side's start-up scan while it runs; B's own answer knows
-        // only its own.
-        let (scan_a, scan_b) = if self.from_b {
-            (None, link.scanning)
-        } else {
-            (link.scanning, link.peer_scanning)
-        };
+        let (scan_a, scan_b) = self.scanning();
         json!({
             "server_a": self.addr_a,
             "server_b": self.addr_b,
@@ -121,8 +128,8 @@ impl<'a> StatusView<'a> {
             "queued": queued,
             "versions": versions,
             "names": link.names,
-            "failing": failing.iter().map(|f| json!({
-                "side": f.side,
+            "failing": failing.iter().map(|FailingPath { side, failing: f }| json!({
+                "side": side,
                 "path": f.path,
                 "error": f.error,
                 "attempts": f.attempts,

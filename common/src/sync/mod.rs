@@ -267,11 +267,7 @@ impl SyncHandle {
             .iter()
             .map(|f| crate::protocol::FailingPath {
                 side: side.clone(),
-                path: f.path.clone(),
-                error: f.error.clone(),
-                attempts: f.attempts,
-                since_ns: f.since_ns,
-                retry_ns: f.retry_ns,
+                failing: f.clone(),
             })
             .collect()
     }
