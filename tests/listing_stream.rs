@@ -15,12 +15,13 @@ use lab3_tests::*;
 const FILES: usize = 10_000;
 
 /// A pair without sync (the listing is what is tested) over a B folder of
-/// `FILES` files and one file at A; A waits at most 1.5 s for progress,
-/// and B pauses `delay_ms` before each chunk.
+/// `FILES` files and one file at A; A waits at most 3 s for progress,
+/// and B pauses `delay_ms` before each chunk. (At 1.5 s, a chunk 600 ms
+/// late was once taken for a stall on a loaded machine.)
 fn pair(delay_ms: &str) -> Pair {
     Pair::start_with_env(
         &["--no-sync"],
-        &[("LAB3_LISTING_PROGRESS_MS", "1500")],
+        &[("LAB3_LISTING_PROGRESS_MS", "3000")],
         &[("LAB3_TEST_LISTING_CHUNK_DELAY_MS", delay_ms)],
         |dir_a, dir_b| {
             for i in 0..FILES {
@@ -46,26 +47,27 @@ fn listing(a: &Server) -> (serde_json::Value, std::time::Duration) {
 
 #[test]
 fn an_answer_that_keeps_coming_is_listed_whole_however_long() {
-    // 5 chunks, 600 ms before each: 3 s in all, twice A's wait for progress.
-    let pair = pair("600");
+    // 5 chunks, 800 ms before each: 4 s in all, longer than A's wait for
+    // progress, with under a third of it between two chunks.
+    let pair = pair("800");
     let (doc, took) = listing(&pair.a);
     assert_eq!(doc["peer"], "connected", "{}", pair.output());
     assert_eq!(doc["files"].as_array().unwrap().len(), FILES + 1);
     assert!(
-        took.as_millis() >= 3000,
+        took.as_millis() >= 4000,
         "B's answer was not slowed ({took:?}): the test shows nothing"
     );
 }
 
 #[test]
 fn an_answer_that_stalls_is_cut_and_a_lists_its_own() {
-    // 3 s before the first chunk: twice A's wait for progress.
-    let pair = pair("3000");
+    // 6 s before the first chunk: twice A's wait for progress.
+    let pair = pair("6000");
     let (doc, took) = listing(&pair.a);
     assert_eq!(doc["peer"], "unreachable", "{}", pair.output());
     assert_eq!(names(&doc), ["only-at-a.txt"]);
     assert!(
-        took.as_millis() < 3000,
+        took.as_millis() < 6000,
         "A waited for the whole answer: {took:?}"
     );
 }
