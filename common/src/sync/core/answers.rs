@@ -240,6 +240,7 @@ impl Core {
 
     /// Forgets `path` (and, for the journal, says so).
     pub(super) fn forget(&mut self, path: &str) {
+        self.waiting.remove(path);
         self.set_local(path, None);
         if let Some(st) = self.paths.get_mut(path) {
             st.base = None;

@@ -329,6 +329,31 @@ impl Core {
     /// it has been quiet long enough; otherwise arms a timer. `timer`: the
     /// quiet timer fired (a file is then stat'ed once more before it goes).
     pub(super) fn consider(&mut self, path: &str, timer: bool) {
+        self.consider_now(path, timer);
+        self.wake_under(path);
+    }
+
+    /// Considers again the names under `path` that waited for a folder
+    /// above them to move (see [`Core::waiting`]): whatever that folder's
+    /// fate (moved, sent whole, refused, gone), they go now or wait again.
+    /// Only downwards, so it ends.
+    pub(super) fn wake_under(&mut self, path: &str) {
+        if self.waiting.is_empty() {
+            return;
+        }
+        let under: Vec<String> = self
+            .waiting
+            .range(format!("{path}/")..)
+            .take_while(|p| is_under(p, path))
+            .cloned()
+            .collect();
+        for p in under {
+            self.waiting.remove(&p);
+            self.consider(&p, false);
+        }
+    }
+
+    fn consider_now(&mut self, path: &str, timer: bool) {
         if !matches!(self.link, LinkPhase::Live { .. }) {
             return;
         }
@@ -353,6 +378,7 @@ impl Core {
         }
         // A name inside a folder that is itself moving goes with it.
         if self.moving_ancestor(path) {
+            self.waiting.insert(path.to_string());
             return;
         }
         // A new folder with the peer's change landing inside: most likely

@@ -125,6 +125,8 @@ impl Core {
     /// offer sent is kept with its operation, for an answer that comes
     /// all the same (see [`Core::stored`]).
     fn end_waits(&mut self) {
+        // (Considered again once live.)
+        self.waiting.clear();
         for st in self.paths.values_mut() {
             st.peer = None;
             match st.pending.take() {
@@ -306,12 +308,18 @@ impl Core {
                 Winner::Theirs => {
                     st.peer = Some(their_now.clone());
                     if st.pending.is_none() {
+                        // Held while this side holds what its inventory
+                        // said: a change made after it went goes across
+                        // (seed 7525: a file saved at `e` after the
+                        // inventory, while the peer's folder `e` that won
+                        // moved away: held for good); the peer's copy,
+                        // installed meanwhile (agreed, no change here),
+                        // does not.
+                        let since = st.local != snap_local && st.changed_here();
+                        let entry = if since { snap_local } else { st.local.clone() };
                         st.pending = Some(Pending::Held {
                             sent: mine_now.clone(),
-                            // (What it holds now: a change made after
-                            // this goes across; the peer's, installed
-                            // meanwhile, does not.)
-                            entry: st.local.clone(),
+                            entry,
                         });
                     }
                 }
