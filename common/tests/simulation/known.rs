@@ -8,7 +8,7 @@
 //! still hide failures. (Excuses that hid nothing in 200,000 seeds were
 //! removed: a replay taken as agreed, the folder delete ping-pong, one
 //! side idle with nothing, an edit that keeps size and mtime unseen; the
-//! last one's bug is open, seen as "partial" by seed 158956.)
+//! last one's bug, seen as "partial" by seed 158956, is fixed.)
 
 use common::sync::core::{Core, PeerMsg, Pending};
 

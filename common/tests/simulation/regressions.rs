@@ -801,3 +801,19 @@ fn an_answer_that_crossed_the_inventories_is_taken() {
         assert!(v.is_empty(), "seed {seed}: {v:#?}");
     }
 }
+
+/// Bug (seed 158956, fixed in core/local.rs and the executors): on B's
+/// folder of whole 2 s mtimes, a writer replaced `d/z.`'s content in
+/// place and appended to it, ending at the size and mtime the core had
+/// seen before: the watcher's event looked like no change, the file
+/// counted as quiet since the first write, and it was sent 216 ms after
+/// the last one, half written. A watcher event whose stat the core
+/// already knows now brings the content's hash on such a folder (a plain
+/// stat does not), and a new hash is a change.
+#[test]
+fn an_edit_in_the_same_mtime_step_is_seen() {
+    let v = run_steps(&setup_for(158956, false), &schedule_for(158956), trace());
+    assert!(v.is_empty(), "{v:#?}");
+    let v = strict_seed(158956);
+    assert!(v.is_empty(), "strict: {v:#?}");
+}

@@ -27,6 +27,15 @@ impl PathState {
         }
     }
 
+    /// The agreed content's hash, where known.
+    pub fn agreed_hash(&self) -> Option<super::Hash> {
+        let b = self.base.as_ref()?;
+        b.here
+            .as_ref()
+            .and_then(|h| h.hash.clone())
+            .or_else(|| b.version.hash.clone())
+    }
+
     /// Changed here since the two last agreed (identity included: a
     /// look-alike swapped in is a change; a folder is the same folder while
     /// its identity stands, whatever happens inside it).
@@ -36,7 +45,12 @@ impl PathState {
             (Some(_), None) | (None, Some(_)) => true,
             (Some(e), Some(b)) => match &b.here {
                 Some(h) if e.kind == Kind::Dir => h.kind != Kind::Dir || h.id != e.id,
-                Some(h) => !h.same_here(e),
+                // (An edit that kept the stat, seen by its hash.)
+                Some(h) => {
+                    let edited =
+                        matches!((&e.hash, self.agreed_hash()), (Some(x), Some(y)) if *x != y);
+                    !h.same_here(e) || edited
+                }
                 None => e.kind != b.version.kind,
             },
         }
@@ -47,6 +61,19 @@ impl Core {
     pub(super) fn observed(&mut self, path: String, entry: Option<Entry>, closed: bool) {
         let old = self.paths.get(&path).and_then(|s| s.local.clone());
         let same = match (&old, &entry) {
+            // A watcher's event with the content hashed (see
+            // `Entry::needs_hash_on_event`): the same only if it is
+            // known to hold that content.
+            (Some(a), Some(b)) if b.hash.is_some() && a.same_here(b) => {
+                let st = &self.paths[&path];
+                let known = a.hash.clone().or_else(|| {
+                    let agreed = st.base.as_ref().and_then(|b| b.here.as_ref());
+                    agreed
+                        .filter(|h| h.same_here(a))
+                        .and_then(|_| st.agreed_hash())
+                });
+                known == b.hash
+            }
             (Some(a), Some(b)) => a.same_here(b),
             (None, None) => true,
             _ => false,
