@@ -817,3 +817,18 @@ fn an_edit_in_the_same_mtime_step_is_seen() {
     let v = strict_seed(158956);
     assert!(v.is_empty(), "strict: {v:#?}");
 }
+
+/// Bug (seeds 4286, 4971, 26971 and 4 more of 100,000, brought by the
+/// fix above): B, holding its copy back for A's offer, learnt that copy's
+/// hash from a watcher's event and took the entry with a hash for a
+/// change of its own: it sent A's file back to A, an echo. A hash learnt
+/// is no change (`local::same_state`).
+#[test]
+fn a_hash_learnt_is_no_change() {
+    for seed in [4286, 4971, 26971] {
+        let v = run_steps(&setup_for(seed, false), &schedule_for(seed), trace());
+        assert!(v.is_empty(), "seed {seed}: {v:#?}");
+        let v = strict_seed(seed);
+        assert!(v.is_empty(), "seed {seed}, strict: {v:#?}");
+    }
+}

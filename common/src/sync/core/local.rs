@@ -393,7 +393,7 @@ impl Core {
         };
         match &st.pending {
             None => {}
-            Some(Pending::Held { entry, .. }) if *entry != st.local => {}
+            Some(Pending::Held { entry, .. }) if !same_state(entry, &st.local) => {}
             Some(_) => return,
         }
         if !self.needs_send(st) {
@@ -665,6 +665,23 @@ impl Core {
             to: to.to_string(),
             base: base.version,
         }));
+    }
+}
+
+/// The same state of a path on this side's disk (see
+/// [`Entry::same_here`]), with the same content where both hashes are
+/// known: a hash learnt since is no change.
+pub(super) fn same_state(a: &Option<Entry>, b: &Option<Entry>) -> bool {
+    match (a, b) {
+        (Some(x), Some(y)) => {
+            x.same_here(y)
+                && match (&x.hash, &y.hash) {
+                    (Some(h), Some(k)) => h == k,
+                    _ => true,
+                }
+        }
+        (None, None) => true,
+        _ => false,
     }
 }
 

@@ -7,6 +7,7 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
+use super::local::same_state;
 use super::model::coarse;
 use super::rule::{self, View, Winner};
 use super::state::Sent;
@@ -315,7 +316,7 @@ impl Core {
                         // moved away: held for good); the peer's copy,
                         // installed meanwhile (agreed, no change here),
                         // does not.
-                        let since = st.local != snap_local && st.changed_here();
+                        let since = !same_state(&st.local, &snap_local) && st.changed_here();
                         let entry = if since { snap_local } else { st.local.clone() };
                         st.pending = Some(Pending::Held {
                             sent: mine_now.clone(),
