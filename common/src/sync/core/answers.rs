@@ -315,10 +315,14 @@ impl Core {
         let was_new = st.base.is_none();
         let size = landed.as_ref().map(|v| v.size);
         // The peer took this side's change: what it queued here before
-        // is older than that (a move's source too).
-        self.supersede_queue(&path);
-        if let Some(from) = of.as_ref().and_then(|o| o.from.as_deref()) {
-            self.supersede_queue(from);
+        // is older than that (a move's source too, and what it held).
+        let moved = of.as_ref().and_then(|o| o.from.as_deref());
+        let stays_a_folder = moved.is_none()
+            && landed.as_ref().is_some_and(|v| v.kind == Kind::Dir)
+            && entry.as_ref().is_some_and(|e| e.kind == Kind::Dir);
+        self.supersede_queue(&path, !stays_a_folder);
+        if let Some(from) = moved {
+            self.supersede_queue(from, true);
         }
         if self.unsent.remove(&path).is_some() {
             self.unsent_changes += 1;

@@ -130,13 +130,17 @@ impl Core {
     /// The peer acknowledged a change of `path` made here: every update
     /// it queued so far for `path`, or for a path under it (a folder moved
     /// away or replaced carries them along), is older than that change
-    /// (see [`super::LockState::superseded_through`]).
-    pub(super) fn supersede_queue(&mut self, path: &str) {
+    /// (see [`super::LockState::superseded_through`]). `under`: the paths
+    /// under it too; not for a folder that stays where it is (seed 180: a
+    /// folder `e` made at A, which B already held, superseded B's new file
+    /// `e/a` queued at A's lock; both sides then held `e/a` back for the
+    /// other's offer, for good).
+    pub(super) fn supersede_queue(&mut self, path: &str, under: bool) {
         let locked: Vec<String> = self
             .paths
             .range(path.to_string()..)
             .take_while(|(p, _)| p.as_str() == path || p.starts_with(path))
-            .filter(|(p, s)| s.lock.is_some() && (p.as_str() == path || is_under(p, path)))
+            .filter(|(p, s)| s.lock.is_some() && (p.as_str() == path || under && is_under(p, path)))
             .map(|(p, _)| p.clone())
             .collect();
         for p in locked {
