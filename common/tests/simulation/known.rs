@@ -7,10 +7,13 @@
 //! name; `a_change_waits_for_a_rescan` for the runner's), to see which
 //! still hide failures. (Excuses that hid nothing in 200,000 seeds were
 //! removed: a replay taken as agreed, the folder delete ping-pong, one
-//! side idle with nothing, an edit that keeps size and mtime unseen; the
-//! last one's bug, seen as "partial" by seed 158956, is fixed.)
+//! side idle with nothing, an edit that keeps size and mtime unseen (its
+//! bug, seen as "partial" by seed 158956, is fixed), late removes of
+//! stale folder records and late messages about refused names, the last
+//! two hiding nothing in 20,000 seeds once a change no longer waited for
+//! a rescan.)
 
-use common::sync::core::{Core, PeerMsg, Pending};
+use common::sync::core::{Core, Pending};
 
 /// Whether `LAB3_SIM_NO_EXCUSE` turns the excuse `name` off.
 pub fn off(name: &str) -> bool {
@@ -71,39 +74,6 @@ pub fn resent_after_a_lost_answer(receiver: Option<&Core>, path: &str, content: 
                     .as_ref()
                     .is_none_or(|b| b.version.hash.as_deref() == Some(content))
         })
-    })
-}
-
-/// Bug `a_stale_folder_record_is_removed_late` (seed 4151): B's folder
-/// `d` becomes a file while `d/e` was agreed; the two folders converge,
-/// but B's core keeps a record of `d/e`, and a rescan a minute later sends
-/// its remove (harmless, but traffic after quiescence). Recognised by the
-/// late messages: removes (and their answers) of paths neither side has.
-pub fn stale_removes(late: &[&PeerMsg], absent: impl Fn(&str) -> bool) -> bool {
-    if off("stale_removes") {
-        return false;
-    }
-    late.iter().all(|m| match m {
-        PeerMsg::Remove { path, .. } => absent(path),
-        PeerMsg::Stored { path, landed, .. } => landed.is_none() && absent(path),
-        _ => false,
-    })
-}
-
-/// Late messages that all concern names one side refuses (an offer of
-/// a name under a refused folder, learnt by a rescan, and its refusal):
-/// the `a_change_waits_for_a_rescan` bug where the comparison cannot see
-/// it (refused names are left out of it).
-pub fn about_refused_names(late: &[&PeerMsg], refused: impl Fn(&str) -> bool) -> bool {
-    if off("about_refused_names") {
-        return false;
-    }
-    late.iter().all(|m| match m {
-        PeerMsg::Offer { path, .. }
-        | PeerMsg::Refused { path, .. }
-        | PeerMsg::Remove { path, .. }
-        | PeerMsg::Stored { path, .. } => refused(path),
-        _ => false,
     })
 }
 
