@@ -849,3 +849,18 @@ fn a_folder_agreed_in_place_does_not_supersede_the_queue_under_it() {
         assert!(v.is_empty(), "seed {seed}: {v:#?}");
     }
 }
+
+/// Bug (seeds 5865, 18151, fixed in core/answers.rs): B offered a file
+/// `c` (queued at A's lock), the link dropped, B's user turned `c` into a
+/// folder with a file `c/a` in it. At the unlock A replayed B's file and
+/// answered; B took that answer to its lost offer as agreed and, a file
+/// being stored at both sides, forgot everything it knew under `c`,
+/// `c/a` included: `c/a` waited for the next rescan. Only where this
+/// side's disk holds no folder is what was under it gone.
+#[test]
+fn a_lost_offers_answer_keeps_what_a_new_folder_holds() {
+    for seed in [5865, 18151] {
+        let v = strict_seed(seed);
+        assert!(v.is_empty(), "seed {seed}: {v:#?}");
+    }
+}

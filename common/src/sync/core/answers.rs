@@ -354,7 +354,13 @@ impl Core {
                 // was seen gone (a peer's copy offered on an inventory
                 // that crossed this answer is older: seed 42354).
                 st.deleted_ns = st.local.is_none().then_some(st.changed_ns);
-                let a_file = v.kind == Kind::File;
+                // (Unless this side's disk holds a folder there again:
+                // what is under it is this side's, to offer once the
+                // folder went across; seed 5865: a lost offer's answer,
+                // taken after the file had become a folder, forgot a new
+                // file inside, which waited for the next rescan.)
+                let a_file =
+                    v.kind == Kind::File && !st.local.as_ref().is_some_and(|e| e.kind == Kind::Dir);
                 self.peer_holds(&path, Holding::Present(v));
                 self.record(&path);
                 self.agree_parents(&path);
