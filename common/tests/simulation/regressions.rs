@@ -864,3 +864,17 @@ fn a_lost_offers_answer_keeps_what_a_new_folder_holds() {
         assert!(v.is_empty(), "seed {seed}: {v:#?}");
     }
 }
+
+/// Bug (seed 2540, fixed in core/lock.rs; the last one the
+/// `bases_disagree` excuse hid in 20,000 seeds): `lab3 lock d`, B's file
+/// `d` queued, then B's look-alike of it (same size, mtime and mode,
+/// other content) queued after it. The unlock installed the first and
+/// took the second for the same (the installed file's stat has no hash),
+/// answering B as if it had landed: A kept B's first content, B its
+/// second, each agreed. A replay now compares with the agreed content's
+/// hash.
+#[test]
+fn a_queued_look_alike_is_replayed() {
+    let v = strict_seed(2540);
+    assert!(v.is_empty(), "{v:#?}");
+}

@@ -189,9 +189,19 @@ impl Core {
                 .as_ref()
                 .filter(|_| edited)
                 .map(|e| coarse(e.mtime_ns, precision));
+            // What the path holds, with the agreed content's hash where
+            // the stat has none (seed 2540: a look-alike queued after the
+            // update the replay had just installed was taken for it).
+            let mut here_v = local.as_ref().map(|l| l.version());
+            if let (Some(v), Some(b)) = (here_v.as_mut(), st.base.as_ref()) {
+                let agreed = b.here.as_ref().zip(local.as_ref());
+                if v.hash.is_none() && agreed.is_some_and(|(h, l)| h.same_here(l)) {
+                    v.hash = st.agreed_hash();
+                }
+            }
             let (already, later_here) = match (&q.update, &local) {
-                (Holding::Present(v), Some(l)) => (
-                    l.version().same_as(v, precision),
+                (Holding::Present(v), Some(_)) => (
+                    here_v.as_ref().is_some_and(|h| h.same_as(v, precision)),
                     local_t > Some(coarse(v.mtime_ns, precision)),
                 ),
                 // Gone here after it arrived (deleted, moved away): the
