@@ -52,7 +52,10 @@ pub fn held_forever(holder: &Core, peer: &Core, path: &str) -> bool {
 /// since agreed, B reports nothing, and the rule treats that as a first
 /// meeting: A's copy goes back to B, resurrecting a deleted file.
 /// (Seed 385 ends the same way when A crashes between installing and
-/// recording: A then takes the file for its own new one.) Recognised
+/// recording: A then takes the file for its own new one; seed 1107 when
+/// B crashes before its user deletes the file: B's lost offer is not
+/// journalled. Without a crash, seed 5025, it is fixed: a lost offer
+/// of a name gone since is reported as a delete.) Recognised
 /// when a side sends a file back to a peer that holds no copy and no
 /// record of it.
 ///
@@ -84,7 +87,10 @@ pub fn resent_after_a_lost_answer(receiver: Option<&Core>, path: &str, content: 
 // minute later sends it (the real rescan comes every 30 s, past the 5 s
 // bound). Recognised in the runner: messages after quiescence while the
 // folders differed before the last rescan (an echo flows between
-// folders that already agree).
+// folders that already agree). Fixed for those seeds and 5865, 18151
+// (names waiting for a folder above them are woken, a lost offer's
+// answer keeps what a new folder holds); one seed in 20,000 still needs
+// it (8698, not diagnosed).
 
 /// Bug `crossing_offers_agree_on_one_side`, its one ending still seen
 /// (seeds 5966, 199234; the other, one side left with nothing and idle

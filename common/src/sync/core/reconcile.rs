@@ -78,7 +78,7 @@ impl Core {
             self.consider_all();
             return;
         }
-        let entries: Vec<InvEntry> = self
+        let mut entries: Vec<InvEntry> = self
             .paths
             .iter()
             .filter(|(_, s)| s.local.is_some() || s.base.is_some())
@@ -88,6 +88,32 @@ impl Core {
                 changed: s.changed_here(),
             })
             .collect();
+        // A new name this side offered, whose answer the link's drop
+        // lost, and that is gone here since: the peer may have stored it
+        // and taken it as agreed, so it is a delete made here (seed 1235:
+        // reported as nothing, the peer's copy came back, resurrecting
+        // what the user had deleted).
+        let mut gone: Vec<InvEntry> = self
+            .ops
+            .values()
+            .filter(|o| o.from.is_none() && o.lost.is_some())
+            .filter(|o| {
+                self.paths
+                    .get(&o.path)
+                    .is_none_or(|s| s.local.is_none() && s.base.is_none())
+            })
+            .map(|o| InvEntry {
+                path: o.path.clone(),
+                now: Holding::Absent { deleted_ns: None },
+                changed: true,
+            })
+            .collect();
+        gone.sort_by(|a, b| a.path.cmp(&b.path));
+        gone.dedup_by(|a, b| a.path == b.path);
+        if !gone.is_empty() {
+            entries.extend(gone);
+            entries.sort_by(|a, b| a.path.cmp(&b.path));
+        }
         let snapshot: BTreeMap<String, Sent> = entries
             .iter()
             .map(|e| {
