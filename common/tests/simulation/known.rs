@@ -9,12 +9,11 @@
 //! removed: a replay taken as agreed, the folder delete ping-pong, one
 //! side idle with nothing, an edit that keeps size and mtime unseen (its
 //! bug, seen as "partial" by seed 158956, is fixed), late removes of
-//! stale folder records and late messages about refused names, the last
-//! two hiding nothing in 20,000 seeds once a change no longer waited for
-//! a rescan, and bases that disagree, hiding nothing in 20,000 seeds once
+//! stale folder records, hiding nothing in 200,000 seeds once a change
+//! no longer waited for a rescan, and bases that disagree, hiding nothing in 20,000 seeds once
 //! a queued look-alike was replayed, seed 2540.)
 
-use common::sync::core::{Core, Pending};
+use common::sync::core::{Core, PeerMsg, Pending};
 
 /// Whether `LAB3_SIM_NO_EXCUSE` turns the excuse `name` off.
 pub fn off(name: &str) -> bool {
@@ -78,6 +77,25 @@ pub fn resent_after_a_lost_answer(receiver: Option<&Core>, path: &str, content: 
                     .as_ref()
                     .is_none_or(|b| b.version.hash.as_deref() == Some(content))
         })
+    })
+}
+
+/// Late messages that all concern names one side refuses (an offer of
+/// a name under a refused folder, learnt by a rescan, and its refusal):
+/// the `a_change_waits_for_a_rescan` bug where the comparison cannot see
+/// it (refused names are left out of it). Hid nothing in seeds 0..20,000
+/// but 3 in 200,000 (30975, 154197, 190864: a file under `d/z.` or `x:y`
+/// offered by the rescan after quiescence): kept.
+pub fn about_refused_names(late: &[&PeerMsg], refused: impl Fn(&str) -> bool) -> bool {
+    if off("about_refused_names") {
+        return false;
+    }
+    late.iter().all(|m| match m {
+        PeerMsg::Offer { path, .. }
+        | PeerMsg::Refused { path, .. }
+        | PeerMsg::Remove { path, .. }
+        | PeerMsg::Stored { path, .. } => refused(path),
+        _ => false,
     })
 }
 
