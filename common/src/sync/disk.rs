@@ -356,7 +356,7 @@ impl Disk {
     }
 
     /// The BLAKE3 hash of `rel`, if it holds `expect` before and after.
-    fn hash(&self, rel: &str, expect: &Entry) -> Option<String> {
+    pub(super) fn hash(&self, rel: &str, expect: &Entry) -> Option<String> {
         let same = |d: &Disk| {
             d.stat(rel)
                 .ok()

@@ -520,13 +520,22 @@ impl Exec {
     /// A file replaced by a folder is a new folder even where the folder
     /// got the file's inode number back.
     fn look(&mut self, path: String, closed: bool) {
-        let entry = match self.disk.stat(&path) {
+        let mut entry = match self.disk.stat(&path) {
             Ok(e) => e,
             Err(e) => {
                 tracing::warn!("cannot stat {path}: {e}");
                 return;
             }
         };
+        // An event on a file whose stat the core already knows, on a
+        // folder with coarse mtimes: its content may have changed all the
+        // same (see `Entry::needs_hash_on_event`).
+        if let Some(e) = entry.as_mut() {
+            let known = self.core.path(&path).and_then(|s| s.local.as_ref());
+            if e.needs_hash_on_event(known, self.core.config().fs.precision_ns) {
+                e.hash = self.disk.hash(&path, e);
+            }
+        }
         if entry.is_none() {
             if let Some(link) = self.disk.symlink(&path) {
                 self.warn_skipped(&[(link, "symbolic link, not followed".into())]);

@@ -137,16 +137,12 @@ fn quiesce(w: &mut World) {
     // Known bug `a_change_waits_for_a_rescan`: the rescan was needed.
     let after = (w.t.sends - sends) as usize;
     let late: Vec<&common::sync::core::PeerMsg> = w.t.recent.iter().rev().take(after).collect();
-    let stale = after <= w.t.recent.len()
-        && crate::known::stale_removes(&late, |p| {
-            w.a.fs.stat(p).is_none() && w.b.fs.stat(p).is_none()
-        });
     // (A name the receiving side refuses is out of the comparison: its
     // late offer is the same bug.)
     let refused = after <= w.t.recent.len()
         && crate::known::about_refused_names(&late, |p| w.a.fs.refuses(p) || w.b.fs.refuses(p));
     let waited = !converged_before && !crate::known::off("a_change_waits_for_a_rescan");
-    let excused = !w.strict && (waited || stale || refused);
+    let excused = !w.strict && (waited || refused);
     if w.t.sends != sends && !excused {
         w.t.violation(format!(
             "not quiet: {} messages flowed after quiescence (an echo?)",

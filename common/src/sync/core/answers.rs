@@ -240,6 +240,7 @@ impl Core {
 
     /// Forgets `path` (and, for the journal, says so).
     pub(super) fn forget(&mut self, path: &str) {
+        self.waiting.remove(path);
         self.set_local(path, None);
         if let Some(st) = self.paths.get_mut(path) {
             st.base = None;
@@ -314,10 +315,14 @@ impl Core {
         let was_new = st.base.is_none();
         let size = landed.as_ref().map(|v| v.size);
         // The peer took this side's change: what it queued here before
-        // is older than that (a move's source too).
-        self.supersede_queue(&path);
-        if let Some(from) = of.as_ref().and_then(|o| o.from.as_deref()) {
-            self.supersede_queue(from);
+        // is older than that (a move's source too, and what it held).
+        let moved = of.as_ref().and_then(|o| o.from.as_deref());
+        let stays_a_folder = moved.is_none()
+            && landed.as_ref().is_some_and(|v| v.kind == Kind::Dir)
+            && entry.as_ref().is_some_and(|e| e.kind == Kind::Dir);
+        self.supersede_queue(&path, !stays_a_folder);
+        if let Some(from) = moved {
+            self.supersede_queue(from, true);
         }
         if self.unsent.remove(&path).is_some() {
             self.unsent_changes += 1;
@@ -349,7 +354,13 @@ impl Core {
                 // was seen gone (a peer's copy offered on an inventory
                 // that crossed this answer is older: seed 42354).
                 st.deleted_ns = st.local.is_none().then_some(st.changed_ns);
-                let a_file = v.kind == Kind::File;
+                // (Unless this side's disk holds a folder there again:
+                // what is under it is this side's, to offer once the
+                // folder went across; seed 5865: a lost offer's answer,
+                // taken after the file had become a folder, forgot a new
+                // file inside, which waited for the next rescan.)
+                let a_file =
+                    v.kind == Kind::File && !st.local.as_ref().is_some_and(|e| e.kind == Kind::Dir);
                 self.peer_holds(&path, Holding::Present(v));
                 self.record(&path);
                 self.agree_parents(&path);

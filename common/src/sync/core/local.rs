@@ -27,6 +27,15 @@ impl PathState {
         }
     }
 
+    /// The agreed content's hash, where known.
+    pub fn agreed_hash(&self) -> Option<super::Hash> {
+        let b = self.base.as_ref()?;
+        b.here
+            .as_ref()
+            .and_then(|h| h.hash.clone())
+            .or_else(|| b.version.hash.clone())
+    }
+
     /// Changed here since the two last agreed (identity included: a
     /// look-alike swapped in is a change; a folder is the same folder while
     /// its identity stands, whatever happens inside it).
@@ -36,7 +45,12 @@ impl PathState {
             (Some(_), None) | (None, Some(_)) => true,
             (Some(e), Some(b)) => match &b.here {
                 Some(h) if e.kind == Kind::Dir => h.kind != Kind::Dir || h.id != e.id,
-                Some(h) => !h.same_here(e),
+                // (An edit that kept the stat, seen by its hash.)
+                Some(h) => {
+                    let edited =
+                        matches!((&e.hash, self.agreed_hash()), (Some(x), Some(y)) if *x != y);
+                    !h.same_here(e) || edited
+                }
                 None => e.kind != b.version.kind,
             },
         }
@@ -47,6 +61,19 @@ impl Core {
     pub(super) fn observed(&mut self, path: String, entry: Option<Entry>, closed: bool) {
         let old = self.paths.get(&path).and_then(|s| s.local.clone());
         let same = match (&old, &entry) {
+            // A watcher's event with the content hashed (see
+            // `Entry::needs_hash_on_event`): the same only if it is
+            // known to hold that content.
+            (Some(a), Some(b)) if b.hash.is_some() && a.same_here(b) => {
+                let st = &self.paths[&path];
+                let known = a.hash.clone().or_else(|| {
+                    let agreed = st.base.as_ref().and_then(|b| b.here.as_ref());
+                    agreed
+                        .filter(|h| h.same_here(a))
+                        .and_then(|_| st.agreed_hash())
+                });
+                known == b.hash
+            }
             (Some(a), Some(b)) => a.same_here(b),
             (None, None) => true,
             _ => false,
@@ -329,6 +356,31 @@ impl Core {
     /// it has been quiet long enough; otherwise arms a timer. `timer`: the
     /// quiet timer fired (a file is then stat'ed once more before it goes).
     pub(super) fn consider(&mut self, path: &str, timer: bool) {
+        self.consider_now(path, timer);
+        self.wake_under(path);
+    }
+
+    /// Considers again the names under `path` that waited for a folder
+    /// above them to move (see [`Core::waiting`]): whatever that folder's
+    /// fate (moved, sent whole, refused, gone), they go now or wait again.
+    /// Only downwards, so it ends.
+    pub(super) fn wake_under(&mut self, path: &str) {
+        if self.waiting.is_empty() {
+            return;
+        }
+        let under: Vec<String> = self
+            .waiting
+            .range(format!("{path}/")..)
+            .take_while(|p| is_under(p, path))
+            .cloned()
+            .collect();
+        for p in under {
+            self.waiting.remove(&p);
+            self.consider(&p, false);
+        }
+    }
+
+    fn consider_now(&mut self, path: &str, timer: bool) {
         if !matches!(self.link, LinkPhase::Live { .. }) {
             return;
         }
@@ -341,7 +393,7 @@ impl Core {
         };
         match &st.pending {
             None => {}
-            Some(Pending::Held { entry, .. }) if *entry != st.local => {}
+            Some(Pending::Held { entry, .. }) if !same_state(entry, &st.local) => {}
             Some(_) => return,
         }
         if !self.needs_send(st) {
@@ -353,6 +405,7 @@ impl Core {
         }
         // A name inside a folder that is itself moving goes with it.
         if self.moving_ancestor(path) {
+            self.waiting.insert(path.to_string());
             return;
         }
         // A new folder with the peer's change landing inside: most likely
@@ -612,6 +665,23 @@ impl Core {
             to: to.to_string(),
             base: base.version,
         }));
+    }
+}
+
+/// The same state of a path on this side's disk (see
+/// [`Entry::same_here`]), with the same content where both hashes are
+/// known: a hash learnt since is no change.
+pub(super) fn same_state(a: &Option<Entry>, b: &Option<Entry>) -> bool {
+    match (a, b) {
+        (Some(x), Some(y)) => {
+            x.same_here(y)
+                && match (&x.hash, &y.hash) {
+                    (Some(h), Some(k)) => h == k,
+                    _ => true,
+                }
+        }
+        (None, None) => true,
+        _ => false,
     }
 }
 

@@ -130,13 +130,17 @@ impl Core {
     /// The peer acknowledged a change of `path` made here: every update
     /// it queued so far for `path`, or for a path under it (a folder moved
     /// away or replaced carries them along), is older than that change
-    /// (see [`super::LockState::superseded_through`]).
-    pub(super) fn supersede_queue(&mut self, path: &str) {
+    /// (see [`super::LockState::superseded_through`]). `under`: the paths
+    /// under it too; not for a folder that stays where it is (seed 180: a
+    /// folder `e` made at A, which B already held, superseded B's new file
+    /// `e/a` queued at A's lock; both sides then held `e/a` back for the
+    /// other's offer, for good).
+    pub(super) fn supersede_queue(&mut self, path: &str, under: bool) {
         let locked: Vec<String> = self
             .paths
             .range(path.to_string()..)
             .take_while(|(p, _)| p.as_str() == path || p.starts_with(path))
-            .filter(|(p, s)| s.lock.is_some() && (p.as_str() == path || is_under(p, path)))
+            .filter(|(p, s)| s.lock.is_some() && (p.as_str() == path || under && is_under(p, path)))
             .map(|(p, _)| p.clone())
             .collect();
         for p in locked {
@@ -185,9 +189,19 @@ impl Core {
                 .as_ref()
                 .filter(|_| edited)
                 .map(|e| coarse(e.mtime_ns, precision));
+            // What the path holds, with the agreed content's hash where
+            // the stat has none (seed 2540: a look-alike queued after the
+            // update the replay had just installed was taken for it).
+            let mut here_v = local.as_ref().map(|l| l.version());
+            if let (Some(v), Some(b)) = (here_v.as_mut(), st.base.as_ref()) {
+                let agreed = b.here.as_ref().zip(local.as_ref());
+                if v.hash.is_none() && agreed.is_some_and(|(h, l)| h.same_here(l)) {
+                    v.hash = st.agreed_hash();
+                }
+            }
             let (already, later_here) = match (&q.update, &local) {
-                (Holding::Present(v), Some(l)) => (
-                    l.version().same_as(v, precision),
+                (Holding::Present(v), Some(_)) => (
+                    here_v.as_ref().is_some_and(|h| h.same_as(v, precision)),
                     local_t > Some(coarse(v.mtime_ns, precision)),
                 ),
                 // Gone here after it arrived (deleted, moved away): the

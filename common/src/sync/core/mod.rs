@@ -121,6 +121,11 @@ pub struct Core {
     next_op: OpId,
     /// What each of this side's operations is about.
     ops: HashMap<OpId, OpFor>,
+    /// Names whose change waits for a folder above them to move (it
+    /// carries them along): considered again whenever that folder is
+    /// (its outcome, its timer, a change under or over it), so a change
+    /// never waits for the next rescan (seeds 1702, 2710).
+    waiting: BTreeSet<String>,
     /// The start-up scan was taken.
     scanned_once: bool,
     /// What each running unlock replayed so far.
@@ -165,6 +170,7 @@ impl Core {
             link: LinkPhase::Down,
             next_op: 1,
             ops: HashMap::new(),
+            waiting: BTreeSet::new(),
             scanned_once: false,
             replays: HashMap::new(),
             folds: HashMap::new(),
@@ -186,6 +192,7 @@ impl Core {
     /// since the epoch) and returns what must be done, in order.
     pub fn handle(&mut self, now_ns: i64, input: Input) -> Vec<Effect> {
         self.now_ns = now_ns;
+        let ended = self.ended_paths(&input);
         match input {
             Input::Observed {
                 path,
@@ -202,7 +209,29 @@ impl Core {
             Input::Done { op, outcome } => self.done(op, outcome),
             Input::Hashed { hashes } => self.hashed(hashes),
         }
+        for p in ended {
+            self.wake_under(&p);
+        }
         std::mem::take(&mut self.out)
+    }
+
+    /// The paths (and a move's source) of the operation that `input`
+    /// ends, if it ends one: what waited under them goes again.
+    fn ended_paths(&self, input: &Input) -> Vec<String> {
+        let (op, path) = match input {
+            Input::Done { op, .. } => (*op, None),
+            Input::Peer(
+                PeerMsg::Stored { op, path, .. }
+                | PeerMsg::Refused { op, path, .. }
+                | PeerMsg::Queued { op, path },
+            ) => (*op, Some(path.clone())),
+            _ => return Vec::new(),
+        };
+        let of = self.ops.get(&op);
+        path.into_iter()
+            .chain(of.map(|o| o.path.clone()))
+            .chain(of.and_then(|o| o.from.clone()))
+            .collect()
     }
 
     pub fn config(&self) -> &Config {

@@ -70,6 +70,21 @@ impl Entry {
             && self.mode == other.mode
     }
 
+    /// Whether a watcher event on this file, whose stat is the one the
+    /// core knows (`known`), needs the file hashed to tell whether it was
+    /// edited: on a folder whose mtimes are coarse (whole seconds: FAT,
+    /// HFS+, ext4 with 128-byte inodes), a write in place within the same
+    /// step keeps size and mtime (seed 158956: an append that replaced
+    /// what an earlier one had written went unseen and was sent half
+    /// written). A plain stat never hashes; on a fine folder an edit moves
+    /// the mtime (one that sets it back by hand, keeping the size, is not
+    /// seen: rsync's quick check has the same blind spot).
+    pub fn needs_hash_on_event(&self, known: Option<&Entry>, precision_ns: u64) -> bool {
+        self.kind == Kind::File
+            && precision_ns >= COARSE_NS
+            && known.is_some_and(|k| k.same_here(self))
+    }
+
     /// The same file as `other` on a folder that keeps mtimes to
     /// `precision_ns`: equal but for mtimes less than one step apart. A
     /// file system may report the time this side set to the nanosecond
@@ -84,6 +99,10 @@ impl Entry {
             && self.mtime_ns.abs_diff(other.mtime_ns) < precision_ns.max(1)
     }
 }
+
+/// The mtime step from which a write can go unseen by its stat (see
+/// [`Entry::needs_hash_on_event`]): a millisecond (NTFS keeps 100 ns).
+pub const COARSE_NS: u64 = 1_000_000;
 
 /// A version of a path as both sides compare it: no identity, content by
 /// hash when known.

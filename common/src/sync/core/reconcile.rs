@@ -7,6 +7,7 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
+use super::local::same_state;
 use super::model::coarse;
 use super::rule::{self, View, Winner};
 use super::state::Sent;
@@ -77,7 +78,7 @@ impl Core {
             self.consider_all();
             return;
         }
-        let entries: Vec<InvEntry> = self
+        let mut entries: Vec<InvEntry> = self
             .paths
             .iter()
             .filter(|(_, s)| s.local.is_some() || s.base.is_some())
@@ -87,6 +88,32 @@ impl Core {
                 changed: s.changed_here(),
             })
             .collect();
+        // A new name this side offered, whose answer the link's drop
+        // lost, and that is gone here since: the peer may have stored it
+        // and taken it as agreed, so it is a delete made here (seed 1235:
+        // reported as nothing, the peer's copy came back, resurrecting
+        // what the user had deleted).
+        let mut gone: Vec<InvEntry> = self
+            .ops
+            .values()
+            .filter(|o| o.from.is_none() && o.lost.is_some())
+            .filter(|o| {
+                self.paths
+                    .get(&o.path)
+                    .is_none_or(|s| s.local.is_none() && s.base.is_none())
+            })
+            .map(|o| InvEntry {
+                path: o.path.clone(),
+                now: Holding::Absent { deleted_ns: None },
+                changed: true,
+            })
+            .collect();
+        gone.sort_by(|a, b| a.path.cmp(&b.path));
+        gone.dedup_by(|a, b| a.path == b.path);
+        if !gone.is_empty() {
+            entries.extend(gone);
+            entries.sort_by(|a, b| a.path.cmp(&b.path));
+        }
         let snapshot: BTreeMap<String, Sent> = entries
             .iter()
             .map(|e| {
@@ -125,6 +152,8 @@ impl Core {
     /// offer sent is kept with its operation, for an answer that comes
     /// all the same (see [`Core::stored`]).
     fn end_waits(&mut self) {
+        // (Considered again once live.)
+        self.waiting.clear();
         for st in self.paths.values_mut() {
             st.peer = None;
             match st.pending.take() {
@@ -306,12 +335,18 @@ impl Core {
                 Winner::Theirs => {
                     st.peer = Some(their_now.clone());
                     if st.pending.is_none() {
+                        // Held while this side holds what its inventory
+                        // said: a change made after it went goes across
+                        // (seed 7525: a file saved at `e` after the
+                        // inventory, while the peer's folder `e` that won
+                        // moved away: held for good); the peer's copy,
+                        // installed meanwhile (agreed, no change here),
+                        // does not.
+                        let since = !same_state(&st.local, &snap_local) && st.changed_here();
+                        let entry = if since { snap_local } else { st.local.clone() };
                         st.pending = Some(Pending::Held {
                             sent: mine_now.clone(),
-                            // (What it holds now: a change made after
-                            // this goes across; the peer's, installed
-                            // meanwhile, does not.)
-                            entry: st.local.clone(),
+                            entry,
                         });
                     }
                 }
