@@ -224,7 +224,7 @@ fn view(fs: &FakeFs, other: &FakeFs) -> BTreeMap<String, String> {
 /// The names one side holds that the other cannot store beside a
 /// spelling it holds, and that this side's core does not report (in
 /// `lab3 status`): each is a violation.
-fn unreported_clashes(w: &World) -> Vec<String> {
+fn unreported_clashes(w: &World) -> Vec<(Side, String)> {
     let mut out = Vec::new();
     for (s, me, other) in [(Side::A, &w.a, &w.b), (Side::B, &w.b, &w.a)] {
         let Some(core) = &me.core else {
@@ -236,7 +236,7 @@ fn unreported_clashes(w: &World) -> Vec<String> {
                 .chain(crate::fake_fs::ancestors(&p))
                 .any(|q| unsent.contains(q));
             if clashes(&other.fs, &p) && !other.fs.refuses(&p) && !reported {
-                out.push(format!("{s:?} {p}"));
+                out.push((s, p.clone()));
             }
         }
     }
@@ -250,35 +250,38 @@ pub fn converged(w: &World) -> bool {
 
 /// The checks once the run is quiet.
 pub fn check_quiet(w: &mut World) {
+    // A path is excused by a known bug at it or at a folder above it
+    // (what a folder held back holds back what is under it).
+    let excused_at = |p: &str| {
+        let (Some(a), Some(b)) = (&w.a.core, &w.b.core) else {
+            return false;
+        };
+        known::held_forever(a, b, p)
+            || known::held_forever(b, a, p)
+            || known::bases_disagree(a, b, p)
+    };
+    let excused = |p: &str| {
+        !w.strict
+            && std::iter::once(p)
+                .chain(crate::fake_fs::ancestors(p))
+                .any(excused_at)
+    };
     let (va, vb) = (view(&w.a.fs, &w.b.fs), view(&w.b.fs, &w.a.fs));
-    if va != vb {
-        let keys: BTreeSet<&String> = va.keys().chain(vb.keys()).collect();
-        // A path is excused by a known bug at it or at a folder above it
-        // (what a folder held back holds back what is under it).
-        let excused_at = |p: &str| {
-            let (Some(a), Some(b)) = (&w.a.core, &w.b.core) else {
-                return false;
-            };
-            known::held_forever(a, b, p)
-                || known::held_forever(b, a, p)
-                || known::bases_disagree(a, b, p)
-        };
-        let excused = |p: &str| {
-            !w.strict
-                && std::iter::once(p)
-                    .chain(crate::fake_fs::ancestors(p))
-                    .any(excused_at)
-        };
-        let diff: Vec<String> = keys
-            .into_iter()
-            .filter(|k| va.get(*k) != vb.get(*k) && !excused(k))
-            .map(|k| format!("{k}: A {:?} / B {:?}", va.get(k), vb.get(k)))
-            .collect();
-        if !diff.is_empty() {
-            w.t.violation(format!("not converged: {}", diff.join("; ")));
-        }
+    let keys: BTreeSet<&String> = va.keys().chain(vb.keys()).collect();
+    let diff: Vec<String> = keys
+        .into_iter()
+        .filter(|k| va.get(*k) != vb.get(*k) && !excused(k))
+        .map(|k| format!("{k}: A {:?} / B {:?}", va.get(k), vb.get(k)))
+        .collect();
+    // (A clash held back by a known bug is not refused yet either.)
+    let unreported: Vec<String> = unreported_clashes(w)
+        .into_iter()
+        .filter(|(_, p)| !excused(p))
+        .map(|(s, p)| format!("{s:?} {p}"))
+        .collect();
+    if !diff.is_empty() {
+        w.t.violation(format!("not converged: {}", diff.join("; ")));
     }
-    let unreported = unreported_clashes(w);
     if !unreported.is_empty() {
         w.t.violation(format!(
             "a second spelling the other side cannot store, not reported: {}",

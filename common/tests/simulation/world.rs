@@ -267,7 +267,7 @@ impl World {
         let i = (pick % me.dirty.len() as u64) as usize;
         let path = me.dirty.keys().nth(i).expect("in range").clone();
         let closed = me.dirty.remove(&path).expect("listed");
-        let entry = me.fs.stat(&path);
+        let entry = me.fs.stat_exact(&path);
         me.inbox.push_back((
             Input::Observed {
                 path,
