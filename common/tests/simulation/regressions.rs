@@ -908,8 +908,7 @@ fn an_edit_within_the_same_second_and_size_is_seen() {
 /// A, but A has no record of it (how the two bases came to differ, a
 /// link dropped on the way, is not diagnosed), so A's rename carries
 /// nothing and B's rekeyed `c/b/a` is taken as agreed: it never reaches
-/// A. Strict mode only differs from the known `bases_disagree` excuse in
-/// that the path moved.
+/// A (the known `bases_disagree` excuse does not cover it).
 #[test]
 #[ignore = "bug: a moved folder's file that only one side took as agreed never travels"]
 fn a_moved_folders_file_agreed_on_one_side_only_travels() {
