@@ -9,8 +9,9 @@
 # Prints seeds/s; a failing seed prints its violations, the one command
 # that replays it, and a shrunk schedule. Environment: LAB3_SIM_THREADS
 # (default 2), LAB3_SIM_STRICT=1 (known, unfixed bugs count too: see
-# common/tests/simulation/known.rs), LAB3_SIM_CASE=1 (case-insensitive
-# folders too, which the core does not handle yet).
+# common/tests/simulation/known.rs), LAB3_SIM_CASE=1 (setups where either
+# folder may fold letter case, as on macOS and Windows; the quick run in
+# `cargo test -p common --test simulation` takes a third as many of those).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 

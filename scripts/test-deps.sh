@@ -8,7 +8,9 @@
 # FAT image through FUSE as a folder without permission bits that ignores
 # letter case and refuses the names Windows refuses; setpriv (util-linux)
 # for tests/sync_unreadable.rs, which runs a server as root without the
-# capabilities that override file modes. .ci/run calls it before the tests;
+# capabilities that override file modes; ip (iproute2) for
+# tests/two_hosts.rs, which puts each server in a network namespace of its
+# own. .ci/run calls it before the tests;
 # the test calls it too when mkfs.ext4 is missing. Safe to run again: it installs only what
 # is missing, and without apt-get it says so and leaves the tests to skip.
 set -euo pipefail
@@ -21,8 +23,9 @@ command -v mount >/dev/null 2>&1 || [ -x /bin/mount ] || need+=(mount)
 command -v strace >/dev/null 2>&1 || need+=(strace)
 command -v mkfs.fat >/dev/null 2>&1 || [ -x /sbin/mkfs.fat ] || [ -x /usr/sbin/mkfs.fat ] || need+=(dosfstools)
 command -v fusefat >/dev/null 2>&1 || need+=(fusefat)
+command -v ip >/dev/null 2>&1 || [ -x /sbin/ip ] || [ -x /usr/sbin/ip ] || need+=(iproute2)
 if [ ${#need[@]} -eq 0 ]; then
-    echo "scripts/test-deps.sh: mkfs.ext4, losetup, setpriv, mount, strace, mkfs.fat and fusefat are installed"
+    echo "scripts/test-deps.sh: mkfs.ext4, losetup, setpriv, mount, strace, mkfs.fat, fusefat and ip are installed"
     exit 0
 fi
 if ! command -v apt-get >/dev/null 2>&1; then

@@ -4,11 +4,12 @@
 //! every 3 s, and once the fault is gone both sides converge.
 //!
 //! Both need root (to mount a small tmpfs, and to run Server B as another
-//! user, since root ignores permission bits). The full disk is
-//! `#[ignore]`d (a plain `cargo test` lists it as ignored; `.ci/run`, as
-//! root, runs it with `--ignored`, where it fails if it cannot mount). The
-//! other user needs, besides root, a checkout that user `nobody` can reach,
-//! which only the run can tell: without it, it prints why and passes.
+//! user, since root ignores permission bits), so both are `#[ignore]`d: a
+//! plain `cargo test` lists them as ignored, and `.ci/run`, as root, runs
+//! them with `--ignored`, where each fails, saying why, if it cannot do
+//! what it needs (never a silent pass). User `nobody` runs a copy of
+//! `server_b` placed in the test's own scratch folder, so a checkout under
+//! a private home does not stand in the way.
 #![cfg(target_os = "linux")] // tmpfs mounts (lab3_tests::mounts), users and permission bits
 
 use std::os::unix::fs::{MetadataExt, PermissionsExt};
@@ -88,35 +89,42 @@ fn a_file_that_does_not_fit_at_b_is_an_error_the_old_copy_stays_and_it_comes_onc
 
 const NOBODY: u32 = 65534;
 
-/// Whether user `nobody` can run `server_b` and reach a folder next to
-/// `dir` (a checkout or a temporary folder under a private home cannot).
-fn nobody_can_run_b(dir: &Path) -> Result<(), String> {
+/// `server_b`, copied to `bin_dir` (made), where user `nobody` can run it
+/// whatever the checkout's permissions (a private home, say); and the
+/// reason if `nobody` still cannot run it or reach a folder next to `dir`.
+fn server_b_for_nobody(bin_dir: &Path, dir: &Path) -> Result<std::path::PathBuf, String> {
+    std::fs::create_dir_all(bin_dir).map_err(|e| e.to_string())?;
+    std::fs::set_permissions(bin_dir, std::fs::Permissions::from_mode(0o755))
+        .map_err(|e| e.to_string())?;
+    let copy = bin_dir.join("server_b");
+    std::fs::copy(bin("server_b"), &copy)
+        .map_err(|e| format!("copy {}: {e}", bin("server_b").display()))?;
+    std::fs::set_permissions(&copy, std::fs::Permissions::from_mode(0o755))
+        .map_err(|e| e.to_string())?;
     let run = |cmd: &mut Command| {
         cmd.uid(NOBODY)
             .gid(NOBODY)
             .output()
             .is_ok_and(|o| o.status.success())
     };
-    if !run(Command::new(bin("server_b")).arg("--version")) {
-        return Err(format!(
-            "user nobody cannot run {}",
-            bin("server_b").display()
-        ));
+    if !run(Command::new(&copy).arg("--version")) {
+        return Err(format!("user nobody cannot run {}", copy.display()));
     }
     let parent = dir.parent().unwrap();
     if !run(Command::new("ls").arg(parent)) {
         return Err(format!("user nobody cannot reach {}", parent.display()));
     }
-    Ok(())
+    Ok(copy)
 }
 
-/// Server B as user `nobody`, over folders it owns.
-fn start_b_as_nobody(dir: &Path, state: &Path) -> Server {
+/// Server B (the program at `server_b`) as user `nobody`, over folders
+/// it owns.
+fn start_b_as_nobody(server_b: &Path, dir: &Path, state: &Path) -> Server {
     for p in [dir, state] {
         std::fs::create_dir_all(p).unwrap();
         std::os::unix::fs::chown(p, Some(NOBODY), Some(NOBODY)).unwrap();
     }
-    let mut cmd = Command::new(bin("server_b"));
+    let mut cmd = Command::new(server_b);
     cmd.uid(NOBODY).gid(NOBODY).env_remove("LAB3_TOKEN");
     let args = [
         "--dir",
@@ -132,11 +140,12 @@ fn start_b_as_nobody(dir: &Path, state: &Path) -> Server {
 }
 
 #[test]
+#[ignore = "needs root to run Server B as user nobody: run with --ignored, as .ci/run does"]
 fn a_folder_b_may_not_write_to_is_an_error_retried_until_it_may() {
-    if !is_root() {
-        println!("skipped: running Server B as another user needs root");
-        return;
-    }
+    assert!(
+        is_root(),
+        "running Server B as another user (nobody) needs root"
+    );
     let root = tempfile::tempdir().unwrap();
     // The scratch folder is 0700; user nobody must reach into it.
     std::fs::set_permissions(root.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
@@ -148,11 +157,9 @@ fn a_folder_b_may_not_write_to_is_an_error_retried_until_it_may() {
     ];
     write_file(&dirs[0], "locked/old.txt", b"old version", None);
     write_file(&dirs[0], "free.txt", b"free", None);
-    if let Err(why) = nobody_can_run_b(&dirs[2]) {
-        println!("skipped: {why}");
-        return;
-    }
-    let b = start_b_as_nobody(&dirs[2], &dirs[3]);
+    let server_b = server_b_for_nobody(&root.path().join("bin"), &dirs[2])
+        .unwrap_or_else(|why| panic!("cannot run Server B as user nobody: {why}"));
+    let b = start_b_as_nobody(&server_b, &dirs[2], &dirs[3]);
     let a = start_a(&dirs[0], &dirs[1], &b.addr, &[]);
     let pair = Pair::from_parts(root, dirs, a, b);
     pair.wait_same_tree(30);

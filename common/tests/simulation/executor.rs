@@ -56,7 +56,7 @@ pub fn run(w: &mut World, s: Side, effect: Effect, epoch: u64) {
             expect,
             mut offer,
         } => {
-            let found = w.side(s).fs.stat(&path);
+            let found = w.side(s).fs.stat_exact(&path);
             if !same(&found, Some(&expect)) {
                 return done(w, s, op, Outcome::Mismatch { found });
             }
@@ -96,7 +96,7 @@ pub fn run(w: &mut World, s: Side, effect: Effect, epoch: u64) {
         }
         Effect::Stat { path } => {
             let me = w.side(s);
-            let entry = me.fs.stat(&path);
+            let entry = me.fs.stat_exact(&path);
             me.inbox.push_back((
                 Input::Observed {
                     path,
@@ -112,7 +112,7 @@ pub fn run(w: &mut World, s: Side, effect: Effect, epoch: u64) {
             let hashes = files
                 .into_iter()
                 .map(|(p, e)| {
-                    let same = me.fs.stat(&p).is_some_and(|f| f.same_here(&e));
+                    let same = me.fs.stat_exact(&p).is_some_and(|f| f.same_here(&e));
                     let h = if same { me.fs.read(&p) } else { None };
                     (p, h)
                 })
@@ -129,9 +129,14 @@ pub fn run(w: &mut World, s: Side, effect: Effect, epoch: u64) {
         } => {
             let now = w.clock(s);
             let me = w.side(s);
-            let found = me.fs.stat(&path);
+            let found = me.fs.stat_exact(&path);
             if !same(&found, expect.as_ref()) {
                 return done(w, s, op, Outcome::Mismatch { found });
+            }
+            if found.is_none() && me.fs.taken_by_another(&path, None) {
+                let e =
+                    format!("{path}: this folder holds a name that differs only in letter case");
+                return done(w, s, op, failed(e, false));
             }
             if me.fs.refuses(&path) {
                 let e = format!("{path}: a name this file system refuses");
@@ -222,7 +227,7 @@ pub fn run(w: &mut World, s: Side, effect: Effect, epoch: u64) {
                 me.touch(&p, false);
             }
             me.touch(&path, false);
-            let landed = me.fs.stat(&path);
+            let landed = me.fs.stat_exact(&path);
             if let Some(c) = &content {
                 w.t.received(s, &path, c);
             }
@@ -235,7 +240,7 @@ pub fn run(w: &mut World, s: Side, effect: Effect, epoch: u64) {
             keep,
         } => {
             let me = w.side(s);
-            let found = me.fs.stat(&path);
+            let found = me.fs.stat_exact(&path);
             if !same(&found, Some(&expect)) {
                 return done(w, s, op, Outcome::Mismatch { found });
             }
@@ -276,10 +281,14 @@ pub fn run(w: &mut World, s: Side, effect: Effect, epoch: u64) {
         } => {
             let now = w.clock(s);
             let me = w.side(s);
-            let found = me.fs.stat(&from);
-            let to_free = me.fs.lookup(&to).is_none() || me.fs.lookup(&to) == me.fs.lookup(&from);
-            if !same(&found, Some(&expect)) || !to_free {
+            let found = me.fs.stat_exact(&from);
+            if !same(&found, Some(&expect)) || me.fs.stat_exact(&to).is_some() {
                 return done(w, s, op, Outcome::Mismatch { found });
+            }
+            // (A case-only rename lands on its own file: that is no clash.)
+            if me.fs.taken_by_another(&to, Some(&from)) {
+                let e = format!("{to}: this folder holds a name that differs only in letter case");
+                return done(w, s, op, failed(e, false));
             }
             if me.fs.refuses(&to) {
                 let e = format!("{to}: a name this file system refuses");
@@ -297,7 +306,7 @@ pub fn run(w: &mut World, s: Side, effect: Effect, epoch: u64) {
             }
             me.touch(&from, false);
             me.touch(&to, false);
-            let landed = me.fs.stat(&to);
+            let landed = me.fs.stat_exact(&to);
             done(
                 w,
                 s,

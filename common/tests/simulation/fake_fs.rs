@@ -118,6 +118,33 @@ impl FakeFs {
         Some(self.entry(self.nodes[&key]))
     }
 
+    /// What the server's executor finds at `path`: on a folder that folds
+    /// case, only under exactly this name (as sync/disk.rs reads it from
+    /// the folder's entries: `x` is not there when `X` is).
+    pub fn stat_exact(&self, path: &str) -> Option<Entry> {
+        self.nodes.get(path).map(|n| self.entry(*n))
+    }
+
+    /// Whether writing at `path` would land on another name this folder
+    /// holds (`path`, or a folder on the way, stored under another
+    /// spelling), other than `except` (the source of a case-only rename)
+    /// or a folder holding it: sync/disk.rs refuses that for good.
+    pub fn taken_by_another(&self, path: &str, except: Option<&str>) -> bool {
+        let mut prefixes: Vec<&str> = ancestors(path).collect();
+        prefixes.reverse();
+        prefixes.push(path);
+        for q in prefixes {
+            if self.nodes.contains_key(q) {
+                continue;
+            }
+            return match self.lookup(q) {
+                Some(k) => !except.is_some_and(|x| x == k || is_under(x, &k)),
+                None => false,
+            };
+        }
+        false
+    }
+
     fn entry(&self, node: Node) -> Entry {
         match node {
             Node::File(ino) => {

@@ -3,7 +3,8 @@
 //! schedule; after each run, quiet, the invariants are checked.
 //!
 //! - `cargo test -p common --test simulation` runs a few thousand seeds
-//!   (`LAB3_SIM_SEEDS`, `LAB3_SIM_FIRST` change which).
+//!   (`LAB3_SIM_SEEDS`, `LAB3_SIM_FIRST` change which), and a third as
+//!   many again with folders that may fold letter case.
 //! - `LAB3_SIM_SEED=N cargo test -p common --test simulation -- replay --nocapture`
 //!   replays seed N with a trace of every step (`LAB3_SIM_SHRINK=1`: of
 //!   its shrunk schedule).
@@ -57,10 +58,10 @@ struct Batch {
     failures: Vec<(u64, Vec<String>)>,
 }
 
-/// Runs seeds `first..first + n` on `threads` threads; `keep_going`: past
-/// the first failure (else the batch stops there).
-fn run_many(first: u64, n: u64, threads: u64, keep_going: bool) -> Batch {
-    let case = case_knob();
+/// Runs seeds `first..first + n` on `threads` threads; `case`: folders
+/// may fold letter case; `keep_going`: past the first failure (else the
+/// batch stops there).
+fn run_many(first: u64, n: u64, threads: u64, case: bool, keep_going: bool) -> Batch {
     let next = AtomicU64::new(first);
     let done = AtomicU64::new(0);
     let failed: Mutex<Vec<(u64, Vec<String>)>> = Mutex::new(Vec::new());
@@ -109,22 +110,35 @@ fn quiet_panics() {
     std::panic::set_hook(Box::new(|_| {}));
 }
 
+/// The quick run: `LAB3_SIM_SEEDS` seeds (3,000) with case-sensitive
+/// folders, then a third as many again where either folder may fold
+/// letter case (as on macOS and Windows), unless `LAB3_SIM_CASE` says
+/// which alone (`1`: case-folding setups only, `0`: none).
 #[test]
 fn ci_seeds() {
     let first = env_u64("LAB3_SIM_FIRST", 0);
     let n = env_u64("LAB3_SIM_SEEDS", 3000);
+    let runs: Vec<(bool, u64)> = match std::env::var("LAB3_SIM_CASE").as_deref() {
+        Ok("1") => vec![(true, n)],
+        Ok("0") => vec![(false, n)],
+        _ => vec![(false, n), (true, n.div_ceil(3))],
+    };
     quiet_panics();
-    let start = Instant::now();
-    let batch = run_many(first, n, 2, false);
-    let _ = std::panic::take_hook();
-    println!(
-        "simulation: {} seeds in {:.1} s",
-        batch.ran,
-        start.elapsed().as_secs_f64()
-    );
-    if let Some((seed, v)) = batch.failures.first() {
-        panic!("{}", report(*seed, case_knob(), v));
+    for (case, n) in runs {
+        let start = Instant::now();
+        let batch = run_many(first, n, 2, case, false);
+        println!(
+            "simulation: {} seeds{} in {:.1} s",
+            batch.ran,
+            if case { " (folders may fold case)" } else { "" },
+            start.elapsed().as_secs_f64()
+        );
+        if let Some((seed, v)) = batch.failures.first() {
+            let _ = std::panic::take_hook();
+            panic!("{}", report(*seed, case, v));
+        }
     }
+    let _ = std::panic::take_hook();
 }
 
 /// `scripts/simulate.sh N`: N seeds from `LAB3_SIM_FIRST`, on both cores.
@@ -136,7 +150,7 @@ fn many() {
     let threads = env_u64("LAB3_SIM_THREADS", 2);
     quiet_panics();
     let start = Instant::now();
-    let batch = run_many(first, n, threads, true);
+    let batch = run_many(first, n, threads, case_knob(), true);
     let _ = std::panic::take_hook();
     let secs = start.elapsed().as_secs_f64();
     println!(

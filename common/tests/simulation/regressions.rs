@@ -506,24 +506,102 @@ fn a_move_sent_whole_does_not_echo_what_landed() {
     assert!(v.is_empty(), "{v:#?}");
 }
 
-/// Bug (LAB3_SIM_CASE=1, seeds 123, 358 of 400 and 10 more): the core
-/// ignores `FsTraits::case_insensitive`. On a folder that folds case,
-/// B's `a` lands on A's `A` (a locked `A` is then updated from B, seed
-/// 358), and names that differ only in case (`A`, `a`) never settle
-/// (seed 123). The contract wants the second name reported and never
-/// written over the first.
+/// Found with LAB3_SIM_CASE=1 (seeds 123, 358 and about 4% of seeds
+/// with folders that fold case): on a folder that folds case, B's `a`
+/// landed on A's `A`, and names that differ only in case never settled.
+/// The core now refuses a second spelling where it is one file with a
+/// name the folder holds (core/names.rs), and the simulation compares
+/// names as spelt, leaving out only such a refused name, which must be
+/// reported (invariants.rs).
 #[test]
-#[ignore = "bug: case-insensitive folders are not handled (names that differ in case)"]
 fn case_insensitive_folders() {
     for seed in [123, 358] {
-        let setup = Setup {
-            strict: true,
-            ..setup_for(seed, true)
-        };
-        let small = runner::shrink(&setup, &schedule_for(seed), 300);
-        let v = run_steps(&setup, &small, trace());
+        let v = strict_case_seed(seed);
         assert!(v.is_empty(), "seed {seed}: {v:#?}");
     }
+}
+
+/// `seed`'s setup where folders may fold case, with every excuse off.
+fn case_setup(seed: u64) -> Setup {
+    Setup {
+        strict: true,
+        ..setup_for(seed, true)
+    }
+}
+
+/// Runs `seed` of the case-folding setups (shrunk first), every excuse off.
+fn strict_case_seed(seed: u64) -> Vec<String> {
+    let setup = case_setup(seed);
+    let small = runner::shrink(&setup, &schedule_for(seed), 300);
+    run_steps(&setup, &small, trace())
+}
+
+/// Bug (seeds 358, 214, fixed in core/peer.rs and core/names.rs): `lab3
+/// lock A` on a Server A whose folder folds case, then B sends `a`: A
+/// installed it, which on that folder is the locked `A`. (And the other
+/// way round: `lock a`, B's `A`.) A lock now holds back the peer's other
+/// spellings of its file until the unlock, as a locked folder's names.
+#[test]
+fn a_lock_holds_back_the_other_spellings_of_its_file() {
+    let steps = vec![
+        User(B, SaveByRename, 13206108429063600660),
+        User(B, HardLink, 15959244969138636546),
+        User(B, Delete, 4081492528837145070),
+        User(B, TypeChange, 4525364337354671314),
+        Lock(6000193733508775979),
+    ];
+    let v = run_steps(&case_setup(358), &steps, false);
+    assert!(v.is_empty(), "{v:#?}");
+    let steps = vec![
+        Lock(10720875031847884176),
+        User(B, Write, 1279449532475246803),
+    ];
+    let v = run_steps(&case_setup(214), &steps, false);
+    assert!(v.is_empty(), "{v:#?}");
+}
+
+/// Bug in the simulation's executor (seed 5230 of the case-folding
+/// setups): B, on a folder that folds case, installed A's `A` just after
+/// its own `a` was deleted; the watcher's late hint for `a` found `A`
+/// (a lookup by name finds any spelling) and B sent it back as a new
+/// file `a`. sync/disk.rs stats exact names only on such a folder; the
+/// fake one now does too.
+#[test]
+fn a_late_hint_does_not_find_another_spelling() {
+    let steps = vec![
+        User(A, Write, 11623085263569682632),
+        User(A, Write, 12581394578023131229),
+        Watch(A, 6361440438096416462),
+        User(A, Write, 4454273780409292815),
+        Watch(A, 16021117796900786537),
+        User(A, TypeChange, 302679133058688082),
+        User(A, RestoreOld, 12271487388355051888),
+        Watch(A, 16883815078427596265),
+        User(A, Write, 8722021943989664755),
+        User(A, Delete, 7223934299440875709),
+    ];
+    let v = run_steps(&case_setup(5230), &steps, false);
+    assert!(v.is_empty(), "{v:#?}");
+}
+
+/// Bug (seed 4336 of the case-folding setups, fixed in core/answers.rs):
+/// both folders fold case; A holds a file `a`, B moves its folder `d`
+/// to `A`. The move, then the offer of `A`, are refused (A holds `a`);
+/// `A/b`, which waited for the move, stayed unsent and unreported until
+/// a rescan. What waited under a folder refused for good is considered
+/// at once (and refused, and reported).
+#[test]
+fn names_under_a_refused_folder_go_without_a_rescan() {
+    let steps = vec![
+        User(A, SaveByRename, 8631886298374607388),
+        User(A, Rename, 1381261209161531418),
+        Crash(B),
+        User(B, Write, 7240637442999111447),
+        Restart(B),
+        User(B, Rename, 3446285908245103799),
+    ];
+    let v = run_steps(&case_setup(4336), &steps, false);
+    assert!(v.is_empty(), "{v:#?}");
 }
 
 /// Runs `seed` (shrunk first) with every known-bug excuse off.
@@ -891,5 +969,168 @@ fn a_queued_look_alike_is_replayed() {
 #[test]
 fn a_lost_offer_deleted_since_is_a_delete() {
     let v = strict_seed(5025);
+    assert!(v.is_empty(), "{v:#?}");
+}
+
+/// Bug (seed 32347 of the case-folding setups; not about case): A's
+/// folder keeps whole seconds; a user writes `A` in place twice within
+/// one second, the same size (the second time as `a`, the same file
+/// there). Same inode, size and mtime: the second write is never seen
+/// and B keeps the first. The open bug "an edit that keeps size and
+/// mtime unseen", which these setups drew more often; fixed with seed
+/// 158956 (`an_edit_in_the_same_mtime_step_is_seen`): a watcher event on
+/// a coarse folder brings the content's hash.
+#[test]
+fn an_edit_within_the_same_second_and_size_is_seen() {
+    let steps = vec![
+        Connect,
+        Handle(A),
+        Handle(B),
+        Handle(B),
+        User(A, Write, 816052029815461106),
+        Watch(A, 9146622964647530438),
+        Exec(B),
+        Handle(A),
+        Handle(A),
+        Deliver(A),
+        Handle(A),
+        Exec(A),
+        Exec(A),
+        Exec(A),
+        User(A, Write, 10396938056199213118),
+    ];
+    let v = run_steps(&case_setup(32347), &steps, false);
+    assert!(v.is_empty(), "{v:#?}");
+}
+
+/// Bug (seed 22949 of the case-folding setups; neither folder folds
+/// case): B moves folder `e/b` to `c/b`. B holds `e/b/a` as agreed with
+/// A, but A has no record of it (how the two bases came to differ, a
+/// link dropped on the way, is not diagnosed), so A's rename carries
+/// nothing and B's rekeyed `c/b/a` is taken as agreed: it never reaches
+/// A (the known `bases_disagree` excuse does not cover it).
+#[test]
+#[ignore = "bug: a moved folder's file that only one side took as agreed never travels"]
+fn a_moved_folders_file_agreed_on_one_side_only_travels() {
+    let steps = vec![
+        Connect,
+        User(A, Append, 3906167121452147327),
+        Handle(B),
+        Handle(B),
+        Handle(A),
+        Exec(B),
+        Handle(A),
+        User(A, SaveByRename, 9982949628126970811),
+        Exec(A),
+        Deliver(A),
+        User(A, SaveByRename, 8362249627048918093),
+        User(A, TypeChange, 6844341465577705899),
+        Watch(A, 9564446967100375965),
+        Handle(A),
+        Handle(A),
+        Deliver(B),
+        Exec(A),
+        Exec(A),
+        Handle(B),
+        Exec(B),
+        Deliver(B),
+        Handle(B),
+        Exec(B),
+        Exec(B),
+        Handle(B),
+        Exec(B),
+        Exec(B),
+        Drop,
+        Exec(B),
+        User(A, Rename, 10543504180204796801),
+        User(B, Rename, 15915579135064823336),
+    ];
+    let v = run_steps(&case_setup(22949), &steps, false);
+    assert!(v.is_empty(), "{v:#?}");
+}
+
+/// Bug (seed 53364 of the case-folding setups, both folders fold case):
+/// A holds a folder `a` with `a/a`, B a file `a`; each side holds its
+/// copy back for the other's (the known `held_forever` family), and A
+/// offers `a/a` again every minute, which B refuses ("not a directory",
+/// retry): never quiet. Not diagnosed further.
+#[test]
+#[ignore = "bug: a file against a folder, each side holding back for the other, retried for ever"]
+fn a_file_against_a_folder_settles() {
+    let steps = vec![
+        User(A, SaveByRename, 3513879978262051431),
+        User(A, SaveByRename, 7533334547312536202),
+        Watch(A, 6149283968866964347),
+        User(A, HardLink, 9780467785583420930),
+        Watch(A, 14131771385849025975),
+        Watch(A, 18201484291887022150),
+        Handle(A),
+        User(A, Rename, 12763626929124251618),
+        Handle(A),
+        Handle(B),
+        User(B, Write, 8806595325561551545),
+        User(B, RestoreOld, 15319604484254753009),
+        User(B, HardLink, 17824111524876177711),
+        Watch(B, 10314704257711630673),
+        Handle(A),
+        User(B, Rename, 6177860658664328774),
+        Watch(A, 4814849478990328888),
+        Handle(A),
+        Handle(A),
+        User(B, SaveByRename, 3289232188999989816),
+        Watch(A, 2785119903262165191),
+        Watch(B, 12582254242760448106),
+        Handle(A),
+        User(A, TypeChange, 4282971579450950162),
+        Handle(B),
+        Handle(B),
+        Advance(1000000000),
+        Exec(A),
+        User(A, Rename, 5591761067118435858),
+    ];
+    let v = run_steps(&case_setup(53364), &steps, false);
+    assert!(v.is_empty(), "{v:#?}");
+}
+
+/// Bug (seed 96900 of the case-folding setups; neither folder folds
+/// case): a lock queue entry replayed at A without its snapshot, as in
+/// `the_same_content_twice_in_flight`. Not diagnosed further.
+#[test]
+#[ignore = "bug: a queue entry replayed without its snapshot"]
+fn a_queue_entry_keeps_its_snapshot() {
+    let steps = vec![
+        User(B, SaveByRename, 6500619757200907044),
+        Connect,
+        Handle(B),
+        Advance(4000000000),
+        User(B, HardLink, 8467497854350930680),
+        Rescan(B),
+        Handle(A),
+        User(B, Rename, 9529846535762823109),
+        Watch(B, 15761716922711593504),
+        User(A, RestoreOld, 7440605853780158193),
+        Handle(A),
+        Handle(B),
+        Handle(B),
+        Exec(A),
+        Deliver(B),
+        User(A, Rename, 4581649052987336332),
+        Handle(B),
+        Handle(B),
+        Watch(A, 9013690834632134397),
+        Exec(B),
+        Deliver(A),
+        Exec(B),
+        Exec(B),
+        Rescan(B),
+        Exec(B),
+        Handle(B),
+        Exec(B),
+        Deliver(A),
+        Deliver(A),
+        Lock(17429773677816349053),
+        Deliver(A),
+    ];
+    let v = run_steps(&case_setup(96900), &steps, false);
     assert!(v.is_empty(), "{v:#?}");
 }

@@ -16,8 +16,8 @@ use crate::world::{Setup, World};
 /// Steps a quiescence may take before it counts as a livelock.
 const SETTLE_LIMIT: usize = 20_000;
 
-/// The setup of `seed`. `case`: let folders fold case (see the README of
-/// this test: the core does not handle it yet).
+/// The setup of `seed`. `case`: let folders fold letter case (a
+/// different draw: a seed names another setup with `case` on).
 pub fn setup_for(seed: u64, case: bool) -> Setup {
     let mut rng = Rng::new(seed.wrapping_mul(0x2545_f491_4f6c_dd1d) ^ 0xfeed);
     let knobs = |rng: &mut Rng| Knobs {

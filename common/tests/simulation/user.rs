@@ -62,7 +62,9 @@ fn existing(w: &World, s: Side, rng: &mut Rng, kind: Option<Kind>) -> Option<Str
     (!ps.is_empty()).then(|| rng.pick(&ps).clone())
 }
 
-/// Does `act` at side `s`; `r` picks its paths.
+/// Does `act` at side `s`; `r` picks its paths. The watcher hears of a
+/// path under the name the folder stores it by (`A` when a user writes
+/// `a` on a folder that folds case and holds `A`), as a real one does.
 pub fn act(w: &mut World, s: Side, act: Act, r: u64) {
     let mut rng = Rng::new(r);
     // A user takes a moment: two writes never share a nanosecond.
@@ -82,10 +84,13 @@ pub fn act(w: &mut World, s: Side, act: Act, r: u64) {
             };
             let (fs, t) = w.fs_and_tracker(s);
             if let Ok(made) = fs.mkdirs(&name, now) {
-                hints.extend(made.into_iter().map(|p| (p, false)));
+                hints.extend(
+                    made.into_iter()
+                        .map(|p| (fs.lookup(&p).unwrap_or(p), false)),
+                );
                 if fs.write(&name, &c, mtime, Some(mode), true).is_ok() {
                     t.wrote(s, &name, &c);
-                    hints.push((name.clone(), true));
+                    hints.push((fs.lookup(&name).unwrap_or(name.clone()), true));
                 }
             }
         }
@@ -94,12 +99,16 @@ pub fn act(w: &mut World, s: Side, act: Act, r: u64) {
             let c = format!("{old}+{}", w.t.content(s, 0));
             let (fs, t) = w.fs_and_tracker(s);
             if let Ok(made) = fs.mkdirs(&name, now) {
-                hints.extend(made.into_iter().map(|p| (p, false)));
+                hints.extend(
+                    made.into_iter()
+                        .map(|p| (fs.lookup(&p).unwrap_or(p), false)),
+                );
                 if fs.write(&name, &c, now, Some(mode), true).is_ok() {
                     t.wrote(s, &name, &c);
+                    let stored = fs.lookup(&name).unwrap_or(name.clone());
                     t.writing
-                        .insert((crate::invariants::ix(s), name.clone()), (now, c.clone()));
-                    hints.push((name.clone(), false));
+                        .insert((crate::invariants::ix(s), stored), (now, c.clone()));
+                    hints.push((fs.lookup(&name).unwrap_or(name.clone()), false));
                 }
             }
         }
@@ -123,13 +132,16 @@ pub fn act(w: &mut World, s: Side, act: Act, r: u64) {
             let tmp = format!("{name}.~tmp");
             let (fs, t) = w.fs_and_tracker(s);
             if let Ok(made) = fs.mkdirs(&name, now) {
-                hints.extend(made.into_iter().map(|p| (p, false)));
+                hints.extend(
+                    made.into_iter()
+                        .map(|p| (fs.lookup(&p).unwrap_or(p), false)),
+                );
                 if fs.write(&tmp, &c, mtime, m, false).is_ok() {
                     t.wrote(s, &tmp, &c);
                     hints.push((tmp.clone(), true));
                     if fs.rename(&tmp, &name, true).is_ok() {
                         t.wrote(s, &name, &c);
-                        hints.push((name.clone(), false));
+                        hints.push((fs.lookup(&name).unwrap_or(name.clone()), false));
                     }
                 }
             }
@@ -149,9 +161,12 @@ pub fn act(w: &mut World, s: Side, act: Act, r: u64) {
         Act::Mkdir => {
             let fs = &mut w.side(s).fs;
             if let Ok(made) = fs.mkdirs(&name, now) {
-                hints.extend(made.into_iter().map(|p| (p, false)));
+                hints.extend(
+                    made.into_iter()
+                        .map(|p| (fs.lookup(&p).unwrap_or(p), false)),
+                );
                 if fs.mkdir(&name, now).is_ok() {
-                    hints.push((name.clone(), false));
+                    hints.push((fs.lookup(&name).unwrap_or(name.clone()), false));
                 }
             }
         }
@@ -163,7 +178,10 @@ pub fn act(w: &mut World, s: Side, act: Act, r: u64) {
             let (fs, t) = w.fs_and_tracker(s);
             // Into a folder made a moment before, sometimes.
             if let Ok(made) = fs.mkdirs(&name, now) {
-                hints.extend(made.into_iter().map(|p| (p, false)));
+                hints.extend(
+                    made.into_iter()
+                        .map(|p| (fs.lookup(&p).unwrap_or(p), false)),
+                );
                 if fs.rename(&from, &name, replace).is_ok() {
                     hints.push((from.clone(), false));
                     let moved = fs.lookup(&name).map(|k| fs.subtree(&k)).unwrap_or_default();
@@ -230,9 +248,12 @@ pub fn act(w: &mut World, s: Side, act: Act, r: u64) {
             };
             let fs = &mut w.side(s).fs;
             if let Ok(made) = fs.mkdirs(&name, now) {
-                hints.extend(made.into_iter().map(|p| (p, false)));
+                hints.extend(
+                    made.into_iter()
+                        .map(|p| (fs.lookup(&p).unwrap_or(p), false)),
+                );
                 if fs.link(&from, &name).is_ok() {
-                    hints.push((name.clone(), false));
+                    hints.push((fs.lookup(&name).unwrap_or(name.clone()), false));
                 }
             }
         }

@@ -267,7 +267,7 @@ impl World {
         let i = (pick % me.dirty.len() as u64) as usize;
         let path = me.dirty.keys().nth(i).expect("in range").clone();
         let closed = me.dirty.remove(&path).expect("listed");
-        let mut entry = me.fs.stat(&path);
+        let mut entry = me.fs.stat_exact(&path);
         // An event whose stat the core already knows: hashed, as the real
         // executor does (the content is its hash here).
         if let (Some(e), Some(core)) = (entry.as_mut(), me.core.as_ref()) {

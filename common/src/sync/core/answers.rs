@@ -460,6 +460,10 @@ impl Core {
                 } else {
                     st.pending = Some(held);
                     self.peer_refused_name(&path, offered, error);
+                    // What waited for this folder to go (names a move
+                    // of it carried) goes now, to be refused in turn,
+                    // each said once (seed 4336).
+                    self.consider_under(&path);
                 }
             }
         }

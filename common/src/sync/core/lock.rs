@@ -14,6 +14,7 @@ impl Core {
         let st = self.paths.entry(path.clone()).or_default();
         if st.lock.is_none() {
             st.lock = Some(LockState::default());
+            self.locked.insert(path.clone());
             self.record(&path);
             self.announce("locked", Direction::Here, &path, None, String::new());
         }
@@ -38,7 +39,7 @@ impl Core {
 
     /// Whether `path` is locked and not being unlocked: no update from
     /// the peer may reach it, not even a replay of another path's queue.
-    fn held(&self, path: &str) -> bool {
+    pub(super) fn held(&self, path: &str) -> bool {
         self.paths
             .get(path)
             .and_then(|s| s.lock.as_ref())
@@ -49,7 +50,8 @@ impl Core {
     /// folder above it (made or replaced on the way) or a path under it
     /// (carried away with a folder it replaces).
     fn replay_blocked(&self, path: &str) -> bool {
-        ancestors(path).any(|a| self.held(a))
+        self.locked_as_another(path, true)
+            || ancestors(path).any(|a| self.held(a))
             || self
                 .paths
                 .range(format!("{path}/")..)
@@ -242,6 +244,7 @@ impl Core {
         let side = self.cfg.side;
         let st = self.paths.get_mut(path).expect("unlocking");
         st.lock = None;
+        self.locked.remove(path);
         // Whatever this side held back while the lock queued the peer's
         // updates is decided again now: a superseded update leaves this
         // side's copy to go across. (Not a copy held back for the peer's

@@ -133,6 +133,9 @@ pub struct Core {
     /// Held names by their folded form, on a folder that folds names
     /// (see [`names`]).
     folds: HashMap<String, BTreeSet<String>>,
+    /// Locked names (Server A), for a folder that folds names: a lock
+    /// also holds back the peer's other spellings of its file.
+    locked: BTreeSet<String>,
     /// This side's names that the peer refused to store.
     unsent: BTreeMap<String, names::Unsent>,
     unsent_changes: u64,
@@ -174,6 +177,7 @@ impl Core {
             scanned_once: false,
             replays: HashMap::new(),
             folds: HashMap::new(),
+            locked: BTreeSet::new(),
             unsent: BTreeMap::new(),
             unsent_changes: 0,
             refused_here: BTreeMap::new(),
@@ -181,6 +185,10 @@ impl Core {
             now_ns: 0,
             out: Vec::new(),
         };
+        core.locked = (core.paths.iter())
+            .filter(|(_, s)| s.lock.is_some())
+            .map(|(p, _)| p.clone())
+            .collect();
         let known: Vec<String> = core.paths.keys().cloned().collect();
         for p in known {
             core.index_base(&p);

@@ -136,6 +136,29 @@ impl Core {
         None
     }
 
+    /// On a folder that folds names, whether a lock under another
+    /// spelling covers `path` here: a locked name that is one file with
+    /// `path`, with a folder above it or with a path under it (`L` locked,
+    /// the peer's `l`, `L/x` or `l/x`, or a folder `L` above a locked
+    /// `l/x`). The peer's update of it waits for the unlock as one of a
+    /// locked folder's does. `held_only`: only locks not being unlocked.
+    pub(super) fn locked_as_another(&self, path: &str, held_only: bool) -> bool {
+        let fs = self.cfg.fs;
+        if self.locked.is_empty() || !fs.folds() {
+            return false;
+        }
+        let me = fs.folded(path);
+        self.locked.iter().any(|l| {
+            if l == path || (held_only && !self.held(l)) {
+                return false;
+            }
+            let f = fs.folded(l);
+            let related = f == me || is_under(&f, &me) || is_under(&me, &f);
+            // (An exact ancestor or descendant is the lock's own business.)
+            related && !is_under(l, path) && !is_under(path, l)
+        })
+    }
+
     /// Keeps the index of held names by folded form in step with `path`
     /// (present here or not), on a folder that folds names.
     pub(super) fn index_folded(&mut self, path: &str, present: bool) {

@@ -112,7 +112,10 @@ impl Core {
         // A locked path inside (a folder replaced or removed) or above (a
         // locked name that this would make a folder): not now; the peer
         // offers it again after the unlock.
-        if self.locked_within(&path) || ancestors(&path).any(|a| self.locked(a)) {
+        if self.locked_within(&path)
+            || ancestors(&path).any(|a| self.locked(a))
+            || self.locked_as_another(&path, false)
+        {
             let holds = self.paths.get(&path).map_or(
                 Holding::Absent { deleted_ns: None },
                 super::PathState::holding,
@@ -326,6 +329,8 @@ impl Core {
         let ok = !self.locked_within(&from)
             && !self.locked_within(&to)
             && !ancestors(&to).any(|a| self.locked(a))
+            && !self.locked_as_another(&from, false)
+            && !self.locked_as_another(&to, false)
             && self.paths.get(&from).is_some_and(|s| {
                 s.pending.is_none()
                     && !s.changed_here()
