@@ -92,6 +92,9 @@ impl Config {
     }
 }
 
+/// Every known path's state, in path order (see [`Core`]'s `paths`).
+pub type States = BTreeMap<String, Box<PathState>>;
+
 /// The path (and, for a move, the source) an operation is about.
 #[derive(Debug, Clone, PartialEq, Eq)]
 struct OpFor {
@@ -115,7 +118,7 @@ pub struct Core {
     /// hundreds of bytes a path, and building the map at start (from the
     /// journal, sorted through a `Vec` of every entry) held every state
     /// twice. Boxed, a node holds pointers and a state is moved as one.
-    paths: BTreeMap<String, Box<PathState>>,
+    paths: States,
     /// Which paths hold each identity (an index over `local`, for moves
     /// and hard links).
     ids: HashMap<FileId, PathSet>,
@@ -153,6 +156,12 @@ impl Core {
             .into_iter()
             .map(|(p, r)| (p, Box::new(PathState::from(r))))
             .collect();
+        Core::from_states(cfg, paths)
+    }
+
+    /// [`Core::new`] from the states of what the journal kept, made
+    /// already (see [`PathState::from`]).
+    pub fn from_states(cfg: Config, paths: States) -> Core {
         let mut core = Core {
             cfg,
             paths,
