@@ -88,10 +88,10 @@ impl Core {
         // over another file (see `names`).
         if theirs.version().is_some() {
             if let Some(why) = self.cannot_store(&path, None) {
-                let holds = self
-                    .paths
-                    .get(&path)
-                    .map_or(Holding::Absent { deleted_ns: None }, |s| s.holding());
+                let holds = self.paths.get(&path).map_or(
+                    Holding::Absent { deleted_ns: None },
+                    super::state::holding_of,
+                );
                 self.refuse_name(&path, &why);
                 self.reply(PeerMsg::Refused {
                     op,
@@ -113,10 +113,10 @@ impl Core {
         // locked name that this would make a folder): not now; the peer
         // offers it again after the unlock.
         if self.locked_within(&path) || ancestors(&path).any(|a| self.locked(a)) {
-            let holds = self
-                .paths
-                .get(&path)
-                .map_or(Holding::Absent { deleted_ns: None }, |s| s.holding());
+            let holds = self.paths.get(&path).map_or(
+                Holding::Absent { deleted_ns: None },
+                super::state::holding_of,
+            );
             self.reply(PeerMsg::Refused {
                 op,
                 path,

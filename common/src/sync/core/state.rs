@@ -131,6 +131,13 @@ impl From<Record> for PathState {
     }
 }
 
+/// [`PathState::holding`] of a state as the core's map holds it (boxed,
+/// see `Core::paths`), to pass where a function is taken.
+#[allow(clippy::borrowed_box)]
+pub fn holding_of(st: &Box<PathState>) -> Holding {
+    st.holding()
+}
+
 /// What survives a restart of one path: the journal line.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Record {
