@@ -181,13 +181,9 @@ impl Core {
             now_ns: 0,
             out: Vec::new(),
         };
-        // The `based` index, built in one pass (no copy of every path
-        // to look each one up again).
-        for (p, st) in &core.paths {
-            if let Some(id) = st.base.as_ref().and_then(|b| b.here.as_ref()).map(|h| h.id) {
-                index_path(&mut core.based, id, p);
-                core.based_id.insert(p.clone(), id);
-            }
+        let known: Vec<String> = core.paths.keys().cloned().collect();
+        for p in known {
+            core.index_base(&p);
         }
         core
     }
