@@ -20,8 +20,16 @@
 //! `LAB3_BENCH_FILES=N` for another count; `LAB3_BENCH_ROWS=1,2` for some
 //! scenarios only (3 needs 2 before it, 2 needs 1). Results:
 //! bench/RESULTS.md.
+//!
+//! `LAB3_BENCH_TRIALS=N` (default 1) repeats scenario 2 and the rsync
+//! no-op N times, interleaved, and prints each trial and the medians.
+//! `LAB3_BENCH_OLD_BINS=DIR` adds another build's servers (the folder
+//! holding its `server_a` and `server_b`, e.g. a copy of main's
+//! target/dist) to scenarios 1 and 2, over the same trees with state
+//! folders of their own, interleaved with this build's and rsync's
+//! trials in the same run: before and after side by side.
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use lab3_tests::*;
@@ -59,15 +67,26 @@ struct Run {
 /// Starts B then A over the folders of `root`, waits for both
 /// reconciliations, and then for `moved` inbound actions at A and B.
 fn start(root: &Path, moved: (usize, usize)) -> (Run, Duration, Option<Duration>) {
+    start_with(&bin_dir(), "", root, moved)
+}
+
+/// [`start`] with the servers in `bins`, their state folders named with
+/// `prefix` (one build's journals are not another's).
+fn start_with(
+    bins: &Path,
+    prefix: &str,
+    root: &Path,
+    moved: (usize, usize),
+) -> (Run, Duration, Option<Duration>) {
     let dirs = [
         root.join("directory_a"),
-        root.join("state_a"),
+        root.join(format!("{prefix}state_a")),
         root.join("directory_b"),
-        root.join("state_b"),
+        root.join(format!("{prefix}state_b")),
     ];
     let t0 = Instant::now();
-    let b = start_b(&dirs[2], &dirs[3], "127.0.0.1:0", &[]);
-    let a = start_a(&dirs[0], &dirs[1], &b.addr, &[]);
+    let b = start_b_from(bins, &dirs[2], &dirs[3], "127.0.0.1:0", &[]);
+    let a = start_a_from(bins, &dirs[0], &dirs[1], &b.addr, &[]);
     let ok = wait_until(LIMIT, || {
         a.logged(&["reconciled with server B"]) && b.logged(&["reconciled with server A"])
     });
@@ -98,6 +117,12 @@ impl Run {
             peak_rss_mib(a),
             peak_rss_mib(b),
         );
+    }
+
+    /// `reconciled`, and A's and B's peak RSS now (MiB).
+    fn peaks(&self, reconciled: Duration) -> (Duration, f64, f64) {
+        let (a, b) = self.pair.as_ref().unwrap();
+        (reconciled, peak_rss_mib(a), peak_rss_mib(b))
     }
 
     fn stop(&mut self) {
@@ -154,18 +179,85 @@ fn main() {
         put(&root.join("directory_a"), i, "v1", OLD + i as i64);
         put(&root.join("directory_b"), i, "v1", OLD + i as i64);
     }
+    let old = std::env::var_os("LAB3_BENCH_OLD_BINS").map(PathBuf::from);
+    let trials: usize = std::env::var("LAB3_BENCH_TRIALS")
+        .ok()
+        .and_then(|t| t.parse().ok())
+        .unwrap_or(1)
+        .max(1);
+    if let Some(old) = &old {
+        let (mut run, rec, _) = start_with(old, "old_", root, (0, 0));
+        run.report("1. first start, identical (old build)", n, rec, None);
+        run.stop();
+    }
     let (mut run, rec, _) = start(root, (0, 0));
     run.report("1. first start, identical", n, rec, None);
     run.stop();
     if wanted(2) {
-        let (mut run, rec, _) = start(root, (0, 0));
-        run.report("2. restart, identical", n, rec, None);
-        run.stop();
-        if let Some(t) = rsync_noop(root) {
-            println!(
-                "| rsync -a, same trees (no-op) | {n} | {:.1} s | - | - | - |",
-                t.as_secs_f64()
-            );
+        // Per contender: reconcile times, A's and B's peak RSS (MiB).
+        let mut old_runs: Vec<(Duration, f64, f64)> = Vec::new();
+        let mut new_runs: Vec<(Duration, f64, f64)> = Vec::new();
+        let mut rsyncs: Vec<Duration> = Vec::new();
+        for trial in 0..trials {
+            // Who goes first alternates with each trial.
+            let mut order: Vec<u8> = vec![0, 1, 2];
+            order.rotate_left(trial % 3);
+            for who in order {
+                match who {
+                    0 => {
+                        let Some(old) = &old else { continue };
+                        let (mut run, rec, _) = start_with(old, "old_", root, (0, 0));
+                        run.report("2. restart, identical (old build)", n, rec, None);
+                        old_runs.push(run.peaks(rec));
+                        run.stop();
+                    }
+                    1 => {
+                        let (mut run, rec, _) = start(root, (0, 0));
+                        run.report("2. restart, identical", n, rec, None);
+                        new_runs.push(run.peaks(rec));
+                        run.stop();
+                    }
+                    _ => {
+                        if let Some(t) = rsync_noop(root) {
+                            println!(
+                                "| rsync -a, same trees (no-op) | {n} | {:.2} s | - | - | - |",
+                                t.as_secs_f64()
+                            );
+                            rsyncs.push(t);
+                        }
+                    }
+                }
+            }
+        }
+        if trials > 1 {
+            println!("medians of {trials} trials:");
+            let show = |name: &str, runs: &mut Vec<(Duration, f64, f64)>| {
+                if runs.is_empty() {
+                    return;
+                }
+                let mid = runs.len() / 2;
+                runs.sort_by_key(|r| r.0);
+                let t = runs[mid].0;
+                let mut a: Vec<f64> = runs.iter().map(|r| r.1).collect();
+                let mut b: Vec<f64> = runs.iter().map(|r| r.2).collect();
+                a.sort_by(f64::total_cmp);
+                b.sort_by(f64::total_cmp);
+                println!(
+                    "| {name} | {n} | {:.2} s | - | {:.0} MiB | {:.0} MiB |",
+                    t.as_secs_f64(),
+                    a[mid],
+                    b[mid]
+                );
+            };
+            show("2. restart, identical (old build)", &mut old_runs);
+            show("2. restart, identical", &mut new_runs);
+            if !rsyncs.is_empty() {
+                rsyncs.sort();
+                println!(
+                    "| rsync -a, same trees (no-op) | {n} | {:.2} s | - | - | - |",
+                    rsyncs[rsyncs.len() / 2].as_secs_f64()
+                );
+            }
         }
     }
 

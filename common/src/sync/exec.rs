@@ -203,20 +203,23 @@ fn prepare(
     // The journal is read (parsing: CPU) while the folder is watched and
     // scanned (system calls): on a restart over a big tree these two are
     // most of the start-up, and need not wait for each other.
+    // The journal's thread also makes the core's states of what it read:
+    // the records it frees are then memory its own allocator arena gives
+    // to the states (made on the engine's thread, a big tree's journal
+    // was held twice at the peak, once in each thread's arena).
     let (journal, folder) = std::thread::scope(|s| {
         let reading = match opened {
             Some(journal) => Err(journal),
-            None => Ok(s.spawn(|| Records::open(&cfg.state_dir))),
+            None => Ok(s.spawn(|| Records::open(&cfg.state_dir).map(with_states))),
         };
         let folder = look_at_folder(&cfg, &handle);
         let journal = match reading {
-            Err(journal) => Ok(journal),
+            Err(journal) => Ok(with_states(journal)),
             Ok(t) => t.join().unwrap_or_else(|p| std::panic::resume_unwind(p)),
         };
         (journal, folder)
     });
-    let (mut journal, folder) = (journal?, folder?);
-    let agreed = journal.agreed();
+    let ((journal, mut records, agreed), folder) = (journal?, folder?);
     let Folder {
         watch,
         hint_rx,
@@ -226,11 +229,9 @@ fn prepare(
     } = folder;
     // Paths the rules ignore now (a rule added since the last run) were not
     // deleted: forget them, so that no delete reaches the peer.
-    let mut records: Vec<(String, core::Record)> = journal
-        .take()
-        .into_iter()
-        .filter(|(p, _)| !cfg.ignore.is_ignored_path(p))
-        .collect();
+    // (Filtered in place: a copy of a big tree's journal into a `Vec`
+    // was a large share of a restart's peak memory.)
+    records.retain(|p, _| !cfg.ignore.is_ignored_path(p));
     if agreed > 0 && found.is_empty() && !cfg.confirm_empty {
         tracing::warn!(
             "{} is empty, but it held {agreed} files at the last sync; not propagating those deletes \
@@ -279,7 +280,7 @@ fn prepare(
         .iter()
         .filter_map(|(p, r)| r.lock.as_ref().map(|l| (p.clone(), l.queue.clone())))
         .collect();
-    let core = Core::new(core_cfg, records);
+    let core = Core::from_states(core_cfg, records);
     for (path, a) in set_aside {
         let what = format!("queued write #{}: its snapshot is missing", a.seq);
         let at = a.at.display().to_string();
@@ -321,6 +322,18 @@ fn prepare(
     exec.warn_skipped(&skipped);
     exec.feed(Input::Scanned { entries: found });
     Ok((exec, watch, hint_rx, flag))
+}
+
+/// The journal, the core's state of every path it kept (taken out of
+/// it), and how many of those had an agreed base.
+fn with_states(mut journal: Records) -> (Records, core::States, usize) {
+    let agreed = journal.agreed();
+    let states = journal
+        .take()
+        .into_iter()
+        .map(|(p, r)| (p, Box::new(core::PathState::from(r))))
+        .collect();
+    (journal, states, agreed)
 }
 
 /// Says what the folder's file system keeps, where it is not the usual.

@@ -46,10 +46,10 @@ impl Core {
                 Some(lock) => {
                     self.paths.insert(
                         p.clone(),
-                        super::PathState {
+                        Box::new(super::PathState {
                             lock: Some(lock),
                             ..Default::default()
-                        },
+                        }),
                     );
                     self.record(&p);
                 }

@@ -229,26 +229,30 @@ impl Core {
         if first {
             self.settle_landings(&mut entries);
         }
-        let mut seen = std::collections::BTreeSet::new();
-        for (path, e) in entries {
-            seen.insert(path.clone());
+        // The scan's own paths, kept (not copied: a big tree's restart
+        // would make one more string and set node per path) to tell
+        // what is gone.
+        let (mut seen, entries): (Vec<String>, Vec<Entry>) = entries.into_iter().unzip();
+        for (path, e) in seen.iter().zip(entries) {
             let same = self
                 .paths
-                .get(&path)
+                .get(path)
                 .and_then(|s| s.local.as_ref())
                 .is_some_and(|l| l.same_here(&e));
             if !same {
-                self.changed(&path, Some(e), false, true);
+                self.changed(path, Some(e), false, true);
             }
         }
+        seen.sort_unstable();
         let gone: Vec<String> = self
             .paths
             .iter()
             .filter(|(p, s)| {
-                !seen.contains(*p) && (s.local.is_some() || (first && s.base.is_some()))
+                (s.local.is_some() || (first && s.base.is_some())) && seen.binary_search(p).is_err()
             })
             .map(|(p, _)| p.clone())
             .collect();
+        drop(seen);
         for p in gone {
             self.changed(&p, None, false, true);
             if first {
@@ -320,6 +324,11 @@ impl Core {
     }
 
     pub(super) fn consider_all(&mut self) {
+        // Nothing is considered before the link is live (see `consider`):
+        // a start-up over a big tree need not copy every path for that.
+        if !matches!(self.link, LinkPhase::Live { .. }) {
+            return;
+        }
         let paths: Vec<String> = self.paths.keys().cloned().collect();
         for p in paths {
             self.consider(&p, false);

@@ -76,7 +76,7 @@ impl Core {
             .collect();
         for p in paths {
             // (One finished meanwhile may have let this one go already.)
-            if self.paths.get(&p).is_some_and(waiting) {
+            if self.paths.get(&p).is_some_and(|s| waiting(s)) {
                 self.replay_next(&p);
             }
         }

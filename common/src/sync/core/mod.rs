@@ -92,6 +92,9 @@ impl Config {
     }
 }
 
+/// Every known path's state, in path order (see [`Core`]'s `paths`).
+pub type States = BTreeMap<String, Box<PathState>>;
+
 /// The path (and, for a move, the source) an operation is about.
 #[derive(Debug, Clone, PartialEq, Eq)]
 struct OpFor {
@@ -109,7 +112,13 @@ struct OpFor {
 #[derive(Debug, Clone)]
 pub struct Core {
     cfg: Config,
-    paths: BTreeMap<String, PathState>,
+    /// Every known path's state, boxed: a B-tree keeps its values inline
+    /// in nodes of eleven, so a `PathState` of several hundred bytes
+    /// unboxed made each node kilobytes, a partly filled node wasted
+    /// hundreds of bytes a path, and building the map at start (from the
+    /// journal, sorted through a `Vec` of every entry) held every state
+    /// twice. Boxed, a node holds pointers and a state is moved as one.
+    paths: States,
     /// Which paths hold each identity (an index over `local`, for moves
     /// and hard links).
     ids: HashMap<FileId, PathSet>,
@@ -153,17 +162,14 @@ impl Core {
     pub fn new(cfg: Config, journal: impl IntoIterator<Item = (String, Record)>) -> Core {
         let paths = journal
             .into_iter()
-            .map(|(p, r)| {
-                let st = PathState {
-                    deleted_ns: r.deleted_ns,
-                    base: r.base,
-                    lock: r.lock,
-                    landing: r.landing,
-                    ..PathState::default()
-                };
-                (p, st)
-            })
+            .map(|(p, r)| (p, Box::new(PathState::from(r))))
             .collect();
+        Core::from_states(cfg, paths)
+    }
+
+    /// [`Core::new`] from the states of what the journal kept, made
+    /// already (see [`PathState::from`]).
+    pub fn from_states(cfg: Config, paths: States) -> Core {
         let mut core = Core {
             cfg,
             paths,
@@ -248,12 +254,12 @@ impl Core {
 
     /// The state of `path`, if the core knows it.
     pub fn path(&self, path: &str) -> Option<&PathState> {
-        self.paths.get(path)
+        self.paths.get(path).map(|s| &**s)
     }
 
     /// Every known path and its state, in path order.
     pub fn paths(&self) -> impl Iterator<Item = (&String, &PathState)> {
-        self.paths.iter()
+        self.paths.iter().map(|(p, s)| (p, &**s))
     }
 
     pub fn link(&self) -> &LinkPhase {
@@ -333,7 +339,7 @@ impl Core {
     /// through here).
     fn record(&mut self, path: &str) {
         self.index_base(path);
-        let record = self.paths.get(path).and_then(PathState::record);
+        let record = self.paths.get(path).and_then(|s| s.record());
         self.emit(Effect::Record {
             path: path.to_string(),
             record,
@@ -342,7 +348,12 @@ impl Core {
 
     /// Sets `path`'s local entry, keeping the identity index in step.
     fn set_local(&mut self, path: &str, entry: Option<Entry>) {
-        let st = self.paths.entry(path.to_string()).or_default();
+        // A known path is looked up without making its name again (every
+        // path of a start-up scan comes through here).
+        if !self.paths.contains_key(path) {
+            self.paths.insert(path.to_string(), Box::default());
+        }
+        let st = self.paths.get_mut(path).expect("just made");
         if let Some(old) = &st.local {
             if let Some(set) = self.ids.get_mut(&old.id) {
                 set.remove(path);

@@ -90,7 +90,7 @@ impl Core {
             if let Some(why) = self.cannot_store(&path, None) {
                 let holds = self.paths.get(&path).map_or(
                     Holding::Absent { deleted_ns: None },
-                    super::PathState::holding,
+                    super::state::holding_of,
                 );
                 self.refuse_name(&path, &why);
                 self.reply(PeerMsg::Refused {
@@ -118,7 +118,7 @@ impl Core {
         {
             let holds = self.paths.get(&path).map_or(
                 Holding::Absent { deleted_ns: None },
-                super::PathState::holding,
+                super::state::holding_of,
             );
             self.reply(PeerMsg::Refused {
                 op,

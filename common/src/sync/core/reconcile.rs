@@ -6,6 +6,7 @@
 //! other path offers its version (once quiet), the loser waits for it.
 
 use std::collections::{BTreeMap, BTreeSet};
+use std::fmt::Write as _;
 
 use super::local::same_state;
 use super::model::coarse;
@@ -40,6 +41,9 @@ impl Core {
         let mut h = blake3::Hasher::new();
         let mut entries = 0u64;
         let mut clean = true;
+        // One buffer for every path's line (a big tree's digest made
+        // no string per path).
+        let mut line = String::new();
         for (p, st) in &self.paths {
             clean &= !st.changed_here() && st.pending.is_none() && st.lock.is_none();
             if let Some(b) = &st.base {
@@ -53,7 +57,9 @@ impl Core {
                     Kind::File => (v.size, coarse(v.mtime_ns, precision)),
                     Kind::Dir => (0, 0),
                 };
-                h.update(format!("{p}\0{kind}\0{size}\0{t}\n").as_bytes());
+                line.clear();
+                let _ = writeln!(line, "{p}\0{kind}\0{size}\0{t}");
+                h.update(line.as_bytes());
             }
         }
         Digest {

@@ -118,6 +118,26 @@ impl PathState {
     }
 }
 
+impl From<Record> for PathState {
+    /// The state of a path the journal kept, before the start-up scan.
+    fn from(r: Record) -> PathState {
+        PathState {
+            deleted_ns: r.deleted_ns,
+            base: r.base,
+            lock: r.lock,
+            landing: r.landing,
+            ..PathState::default()
+        }
+    }
+}
+
+/// [`PathState::holding`] of a state as the core's map holds it (boxed,
+/// see `Core::paths`), to pass where a function is taken.
+#[allow(clippy::borrowed_box)]
+pub fn holding_of(st: &Box<PathState>) -> Holding {
+    st.holding()
+}
+
 /// What survives a restart of one path: the journal line.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Record {
