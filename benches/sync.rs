@@ -238,15 +238,7 @@ fn ratio(lab3: f64, peer: f64) -> Option<f64> {
 
 /// `n` with thousands separators: `10,000`.
 fn count(n: usize) -> String {
-    let s = n.to_string();
-    let mut out = String::new();
-    for (i, c) in s.chars().enumerate() {
-        if i > 0 && (s.len() - i).is_multiple_of(3) {
-            out.push(',');
-        }
-        out.push(c);
-    }
-    out
+    common::console::thousands(n as u64)
 }
 
 /// Whether a server's console line announces a file created at this side

@@ -3,7 +3,7 @@
 use comfy_table::{
     presets, Cell, CellAlignment, ColumnConstraint, ContentArrangement, Table, Width,
 };
-use common::console::{human_size, printable};
+use common::console::{human_size, printable, thousands};
 use common::meta::rfc3339_utc;
 use common::protocol::{
     Action, AppliedUpdate, FailingPath, ListingRow, LockInfo, Message, PeerState, SetAsideInfo,
@@ -506,19 +506,6 @@ fn scan_words((a, b): (Option<u32>, Option<u32>)) -> String {
     } else {
         running.join("; ")
     }
-}
-
-/// `412000` as `412,000`.
-fn thousands(n: u64) -> String {
-    let digits = n.to_string();
-    let mut out = String::new();
-    for (i, c) in digits.chars().enumerate() {
-        if i > 0 && (digits.len() - i).is_multiple_of(3) {
-            out.push(',');
-        }
-        out.push(c);
-    }
-    out
 }
 
 /// The names one side holds that the other cannot store, one a line.
