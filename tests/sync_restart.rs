@@ -101,6 +101,32 @@ fn a_delete_made_while_the_peer_was_down_wins_and_nothing_comes_back() {
     assert!(none_back, "a deleted file came back\n{}", pair.output());
 }
 
+/// `--keep-deletes DAYS` bounds how long a delete is remembered while the
+/// peer is away (the test above: the default, 456 days). At 0 a restart
+/// forgets it, and the peer's copy comes back: the stated risk of a peer
+/// away longer than the limit.
+#[test]
+fn a_delete_older_than_keep_deletes_is_forgotten_and_the_peers_copy_comes_back() {
+    let mut pair = Pair::start_with(|a, _| {
+        write_file(a, "keep.txt", b"keeps the folder non-empty", Some(OLD));
+        write_file(a, "gone.txt", b"x", Some(OLD));
+    });
+    pair.wait_same_tree(RECONNECT_SECS);
+    pair.wait_journaled(RECONNECT_SECS);
+
+    pair.b.kill();
+    std::fs::remove_file(pair.dir_a.join("gone.txt")).unwrap();
+    pair.restart_a_with(&["--keep-deletes", "0"]);
+    pair.wait(SECS, "A to forget the delete", || {
+        pair.a.said(&["forgotten", "gone.txt", "--keep-deletes"])
+    });
+    pair.restart_b();
+    pair.wait(RECONNECT_SECS, "B's copy to come back to A", || {
+        std::fs::read(pair.dir_a.join("gone.txt")).is_ok_and(|c| c == b"x")
+    });
+    pair.wait_same_tree(SECS);
+}
+
 #[test]
 fn a_delete_made_while_its_server_was_down_wins_too() {
     let mut pair = Pair::start_with(|a, _| {

@@ -41,6 +41,13 @@ pub struct ServerArgs {
     #[arg(long, value_name = "DAYS", default_value_t = 30)]
     pub keep_versions: u32,
 
+    /// Days a delete made while the peer is away is remembered, so that
+    /// the peer's copy does not come back at reconnect; after that it is
+    /// forgotten, and a peer away longer brings its copy back. 0: forgotten
+    /// at the next start or rescan while the peer is away.
+    #[arg(long, value_name = "DAYS", default_value_t = crate::sync::core::KEEP_DELETES_DAYS)]
+    pub keep_deletes: u32,
+
     /// The room all kept versions may take, oldest out first: a share of
     /// the folder (`10%`, the default, at least 100 MiB) or a size (`500M`,
     /// `2G`, bytes).
@@ -244,6 +251,7 @@ pub fn sync_config(
             .map(|s| std::time::Duration::from_secs_f64(s.max(0.1))),
         confirm_empty: args.confirm_empty,
         keep_versions_days: args.keep_versions,
+        keep_deletes_days: args.keep_deletes,
         versions_cap: args.versions_cap,
     }
 }

@@ -70,6 +70,8 @@ pub struct SyncConfig {
     pub confirm_empty: bool,
     /// Days a kept version stays (`--keep-versions`; 0 keeps none).
     pub keep_versions_days: u32,
+    /// Days a delete is remembered while the peer is away (`--keep-deletes`).
+    pub keep_deletes_days: u32,
     /// The room kept versions may take (`--versions-cap`).
     pub versions_cap: retention::Cap,
 }

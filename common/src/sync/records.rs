@@ -281,6 +281,7 @@ mod tests {
                 here: None,
             }),
             deleted_ns: None,
+            gone_ns: None,
             lock: None,
             landing: None,
         }
@@ -306,6 +307,7 @@ mod tests {
         Record {
             base: Some(Base { version, here }),
             deleted_ns: None,
+            gone_ns: None,
             lock: None,
             landing: None,
         }

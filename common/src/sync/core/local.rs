@@ -203,15 +203,27 @@ impl Core {
         }
         let st = self.paths.get_mut(path).expect("set_local made it");
         st.changed_ns = written.map_or(now, |t| t.min(now));
-        if gone {
+        // A tombstone's age starts at its first sighting, journalled at
+        // once so that restarts do not make it young again (see
+        // `tombstones`).
+        let aged = if gone {
             if st.base.is_some() && st.deleted_ns.is_none() {
                 st.deleted_ns = Some(now);
             }
+            let first_sighting = st.base.is_some() && st.gone_ns.is_none();
+            if first_sighting {
+                st.gone_ns = Some(now);
+            }
+            first_sighting
         } else {
             st.deleted_ns = None;
             if closed || dir {
                 st.changed_ns = now - quiet;
             }
+            st.gone_ns.take().is_some()
+        };
+        if aged {
+            self.record(path);
         }
     }
 
@@ -266,6 +278,7 @@ impl Core {
         if first {
             self.resume_unlocks();
         }
+        self.forget_old_deletes();
         self.consider_all();
     }
 

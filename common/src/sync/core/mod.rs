@@ -38,6 +38,7 @@ mod peer;
 mod reconcile;
 pub mod rule;
 pub mod state;
+mod tombstones;
 pub mod wire;
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
@@ -77,7 +78,13 @@ pub struct Config {
     pub retry_max_ns: i64,
     /// Replaced and deleted versions are kept (`--keep-versions 0`: not).
     pub keep_versions: bool,
+    /// How long a delete is remembered while the peer is away
+    /// (`--keep-deletes DAYS`; see `tombstones`).
+    pub keep_deletes_ns: i64,
 }
+
+/// Days a delete is remembered by default: about 15 months, as Syncthing.
+pub const KEEP_DELETES_DAYS: u32 = 456;
 
 impl Config {
     pub fn new(side: Side) -> Config {
@@ -88,6 +95,7 @@ impl Config {
             retry_ns: 1_000_000_000,
             retry_max_ns: 60_000_000_000,
             keep_versions: true,
+            keep_deletes_ns: i64::from(KEEP_DELETES_DAYS) * 86_400_000_000_000,
         }
     }
 }

@@ -89,6 +89,10 @@ pub struct PathState {
     pub changed_ns: i64,
     /// When this side deleted it (a tombstone), while `base` still names it.
     pub deleted_ns: Option<i64>,
+    /// Since when this side has seen the agreed path gone: the tombstone's
+    /// age, by which it is forgotten (see [`super::Config::keep_deletes_ns`];
+    /// `deleted_ns` is `None` where the delete's own time is unknown).
+    pub gone_ns: Option<i64>,
     /// The version both sides last acknowledged; `None`: never agreed (or
     /// agreed that nothing is there, and then the path is forgotten).
     pub base: Option<Base>,
@@ -112,6 +116,7 @@ impl PathState {
         Some(Record {
             base: self.base.clone(),
             deleted_ns: self.deleted_ns,
+            gone_ns: self.gone_ns,
             lock: self.lock.clone(),
             landing: self.landing.clone(),
         })
@@ -123,6 +128,7 @@ impl From<Record> for PathState {
     fn from(r: Record) -> PathState {
         PathState {
             deleted_ns: r.deleted_ns,
+            gone_ns: r.gone_ns,
             base: r.base,
             lock: r.lock,
             landing: r.landing,
@@ -145,6 +151,10 @@ pub struct Record {
     pub base: Option<Base>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub deleted_ns: Option<i64>,
+    /// See [`PathState::gone_ns`] (journals of earlier builds have none:
+    /// their tombstones' age counts from the first start that reads them).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub gone_ns: Option<i64>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub lock: Option<LockState>,
     /// See [`PathState::landing`].

@@ -815,3 +815,40 @@ fn folders_made_for_the_peers_files_are_not_sent_back() {
         assert_eq!(offers(&w.a.sent), 2, "late: {late}: {:?}", w.a.sent);
     }
 }
+
+/// A delete made while the peer is away is remembered for
+/// `keep_deletes_ns` (its age kept across a restart), so the peer's
+/// unchanged copy does not come back; once older, it is forgotten and the
+/// peer's copy comes back as a new file (the risk the README states).
+#[test]
+fn a_delete_is_remembered_for_keep_deletes_then_forgotten() {
+    const KEEP: i64 = 3600 * SEC as i64;
+    for (away, back) in [(KEEP - 60 * SEC as i64, false), (KEEP + SEC as i64, true)] {
+        let mut w = live(NS, NS);
+        let mut cfg = w.a.core.config().clone();
+        cfg.keep_deletes_ns = KEEP;
+        w.a.core = Core::new(cfg, Vec::new());
+        w.disconnect();
+        w.restart(true);
+        w.settle();
+        w.connect();
+        w.settle();
+        w.write(true, "gone", "1");
+        w.settle();
+        assert_eq!(w.b.disk.read("gone").as_deref(), Some("1"));
+        w.disconnect();
+        w.rm(true, "gone");
+        w.settle();
+        w.now += away;
+        w.restart(true);
+        w.settle();
+        let remembered = w.a.core.path("gone").is_some();
+        assert_eq!(remembered, !back, "away {away} ns");
+        w.connect();
+        w.settle();
+        w.assert_same();
+        assert_eq!(w.a.disk.read("gone").is_some(), back, "away {away} ns");
+        let said = w.a.log.iter().any(|l| l.starts_with("forgotten gone"));
+        assert_eq!(said, back, "{:?}", w.a.log);
+    }
+}
