@@ -4,6 +4,7 @@
 //! re-keyed, a path forgotten).
 
 use super::local::{ancestors, holdings_agree, is_under};
+use super::model::coarse;
 use super::peer::matches;
 use super::rule::{self, View, Winner};
 use super::{
@@ -615,16 +616,36 @@ impl Core {
                 let st = self.paths.get_mut(&path).expect("known");
                 st.peer = None;
                 st.deleted_ns = None;
+                // `landed` is a re-stat after the rename: a user's edit or
+                // chmod between the two shows as another version. The
+                // install made `version`; the difference is a change of
+                // this side, which goes across (CI: a chmod at B right
+                // after A's mode arrived was taken as agreed and never sent).
+                let precision = self.cfg.fs.precision_ns;
+                let mut slipped_in = false;
                 let landed_v = match (&landed, target.version()) {
                     (Some(e), Some(v)) => {
                         let mut version = v.clone();
                         version.hash = version.hash.or(e.hash.clone());
+                        let here =
+                            if e.kind == Kind::Dir || e.version().same_as(&version, precision) {
+                                e.clone()
+                            } else {
+                                slipped_in = true;
+                                Entry {
+                                    size: version.size,
+                                    mtime_ns: coarse(version.mtime_ns, precision),
+                                    mode: version.mode.or(e.mode),
+                                    hash: version.hash.clone(),
+                                    ..e.clone()
+                                }
+                            };
+                        let mut lv = here.version();
+                        lv.hash = version.hash.clone();
                         st.base = Some(Base {
-                            version: version.clone(),
-                            here: Some(e.clone()),
+                            version,
+                            here: Some(here),
                         });
-                        let mut lv = e.version();
-                        lv.hash = version.hash;
                         Some(lv)
                     }
                     _ => None,
@@ -666,6 +687,9 @@ impl Core {
                     if let Some(parent) = ancestors(&path).next().map(str::to_string) {
                         self.consider(&parent, false);
                     }
+                }
+                if slipped_in {
+                    self.consider(&path, false);
                 }
             }
             Outcome::Mismatch { found } => {

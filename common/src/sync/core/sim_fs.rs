@@ -98,6 +98,9 @@ pub struct SideSim {
     /// Killed (kill -9) right after its next install's rename, before the
     /// core hears it landed: the link drops and the side restarts.
     pub crash_after_install: bool,
+    /// A user's chmod to this mode slips in right after the next install's
+    /// rename, before its re-stat: the core hears that it landed so.
+    pub chmod_after_install: Option<u32>,
     /// The folders an install or a rename makes above its path are seen
     /// after the core hears it landed (a watcher's hint settles later),
     /// not before.
@@ -105,6 +108,26 @@ pub struct SideSim {
 }
 
 impl SideSim {
+    /// See [`SideSim::chmod_after_install`]: the file at `path` and the
+    /// re-stat the install's `Done` carries get the mode.
+    fn chmod_slips_in(&mut self, path: &str) {
+        let Some(mode) = self.chmod_after_install.take() else {
+            return;
+        };
+        if let Some(e) = self.disk.entries.get_mut(path) {
+            e.mode = Some(mode);
+        }
+        if let Some(Input::Done {
+            outcome: Outcome::Applied {
+                landed: Some(e), ..
+            },
+            ..
+        }) = self.inputs.back_mut()
+        {
+            e.mode = Some(mode);
+        }
+    }
+
     /// The watcher reports the folders `made` for an install.
     fn observe_made(&mut self, made: &[String]) {
         for p in made {
@@ -140,6 +163,7 @@ fn side(s: Side, precision: u64) -> SideSim {
         sent: Vec::new(),
         unlocked: Vec::new(),
         crash_after_install: false,
+        chmod_after_install: None,
         parents_seen_late: false,
     }
 }
@@ -384,7 +408,14 @@ impl World {
             let effects = s.core.handle(now, input);
             for e in effects {
                 let install = matches!(e, Effect::Install { .. });
+                let installed = match &e {
+                    Effect::Install { path, .. } => Some(path.clone()),
+                    _ => None,
+                };
                 self.execute(a, e);
+                if let Some(path) = installed {
+                    self.side(a).chmod_slips_in(&path);
+                }
                 if install && self.side(a).crash_after_install {
                     self.side(a).crash_after_install = false;
                     self.disconnect();

@@ -852,3 +852,23 @@ fn a_delete_is_remembered_for_keep_deletes_then_forgotten() {
         assert_eq!(said, back, "{:?}", w.a.log);
     }
 }
+
+/// A chmod (or an edit) at the receiver between an install's rename and
+/// its re-stat is a change of that side, not the agreed version: it goes
+/// back (CI, tests/sync.rs `permission_bits_travel_both_ways`: B's chmod
+/// right after A's mode landed was taken as agreed and never sent).
+#[test]
+fn a_change_slipping_in_after_an_install_goes_back() {
+    let mut w = live(NS, NS);
+    w.write(true, "s.sh", "#!/bin/sh");
+    w.settle();
+    w.b.chmod_after_install = Some(0o755);
+    w.write(true, "s.sh", "#!/bin/sh\necho");
+    w.settle();
+    assert_eq!(w.b.chmod_after_install, None, "B installed");
+    let mode = |s: &super::sim_fs::SideSim| s.disk.entries["s.sh"].mode;
+    assert_eq!(mode(&w.b), Some(0o755));
+    assert_eq!(mode(&w.a), Some(0o755), "{:?}\n{:?}", w.a.log, w.b.log);
+    assert_eq!(w.a.disk.read("s.sh").as_deref(), Some("#!/bin/sh\necho"));
+    w.assert_same();
+}
