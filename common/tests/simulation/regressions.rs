@@ -1134,3 +1134,42 @@ fn a_queue_entry_keeps_its_snapshot() {
     let v = run_steps(&case_setup(96900), &steps, false);
     assert!(v.is_empty(), "{v:#?}");
 }
+
+/// Bug (seed 1966 and 27 more in 20,000, fixed in core/lock.rs and
+/// core/answers.rs; the `held_forever` excuse): `lab3 lock e/a`; A's
+/// user makes a file `e`, B's a folder `e` with `e/a` in it. B's `e/a`
+/// was queued at A's lock, and B held it back for the replay's answer;
+/// at the unlock the replay failed (`e` was still a file at A) and B was
+/// never told, so `e/a` stayed held at B for good once B's folder `e`
+/// had won. A failed replay is now refused to the peer, which offers it
+/// again after a while.
+#[test]
+fn a_failed_replay_is_offered_again() {
+    let steps = vec![
+        Lock(3080520055933097130),
+        User(A, RestoreOld, 5515472939037944569),
+        User(B, Write, 14072451130635678582),
+    ];
+    let setup = Setup {
+        strict: true,
+        ..setup_for(1966, false)
+    };
+    let v = run_steps(&setup, &steps, trace());
+    assert!(v.is_empty(), "{v:#?}");
+}
+
+/// Bug (seeds 22314, 30968, 58651, fixed in core/lock.rs; the
+/// `held_forever` excuse): B's update of locked `e` was queued at A and
+/// B held it back for the replay's answer; A's user then deleted or
+/// moved away A's own `e` (never agreed), and the unlock reported the
+/// update superseded without a word to B: B's copy stayed held for good,
+/// and A, where reconciliation had given `e` to B, held back for B's
+/// offer, which was that very update. A superseded update is now what
+/// the peer holds: A's copy (or its delete) goes across against it.
+#[test]
+fn a_superseded_update_is_answered() {
+    for seed in [22314, 30968, 58651] {
+        let v = strict_seed(seed);
+        assert!(v.is_empty(), "seed {seed}: {v:#?}");
+    }
+}

@@ -407,7 +407,7 @@ impl Core {
 
     pub(super) fn refused(&mut self, op: OpId, path: String, holds: Holding, why: Refusal) {
         let of = self.ops.remove(&op);
-        if let Some(from) = of.and_then(|o| o.from) {
+        if let Some(from) = of.as_ref().and_then(|o| o.from.clone()) {
             // A move the peer cannot take as one: a remove and an offer.
             for p in [&from, &path] {
                 if let Some(st) = self.paths.get_mut(p.as_str()) {
@@ -436,6 +436,20 @@ impl Core {
         let Some(st) = self.paths.get_mut(&path) else {
             return;
         };
+        // A queued update (its operation ended with `Queued`) that the
+        // peer's unlock could not apply: offered again after a while.
+        let queued_failed = of.is_none()
+            && matches!(st.pending, Some(Pending::Held { .. }))
+            && matches!(why, Refusal::Failed { retry: true, .. });
+        if queued_failed {
+            let Refusal::Failed { error, .. } = why else {
+                unreachable!("matched above")
+            };
+            st.peer = Some(holds);
+            st.pending = Some(Pending::Retrying);
+            self.failed(&path, Direction::Out, error, true);
+            return;
+        }
         let Some(Pending::Offered { op: o, sent, entry }) = &st.pending else {
             return;
         };

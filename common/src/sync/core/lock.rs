@@ -228,6 +228,20 @@ impl Core {
                         lock.replayed_here = local;
                     }
                 }
+                if superseded && !acknowledged_since {
+                    // The peer holds this update (it waits for the answer,
+                    // its copy held back): this side's copy, or its
+                    // delete, goes across against it (seed 22314: A's own
+                    // new file deleted after B's update of it arrived;
+                    // B's copy stayed held for good). What this side held
+                    // back for the peer's offer, that offer was (seed
+                    // 30968): no longer held.
+                    let st = self.paths.get_mut(path).expect("unlocking");
+                    st.peer = Some(q.update.clone());
+                    if matches!(st.pending, Some(super::Pending::Held { .. })) {
+                        st.pending = None;
+                    }
+                }
                 let outcome = if already { "applied" } else { "superseded" };
                 self.finish_entry(path, &q, outcome);
                 continue;
@@ -367,9 +381,24 @@ impl Core {
                 self.changed(path, found, false, false);
             }
             Outcome::Failed { error, .. } => {
-                self.paths.get_mut(path).expect("known").pending = None;
-                self.announce("error", Direction::In, path, None, error);
+                let st = self.paths.get_mut(path).expect("known");
+                st.pending = None;
+                let holds = st.holding();
+                self.announce("error", Direction::In, path, None, error.clone());
                 self.finish_entry(path, &q, "failed");
+                // The peer holds its change back for this answer (it was
+                // queued): told it did not land, it offers it again
+                // (seed 1966: a queued file under a name that was a file
+                // here, which the peer's folder then replaced; the file
+                // stayed held at the peer for good).
+                if self.link.peer().is_some() {
+                    self.reply(PeerMsg::Refused {
+                        op: q.peer_op,
+                        path: path.to_string(),
+                        holds,
+                        why: super::Refusal::Failed { error, retry: true },
+                    });
+                }
             }
             Outcome::Sent { .. } => {}
         }
