@@ -135,7 +135,7 @@ pub fn run(w: &mut World, s: Side, effect: Effect, epoch: u64) {
             }
             if found.is_none() && me.fs.taken_by_another(&path, None) {
                 let e =
-                    format!("{path}: this folder holds a name that differs only in letter case");
+                    format!("{path}: this folder holds a name that differs only in letter case or Unicode form");
                 return done(w, s, op, failed(e, false));
             }
             if me.fs.refuses(&path) {
@@ -287,7 +287,7 @@ pub fn run(w: &mut World, s: Side, effect: Effect, epoch: u64) {
             }
             // (A case-only rename lands on its own file: that is no clash.)
             if me.fs.taken_by_another(&to, Some(&from)) {
-                let e = format!("{to}: this folder holds a name that differs only in letter case");
+                let e = format!("{to}: this folder holds a name that differs only in letter case or Unicode form");
                 return done(w, s, op, failed(e, false));
             }
             if me.fs.refuses(&to) {

@@ -21,6 +21,7 @@ fn plain(strict: bool) -> Setup {
         precision_ns: 1,
         has_modes: true,
         case_insensitive: false,
+        normalization_insensitive: false,
         refuses_odd_names: false,
     };
     Setup {
@@ -28,6 +29,7 @@ fn plain(strict: bool) -> Setup {
         fs_b: ext4,
         skew_b_ns: 0,
         strict,
+        nfd_names: false,
     }
 }
 

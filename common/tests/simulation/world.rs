@@ -23,6 +23,10 @@ pub struct Setup {
     pub skew_b_ns: i64,
     /// Also check what known, unfixed bugs break (off: they pass).
     pub strict: bool,
+    /// Users also pick names with NFC and NFD look-alikes
+    /// ([`crate::user::NFD_NAMES`]; off: the schedules of every seed and
+    /// fixed-step test stay as they were).
+    pub nfd_names: bool,
 }
 
 pub struct SideSim {
@@ -62,7 +66,7 @@ impl SideSim {
             precision_ns: knobs.precision_ns,
             has_modes: knobs.has_modes,
             case_insensitive: knobs.case_insensitive,
-            normalization_insensitive: false,
+            normalization_insensitive: knobs.normalization_insensitive,
             windows_names: knobs.refuses_odd_names,
         };
         SideSim {
@@ -121,6 +125,8 @@ pub struct World {
     pub trace: bool,
     /// See [`Setup::strict`].
     pub strict: bool,
+    /// The names users pick from (see [`Setup::nfd_names`]).
+    pub names: &'static [&'static str],
 }
 
 pub const START_NS: i64 = 1_700_000_000_000_000_000;
@@ -136,6 +142,11 @@ impl World {
             fatal: None,
             trace: false,
             strict: setup.strict,
+            names: if setup.nfd_names {
+                crate::user::NFD_NAMES
+            } else {
+                crate::user::NAMES
+            },
         };
         w.restart(Side::A);
         w.restart(Side::B);
