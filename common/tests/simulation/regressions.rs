@@ -1006,13 +1006,15 @@ fn an_edit_within_the_same_second_and_size_is_seen() {
 }
 
 /// Bug (seed 22949 of the case-folding setups; neither folder folds
-/// case): B moves folder `e/b` to `c/b`. B holds `e/b/a` as agreed with
-/// A, but A has no record of it (how the two bases came to differ, a
-/// link dropped on the way, is not diagnosed), so A's rename carries
-/// nothing and B's rekeyed `c/b/a` is taken as agreed: it never reaches
-/// A (the known `bases_disagree` excuse does not cover it).
+/// case; fixed in core/answers.rs): A offered `e/b/a`, B stored it, the
+/// link dropped before A heard so. A's user then moved `e/b` away (to
+/// `A/b`), B's moved it to `c/b`. Reconnected, the path was A's to send;
+/// its copy had gone, so A was to send a delete against B's copy (seed
+/// 26), but B's move of `e/b` came first and A's rekeying of the folder
+/// dropped what it knew B held under it: B kept `c/b/a` alone, as agreed,
+/// for good. What the peer holds under a moved folder now moves with it,
+/// and the delete goes to `c/b/a` (the content lives on in `A/b/a`).
 #[test]
-#[ignore = "bug: a moved folder's file that only one side took as agreed never travels"]
 fn a_moved_folders_file_agreed_on_one_side_only_travels() {
     let steps = vec![
         Connect,
