@@ -1053,13 +1053,16 @@ fn a_moved_folders_file_agreed_on_one_side_only_travels() {
     assert!(v.is_empty(), "{v:#?}");
 }
 
-/// Bug (seed 53364 of the case-folding setups, both folders fold case):
-/// A holds a folder `a` with `a/a`, B a file `a`; each side holds its
-/// copy back for the other's (the known `held_forever` family), and A
-/// offers `a/a` again every minute, which B refuses ("not a directory",
-/// retry): never quiet. Not diagnosed further.
+/// Bug (seed 53364 of the case-folding setups, both folders fold case;
+/// fixed in core/names.rs): A held a folder `A`, so A refused B's file
+/// `a` (one name there) and B kept it as refused. A's user then renamed
+/// a folder to `a` (`A` gone, never at B, so no news of it freed B's
+/// name). A offered its folder `a`; B's file won the conflict ("this
+/// side's copy wins and goes across") but, still marked refused, never
+/// went; A offered `a/a` into B's file every minute ("not a directory"):
+/// never quiet. The peer naming a path itself now ends this side's
+/// refusal of that name, and B's file goes across.
 #[test]
-#[ignore = "bug: a file against a folder, each side holding back for the other, retried for ever"]
 fn a_file_against_a_folder_settles() {
     let steps = vec![
         User(A, SaveByRename, 3513879978262051431),

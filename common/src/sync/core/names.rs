@@ -267,6 +267,24 @@ impl Core {
         }
     }
 
+    /// The peer names `path` itself (offers it, or removes it): it holds
+    /// that very spelling now, so a refusal of this side's `path` for
+    /// clashing with another spelling there is over, and it goes again
+    /// (seed 53364: B's file `a`, refused while A held a folder `A`, then
+    /// lost a conflict to A's folder renamed `a`: B won it but kept its
+    /// copy back as refused, A offered `a/a` into B's file, for ever).
+    pub(super) fn peer_names(&mut self, path: &str) {
+        if self.unsent.remove(path).is_none() {
+            return;
+        }
+        self.unsent_changes += 1;
+        if let Some(st) = self.paths.get_mut(path) {
+            if matches!(st.pending, Some(super::Pending::Held { .. })) {
+                st.pending = None;
+            }
+        }
+    }
+
     /// The names this side holds that the peer refused, and why, in path
     /// order (for `lab3 status`).
     pub fn unsent(&self) -> impl Iterator<Item = (&String, &Unsent)> {

@@ -105,6 +105,7 @@ impl Core {
                 return;
             }
         }
+        self.peer_names(&path);
         if self.locked(&path) {
             self.enqueue(op, &path, theirs);
             return;
