@@ -1144,3 +1144,41 @@ fn a_queue_entry_keeps_its_snapshot() {
     let v = run_steps(&case_setup(96900), &steps, trace());
     assert!(v.is_empty(), "{v:#?}");
 }
+
+/// `seed`'s setup where folders may fold letter case and Unicode forms
+/// and users pick NFC and NFD look-alike names (`LAB3_SIM_CASE=1
+/// LAB3_SIM_NFD=1`), with every excuse off.
+fn nfd_setup(seed: u64) -> Setup {
+    Setup {
+        strict: true,
+        ..runner::setup_drawn(seed, true, true)
+    }
+}
+
+/// Bug (seed 41421 of `LAB3_SIM_CASE=1 LAB3_SIM_NFD=1`; fixed in
+/// core/names.rs, core/local.rs, core/peer.rs): B (folds Unicode forms)
+/// held a folder `é` (NFC) that A's lock kept from A; A (keeps forms
+/// apart) made a folder `e` + U+0301 (NFD), which B refused as one file
+/// with its `é`. Then B's user deleted `é`: never agreed, so no delete
+/// went, and A, never told the name was free, kept its NFD folder back
+/// for good. B now sends a remove of the freed name, against nothing
+/// there, and A offers its refused name again.
+#[test]
+fn a_freed_spelling_lets_the_refused_one_go() {
+    let steps = vec![
+        Lock(11642762579801990216),
+        User(A, SaveByRename, 14877833982127676752),
+        User(A, Rename, 8997960870858248798),
+        User(B, Append, 1004506037090595084),
+        User(A, Append, 5716509963443742128),
+        Lock(6462116121853392675),
+        User(A, Rename, 14005901974077677213),
+        Rescan(B),
+        User(B, Delete, 14306692549987115788),
+        User(A, Delete, 16092900723205447341),
+        User(A, Rename, 10545437001824404357),
+        User(A, Delete, 3035729810754892384),
+    ];
+    let v = run_steps(&nfd_setup(41421), &steps, trace());
+    assert!(v.is_empty(), "{v:#?}");
+}

@@ -285,6 +285,28 @@ impl Core {
         }
     }
 
+    /// `path` has gone from this folder, never agreed with the peer:
+    /// whether this side refused some of the peer's names for clashing
+    /// with it (and holds no other spelling of it), so that the peer must
+    /// hear that the name is free (seed 41421: B refused A's `e` + U+0301
+    /// for B's `é`, then B's `é` went before it ever reached A; A kept its
+    /// name back for good). The refusals stand until the peer offers those
+    /// names again (a remove held back by a lock there is sent again).
+    pub(super) fn frees_refused(&self, path: &str) -> bool {
+        let fs = self.cfg.fs;
+        if self.refused_here.is_empty() || !fs.folds() {
+            return false;
+        }
+        let key = fs.folded(path).into_owned();
+        if self.folds.get(&key).is_some_and(|s| !s.is_empty()) {
+            return false; // another spelling still holds it
+        }
+        self.refused_here.keys().any(|p| {
+            let f = fs.folded(p);
+            p.as_str() != path && (f == key || is_under(&f, &key))
+        })
+    }
+
     /// The names this side holds that the peer refused, and why, in path
     /// order (for `lab3 status`).
     pub fn unsent(&self) -> impl Iterator<Item = (&String, &Unsent)> {
