@@ -11,7 +11,10 @@
 # (default 2), LAB3_SIM_STRICT=1 (known, unfixed bugs count too: see
 # common/tests/simulation/known.rs), LAB3_SIM_CASE=1 (setups where either
 # folder may fold letter case, as on macOS and Windows; the quick run in
-# `cargo test -p common --test simulation` takes a third as many of those).
+# `cargo test -p common --test simulation` takes a third as many of those),
+# LAB3_SIM_NFD=1 (users also pick names that differ only in Unicode
+# normalization, and either folder may take them for one, as on macOS;
+# other schedules for the same seeds; may be combined with LAB3_SIM_CASE=1).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 

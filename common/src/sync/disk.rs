@@ -24,8 +24,11 @@ use crate::scan::is_absent;
 pub struct Disk {
     root: PathBuf,
     state_dir: PathBuf,
-    /// Received files, verified, waiting to be installed, by content hash.
-    staged: HashMap<String, tempfile::TempPath>,
+    /// Received files, verified, waiting to be installed, by content hash:
+    /// one per offer received, as each install or queue snapshot takes one
+    /// (two offers of the same content in flight, hard-linked names or a
+    /// copy, each get theirs: seeds 857169, 96900 of the simulation).
+    staged: HashMap<String, Vec<tempfile::TempPath>>,
     /// What is kept, and for how long (`None`: no expiry, as for a
     /// `--no-sync` server's restore).
     retention: Option<Retention>,
@@ -245,8 +248,18 @@ impl Disk {
 
     /// Keeps a received, verified file until the core installs it.
     pub fn stage(&mut self, hash: String, temp: tempfile::TempPath) {
-        self.staged.insert(hash, temp);
+        self.staged.entry(hash).or_default().push(temp);
         self.staged_unflushed = true;
+    }
+
+    /// Takes one received file of content `hash`, if one is staged.
+    fn take_staged(&mut self, hash: &str) -> Option<tempfile::TempPath> {
+        let list = self.staged.get_mut(hash)?;
+        let t = list.pop();
+        if list.is_empty() {
+            self.staged.remove(hash);
+        }
+        t
     }
 
     /// Flushes every received file staged so far with one call for the
@@ -421,7 +434,7 @@ impl Disk {
             (Kind::Dir, _) => None,
             (Kind::File, Source::Staged) => {
                 let hash = version.hash.clone().unwrap_or_default();
-                match self.staged.remove(&hash) {
+                match self.take_staged(&hash) {
                     Some(t) => {
                         self.flush_staged(&t)?;
                         Some(t.keep().map_err(|e| e.error)?)
@@ -731,7 +744,7 @@ impl Disk {
             }
         }
         if let Some(hash) = entry.update.version().and_then(|v| v.hash.as_deref()) {
-            match self.staged.remove(hash) {
+            match self.take_staged(hash) {
                 Some(t) => t.persist(&dst).map_err(|e| e.error)?,
                 None => return Err(io::Error::other("the received content is gone")),
             }
@@ -1496,6 +1509,33 @@ mod tests {
         assert_eq!(
             std::fs::read(root.path().join("l.txt")).unwrap(),
             b"queued bytes"
+        );
+    }
+
+    /// Two offers of the same content (hard-linked names at the peer):
+    /// each staged copy serves one of them, an install and a queue
+    /// snapshot alike (simulation seed 96900: the second had none).
+    #[test]
+    fn the_same_content_offered_twice_is_staged_twice() {
+        let (root, _state, mut d) = disk();
+        let v = staged(&mut d, b"linked");
+        staged(&mut d, b"linked");
+        let out = install(&mut d, "d.txt", v.clone(), None, None);
+        assert!(matches!(out, Outcome::Applied { .. }), "{out:?}");
+        d.run(&Effect::Queue {
+            path: "b.txt".into(),
+            seq: 1,
+            update: Holding::Present(v.clone()),
+            peer_op: 3,
+            held: None,
+        });
+        assert_eq!(d.queued("b.txt").len(), 1);
+        assert!(d.queue_file("b.txt", 1).exists());
+        assert_eq!(std::fs::read(root.path().join("d.txt")).unwrap(), b"linked");
+        let out = install(&mut d, "e.txt", v, None, None);
+        assert!(
+            matches!(out, Outcome::Failed { retry: true, .. }),
+            "{out:?}"
         );
     }
 }

@@ -135,7 +135,7 @@ pub fn run(w: &mut World, s: Side, effect: Effect, epoch: u64) {
             }
             if found.is_none() && me.fs.taken_by_another(&path, None) {
                 let e =
-                    format!("{path}: this folder holds a name that differs only in letter case");
+                    format!("{path}: this folder holds a name that differs only in letter case or Unicode form");
                 return done(w, s, op, failed(e, false));
             }
             if me.fs.refuses(&path) {
@@ -146,7 +146,7 @@ pub fn run(w: &mut World, s: Side, effect: Effect, epoch: u64) {
                 (Kind::Dir, _) => None,
                 (Kind::File, Source::Staged) => {
                     let hash = version.hash.clone().unwrap_or_default();
-                    if !me.staged.remove(&hash) {
+                    if !me.take_staged(&hash) {
                         let e = format!("{path}: the received content is gone");
                         return done(w, s, op, failed(e, true));
                     }
@@ -287,7 +287,7 @@ pub fn run(w: &mut World, s: Side, effect: Effect, epoch: u64) {
             }
             // (A case-only rename lands on its own file: that is no clash.)
             if me.fs.taken_by_another(&to, Some(&from)) {
-                let e = format!("{to}: this folder holds a name that differs only in letter case");
+                let e = format!("{to}: this folder holds a name that differs only in letter case or Unicode form");
                 return done(w, s, op, failed(e, false));
             }
             if me.fs.refuses(&to) {
@@ -329,7 +329,7 @@ pub fn run(w: &mut World, s: Side, effect: Effect, epoch: u64) {
             // The snapshot first, then the description (as sync/disk.rs:
             // without its content, the entry is not kept).
             if let Some(h) = update.version().and_then(|v| v.hash.clone()) {
-                if !me.staged.remove(&h) {
+                if !me.take_staged(&h) {
                     return;
                 }
                 me.queue.insert((path.clone(), seq), h);

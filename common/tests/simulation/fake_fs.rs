@@ -1,12 +1,13 @@
 //! An in-memory folder with the knobs real file systems differ in: mtime
-//! precision, permission bits or none, case-insensitive names, names it
-//! refuses. Files are inodes (hard links share one); every operation is
+//! precision, permission bits or none, case-insensitive names, names that
+//! differ only in Unicode normalization taken for one, names it refuses. Files are inodes (hard links share one); every operation is
 //! atomic, as a rename into place is on a real disk.
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 
 use common::sync::core::model::coarse;
 use common::sync::core::{Entry, FileId, Kind};
+use unicode_normalization::UnicodeNormalization;
 
 /// What this file system keeps and refuses.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -14,6 +15,10 @@ pub struct Knobs {
     pub precision_ns: u64,
     pub has_modes: bool,
     pub case_insensitive: bool,
+    /// Names differing only in Unicode normalization (NFC, NFD) are one
+    /// file, the name kept as given (APFS, ext4 with casefold). HFS+,
+    /// which stores every name as NFD, is not modelled.
+    pub normalization_insensitive: bool,
     /// Refuses names with a `:` or a trailing `.` (as Windows does).
     pub refuses_odd_names: bool,
 }
@@ -77,20 +82,37 @@ impl FakeFs {
         }
     }
 
-    /// The name `path` is stored under (itself, or on a case-insensitive
-    /// folder the one that differs only in letter case).
+    /// Whether two different names can be one file here.
+    pub fn folds(&self) -> bool {
+        self.knobs.case_insensitive || self.knobs.normalization_insensitive
+    }
+
+    /// The form under which names are one file here: NFC where the
+    /// folder ignores normalization, then lower case where it ignores
+    /// letter case (as the core's `FsTraits::folded`, written again here
+    /// so the simulation does not take the core's word for it).
+    pub fn fold(&self, path: &str) -> String {
+        let mut out = path.to_string();
+        if self.knobs.normalization_insensitive {
+            out = out.nfc().collect();
+        }
+        if self.knobs.case_insensitive {
+            out = out.to_lowercase();
+        }
+        out
+    }
+
+    /// The name `path` is stored under (itself, or on a folder that folds
+    /// names the one that differs only in letter case or normalization).
     pub fn lookup(&self, path: &str) -> Option<String> {
         if self.nodes.contains_key(path) {
             return Some(path.to_string());
         }
-        if !self.knobs.case_insensitive {
+        if !self.folds() {
             return None;
         }
-        let want = path.to_lowercase();
-        self.nodes
-            .keys()
-            .find(|k| k.to_lowercase() == want)
-            .cloned()
+        let want = self.fold(path);
+        self.nodes.keys().find(|k| self.fold(k) == want).cloned()
     }
 
     /// The stored name for a new entry at `path`: its parent as stored.

@@ -179,11 +179,12 @@ impl Tracker {
     }
 }
 
-/// Whether `other`, a folder that folds letter case, holds `path` (or a
-/// folder above it) under another spelling: `path` is then a second name
-/// for a file there, which it cannot store beside the one it holds.
+/// Whether `other`, a folder that folds letter case or Unicode forms,
+/// holds `path` (or a folder above it) under another spelling: `path` is
+/// then a second name for a file there, which it cannot store beside the
+/// one it holds.
 pub fn clashes(other: &FakeFs, path: &str) -> bool {
-    other.knobs.case_insensitive
+    other.folds()
         && std::iter::once(path)
             .chain(crate::fake_fs::ancestors(path))
             .any(|q| other.lookup(q).is_some_and(|k| k != q))

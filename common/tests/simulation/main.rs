@@ -4,11 +4,16 @@
 //!
 //! - `cargo test -p common --test simulation` runs a few thousand seeds
 //!   (`LAB3_SIM_SEEDS`, `LAB3_SIM_FIRST` change which), and a third as
-//!   many again with folders that may fold letter case.
+//!   many again with folders that may fold letter case, and a tenth with
+//!   names that differ only in Unicode normalization.
 //! - `LAB3_SIM_SEED=N cargo test -p common --test simulation -- replay --nocapture`
 //!   replays seed N with a trace of every step (`LAB3_SIM_SHRINK=1`: of
 //!   its shrunk schedule).
 //! - `scripts/simulate.sh N` runs N seeds on a release build.
+//! - `LAB3_SIM_CASE=1`: setups where folders may fold letter case;
+//!   `LAB3_SIM_NFD=1`: users also pick NFC and NFD look-alike names, and
+//!   folders may take them for one (as on macOS). Both may be on; each
+//!   names other setups (and for NFD other schedules) for the same seeds.
 //!
 //! # Layout
 //! - `prng`: the seeded generator.
@@ -38,7 +43,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Mutex;
 use std::time::Instant;
 
-use runner::{report, run_steps, schedule_for, setup_for};
+use runner::{report, run_steps, schedule_for, setup_drawn};
 
 fn env_u64(name: &str, default: u64) -> u64 {
     std::env::var(name)
@@ -51,6 +56,10 @@ fn case_knob() -> bool {
     std::env::var("LAB3_SIM_CASE").is_ok_and(|v| v == "1")
 }
 
+fn nfd_knob() -> bool {
+    std::env::var("LAB3_SIM_NFD").is_ok_and(|v| v == "1")
+}
+
 /// What a batch of seeds came to.
 struct Batch {
     ran: u64,
@@ -58,10 +67,18 @@ struct Batch {
     failures: Vec<(u64, Vec<String>)>,
 }
 
-/// Runs seeds `first..first + n` on `threads` threads; `case`: folders
-/// may fold letter case; `keep_going`: past the first failure (else the
-/// batch stops there).
-fn run_many(first: u64, n: u64, threads: u64, case: bool, keep_going: bool) -> Batch {
+/// Which setups a batch draws: folders that may fold letter case, names
+/// with NFC and NFD look-alikes.
+#[derive(Debug, Clone, Copy)]
+struct Kinds {
+    case: bool,
+    nfd: bool,
+}
+
+/// Runs seeds `first..first + n` on `threads` threads, of the setups
+/// `kinds` says; `keep_going`: past the first failure (else the batch
+/// stops there).
+fn run_many(first: u64, n: u64, threads: u64, kinds: Kinds, keep_going: bool) -> Batch {
     let next = AtomicU64::new(first);
     let done = AtomicU64::new(0);
     let failed: Mutex<Vec<(u64, Vec<String>)>> = Mutex::new(Vec::new());
@@ -72,7 +89,8 @@ fn run_many(first: u64, n: u64, threads: u64, case: bool, keep_going: bool) -> B
                 if seed >= first + n || (!keep_going && !failed.lock().unwrap().is_empty()) {
                     return;
                 }
-                let v = run_steps(&setup_for(seed, case), &schedule_for(seed), false);
+                let setup = setup_drawn(seed, kinds.case, kinds.nfd);
+                let v = run_steps(&setup, &schedule_for(seed), false);
                 done.fetch_add(1, Ordering::Relaxed);
                 if !v.is_empty() {
                     failed.lock().unwrap().push((seed, v));
@@ -112,30 +130,48 @@ fn quiet_panics() {
 
 /// The quick run: `LAB3_SIM_SEEDS` seeds (3,000) with case-sensitive
 /// folders, then a third as many again where either folder may fold
-/// letter case (as on macOS and Windows), unless `LAB3_SIM_CASE` says
-/// which alone (`1`: case-folding setups only, `0`: none).
+/// letter case (as on macOS and Windows), and a tenth with NFC and NFD
+/// look-alike names where folders may fold both (as on macOS), unless
+/// `LAB3_SIM_CASE` or `LAB3_SIM_NFD` says which alone (`1`: those setups
+/// only, both `1`: the two together; `LAB3_SIM_CASE=0`: the plain ones).
 #[test]
 fn ci_seeds() {
     let first = env_u64("LAB3_SIM_FIRST", 0);
     let n = env_u64("LAB3_SIM_SEEDS", 3000);
-    let runs: Vec<(bool, u64)> = match std::env::var("LAB3_SIM_CASE").as_deref() {
-        Ok("1") => vec![(true, n)],
-        Ok("0") => vec![(false, n)],
-        _ => vec![(false, n), (true, n.div_ceil(3))],
+    let on = |v: &str| std::env::var(v).ok();
+    let kinds = |case, nfd| Kinds { case, nfd };
+    let runs: Vec<(Kinds, u64)> = match (on("LAB3_SIM_CASE").as_deref(), nfd_knob()) {
+        (case, true) => vec![(kinds(case == Some("1"), true), n)],
+        (Some("1"), false) => vec![(kinds(true, false), n)],
+        (Some("0"), false) => vec![(kinds(false, false), n)],
+        _ => vec![
+            (kinds(false, false), n),
+            (kinds(true, false), n.div_ceil(3)),
+            (kinds(true, true), n.div_ceil(10)),
+        ],
     };
     quiet_panics();
-    for (case, n) in runs {
+    for (kinds, n) in runs {
         let start = Instant::now();
-        let batch = run_many(first, n, 2, case, false);
+        let batch = run_many(first, n, 2, kinds, false);
         println!(
-            "simulation: {} seeds{} in {:.1} s",
+            "simulation: {} seeds{}{} in {:.1} s",
             batch.ran,
-            if case { " (folders may fold case)" } else { "" },
+            if kinds.case {
+                " (folders may fold case)"
+            } else {
+                ""
+            },
+            if kinds.nfd {
+                " (NFC and NFD names)"
+            } else {
+                ""
+            },
             start.elapsed().as_secs_f64()
         );
         if let Some((seed, v)) = batch.failures.first() {
             let _ = std::panic::take_hook();
-            panic!("{}", report(*seed, case, v));
+            panic!("{}", report(*seed, kinds.case, kinds.nfd, v));
         }
     }
     let _ = std::panic::take_hook();
@@ -150,7 +186,11 @@ fn many() {
     let threads = env_u64("LAB3_SIM_THREADS", 2);
     quiet_panics();
     let start = Instant::now();
-    let batch = run_many(first, n, threads, case_knob(), true);
+    let kinds = Kinds {
+        case: case_knob(),
+        nfd: nfd_knob(),
+    };
+    let batch = run_many(first, n, threads, kinds, true);
     let _ = std::panic::take_hook();
     let secs = start.elapsed().as_secs_f64();
     println!(
@@ -162,7 +202,7 @@ fn many() {
     );
     if let Some((seed, v)) = batch.failures.first() {
         print!("{}", summary(&batch.failures));
-        panic!("{}", report(*seed, case_knob(), v));
+        panic!("{}", report(*seed, kinds.case, kinds.nfd, v));
     }
 }
 
@@ -173,7 +213,7 @@ fn replay() {
         return;
     };
     let seed: u64 = seed.parse().expect("LAB3_SIM_SEED is a number");
-    let setup = setup_for(seed, case_knob());
+    let setup = setup_drawn(seed, case_knob(), nfd_knob());
     println!("seed {seed}: {setup:?}");
     let mut steps = schedule_for(seed);
     if std::env::var("LAB3_SIM_SHRINK").is_ok_and(|v| v == "1") {

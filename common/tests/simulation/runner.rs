@@ -19,6 +19,14 @@ const SETTLE_LIMIT: usize = 20_000;
 /// The setup of `seed`. `case`: let folders fold letter case (a
 /// different draw: a seed names another setup with `case` on).
 pub fn setup_for(seed: u64, case: bool) -> Setup {
+    setup_drawn(seed, case, false)
+}
+
+/// [`setup_for`], and `nfd`: users also pick names with NFC and NFD
+/// look-alikes, and folders may take them for one (as on macOS). Each
+/// switch draws only when it is on, so a seed's setup without it is the
+/// same as before it existed.
+pub fn setup_drawn(seed: u64, case: bool, nfd: bool) -> Setup {
     let mut rng = Rng::new(seed.wrapping_mul(0x2545_f491_4f6c_dd1d) ^ 0xfeed);
     let knobs = |rng: &mut Rng| Knobs {
         precision_ns: if rng.chance(50) {
@@ -29,6 +37,7 @@ pub fn setup_for(seed: u64, case: bool) -> Setup {
         has_modes: !rng.chance(20),
         case_insensitive: case && rng.chance(25),
         refuses_odd_names: rng.chance(20),
+        normalization_insensitive: nfd && rng.chance(40),
     };
     let fs_a = knobs(&mut rng);
     let fs_b = knobs(&mut rng);
@@ -42,6 +51,7 @@ pub fn setup_for(seed: u64, case: bool) -> Setup {
         fs_b,
         skew_b_ns,
         strict: std::env::var("LAB3_SIM_STRICT").is_ok_and(|v| v == "1"),
+        nfd_names: nfd,
     }
 }
 
@@ -238,24 +248,25 @@ pub fn shrink(setup: &Setup, steps: &[Step], budget: usize) -> Vec<Step> {
 }
 
 /// The command that replays `seed`.
-pub fn replay_command(seed: u64, case: bool) -> String {
+pub fn replay_command(seed: u64, case: bool, nfd: bool) -> String {
     let case = if case { "LAB3_SIM_CASE=1 " } else { "" };
+    let nfd = if nfd { "LAB3_SIM_NFD=1 " } else { "" };
     format!(
-        "{case}LAB3_SIM_SEED={seed} cargo test -p common --test simulation -- replay --nocapture"
+        "{case}{nfd}LAB3_SIM_SEED={seed} cargo test -p common --test simulation -- replay --nocapture"
     )
 }
 
 /// A report of the failing `seed`: what broke, the replay command, and a
 /// shrunk schedule.
-pub fn report(seed: u64, case: bool, violations: &[String]) -> String {
-    let setup = setup_for(seed, case);
+pub fn report(seed: u64, case: bool, nfd: bool, violations: &[String]) -> String {
+    let setup = setup_drawn(seed, case, nfd);
     let steps = schedule_for(seed);
     let small = shrink(&setup, &steps, 300);
     let mut out = format!("simulation: seed {seed} failed ({setup:?})\n");
     for v in violations {
         out.push_str(&format!("  - {v}\n"));
     }
-    out.push_str(&format!("replay: {}\n", replay_command(seed, case)));
+    out.push_str(&format!("replay: {}\n", replay_command(seed, case, nfd)));
     out.push_str(&format!(
         "shrunk schedule ({} of {} steps):\n",
         small.len(),

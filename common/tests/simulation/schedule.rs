@@ -7,7 +7,7 @@
 use common::sync::core::Side;
 
 use crate::prng::Rng;
-use crate::user::{Act, ACTS, NAMES};
+use crate::user::{Act, ACTS};
 use crate::world::World;
 
 #[derive(Debug, Clone)]
@@ -94,7 +94,7 @@ pub fn apply(w: &mut World, step: &Step) {
             w.connect();
         }
         Step::Lock(r) => {
-            let p = NAMES[(r % NAMES.len() as u64) as usize];
+            let p = w.names[(r % w.names.len() as u64) as usize];
             w.lock(p, true);
         }
         Step::Unlock(r) => {

@@ -15,6 +15,33 @@ pub const NAMES: &[&str] = &[
     "a", "b", "c", "A", "d", "e", "d/a", "d/b", "d/e", "d/e/a", "e/a", "e/b", "x:y", "d/z.",
 ];
 
+/// [`NAMES`] and names that differ from each other only in Unicode
+/// normalization (`é` as NFC and as NFD, a folder of each form) or in
+/// letter case as well (`É`): one file on a folder that folds Unicode
+/// forms (macOS), two on Linux and Windows (`LAB3_SIM_NFD=1`).
+pub const NFD_NAMES: &[&str] = &[
+    "a",
+    "b",
+    "c",
+    "A",
+    "d",
+    "e",
+    "d/a",
+    "d/b",
+    "d/e",
+    "d/e/a",
+    "e/a",
+    "e/b",
+    "x:y",
+    "d/z.",
+    "\u{e9}",
+    "e\u{301}",
+    "\u{c9}",
+    "d/e\u{301}",
+    "\u{e9}/a",
+    "e\u{301}/b",
+];
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Act {
     Write,
@@ -72,7 +99,7 @@ pub fn act(w: &mut World, s: Side, act: Act, r: u64) {
     let now = w.clock(s);
     let before = w.side_ref(s).fs.contents();
     let mut hints: Vec<(String, bool)> = Vec::new();
-    let name = rng.pick(NAMES).to_string();
+    let name = rng.pick(w.names).to_string();
     let mode = *rng.pick(&[0o644, 0o644, 0o600, 0o755]);
     match act {
         Act::Write | Act::RestoreOld => {

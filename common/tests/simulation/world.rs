@@ -4,7 +4,7 @@
 //! link between them, and one clock. Each method is one step a schedule
 //! can take; nothing happens unless a step makes it happen.
 
-use std::collections::{BTreeMap, HashSet, VecDeque};
+use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::panic::{catch_unwind, AssertUnwindSafe};
 
 use common::sync::core::{
@@ -23,6 +23,10 @@ pub struct Setup {
     pub skew_b_ns: i64,
     /// Also check what known, unfixed bugs break (off: they pass).
     pub strict: bool,
+    /// Users also pick names with NFC and NFD look-alikes
+    /// ([`crate::user::NFD_NAMES`]; off: the schedules of every seed and
+    /// fixed-step test stay as they were).
+    pub nfd_names: bool,
 }
 
 pub struct SideSim {
@@ -41,8 +45,10 @@ pub struct SideSim {
     /// The link epoch the core last came up on (0: down).
     pub epoch: u64,
     /// Received content waiting to be installed, by hash (the hash is the
-    /// content itself: every content in a run is unique).
-    pub staged: HashSet<String>,
+    /// content itself: every content in a run is unique), with how many
+    /// offers brought it: each install or queue snapshot takes one, as
+    /// sync/disk.rs keeps one file per offer (seed 96900).
+    pub staged: HashMap<String, usize>,
     // Durable: survives a crash.
     /// The core's records, a locked path's without its queue (kept below,
     /// as the real executor keeps it, one entry at a time).
@@ -62,7 +68,7 @@ impl SideSim {
             precision_ns: knobs.precision_ns,
             has_modes: knobs.has_modes,
             case_insensitive: knobs.case_insensitive,
-            normalization_insensitive: false,
+            normalization_insensitive: knobs.normalization_insensitive,
             windows_names: knobs.refuses_odd_names,
         };
         SideSim {
@@ -74,13 +80,25 @@ impl SideSim {
             timers: BTreeMap::new(),
             dirty: BTreeMap::new(),
             epoch: 0,
-            staged: HashSet::new(),
+            staged: HashMap::new(),
             journal: BTreeMap::new(),
             queue: BTreeMap::new(),
             queued: BTreeMap::new(),
             kept: Vec::new(),
             skew_ns,
         }
+    }
+
+    /// Takes one staged copy of content `hash`; false if none is left.
+    pub fn take_staged(&mut self, hash: &str) -> bool {
+        match self.staged.get_mut(hash) {
+            Some(n) if *n > 1 => *n -= 1,
+            Some(_) => {
+                self.staged.remove(hash);
+            }
+            None => return false,
+        }
+        true
     }
 
     pub fn alive(&self) -> bool {
@@ -121,6 +139,8 @@ pub struct World {
     pub trace: bool,
     /// See [`Setup::strict`].
     pub strict: bool,
+    /// The names users pick from (see [`Setup::nfd_names`]).
+    pub names: &'static [&'static str],
 }
 
 pub const START_NS: i64 = 1_700_000_000_000_000_000;
@@ -136,6 +156,11 @@ impl World {
             fatal: None,
             trace: false,
             strict: setup.strict,
+            names: if setup.nfd_names {
+                crate::user::NFD_NAMES
+            } else {
+                crate::user::NAMES
+            },
         };
         w.restart(Side::A);
         w.restart(Side::B);
@@ -234,7 +259,7 @@ impl World {
         };
         let me = self.side(to);
         if let Some(b) = bytes {
-            me.staged.insert(b);
+            *me.staged.entry(b).or_default() += 1;
         }
         me.inbox.push_back((Input::Peer(msg), 0));
         true

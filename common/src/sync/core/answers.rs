@@ -63,9 +63,20 @@ impl Core {
             if qs.base.is_none() {
                 qs.base = old.base;
             }
+            // What the peer holds there moved with the folder too (seed
+            // 22949: the peer's copy of a name this side had lost since,
+            // never agreed here, was to get a delete; dropped here, the
+            // peer kept it alone for good under the folder's new name).
+            let peer_only = qs.peer.is_none() && old.peer.is_some();
+            if peer_only {
+                qs.peer = old.peer;
+            }
             let need_local = qs.local.is_none();
             if need_local && local.is_some() {
                 self.set_local(&q, local);
+                self.emit(Effect::Stat { path: q.clone() });
+            } else if peer_only && need_local {
+                // (Looked at again: a delete may be due there.)
                 self.emit(Effect::Stat { path: q.clone() });
             }
             self.record(&q);

@@ -421,6 +421,24 @@ impl Core {
         if !self.needs_send(st) {
             if st.local.is_none() && st.base.is_none() && st.lock.is_none() && st.pending.is_none()
             {
+                if self.frees_refused(path) {
+                    // Never at the peer, so no delete of it would go: a
+                    // remove against nothing tells the peer the name its
+                    // refused names clashed with is free (seed 41421).
+                    let nothing = super::Version {
+                        kind: Kind::Dir,
+                        size: 0,
+                        mtime_ns: 0,
+                        mode: None,
+                        hash: None,
+                    };
+                    let base = Base {
+                        version: nothing,
+                        here: None,
+                    };
+                    self.send_remove(path, base);
+                    return;
+                }
                 self.paths.remove(path);
             }
             return;

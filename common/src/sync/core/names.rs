@@ -267,6 +267,46 @@ impl Core {
         }
     }
 
+    /// The peer names `path` itself (offers it, or removes it): it holds
+    /// that very spelling now, so a refusal of this side's `path` for
+    /// clashing with another spelling there is over, and it goes again
+    /// (seed 53364: B's file `a`, refused while A held a folder `A`, then
+    /// lost a conflict to A's folder renamed `a`: B won it but kept its
+    /// copy back as refused, A offered `a/a` into B's file, for ever).
+    pub(super) fn peer_names(&mut self, path: &str) {
+        if self.unsent.remove(path).is_none() {
+            return;
+        }
+        self.unsent_changes += 1;
+        if let Some(st) = self.paths.get_mut(path) {
+            if matches!(st.pending, Some(super::Pending::Held { .. })) {
+                st.pending = None;
+            }
+        }
+    }
+
+    /// `path` has gone from this folder, never agreed with the peer:
+    /// whether this side refused some of the peer's names for clashing
+    /// with it (and holds no other spelling of it), so that the peer must
+    /// hear that the name is free (seed 41421: B refused A's `e` + U+0301
+    /// for B's `é`, then B's `é` went before it ever reached A; A kept its
+    /// name back for good). The refusals stand until the peer offers those
+    /// names again (a remove held back by a lock there is sent again).
+    pub(super) fn frees_refused(&self, path: &str) -> bool {
+        let fs = self.cfg.fs;
+        if self.refused_here.is_empty() || !fs.folds() {
+            return false;
+        }
+        let key = fs.folded(path).into_owned();
+        if self.folds.get(&key).is_some_and(|s| !s.is_empty()) {
+            return false; // another spelling still holds it
+        }
+        self.refused_here.keys().any(|p| {
+            let f = fs.folded(p);
+            p.as_str() != path && (f == key || is_under(&f, &key))
+        })
+    }
+
     /// The names this side holds that the peer refused, and why, in path
     /// order (for `lab3 status`).
     pub fn unsent(&self) -> impl Iterator<Item = (&String, &Unsent)> {

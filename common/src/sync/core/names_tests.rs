@@ -208,3 +208,54 @@ fn names_differing_in_unicode_form_are_one_file_where_the_folder_says_so() {
     w.settle();
     w.assert_same();
 }
+
+/// A rename that changes only the Unicode form (NFD to NFC, as a Linux
+/// tool that normalizes names does) travels as a rename, both ways: the
+/// folder that folds forms renames its one file in place, nothing is
+/// refused or sent again as new bytes.
+#[test]
+fn a_normalization_only_rename_travels_as_a_rename() {
+    let mac = FsTraits {
+        normalization_insensitive: true,
+        ..FsTraits::default()
+    };
+    let (nfc, nfd) = ("caf\u{e9}.txt", "cafe\u{301}.txt");
+    for linux_is_a in [true, false] {
+        let mut w = if linux_is_a {
+            live(linux(), mac)
+        } else {
+            live(mac, linux())
+        };
+        w.write(linux_is_a, nfd, "one file");
+        w.settle();
+        w.mv(linux_is_a, nfd, nfc);
+        w.settle();
+        let there = if linux_is_a { &w.b } else { &w.a };
+        assert_eq!(there.disk.read(nfc).as_deref(), Some("one file"));
+        assert!(
+            there
+                .log
+                .iter()
+                .any(|l| l == &format!("renamed {nfc} from {nfd}")),
+            "{:?}",
+            there.log
+        );
+        assert!(there.log.iter().all(|l| !l.starts_with("refused")));
+        assert_eq!(w.a.core.unsent().count() + w.b.core.unsent().count(), 0);
+        w.assert_same();
+        // And back, from the side that folds forms.
+        w.mv(!linux_is_a, nfc, nfd);
+        w.settle();
+        let here = if linux_is_a { &w.a } else { &w.b };
+        assert_eq!(here.disk.read(nfd).as_deref(), Some("one file"));
+        assert_eq!(here.disk.read(nfc), None);
+        assert!(
+            here.log
+                .iter()
+                .any(|l| l == &format!("renamed {nfd} from {nfc}")),
+            "{:?}",
+            here.log
+        );
+        w.assert_same();
+    }
+}

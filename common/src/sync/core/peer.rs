@@ -105,6 +105,7 @@ impl Core {
                 return;
             }
         }
+        self.peer_names(&path);
         if self.locked(&path) {
             self.enqueue(op, &path, theirs);
             return;
@@ -213,6 +214,11 @@ impl Core {
                     }
                     _ => {
                         self.forget(&path);
+                        // (Nothing at the peer: names refused there for
+                        // clashing with it may fit now, seed 41421.)
+                        if theirs.version().is_none() {
+                            self.name_freed(&path);
+                        }
                         self.reply(PeerMsg::Stored {
                             op,
                             path,
