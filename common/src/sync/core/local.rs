@@ -2,6 +2,7 @@
 //! sending what changed, with moves paired by file identity.
 
 use super::model::coarse;
+use super::scan_walk::held;
 use super::{
     Base, Core, Effect, Entry, Holding, Kind, LinkPhase, PathState, PeerMsg, Pending, Timer,
 };
@@ -229,30 +230,14 @@ impl Core {
         if first {
             self.settle_landings(&mut entries);
         }
-        // The scan's own paths, kept (not copied: a big tree's restart
-        // would make one more string and set node per path) to tell
-        // what is gone.
-        let (mut seen, entries): (Vec<String>, Vec<Entry>) = entries.into_iter().unzip();
-        for (path, e) in seen.iter().zip(entries) {
-            let same = self
-                .paths
-                .get(path)
-                .and_then(|s| s.local.as_ref())
-                .is_some_and(|l| l.same_here(&e));
-            if !same {
-                self.changed(path, Some(e), false, true);
-            }
+        // One walk of the scan beside the known paths (see `scan_walk`).
+        let walked = self.walk_scan(entries, first);
+        for (path, e) in walked.changed {
+            self.changed(&path, Some(e), false, true);
         }
-        seen.sort_unstable();
-        let gone: Vec<String> = self
-            .paths
-            .iter()
-            .filter(|(p, s)| {
-                (s.local.is_some() || (first && s.base.is_some())) && seen.binary_search(p).is_err()
-            })
-            .map(|(p, _)| p.clone())
+        let gone: Vec<String> = (walked.missing.into_iter())
+            .filter(|p| self.paths.get(p).is_some_and(|s| held(s, first)))
             .collect();
-        drop(seen);
         for p in gone {
             self.changed(&p, None, false, true);
             if first {
@@ -327,6 +312,18 @@ impl Core {
         // Nothing is considered before the link is live (see `consider`):
         // a start-up over a big tree need not copy every path for that.
         if !matches!(self.link, LinkPhase::Live { .. }) {
+            return;
+        }
+        // Nothing waits and nothing needs a look (the usual restart over
+        // trees in sync): then every `consider` would do nothing, and a
+        // big tree need not copy every path to find so.
+        let idle = |st: &PathState| {
+            st.pending.is_none()
+                && !self.needs_send(st)
+                && (st.local.is_some() || st.base.is_some() || st.lock.is_some())
+        };
+        if self.waiting.is_empty() && self.unsent.is_empty() && self.paths.values().all(|s| idle(s))
+        {
             return;
         }
         let paths: Vec<String> = self.paths.keys().cloned().collect();

@@ -37,6 +37,7 @@ mod path_set;
 mod peer;
 mod reconcile;
 pub mod rule;
+mod scan_walk;
 pub mod state;
 pub mod wire;
 
