@@ -39,8 +39,7 @@ impl Core {
             let q = format!("{to}{}", &p[from.len()..]);
             let local = self.paths.get(&p).and_then(|s| s.local.clone());
             self.set_local(&p, None);
-            let mut old = self.paths.remove(&p).unwrap_or_default();
-            self.index_base(&p);
+            let mut old = self.drop_state(&p).unwrap_or_default();
             // A lock names a path: it stays where it was taken.
             match old.lock.take() {
                 Some(lock) => {
@@ -175,7 +174,7 @@ impl Core {
         if agreed || holdings_agree(&mine, &theirs, precision) {
             if st.local.is_none() && st.base.is_none() && st.lock.is_none() && st.pending.is_none()
             {
-                self.paths.remove(path);
+                self.drop_state(path);
             }
             return;
         }
@@ -248,7 +247,7 @@ impl Core {
             st.peer = None;
             st.pending = None;
             if st.lock.is_none() {
-                self.paths.remove(path);
+                self.drop_state(path);
             }
         }
         self.record(path);

@@ -405,7 +405,7 @@ impl Core {
         if !self.needs_send(st) {
             if st.local.is_none() && st.base.is_none() && st.lock.is_none() && st.pending.is_none()
             {
-                self.paths.remove(path);
+                self.drop_state(path);
             }
             return;
         }

@@ -329,7 +329,7 @@ impl Core {
                         } else if st.base.is_some() {
                             self.forget(&path);
                         } else if st.lock.is_none() && st.pending.is_none() {
-                            self.paths.remove(&path);
+                            self.drop_state(&path);
                         }
                     }
                 },

@@ -102,6 +102,7 @@ fn agreed_and_unseen(st: &PathState, e: &Entry) -> bool {
         pending,
         lock,
         landing,
+        based_id: _,
     } = st;
     let bare = local.is_none()
         && deleted_ns.is_none()

@@ -6,7 +6,7 @@ use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 
-use super::model::{Entry, Holding, Version};
+use super::model::{Entry, FileId, Holding, Version};
 use super::wire::{Digest, FsTraits, InvEntry, OpId};
 
 /// The version both sides last acknowledged, and what this side's disk
@@ -101,6 +101,10 @@ pub struct PathState {
     /// between the rename and the journal line of the new base finds it on
     /// disk and takes it as agreed, instead of as a change made here.
     pub landing: Option<Version>,
+    /// The identity under which `Core::based` lists this path (its base's
+    /// `here` when last recorded): kept in the state rather than in a map
+    /// keyed by another copy of the path (about 90 bytes a path).
+    pub based_id: Option<FileId>,
 }
 
 impl PathState {
