@@ -110,7 +110,7 @@ impl Core {
         // A path waiting to retry a failure goes at once when it changes
         // (made readable, closed by the program that held it).
         if let Some(st) = self.paths.get_mut(&path) {
-            if st.pending == Some(Pending::Retrying) {
+            if st.pending.as_deref() == Some(&Pending::Retrying) {
                 st.pending = None;
             }
         }
@@ -285,7 +285,7 @@ impl Core {
                 if landed {
                     e.hash = v.hash.clone();
                     st.base = Some(Base {
-                        version: v,
+                        version: *v,
                         here: Some((**e).clone()),
                     });
                     st.deleted_ns = None;
@@ -337,7 +337,7 @@ impl Core {
             Timer::Quiet(path) => self.consider(&path, true),
             Timer::Retry(path) => {
                 if let Some(st) = self.paths.get_mut(&path) {
-                    if st.pending == Some(Pending::Retrying) {
+                    if st.pending.as_deref() == Some(&Pending::Retrying) {
                         st.pending = None;
                     }
                 }
@@ -352,7 +352,7 @@ impl Core {
         if st.changed_here() {
             return true;
         }
-        match &st.peer {
+        match st.peer.as_deref() {
             None => false,
             Some(h) => !holdings_agree(h, &st.holding(), self.precision()),
         }
@@ -397,7 +397,7 @@ impl Core {
         let Some(st) = self.paths.get(path) else {
             return;
         };
-        match &st.pending {
+        match st.pending.as_deref() {
             None => {}
             Some(Pending::Held { entry, .. }) if !same_state(entry, &st.local) => {}
             Some(_) => return,
@@ -466,7 +466,7 @@ impl Core {
                 // path to this side, whose copy then went; the peer stored
                 // what this side has since lost): a delete goes across,
                 // against the peer's copy (seed 26).
-                let peers = match &st.peer {
+                let peers = match st.peer.as_deref() {
                     Some(Holding::Present(v)) if st.base.is_none() => Some(v.clone()),
                     _ => None,
                 };
@@ -552,7 +552,7 @@ impl Core {
             let Some(st) = self.paths.get(a) else {
                 return false;
             };
-            if let Some(Pending::Offered { op, .. }) = &st.pending {
+            if let Some(Pending::Offered { op, .. }) = st.pending.as_deref() {
                 if self.ops.get(op).is_some_and(|o| o.from.is_some()) {
                     return true;
                 }
@@ -574,7 +574,7 @@ impl Core {
         self.paths
             .range(prefix.clone()..)
             .take_while(|(p, _)| p.starts_with(&prefix))
-            .any(|(_, s)| matches!(s.pending, Some(Pending::Applying { .. })))
+            .any(|(_, s)| matches!(s.pending.as_deref(), Some(Pending::Applying { .. })))
     }
 
     pub(super) fn has_children(&self, dir: &str) -> bool {
@@ -588,7 +588,7 @@ impl Core {
     /// The base the offer names: what the peer is known to hold, else what
     /// the two last agreed.
     fn offer_base(&self, st: &PathState) -> Option<super::Version> {
-        match &st.peer {
+        match st.peer.as_deref() {
             Some(h) => h.version().cloned(),
             None => st.base.as_ref().map(|b| b.version.clone()),
         }
@@ -606,11 +606,11 @@ impl Core {
             version: version.clone(),
         };
         let st = self.paths.get_mut(path).expect("known");
-        st.pending = Some(Pending::Offered {
+        st.pending = Some(Box::new(Pending::Offered {
             op,
             sent: Holding::Present(version),
             entry: Some(e.clone()),
-        });
+        }));
         if e.kind == Kind::File {
             self.emit(Effect::SendFile {
                 op,
@@ -629,11 +629,11 @@ impl Core {
         let deleted_ns = st.deleted_ns;
         let sent = st.holding();
         let op = self.op(path, None);
-        self.paths.get_mut(path).expect("known").pending = Some(Pending::Offered {
+        self.paths.get_mut(path).expect("known").pending = Some(Box::new(Pending::Offered {
             op,
             sent,
             entry: None,
-        });
+        }));
         self.emit(Effect::Send(PeerMsg::Remove {
             op,
             path: path.to_string(),
@@ -655,16 +655,16 @@ impl Core {
         let e = base.here.clone();
         let op = self.op(to, Some(from));
         let sent_from = self.paths[from].holding();
-        self.paths.get_mut(from).expect("known").pending = Some(Pending::Offered {
+        self.paths.get_mut(from).expect("known").pending = Some(Box::new(Pending::Offered {
             op,
             sent: sent_from,
             entry: None,
-        });
-        self.paths.get_mut(to).expect("known").pending = Some(Pending::Offered {
+        }));
+        self.paths.get_mut(to).expect("known").pending = Some(Box::new(Pending::Offered {
             op,
             sent: Holding::Present(base.version.clone()),
             entry: e,
-        });
+        }));
         self.emit(Effect::Send(PeerMsg::Move {
             op,
             from: from.to_string(),

@@ -92,15 +92,17 @@ pub struct PathState {
     /// The version both sides last acknowledged; `None`: never agreed (or
     /// agreed that nothing is there, and then the path is forgotten).
     pub base: Option<Base>,
+    // The four below are boxed: a path in sync holds none of them, and
+    // inline they were about 390 of a state's 616 bytes (issue 15).
     /// What the peer said it holds, where that differs from `base`.
-    pub peer: Option<Holding>,
-    pub pending: Option<Pending>,
-    pub lock: Option<LockState>,
+    pub peer: Option<Box<Holding>>,
+    pub pending: Option<Box<Pending>>,
+    pub lock: Option<Box<LockState>>,
     /// The peer's version an install is putting in place right now, kept
     /// in the journal until the install reports: a restart (kill -9)
     /// between the rename and the journal line of the new base finds it on
     /// disk and takes it as agreed, instead of as a change made here.
-    pub landing: Option<Version>,
+    pub landing: Option<Box<Version>>,
     /// The identity under which `Core::based` lists this path (its base's
     /// `here` when last recorded): kept in the state rather than in a map
     /// keyed by another copy of the path (about 90 bytes a path).
@@ -116,8 +118,8 @@ impl PathState {
         Some(Record {
             base: self.base.clone(),
             deleted_ns: self.deleted_ns,
-            lock: self.lock.clone(),
-            landing: self.landing.clone(),
+            lock: self.lock.as_deref().cloned(),
+            landing: self.landing.as_deref().cloned(),
         })
     }
 }
@@ -128,8 +130,8 @@ impl From<Record> for PathState {
         PathState {
             deleted_ns: r.deleted_ns,
             base: r.base,
-            lock: r.lock,
-            landing: r.landing,
+            lock: r.lock.map(Box::new),
+            landing: r.landing.map(Box::new),
             ..PathState::default()
         }
     }
@@ -199,5 +201,18 @@ impl LinkPhase {
             LinkPhase::Down => None,
             LinkPhase::Reconciling { peer, .. } | LinkPhase::Live { peer } => Some(*peer),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    /// A big tree holds one state per path, nearly all of them in sync:
+    /// what such a state does not use stays out of it (616 bytes with
+    /// `pending`, `lock`, `peer` and `landing` inline; issue 15).
+    #[test]
+    fn a_state_in_sync_is_small() {
+        let size = std::mem::size_of::<super::PathState>();
+        eprintln!("PathState: {size} bytes");
+        assert!(size <= 300, "PathState: {size} bytes");
     }
 }
