@@ -37,11 +37,11 @@ pub fn held_forever(holder: &Core, peer: &Core, path: &str) -> bool {
     }
     let held = holder
         .path(path)
-        .is_some_and(|s| matches!(s.pending, Some(Pending::Held { .. })));
+        .is_some_and(|s| matches!(s.pending.as_deref(), Some(Pending::Held { .. })));
     // (Both held back, each for the other's offer, is the same bug: seed 619.)
     let idle = peer
         .path(path)
-        .is_none_or(|s| matches!(s.pending, None | Some(Pending::Held { .. })));
+        .is_none_or(|s| matches!(s.pending.as_deref(), None | Some(Pending::Held { .. })));
     held && idle
 }
 

@@ -40,8 +40,7 @@ impl Core {
             let q = format!("{to}{}", &p[from.len()..]);
             let local = self.paths.get(&p).and_then(|s| s.local.clone());
             self.set_local(&p, None);
-            let mut old = self.paths.remove(&p).unwrap_or_default();
-            self.index_base(&p);
+            let mut old = self.drop_state(&p).unwrap_or_default();
             // A lock names a path: it stays where it was taken.
             match old.lock.take() {
                 Some(lock) => {
@@ -92,7 +91,7 @@ impl Core {
             .paths
             .range(format!("{dir}/")..)
             .take_while(|(p, _)| is_under(p, dir))
-            .filter(|(_, s)| !matches!(s.pending, Some(Pending::Applying { .. })))
+            .filter(|(_, s)| !matches!(s.pending.as_deref(), Some(Pending::Applying { .. })))
             .map(|(p, _)| p.clone())
             .collect();
         for p in under {
@@ -187,7 +186,7 @@ impl Core {
         if agreed || holdings_agree(&mine, &theirs, precision) {
             if st.local.is_none() && st.base.is_none() && st.lock.is_none() && st.pending.is_none()
             {
-                self.paths.remove(path);
+                self.drop_state(path);
             }
             return;
         }
@@ -207,19 +206,19 @@ impl Core {
             self.unagree_under(path);
         }
         let st = self.paths.get_mut(path).expect("made above");
-        st.peer = Some(theirs);
+        st.peer = Some(Box::new(theirs));
         match win {
             Winner::Theirs => {
                 // The peer offers its copy (it decides the same).
                 if st.pending.is_none() {
-                    st.pending = Some(Pending::Held {
+                    st.pending = Some(Box::new(Pending::Held {
                         sent: mine,
                         entry: st.local.clone(),
-                    });
+                    }));
                 }
             }
             _ => {
-                if matches!(st.pending, Some(Pending::Held { .. })) {
+                if matches!(st.pending.as_deref(), Some(Pending::Held { .. })) {
                     st.pending = None;
                 }
                 self.consider(path, false);
@@ -260,7 +259,7 @@ impl Core {
             st.peer = None;
             st.pending = None;
             if st.lock.is_none() {
-                self.paths.remove(path);
+                self.drop_state(path);
             }
         }
         self.record(path);
@@ -295,7 +294,7 @@ impl Core {
         let Some(st) = self.paths.get(&path) else {
             return self.stored_elsewhere(&path, landed);
         };
-        let (sent, entry) = match &st.pending {
+        let (sent, entry) = match st.pending.as_deref() {
             Some(Pending::Offered { op: o, sent, entry }) if *o == op => {
                 (sent.clone(), entry.clone())
             }
@@ -422,7 +421,8 @@ impl Core {
             // A move the peer cannot take as one: a remove and an offer.
             for p in [&from, &path] {
                 if let Some(st) = self.paths.get_mut(p.as_str()) {
-                    if matches!(&st.pending, Some(Pending::Offered { op: o, .. }) if *o == op) {
+                    if matches!(st.pending.as_deref(), Some(Pending::Offered { op: o, .. }) if *o == op)
+                    {
                         st.pending = None;
                     }
                 }
@@ -450,18 +450,18 @@ impl Core {
         // A queued update (its operation ended with `Queued`) that the
         // peer's unlock could not apply: offered again after a while.
         let queued_failed = of.is_none()
-            && matches!(st.pending, Some(Pending::Held { .. }))
+            && matches!(st.pending.as_deref(), Some(Pending::Held { .. }))
             && matches!(why, Refusal::Failed { retry: true, .. });
         if queued_failed {
             let Refusal::Failed { error, .. } = why else {
                 unreachable!("matched above")
             };
-            st.peer = Some(holds);
-            st.pending = Some(Pending::Retrying);
+            st.peer = Some(Box::new(holds));
+            st.pending = Some(Box::new(Pending::Retrying));
             self.failed(&path, Direction::Out, error, true);
             return;
         }
-        let Some(Pending::Offered { op: o, sent, entry }) = &st.pending else {
+        let Some(Pending::Offered { op: o, sent, entry }) = st.pending.as_deref() else {
             return;
         };
         if *o != op {
@@ -475,16 +475,16 @@ impl Core {
         match why {
             Refusal::Conflict | Refusal::SendWhole => {
                 // The peer's copy wins; it offers it.
-                st.peer = Some(holds);
-                st.pending = Some(held);
+                st.peer = Some(Box::new(holds));
+                st.pending = Some(Box::new(held));
             }
             Refusal::Failed { error, retry } => {
-                st.peer = Some(holds);
+                st.peer = Some(Box::new(holds));
                 if retry {
-                    st.pending = Some(Pending::Retrying);
+                    st.pending = Some(Box::new(Pending::Retrying));
                     self.failed(&path, Direction::Out, error, true);
                 } else {
-                    st.pending = Some(held);
+                    st.pending = Some(Box::new(held));
                     self.peer_refused_name(&path, offered, error);
                     // What waited for this folder to go (names a move
                     // of it carried) goes now, to be refused in turn,
@@ -524,7 +524,7 @@ impl Core {
             self.ops.remove(&op);
             return;
         };
-        match st.pending.clone() {
+        match st.pending.as_deref().cloned() {
             Some(Pending::Offered { op: o, sent, entry }) if o == op => {
                 self.sent(op, &of.path, sent, entry, outcome)
             }
@@ -578,7 +578,7 @@ impl Core {
                     e.hash = Some(hash);
                     e
                 });
-                st.pending = Some(Pending::Offered { op, sent, entry });
+                st.pending = Some(Box::new(Pending::Offered { op, sent, entry }));
             }
             Outcome::Mismatch { .. } => {
                 // The file changed (or went) while it was read: look again.
@@ -596,7 +596,7 @@ impl Core {
                 // delay is over or it changes.
                 self.ops.remove(&op);
                 let st = self.paths.get_mut(path).expect("known");
-                st.pending = Some(Pending::Retrying);
+                st.pending = Some(Box::new(Pending::Retrying));
                 self.failed(path, Direction::Out, error, true);
             }
             Outcome::Applied { .. } => {}
@@ -738,7 +738,7 @@ impl Core {
                 };
                 self.refuse_applied(reply_to, &path, holds, from.is_some(), why);
                 let st = self.paths.get_mut(&path).expect("known");
-                st.peer = Some(target);
+                st.peer = Some(Box::new(target));
                 self.observed(path, found, false);
             }
             Outcome::Failed { error, retry } => {

@@ -2,6 +2,7 @@
 //! sending what changed, with moves paired by file identity.
 
 use super::model::coarse;
+use super::scan_walk::held;
 use super::{
     Base, Core, Effect, Entry, Holding, Kind, LinkPhase, PathState, PeerMsg, Pending, Timer,
 };
@@ -109,7 +110,7 @@ impl Core {
         // A path waiting to retry a failure goes at once when it changes
         // (made readable, closed by the program that held it).
         if let Some(st) = self.paths.get_mut(&path) {
-            if st.pending == Some(Pending::Retrying) {
+            if st.pending.as_deref() == Some(&Pending::Retrying) {
                 st.pending = None;
             }
         }
@@ -241,30 +242,14 @@ impl Core {
         if first {
             self.settle_landings(&mut entries);
         }
-        // The scan's own paths, kept (not copied: a big tree's restart
-        // would make one more string and set node per path) to tell
-        // what is gone.
-        let (mut seen, entries): (Vec<String>, Vec<Entry>) = entries.into_iter().unzip();
-        for (path, e) in seen.iter().zip(entries) {
-            let same = self
-                .paths
-                .get(path)
-                .and_then(|s| s.local.as_ref())
-                .is_some_and(|l| l.same_here(&e));
-            if !same {
-                self.changed(path, Some(e), false, true);
-            }
+        // One walk of the scan beside the known paths (see `scan_walk`).
+        let walked = self.walk_scan(entries, first);
+        for (path, e) in walked.changed {
+            self.changed(&path, Some(e), false, true);
         }
-        seen.sort_unstable();
-        let gone: Vec<String> = self
-            .paths
-            .iter()
-            .filter(|(p, s)| {
-                (s.local.is_some() || (first && s.base.is_some())) && seen.binary_search(p).is_err()
-            })
-            .map(|(p, _)| p.clone())
+        let gone: Vec<String> = (walked.missing.into_iter())
+            .filter(|p| self.paths.get(p).is_some_and(|s| held(s, first)))
             .collect();
-        drop(seen);
         for p in gone {
             self.changed(&p, None, false, true);
             if first {
@@ -313,7 +298,7 @@ impl Core {
                 if landed {
                     e.hash = v.hash.clone();
                     st.base = Some(Base {
-                        version: v,
+                        version: *v,
                         here: Some((**e).clone()),
                     });
                     st.deleted_ns = None;
@@ -342,6 +327,18 @@ impl Core {
         if !matches!(self.link, LinkPhase::Live { .. }) {
             return;
         }
+        // Nothing waits and nothing needs a look (the usual restart over
+        // trees in sync): then every `consider` would do nothing, and a
+        // big tree need not copy every path to find so.
+        let idle = |st: &PathState| {
+            st.pending.is_none()
+                && !self.needs_send(st)
+                && (st.local.is_some() || st.base.is_some() || st.lock.is_some())
+        };
+        if self.waiting.is_empty() && self.unsent.is_empty() && self.paths.values().all(|s| idle(s))
+        {
+            return;
+        }
         let paths: Vec<String> = self.paths.keys().cloned().collect();
         for p in paths {
             self.consider(&p, false);
@@ -353,7 +350,7 @@ impl Core {
             Timer::Quiet(path) => self.consider(&path, true),
             Timer::Retry(path) => {
                 if let Some(st) = self.paths.get_mut(&path) {
-                    if st.pending == Some(Pending::Retrying) {
+                    if st.pending.as_deref() == Some(&Pending::Retrying) {
                         st.pending = None;
                     }
                 }
@@ -368,7 +365,7 @@ impl Core {
         if st.changed_here() {
             return true;
         }
-        match &st.peer {
+        match st.peer.as_deref() {
             None => false,
             Some(h) => !holdings_agree(h, &st.holding(), self.precision()),
         }
@@ -413,7 +410,7 @@ impl Core {
         let Some(st) = self.paths.get(path) else {
             return;
         };
-        match &st.pending {
+        match st.pending.as_deref() {
             None => {}
             Some(Pending::Held { entry, .. }) if !same_state(entry, &st.local) => {}
             Some(_) => return,
@@ -439,7 +436,7 @@ impl Core {
                     self.send_remove(path, base);
                     return;
                 }
-                self.paths.remove(path);
+                self.drop_state(path);
             }
             return;
         }
@@ -500,7 +497,7 @@ impl Core {
                 // path to this side, whose copy then went; the peer stored
                 // what this side has since lost): a delete goes across,
                 // against the peer's copy (seed 26).
-                let peers = match &st.peer {
+                let peers = match st.peer.as_deref() {
                     Some(Holding::Present(v)) if st.base.is_none() => Some(v.clone()),
                     _ => None,
                 };
@@ -586,7 +583,7 @@ impl Core {
             let Some(st) = self.paths.get(a) else {
                 return false;
             };
-            if let Some(Pending::Offered { op, .. }) = &st.pending {
+            if let Some(Pending::Offered { op, .. }) = st.pending.as_deref() {
                 if self.ops.get(op).is_some_and(|o| o.from.is_some()) {
                     return true;
                 }
@@ -608,7 +605,7 @@ impl Core {
         self.paths
             .range(prefix.clone()..)
             .take_while(|(p, _)| p.starts_with(&prefix))
-            .any(|(_, s)| matches!(s.pending, Some(Pending::Applying { .. })))
+            .any(|(_, s)| matches!(s.pending.as_deref(), Some(Pending::Applying { .. })))
     }
 
     pub(super) fn has_children(&self, dir: &str) -> bool {
@@ -622,7 +619,7 @@ impl Core {
     /// The base the offer names: what the peer is known to hold, else what
     /// the two last agreed.
     fn offer_base(&self, st: &PathState) -> Option<super::Version> {
-        match &st.peer {
+        match st.peer.as_deref() {
             Some(h) => h.version().cloned(),
             None => st.base.as_ref().map(|b| b.version.clone()),
         }
@@ -640,11 +637,11 @@ impl Core {
             version: version.clone(),
         };
         let st = self.paths.get_mut(path).expect("known");
-        st.pending = Some(Pending::Offered {
+        st.pending = Some(Box::new(Pending::Offered {
             op,
             sent: Holding::Present(version),
             entry: Some(e.clone()),
-        });
+        }));
         if e.kind == Kind::File {
             self.emit(Effect::SendFile {
                 op,
@@ -663,11 +660,11 @@ impl Core {
         let deleted_ns = st.deleted_ns;
         let sent = st.holding();
         let op = self.op(path, None);
-        self.paths.get_mut(path).expect("known").pending = Some(Pending::Offered {
+        self.paths.get_mut(path).expect("known").pending = Some(Box::new(Pending::Offered {
             op,
             sent,
             entry: None,
-        });
+        }));
         self.emit(Effect::Send(PeerMsg::Remove {
             op,
             path: path.to_string(),
@@ -689,16 +686,16 @@ impl Core {
         let e = base.here.clone();
         let op = self.op(to, Some(from));
         let sent_from = self.paths[from].holding();
-        self.paths.get_mut(from).expect("known").pending = Some(Pending::Offered {
+        self.paths.get_mut(from).expect("known").pending = Some(Box::new(Pending::Offered {
             op,
             sent: sent_from,
             entry: None,
-        });
-        self.paths.get_mut(to).expect("known").pending = Some(Pending::Offered {
+        }));
+        self.paths.get_mut(to).expect("known").pending = Some(Box::new(Pending::Offered {
             op,
             sent: Holding::Present(base.version.clone()),
             entry: e,
-        });
+        }));
         self.emit(Effect::Send(PeerMsg::Move {
             op,
             from: from.to_string(),

@@ -13,7 +13,7 @@ impl Core {
     pub(super) fn lock(&mut self, path: String) {
         let st = self.paths.entry(path.clone()).or_default();
         if st.lock.is_none() {
-            st.lock = Some(LockState::default());
+            st.lock = Some(Box::new(LockState::default()));
             self.locked.insert(path.clone());
             self.record(&path);
             self.announce("locked", Direction::Here, &path, None, String::new());
@@ -66,7 +66,7 @@ impl Core {
     pub(super) fn resume_unlocks(&mut self) {
         let waiting = |s: &super::PathState| {
             s.lock.as_ref().is_some_and(|l| l.unlocking)
-                && !matches!(s.pending, Some(super::Pending::Applying { .. }))
+                && !matches!(s.pending.as_deref(), Some(super::Pending::Applying { .. }))
         };
         let paths: Vec<String> = self
             .paths
@@ -237,8 +237,8 @@ impl Core {
                     // back for the peer's offer, that offer was (seed
                     // 30968): no longer held.
                     let st = self.paths.get_mut(path).expect("unlocking");
-                    st.peer = Some(q.update.clone());
-                    if matches!(st.pending, Some(super::Pending::Held { .. })) {
+                    st.peer = Some(Box::new(q.update.clone()));
+                    if matches!(st.pending.as_deref(), Some(super::Pending::Held { .. })) {
                         st.pending = None;
                     }
                 }
@@ -264,7 +264,7 @@ impl Core {
         // side's copy to go across. (Not a copy held back for the peer's
         // change that wins by the rule, as reconciliation decided it:
         // the peer sends that one, and offering ours would echo.)
-        if matches!(st.pending, Some(super::Pending::Held { .. }))
+        if matches!(st.pending.as_deref(), Some(super::Pending::Held { .. }))
             && !peer_wins(st, side, precision)
         {
             st.pending = None;

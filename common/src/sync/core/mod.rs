@@ -37,6 +37,7 @@ mod path_set;
 mod peer;
 mod reconcile;
 pub mod rule;
+mod scan_walk;
 pub mod state;
 mod tombstones;
 pub mod wire;
@@ -131,9 +132,9 @@ pub struct Core {
     /// and hard links).
     ids: HashMap<FileId, PathSet>,
     /// Which paths' agreed base was each identity here (an index over
-    /// `base.here`, kept by [`Core::record`], for moves).
+    /// `base.here`, kept by [`Core::record`], for moves; each state
+    /// knows its own entry, `PathState::based_id`).
     based: HashMap<FileId, PathSet>,
-    based_id: HashMap<String, FileId>,
     link: LinkPhase,
     next_op: OpId,
     /// What each of this side's operations is about.
@@ -183,7 +184,6 @@ impl Core {
             paths,
             ids: HashMap::new(),
             based: HashMap::new(),
-            based_id: HashMap::new(),
             link: LinkPhase::Down,
             next_op: 1,
             ops: HashMap::new(),
@@ -203,9 +203,13 @@ impl Core {
             .filter(|(_, s)| s.lock.is_some())
             .map(|(p, _)| p.clone())
             .collect();
-        let known: Vec<String> = core.paths.keys().cloned().collect();
-        for p in known {
-            core.index_base(&p);
+        // The index of bases, in one pass (no lookup, no copy of a path
+        // but the index's own).
+        for (p, st) in core.paths.iter_mut() {
+            st.based_id = here_id(st);
+            if let Some(id) = st.based_id {
+                index_path(&mut core.based, id, p);
+            }
         }
         core
     }
@@ -316,31 +320,32 @@ impl Core {
         }));
     }
 
-    /// Keeps the `based` index in step with `path`'s base.
+    /// Keeps the `based` index in step with `path`'s base (a path whose
+    /// state is dropped leaves it in [`Core::drop_state`]).
     fn index_base(&mut self, path: &str) {
-        let id = self
-            .paths
-            .get(path)
-            .and_then(|s| s.base.as_ref())
-            .and_then(|b| b.here.as_ref())
-            .map(|h| h.id);
-        let old = self.based_id.get(path).copied();
+        let Some(st) = self.paths.get_mut(path) else {
+            return;
+        };
+        let (old, id) = (st.based_id, here_id(st));
         if old == id {
             return;
         }
+        st.based_id = id;
         if let Some(old) = old {
-            if let Some(set) = self.based.get_mut(&old) {
-                set.remove(path);
-                if set.is_empty() {
-                    self.based.remove(&old);
-                }
-            }
-            self.based_id.remove(path);
+            unindex_path(&mut self.based, old, path);
         }
         if let Some(id) = id {
             index_path(&mut self.based, id, path);
-            self.based_id.insert(path.to_string(), id);
         }
+    }
+
+    /// Forgets `path`'s state, and its place in the `based` index.
+    fn drop_state(&mut self, path: &str) -> Option<Box<PathState>> {
+        let mut st = self.paths.remove(path)?;
+        if let Some(old) = st.based_id.take() {
+            unindex_path(&mut self.based, old, path);
+        }
+        Some(st)
     }
 
     /// Writes `path`'s record to the journal (every change of a base goes
@@ -363,12 +368,7 @@ impl Core {
         }
         let st = self.paths.get_mut(path).expect("just made");
         if let Some(old) = &st.local {
-            if let Some(set) = self.ids.get_mut(&old.id) {
-                set.remove(path);
-                if set.is_empty() {
-                    self.ids.remove(&old.id);
-                }
-            }
+            unindex_path(&mut self.ids, old.id, path);
         }
         if let Some(new) = &entry {
             index_path(&mut self.ids, new.id, path);
@@ -377,6 +377,21 @@ impl Core {
         st.local = entry;
         if was != is {
             self.index_folded(path, is);
+        }
+    }
+}
+
+/// The identity of `st`'s agreed base here, if any.
+fn here_id(st: &PathState) -> Option<FileId> {
+    st.base.as_ref().and_then(|b| b.here.as_ref()).map(|h| h.id)
+}
+
+/// Takes `path` out of the paths of identity `id` in `index`.
+fn unindex_path(index: &mut HashMap<FileId, PathSet>, id: FileId, path: &str) {
+    if let Some(set) = index.get_mut(&id) {
+        set.remove(path);
+        if set.is_empty() {
+            index.remove(&id);
         }
     }
 }
@@ -393,6 +408,8 @@ fn index_path(index: &mut HashMap<FileId, PathSet>, id: FileId, path: &str) {
     }
 }
 
+#[cfg(test)]
+mod index_tests;
 #[cfg(test)]
 mod names_tests;
 #[cfg(test)]

@@ -259,7 +259,7 @@ impl Core {
             self.unsent.remove(&p);
             self.unsent_changes += 1;
             if let Some(st) = self.paths.get_mut(&p) {
-                if matches!(st.pending, Some(super::Pending::Held { .. })) {
+                if matches!(st.pending.as_deref(), Some(super::Pending::Held { .. })) {
                     st.pending = None;
                 }
             }
@@ -279,7 +279,7 @@ impl Core {
         }
         self.unsent_changes += 1;
         if let Some(st) = self.paths.get_mut(path) {
-            if matches!(st.pending, Some(super::Pending::Held { .. })) {
+            if matches!(st.pending.as_deref(), Some(super::Pending::Held { .. })) {
                 st.pending = None;
             }
         }

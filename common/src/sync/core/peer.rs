@@ -46,12 +46,12 @@ impl Core {
             PeerMsg::Queued { op, path } => {
                 self.ops.remove(&op);
                 if let Some(st) = self.paths.get_mut(&path) {
-                    if let Some(Pending::Offered { op: o, sent, entry }) = &st.pending {
+                    if let Some(Pending::Offered { op: o, sent, entry }) = st.pending.as_deref() {
                         if *o == op {
-                            st.pending = Some(Pending::Held {
+                            st.pending = Some(Box::new(Pending::Held {
                                 sent: sent.clone(),
                                 entry: entry.clone(),
-                            });
+                            }));
                             // An edit seen while the offer was in flight
                             // waited for this answer: it goes now.
                             self.consider(&path, false);
@@ -137,10 +137,10 @@ impl Core {
         let parent_busy = ancestors(&path).any(|a| {
             self.paths
                 .get(a)
-                .is_some_and(|s| matches!(s.pending, Some(Pending::Applying { .. })))
+                .is_some_and(|s| matches!(s.pending.as_deref(), Some(Pending::Applying { .. })))
         });
         let st = self.paths.entry(path.clone()).or_default();
-        if parent_busy || matches!(st.pending, Some(Pending::Applying { .. })) {
+        if parent_busy || matches!(st.pending.as_deref(), Some(Pending::Applying { .. })) {
             let holds = st.holding();
             self.reply(PeerMsg::Refused {
                 op,
@@ -229,11 +229,11 @@ impl Core {
             }
             Winner::Mine => {
                 let st = self.paths.get_mut(&path).expect("made above");
-                st.peer = Some(theirs);
+                st.peer = Some(Box::new(theirs));
                 // An offer of ours in flight crossed theirs: the peer judges
                 // it by the same rule and takes it. Offering again would
                 // land the same version twice there.
-                if !matches!(st.pending, Some(Pending::Offered { .. })) {
+                if !matches!(st.pending.as_deref(), Some(Pending::Offered { .. })) {
                     st.pending = None;
                 }
                 let holds = st.holding();
@@ -288,14 +288,14 @@ impl Core {
             of.keep = keep;
         }
         let st = self.paths.get_mut(path).expect("known");
-        st.pending = Some(Pending::Applying {
+        st.pending = Some(Box::new(Pending::Applying {
             op,
             reply_to: Some(reply_to),
             target: theirs.clone(),
-        });
+        }));
         match (theirs, local) {
             (Holding::Present(version), expect) => {
-                self.paths.get_mut(path).expect("known").landing = Some(version.clone());
+                self.paths.get_mut(path).expect("known").landing = Some(Box::new(version.clone()));
                 self.record(path);
                 self.emit(Effect::Install {
                     op,
@@ -364,16 +364,16 @@ impl Core {
         let expect = self.paths[&from].local.clone().expect("checked");
         let mine = self.op(&to, Some(&from));
         let target = Holding::Present(base);
-        self.paths.get_mut(&from).expect("checked").pending = Some(Pending::Applying {
+        self.paths.get_mut(&from).expect("checked").pending = Some(Box::new(Pending::Applying {
             op: mine,
             reply_to: Some(op),
             target: Holding::Absent { deleted_ns: None },
-        });
-        self.paths.entry(to.clone()).or_default().pending = Some(Pending::Applying {
+        }));
+        self.paths.entry(to.clone()).or_default().pending = Some(Box::new(Pending::Applying {
             op: mine,
             reply_to: Some(op),
             target,
-        });
+        }));
         self.emit(Effect::Rename {
             op: mine,
             from,

@@ -162,14 +162,14 @@ impl Core {
         self.waiting.clear();
         for st in self.paths.values_mut() {
             st.peer = None;
-            match st.pending.take() {
+            match st.pending.take().map(|p| *p) {
                 Some(Pending::Offered { op, sent, entry }) => {
                     if let Some(of) = self.ops.get_mut(&op) {
                         of.lost = Some((sent, entry));
                     }
                 }
                 Some(Pending::Held { .. }) => {}
-                other => st.pending = other,
+                other => st.pending = other.map(Box::new),
             }
         }
     }
@@ -329,17 +329,17 @@ impl Core {
                         } else if st.base.is_some() {
                             self.forget(&path);
                         } else if st.lock.is_none() && st.pending.is_none() {
-                            self.paths.remove(&path);
+                            self.drop_state(&path);
                         }
                     }
                 },
                 Winner::Mine => {
                     to_send +=
                         usize::from(snap_local.as_ref().is_some_and(|e| e.kind == Kind::File));
-                    st.peer = Some(their_now.clone());
+                    st.peer = Some(Box::new(their_now.clone()));
                 }
                 Winner::Theirs => {
-                    st.peer = Some(their_now.clone());
+                    st.peer = Some(Box::new(their_now.clone()));
                     if st.pending.is_none() {
                         // Held while this side holds what its inventory
                         // said: a change made after it went goes across
@@ -350,10 +350,10 @@ impl Core {
                         // does not.
                         let since = !same_state(&st.local, &snap_local) && st.changed_here();
                         let entry = if since { snap_local } else { st.local.clone() };
-                        st.pending = Some(Pending::Held {
+                        st.pending = Some(Box::new(Pending::Held {
                             sent: mine_now.clone(),
                             entry,
-                        });
+                        }));
                     }
                 }
             }
