@@ -11,6 +11,11 @@ use std::time::Duration;
 use common::proof::{self, Side};
 use common::tls::{self, Fingerprint, Identity, Session};
 
+/// How long a raw connection waits for a frame: past the servers'
+/// handshake deadline, so a test sees a silent connection dropped.
+const READ_TIMEOUT: Duration =
+    Duration::from_secs(common::handshake::HANDSHAKE_TIMEOUT.as_secs() + 10);
+
 /// Frame kind of a JSON message.
 pub const KIND_JSON: u8 = 0;
 /// Frame kind of raw file bytes.
@@ -47,7 +52,7 @@ impl RawConn {
         });
         let tcp = tcp.expect("connect").into_std().unwrap();
         tcp.set_nonblocking(false).unwrap();
-        tcp.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+        tcp.set_read_timeout(Some(READ_TIMEOUT)).unwrap();
         Self::tls_over(tcp)
     }
 
@@ -83,7 +88,7 @@ impl RawConn {
 
     /// The server's end of an accepted `tcp`, with `identity`'s certificate.
     pub fn accept(tcp: TcpStream, identity: &Identity) -> RawConn {
-        tcp.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+        tcp.set_read_timeout(Some(READ_TIMEOUT)).unwrap();
         let cfg = identity.server_config().expect("server config");
         let conn = rustls::ServerConnection::new(cfg).expect("TLS server");
         Self::handshake(conn, tcp)
@@ -212,7 +217,7 @@ impl RawConn {
 
 fn tcp_to(addr: &str) -> TcpStream {
     let tcp = TcpStream::connect(addr).expect("connect");
-    tcp.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    tcp.set_read_timeout(Some(READ_TIMEOUT)).unwrap();
     let _ = tcp.set_nodelay(true);
     tcp
 }

@@ -23,8 +23,12 @@ use crate::proof::{self, Side};
 use crate::protocol::{Message, Role, MAX_FRAME_LEN, PROTOCOL_VERSION};
 use crate::tls::{self, Fingerprint, Session};
 
-/// How long a connection may take to say hello (TLS included).
-pub const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(5);
+/// How long a connection may take to say hello (TLS included), and how
+/// long a dialler waits for each step of the answer. Ten seconds: short
+/// enough that a stranger holds a slot only briefly, long enough for a
+/// server busy with a big sync on a loaded two-core machine (CI's fifty
+/// clients during a 2,000-file sync at load 14 took more than 5 s).
+pub const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
 /// Largest frame accepted before the handshake is done (a `Hello` is a few
 /// hundred bytes; this leaves room to spare).
 pub const HELLO_MAX_LEN: usize = 64 * 1024;
