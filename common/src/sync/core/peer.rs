@@ -219,11 +219,17 @@ impl Core {
                         if theirs.version().is_none() {
                             self.name_freed(&path);
                         }
+                        let parent = ancestors(&path).next().map(str::to_string);
                         self.reply(PeerMsg::Stored {
                             op,
                             path,
                             landed: None,
                         });
+                        // Both removed it: a folder above that waited for
+                        // it may go now (seed 27226: not until a rescan).
+                        if let Some(parent) = parent.filter(|_| theirs.version().is_none()) {
+                            self.consider(&parent, false);
+                        }
                     }
                 }
             }
