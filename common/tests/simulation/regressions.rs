@@ -1256,3 +1256,33 @@ fn a_folder_both_deleted_settles_without_a_rescan() {
     let v = run_steps(&case_setup(27226), &steps, trace());
     assert!(v.is_empty(), "{v:#?}");
 }
+
+/// Bug (seed 50293 of `LAB3_SIM_NFD=1`, made by the fix for seed 41421
+/// before it was finished): B (folds Unicode forms) held a folder `é`
+/// and refused A's `e` + U+0301`/b/a` for it. A name under B's `é` that B
+/// never held went, and B took that for the clash's end: it sent a
+/// remove against nothing for a name A held, a conflict and an offer
+/// refused again, a minute after quiescence. Only a refused name that
+/// fits here now counts.
+#[test]
+fn a_clash_above_a_freed_name_still_stands() {
+    let steps = vec![
+        User(B, Append, 5358566165724896711),
+        User(A, SaveByRename, 2000290737765819670),
+        Watch(A, 4183377451266900211),
+        User(A, Write, 7923456717628238907),
+        Watch(A, 8392996849526057836),
+        Watch(A, 13324982356318395093),
+        Watch(A, 967447523391669071),
+        User(A, Append, 8118459039818679385),
+        Watch(A, 3954480880699689474),
+        User(A, SaveByRename, 9756310438243692560),
+        User(A, Rename, 1724017519524224747),
+    ];
+    let setup = Setup {
+        strict: true,
+        ..runner::setup_drawn(50293, false, true)
+    };
+    let v = run_steps(&setup, &steps, trace());
+    assert!(v.is_empty(), "{v:#?}");
+}
