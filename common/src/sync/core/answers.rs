@@ -619,6 +619,7 @@ impl Core {
                 st.pending = None;
             }
         }
+        let seen_meanwhile = self.seen_while_applying.remove(&path);
         let st = self.paths.get_mut(&path).expect("known");
         st.pending = None;
         match outcome {
@@ -715,6 +716,12 @@ impl Core {
                 }
                 if slipped_in {
                     self.consider(&path, false);
+                }
+                // Seen while the install ran (CI: a user's delete right
+                // after the rename, looked at before the install reported,
+                // was then taken back by the install's older re-stat).
+                if seen_meanwhile {
+                    self.emit(Effect::Stat { path: path.clone() });
                 }
             }
             Outcome::Mismatch { found } => {

@@ -60,6 +60,13 @@ impl PathState {
 
 impl Core {
     pub(super) fn observed(&mut self, path: String, entry: Option<Entry>, closed: bool) {
+        let applying = self
+            .paths
+            .get(&path)
+            .is_some_and(|s| matches!(s.pending, Some(Pending::Applying { .. })));
+        if applying {
+            self.seen_while_applying.insert(path.clone());
+        }
         let old = self.paths.get(&path).and_then(|s| s.local.clone());
         let same = match (&old, &entry) {
             // A watcher's event with the content hashed (see

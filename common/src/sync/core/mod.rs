@@ -159,6 +159,10 @@ pub struct Core {
     unsent_changes: u64,
     /// The peer's names this side refused, with why (said once).
     refused_here: BTreeMap<String, String>,
+    /// Paths observed while an effect of this side's ran on them: the
+    /// effect's re-stat may be older than that observation, so the path
+    /// is looked at again once it reports.
+    seen_while_applying: BTreeSet<String>,
     /// Paths that cannot be read or replaced right now.
     failing: BTreeMap<String, failing::Failing>,
     now_ns: i64,
@@ -195,6 +199,7 @@ impl Core {
             unsent: BTreeMap::new(),
             unsent_changes: 0,
             refused_here: BTreeMap::new(),
+            seen_while_applying: BTreeSet::new(),
             failing: BTreeMap::new(),
             now_ns: 0,
             out: Vec::new(),

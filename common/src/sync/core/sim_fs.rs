@@ -101,6 +101,10 @@ pub struct SideSim {
     /// A user's chmod to this mode slips in right after the next install's
     /// rename, before its re-stat: the core hears that it landed so.
     pub chmod_after_install: Option<u32>,
+    /// A user deletes the file right after the next install's rename, and
+    /// the watcher's look at it reaches the core before the install's
+    /// report, whose re-stat (made before the delete) is older.
+    pub rm_before_install_reports: bool,
     /// The folders an install or a rename makes above its path are seen
     /// after the core hears it landed (a watcher's hint settles later),
     /// not before.
@@ -110,6 +114,21 @@ pub struct SideSim {
 impl SideSim {
     /// See [`SideSim::chmod_after_install`]: the file at `path` and the
     /// re-stat the install's `Done` carries get the mode.
+    /// See [`SideSim::rm_before_install_reports`].
+    fn rm_slips_in(&mut self, path: &str) {
+        if !std::mem::take(&mut self.rm_before_install_reports) {
+            return;
+        }
+        self.disk.entries.remove(path);
+        let seen = Input::Observed {
+            path: path.to_string(),
+            entry: None,
+            closed: false,
+        };
+        let at = self.inputs.len().saturating_sub(1);
+        self.inputs.insert(at, seen);
+    }
+
     fn chmod_slips_in(&mut self, path: &str) {
         let Some(mode) = self.chmod_after_install.take() else {
             return;
@@ -164,6 +183,7 @@ fn side(s: Side, precision: u64) -> SideSim {
         unlocked: Vec::new(),
         crash_after_install: false,
         chmod_after_install: None,
+        rm_before_install_reports: false,
         parents_seen_late: false,
     }
 }
@@ -415,6 +435,7 @@ impl World {
                 self.execute(a, e);
                 if let Some(path) = installed {
                     self.side(a).chmod_slips_in(&path);
+                    self.side(a).rm_slips_in(&path);
                 }
                 if install && self.side(a).crash_after_install {
                     self.side(a).crash_after_install = false;

@@ -872,3 +872,26 @@ fn a_change_slipping_in_after_an_install_goes_back() {
     assert_eq!(w.a.disk.read("s.sh").as_deref(), Some("#!/bin/sh\necho"));
     w.assert_same();
 }
+
+/// A delete right after an install's rename, seen before the install
+/// reports, is not taken back by the install's older re-stat: the path is
+/// looked at again, and the delete goes (CI, tests/web_versions.rs: A's
+/// delete right after B's update landed waited for the rescan).
+#[test]
+fn a_delete_seen_before_the_install_reports_goes() {
+    let mut w = live(NS, NS);
+    w.write(true, "notes.txt", "first");
+    w.settle();
+    w.b.rm_before_install_reports = true;
+    w.write(true, "notes.txt", "second, longer");
+    w.settle();
+    assert!(!w.b.rm_before_install_reports, "B installed");
+    assert_eq!(
+        w.a.disk.read("notes.txt"),
+        None,
+        "{:?}\n{:?}",
+        w.a.log,
+        w.b.log
+    );
+    w.assert_same();
+}
