@@ -63,7 +63,7 @@ impl Core {
         let applying = self
             .paths
             .get(&path)
-            .is_some_and(|s| matches!(s.pending, Some(Pending::Applying { .. })));
+            .is_some_and(|s| matches!(s.pending.as_deref(), Some(Pending::Applying { .. })));
         if applying {
             self.seen_while_applying.insert(path.clone());
         }
