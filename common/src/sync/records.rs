@@ -283,6 +283,7 @@ mod tests {
             deleted_ns: None,
             lock: None,
             landing: None,
+            offered: false,
         }
     }
 
@@ -308,6 +309,7 @@ mod tests {
             deleted_ns: None,
             lock: None,
             landing: None,
+            offered: false,
         }
     }
 

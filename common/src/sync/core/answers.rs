@@ -175,7 +175,7 @@ impl Core {
         if agreed || holdings_agree(&mine, &theirs, precision) {
             if st.local.is_none() && st.base.is_none() && st.lock.is_none() && st.pending.is_none()
             {
-                self.paths.remove(path);
+                self.drop_state(path);
             }
             return;
         }
@@ -247,6 +247,7 @@ impl Core {
             st.deleted_ns = None;
             st.peer = None;
             st.pending = None;
+            st.offered = false;
             if st.lock.is_none() {
                 self.paths.remove(path);
             }

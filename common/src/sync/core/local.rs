@@ -215,6 +215,18 @@ impl Core {
         }
     }
 
+    /// Drops the state of a path this side neither holds nor agreed,
+    /// and its journal line if it had one (a new name's offer, see
+    /// [`PathState::offered`]).
+    pub(super) fn drop_state(&mut self, path: &str) {
+        if self.paths.remove(path).is_some_and(|s| s.offered) {
+            self.emit(Effect::Record {
+                path: path.to_string(),
+                record: None,
+            });
+        }
+    }
+
     fn quiet_now(&mut self, path: &str) {
         let q = self.cfg.quiet_ns;
         let now = self.now_ns;
@@ -408,7 +420,7 @@ impl Core {
         if !self.needs_send(st) {
             if st.local.is_none() && st.base.is_none() && st.lock.is_none() && st.pending.is_none()
             {
-                self.paths.remove(path);
+                self.drop_state(path);
             }
             return;
         }
@@ -614,6 +626,11 @@ impl Core {
             sent: Holding::Present(version),
             entry: Some(e.clone()),
         });
+        // A new name: journalled before it goes (see `PathState::offered`).
+        if st.base.is_none() && !st.offered {
+            st.offered = true;
+            self.record(path);
+        }
         if e.kind == Kind::File {
             self.emit(Effect::SendFile {
                 op,

@@ -339,6 +339,11 @@ impl Core {
     /// through here).
     fn record(&mut self, path: &str) {
         self.index_base(path);
+        if let Some(st) = self.paths.get_mut(path) {
+            if st.base.is_some() {
+                st.offered = false;
+            }
+        }
         let record = self.paths.get(path).and_then(|s| s.record());
         self.emit(Effect::Record {
             path: path.to_string(),

@@ -101,12 +101,20 @@ pub struct PathState {
     /// between the rename and the journal line of the new base finds it on
     /// disk and takes it as agreed, instead of as a change made here.
     pub landing: Option<Version>,
+    /// This side offered the path as a new name (no agreed base) and has
+    /// not heard how it ended: the peer may have stored it and taken it
+    /// as agreed. Journalled before the offer goes, so that a side
+    /// restarted after a kill -9 still knows it; a restarted side that
+    /// no longer holds the name reports it deleted (seed 1107: reported
+    /// as nothing, the peer's stored copy came back, resurrecting what
+    /// the user had deleted). Cleared once the path has a base.
+    pub offered: bool,
 }
 
 impl PathState {
     /// The journal's view of this path.
     pub fn record(&self) -> Option<Record> {
-        if self.base.is_none() && self.lock.is_none() && self.landing.is_none() {
+        if self.base.is_none() && self.lock.is_none() && self.landing.is_none() && !self.offered {
             return None;
         }
         Some(Record {
@@ -114,6 +122,7 @@ impl PathState {
             deleted_ns: self.deleted_ns,
             lock: self.lock.clone(),
             landing: self.landing.clone(),
+            offered: self.offered && self.base.is_none(),
         })
     }
 }
@@ -126,6 +135,7 @@ impl From<Record> for PathState {
             base: r.base,
             lock: r.lock,
             landing: r.landing,
+            offered: r.offered,
             ..PathState::default()
         }
     }
@@ -150,6 +160,13 @@ pub struct Record {
     /// See [`PathState::landing`].
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub landing: Option<Version>,
+    /// See [`PathState::offered`]. (Absent in journals written before it.)
+    #[serde(default, skip_serializing_if = "is_false")]
+    pub offered: bool,
+}
+
+fn is_false(b: &bool) -> bool {
+    !*b
 }
 
 /// One path as this side's inventory described it.
