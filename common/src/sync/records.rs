@@ -284,6 +284,7 @@ mod tests {
             gone_ns: None,
             lock: None,
             landing: None,
+            offered: false,
         }
     }
 
@@ -310,6 +311,7 @@ mod tests {
             gone_ns: None,
             lock: None,
             landing: None,
+            offered: false,
         }
     }
 

@@ -1376,3 +1376,20 @@ fn nfd_seed_96876_is_quiet() {
     let v = run_steps(&setup, &small, trace());
     assert!(v.is_empty(), "{v:#?}");
 }
+
+/// Bug (seeds 1107 and 385, fixed in core/local.rs and core/state.rs;
+/// the crash endings of `resurrected_after_a_lost_answer`, the
+/// `resent_after_a_lost_answer` excuse): B offered a new file `a`, A
+/// stored it, and B was killed before it heard so; B's user deleted
+/// `a`. The restarted B knew nothing of its offer and reported nothing
+/// there, so A's copy, unchanged since agreed, came back: the delete
+/// undone. (385: A killed between installing and recording, the same
+/// way round.) A new name's offer is now journalled before it goes, and
+/// a side that no longer holds it reports it deleted, as without a crash.
+#[test]
+fn a_lost_offer_is_known_after_a_crash() {
+    for seed in [1107, 385] {
+        let v = strict_seed(seed);
+        assert!(v.is_empty(), "seed {seed}: {v:#?}");
+    }
+}

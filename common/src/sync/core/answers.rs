@@ -258,6 +258,7 @@ impl Core {
             st.deleted_ns = None;
             st.peer = None;
             st.pending = None;
+            st.offered = false;
             if st.lock.is_none() {
                 self.drop_state(path);
             }

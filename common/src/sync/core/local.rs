@@ -649,6 +649,11 @@ impl Core {
             sent: Holding::Present(version),
             entry: Some(e.clone()),
         }));
+        // A new name: journalled before it goes (see `PathState::offered`).
+        if st.base.is_none() && !st.offered {
+            st.offered = true;
+            self.record(path);
+        }
         if e.kind == Kind::File {
             self.emit(Effect::SendFile {
                 op,

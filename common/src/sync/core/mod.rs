@@ -344,11 +344,19 @@ impl Core {
         }
     }
 
-    /// Forgets `path`'s state, and its place in the `based` index.
+    /// Forgets `path`'s state, its place in the `based` index, and its
+    /// journal line if it had one as a new name's offer (see
+    /// [`PathState::offered`]).
     fn drop_state(&mut self, path: &str) -> Option<Box<PathState>> {
         let mut st = self.paths.remove(path)?;
         if let Some(old) = st.based_id.take() {
             unindex_path(&mut self.based, old, path);
+        }
+        if st.offered {
+            self.emit(Effect::Record {
+                path: path.to_string(),
+                record: None,
+            });
         }
         Some(st)
     }
@@ -357,6 +365,11 @@ impl Core {
     /// through here).
     fn record(&mut self, path: &str) {
         self.index_base(path);
+        if let Some(st) = self.paths.get_mut(path) {
+            if st.base.is_some() {
+                st.offered = false;
+            }
+        }
         let record = self.paths.get(path).and_then(|s| s.record());
         self.emit(Effect::Record {
             path: path.to_string(),

@@ -45,7 +45,7 @@ impl Core {
         // no string per path).
         let mut line = String::new();
         for (p, st) in &self.paths {
-            clean &= !st.changed_here() && st.pending.is_none() && st.lock.is_none();
+            clean &= !st.changed_here() && st.pending.is_none() && st.lock.is_none() && !st.offered;
             if let Some(b) = &st.base {
                 entries += u64::from(b.version.kind == Kind::File);
                 let v = &b.version;
@@ -114,6 +114,17 @@ impl Core {
                 changed: true,
             })
             .collect();
+        // The same after a restart: its offer was journalled.
+        gone.extend(
+            self.paths
+                .iter()
+                .filter(|(_, s)| s.offered && s.local.is_none() && s.base.is_none())
+                .map(|(p, _)| InvEntry {
+                    path: p.clone(),
+                    now: Holding::Absent { deleted_ns: None },
+                    changed: true,
+                }),
+        );
         gone.sort_by(|a, b| a.path.cmp(&b.path));
         gone.dedup_by(|a, b| a.path == b.path);
         if !gone.is_empty() {

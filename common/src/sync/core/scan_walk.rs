@@ -104,6 +104,7 @@ fn agreed_and_unseen(st: &PathState, e: &Entry) -> bool {
         lock,
         landing,
         based_id: _,
+        offered,
     } = st;
     let bare = local.is_none()
         && deleted_ns.is_none()
@@ -111,7 +112,8 @@ fn agreed_and_unseen(st: &PathState, e: &Entry) -> bool {
         && peer.is_none()
         && pending.is_none()
         && lock.is_none()
-        && landing.is_none();
+        && landing.is_none()
+        && !offered;
     bare && e.kind == Kind::File
         && (base.as_ref())
             .and_then(|b| b.here.as_ref())
@@ -175,6 +177,7 @@ mod tests {
             gone_ns: None,
             lock: None,
             landing: None,
+            offered: false,
         }
     }
 
