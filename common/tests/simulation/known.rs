@@ -36,6 +36,7 @@ pub fn off(name: &str) -> bool {
 ///   peer held its queued update back for good.
 /// - `a_superseded_update_is_answered` (seeds 22314, 30968, 58651): the
 ///   same for a replay reported superseded.
+///
 /// Still hides 2 in seeds 20,000..120,000 (44958: B's offer queued at
 /// A's lock before B crashed, replayed after the two had agreed on
 /// another copy, its answer naming an operation of B's before the
