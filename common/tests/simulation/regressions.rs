@@ -1393,3 +1393,17 @@ fn a_lost_offer_is_known_after_a_crash() {
         assert!(v.is_empty(), "seed {seed}: {v:#?}");
     }
 }
+
+/// Bug (seed 95206 of the plain run, 1 in 200,000 seeds after this
+/// session's fixes; also among the strict run's echoes): B sends `a`
+/// back to A, which it had received from A. Probably the family of the
+/// echoes `resent_after_a_lost_answer` still hides (a file installed by a
+/// lock's replay later sent back in a move); not diagnosed.
+#[test]
+#[ignore = "bug: an echo (seed 95206), not diagnosed"]
+fn seed_95206_does_not_echo() {
+    let setup = setup_for(95206, false);
+    let small = runner::shrink(&setup, &schedule_for(95206), 300);
+    let v = run_steps(&setup, &small, trace());
+    assert!(v.is_empty(), "{v:#?}");
+}
