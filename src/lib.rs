@@ -904,15 +904,11 @@ impl Pair {
     /// journal to disk before it answers, and a kill in between leaves it
     /// with files it has no history of.
     pub fn wait_journaled(&self, secs: u64) {
-        self.wait(secs, "both journals to hold every path", || {
+        self.wait(secs, "both journals to hold every path as agreed", || {
             let names = files_in(&self.dir_a);
             [&self.state_a, &self.state_b].iter().all(|state| {
-                let journal =
-                    std::fs::read_to_string(state.join("core-journal.jsonl")).unwrap_or_default();
-                names.iter().all(|n| {
-                    let key = format!("{{\"p\":{}", serde_json::to_string(n).unwrap());
-                    journal.contains(&key)
-                })
+                let agreed = agreed_in_journal(state);
+                names.iter().all(|n| agreed.contains(n))
             })
         });
     }
@@ -924,6 +920,25 @@ impl Pair {
         extra.extend(more.iter().map(|s| s.to_string()));
         self.a = start_a(&self.dir_a, &self.state_a, &self.b.addr, &extra);
     }
+}
+
+/// The paths whose last line in `state`'s journal holds an agreed base (a
+/// new name's offer is journalled too, before its answer: not agreed).
+fn agreed_in_journal(state: &Path) -> std::collections::BTreeSet<String> {
+    let journal = std::fs::read_to_string(state.join("core-journal.jsonl")).unwrap_or_default();
+    let mut last = std::collections::BTreeMap::new();
+    for line in journal.lines() {
+        let Ok(v) = serde_json::from_str::<serde_json::Value>(line) else {
+            continue;
+        };
+        if let Some(p) = v["p"].as_str() {
+            last.insert(p.to_string(), !v["r"]["base"].is_null());
+        }
+    }
+    last.into_iter()
+        .filter(|(_, b)| *b)
+        .map(|(p, _)| p)
+        .collect()
 }
 
 /// Whether `cond` holds at every poll for the whole of `window` (a bounded

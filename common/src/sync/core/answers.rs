@@ -277,6 +277,8 @@ impl Core {
             if let Some(e) = theirs.get_mut(path) {
                 e.now = now;
                 e.changed = false;
+                e.base = None;
+                e.offered = false;
             } else {
                 theirs.insert(
                     path.to_string(),
@@ -284,6 +286,8 @@ impl Core {
                         path: path.to_string(),
                         now,
                         changed: false,
+                        base: None,
+                        offered: false,
                     },
                 );
             }

@@ -163,7 +163,19 @@ impl Core {
                 v.hash = b.version.hash.clone();
             }
         }
-        let changed = st.changed_here() || !matches(st.local.as_ref(), base.as_ref(), precision);
+        // A new name this side offered on an earlier link, that the peer
+        // stored as agreed, the answer lost with that link: this side's
+        // file is the base the peer names, not a change made here (else a
+        // delete or an edit the peer's user made since lost to it, and a
+        // deleted file came back). The reconciliation decided so, and
+        // holds the path for the peer's change; an offer crossing one of
+        // this side's on a live link is no such thing (seed 46).
+        let stored_unheard = st.base.is_none()
+            && st.offered
+            && matches!(st.pending.as_deref(), Some(Pending::Held { .. }))
+            && base.is_some();
+        let changed = (st.changed_here() && !stored_unheard)
+            || !matches(st.local.as_ref(), base.as_ref(), precision);
         let local_hash_unknown =
             matches!(&mine_now, Holding::Present(v) if v.hash.is_none() && v.kind == Kind::File);
         // A folder that gained names here is a change made after the delete.

@@ -88,10 +88,19 @@ impl Core {
             .paths
             .iter()
             .filter(|(_, s)| s.local.is_some() || s.base.is_some())
-            .map(|(p, s)| InvEntry {
-                path: p.clone(),
-                now: s.holding(),
-                changed: s.changed_here(),
+            .map(|(p, s)| {
+                let changed = s.changed_here();
+                InvEntry {
+                    path: p.clone(),
+                    now: s.holding(),
+                    changed,
+                    base: s
+                        .base
+                        .as_ref()
+                        .filter(|_| changed)
+                        .map(|b| b.version.clone()),
+                    offered: s.offered && s.base.is_none(),
+                }
             })
             .collect();
         // A new name this side offered, whose answer the link's drop
@@ -112,6 +121,8 @@ impl Core {
                 path: o.path.clone(),
                 now: Holding::Absent { deleted_ns: None },
                 changed: true,
+                base: None,
+                offered: false,
             })
             .collect();
         // The same after a restart: its offer was journalled.
@@ -123,6 +134,8 @@ impl Core {
                     path: p.clone(),
                     now: Holding::Absent { deleted_ns: None },
                     changed: true,
+                    base: None,
+                    offered: false,
                 }),
         );
         gone.sort_by(|a, b| a.path.cmp(&b.path));
@@ -139,6 +152,8 @@ impl Core {
                     local,
                     now: e.now.clone(),
                     changed: e.changed,
+                    base: e.base.clone(),
+                    offered: e.offered,
                 };
                 (e.path.clone(), sent)
             })
@@ -301,21 +316,28 @@ impl Core {
         for path in paths {
             let st = self.paths.entry(path.clone()).or_default();
             // This side as its inventory said (see `LinkPhase::Reconciling`).
-            let (snap_local, mine_now, my_changed) = match sent.get(&path) {
-                Some(s) => (s.local.clone(), s.now.clone(), s.changed),
-                None => (None, nothing.clone(), false),
+            let (snap_local, mine_now, my_changed, my_base, my_offer) = match sent.get(&path) {
+                Some(s) => (
+                    s.local.clone(),
+                    s.now.clone(),
+                    s.changed,
+                    s.base.clone(),
+                    s.offered,
+                ),
+                None => (None, nothing.clone(), false, None, false),
+            };
+            let (their_now, their_changed, their_base, their_offer) = match theirs.get(&path) {
+                Some(e) => (&e.now, e.changed, e.base.as_ref(), e.offered),
+                None => (&nothing, false, None, false),
             };
             let mine = View {
                 now: &mine_now,
-                changed: my_changed,
-            };
-            let (their_now, their_changed) = match theirs.get(&path) {
-                Some(e) => (&e.now, e.changed),
-                None => (&nothing, false),
+                changed: my_changed && !stored_unheard(&mine_now, my_offer, their_base, precision),
             };
             let their_view = View {
                 now: their_now,
-                changed: their_changed,
+                changed: their_changed
+                    && !stored_unheard(their_now, their_offer, my_base.as_ref(), precision),
             };
             match rule::winner(mine, their_view, side, precision) {
                 Winner::Same => match (&snap_local, their_now.version()) {
@@ -375,5 +397,22 @@ impl Core {
             by_digest: false,
         });
         self.consider_all();
+    }
+}
+
+/// A new name one side offered, that the other stored and took as agreed,
+/// the answer lost with the link: what the first holds is the other's
+/// base, no change of its own (else the other's delete or edit since lost
+/// to it, and a deleted file came back). Both sides see both entries, so
+/// both decide the same.
+fn stored_unheard(
+    now: &Holding,
+    offered: bool,
+    other_base: Option<&super::Version>,
+    precision: u64,
+) -> bool {
+    match (now.version(), other_base) {
+        (Some(v), Some(b)) => offered && v.same_as(b, precision),
+        _ => false,
     }
 }

@@ -105,6 +105,9 @@ pub struct SideSim {
     /// the watcher's look at it reaches the core before the install's
     /// report, whose re-stat (made before the delete) is older.
     pub rm_before_install_reports: bool,
+    /// The link drops with this side's next answer (`Stored`) in flight:
+    /// the peer never hears that its offer landed.
+    pub answer_lost: bool,
     /// The folders an install or a rename makes above its path are seen
     /// after the core hears it landed (a watcher's hint settles later),
     /// not before.
@@ -184,6 +187,7 @@ fn side(s: Side, precision: u64) -> SideSim {
         crash_after_install: false,
         chmod_after_install: None,
         rm_before_install_reports: false,
+        answer_lost: false,
         parents_seen_late: false,
     }
 }
@@ -450,6 +454,13 @@ impl World {
     }
 
     fn deliver(&mut self, to_a: bool, msg: PeerMsg) {
+        if self.up
+            && matches!(msg, PeerMsg::Stored { .. })
+            && std::mem::take(&mut self.side(!to_a).answer_lost)
+        {
+            self.disconnect();
+            return;
+        }
         if self.up {
             self.side(!to_a).sent.push(msg.clone());
             self.side(to_a).inputs.push_back(Input::Peer(msg));

@@ -191,6 +191,10 @@ pub struct Sent {
     pub local: Option<Entry>,
     pub now: Holding,
     pub changed: bool,
+    /// See [`super::InvEntry::base`].
+    pub base: Option<super::Version>,
+    /// See [`super::InvEntry::offered`].
+    pub offered: bool,
 }
 
 /// The link, as the core sees it.

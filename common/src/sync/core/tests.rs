@@ -895,3 +895,38 @@ fn a_delete_seen_before_the_install_reports_goes() {
     );
     w.assert_same();
 }
+
+#[test]
+fn a_delete_made_after_an_answer_was_lost_wins() {
+    // Seen in CI (tests/sync_restart.rs): B stored A's new file and
+    // journalled it as agreed; the link dropped before A heard so. B's
+    // user deleted it; at reconnect A, for which the file was still a new
+    // name, sent it again and B took it back.
+    let mut w = live(NS, NS);
+    w.write(true, "keep", "k");
+    w.settle();
+    w.b.answer_lost = true;
+    w.write(true, "gone", "1");
+    w.settle();
+    assert!(!w.b.answer_lost, "B answered");
+    assert!(!w.up);
+    assert_eq!(w.b.disk.read("gone").as_deref(), Some("1"));
+    assert!(w.a.core.path("gone").unwrap().base.is_none());
+    w.rm(false, "gone");
+    w.settle();
+    w.restart(false);
+    w.settle();
+    w.connect();
+    w.settle();
+    w.assert_same();
+    assert_eq!(w.a.disk.read("gone"), None, "{:?}", w.a.log);
+    // Nothing was lost: A keeps what the delete took.
+    assert_eq!(
+        w.a.disk
+            .kept
+            .iter()
+            .map(|k| k.0.as_str())
+            .collect::<Vec<_>>(),
+        ["gone"]
+    );
+}

@@ -55,6 +55,19 @@ pub struct InvEntry {
     /// the side itself (identity included), so a look-alike swapped in
     /// through a temp name counts as changed.
     pub changed: bool,
+    /// The version the two last agreed on, as this side has it, where it
+    /// changed since (else `now` is it).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub base: Option<Version>,
+    /// A new name this side offered and has had no answer for (the link
+    /// dropped): if the peer's base is what it holds, the peer stored it,
+    /// and it is no change of this side's.
+    #[serde(default, skip_serializing_if = "is_false")]
+    pub offered: bool,
+}
+
+fn is_false(b: &bool) -> bool {
+    !*b
 }
 
 /// Why a side did not take what the peer offered.
