@@ -287,6 +287,23 @@ pub fn act(w: &mut World, s: Side, act: Act, r: u64) {
     }
     let after = w.side_ref(s).fs.contents();
     w.t.retired.extend(before.difference(&after).cloned());
+    // A change through one name of a hard link is a change of every name
+    // it shares its file with (a touch of `d/e` moves the time of `a`
+    // too: sending `a` then is no echo, seed 95206).
+    let scan = w.side_ref(s).fs.scan();
+    let links: Vec<String> = hints
+        .iter()
+        .filter_map(|(p, _)| w.side_ref(s).fs.stat(p))
+        .filter(|e| e.kind == Kind::File)
+        .flat_map(|e| {
+            scan.iter()
+                .filter(move |(_, o)| o.kind == Kind::File && o.id == e.id)
+                .map(|(p, _)| p.clone())
+        })
+        .collect();
+    for p in links {
+        w.t.user_touched(&p);
+    }
     for (p, closed) in hints {
         // Closed, or replaced, moved or deleted by someone else: no
         // writer has it open any more.
