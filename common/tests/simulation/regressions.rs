@@ -1407,3 +1407,29 @@ fn seed_95206_does_not_echo() {
     let v = run_steps(&setup, &small, trace());
     assert!(v.is_empty(), "{v:#?}");
 }
+
+/// Bug (seed 36540 of the strict run, fixed in core/mod.rs): B renamed
+/// folder `e` (with `e/b`) to `A` while `A` was locked at A. B's offer of
+/// `A` queued there; `A/b` waited for its folder's move. After the unlock
+/// A's offer of `A` agreed the folder at B, and nothing woke `A/b`: it
+/// went only with the rescan a minute later. A peer's change that settles
+/// a folder now wakes what waited under it.
+#[test]
+fn a_name_waiting_for_its_folder_goes_once_the_peer_settles_it() {
+    let steps = vec![
+        Lock(7319125567563815379),
+        User(B, Write, 10252797192232271490),
+        Watch(B, 15953579795242732514),
+        User(A, Mkdir, 18227379128796738634),
+        Rescan(A),
+        User(B, SaveByRename, 11784838891398830181),
+        User(B, Append, 17497883562505238031),
+        User(B, Rename, 12506048058895944971),
+    ];
+    let setup = Setup {
+        strict: true,
+        ..setup_for(36540, false)
+    };
+    let v = run_steps(&setup, &steps, trace());
+    assert!(v.is_empty(), "{v:#?}");
+}

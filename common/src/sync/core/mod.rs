@@ -247,9 +247,17 @@ impl Core {
     }
 
     /// The paths (and a move's source) of the operation that `input`
-    /// ends, if it ends one: what waited under them goes again.
+    /// ends, if it ends one, or that the peer's change settles: what
+    /// waited under them goes again (seed 36540 of the strict run: a
+    /// folder renamed at B, its offer queued behind a lock at A, was
+    /// agreed by A's offer after the unlock; the file inside, waiting for
+    /// the folder's move, waited for the next rescan).
     fn ended_paths(&self, input: &Input) -> Vec<String> {
         let (op, path) = match input {
+            Input::Peer(PeerMsg::Offer { path, .. } | PeerMsg::Remove { path, .. }) => {
+                return vec![path.clone()]
+            }
+            Input::Peer(PeerMsg::Move { from, to, .. }) => return vec![from.clone(), to.clone()],
             Input::Done { op, .. } => (*op, None),
             Input::Peer(
                 PeerMsg::Stored { op, path, .. }
