@@ -20,7 +20,9 @@
 //! `cargo test --test soak` runs the short soak (3 kill cycles);
 //! `scripts/soak.sh` the long one (`LAB3_SOAK_CYCLES`, `LAB3_SOAK_MINUTES`).
 //! `LAB3_SOAK_SEED` replays a workload (the kill timing still varies);
-//! `LAB3_SOAK_LOG=FILE` keeps every server instance's output there.
+//! `LAB3_SOAK_LOG=FILE` keeps every server instance's output there, and on
+//! a failure both state directories (journals, kept copies) and folders in
+//! `FILE.state/`.
 
 use std::collections::{BTreeMap, HashMap};
 use std::hash::{Hash, Hasher};
@@ -419,7 +421,7 @@ fn tails(pair: &Pair) -> String {
 
 /// Waits until both folders equal the model (and each other, mtimes and
 /// modes included); panics with the differences otherwise.
-fn converge(pair: &Pair, model: &Model, seed: u64, cycle: u64) -> Duration {
+fn converge(pair: &Pair, model: &Model, seed: u64, cycle: u64, log: Option<&Path>) -> Duration {
     let started = Instant::now();
     let dirs = [pair.dir_a.as_path(), pair.dir_b.as_path()];
     loop {
@@ -428,6 +430,7 @@ fn converge(pair: &Pair, model: &Model, seed: u64, cycle: u64) -> Duration {
             return started.elapsed();
         }
         if started.elapsed() > CONVERGE {
+            keep_evidence(pair, log);
             panic!(
                 "seed {seed}, cycle {cycle}: the folders did not converge to what was written in {CONVERGE:?}:\n  {}\n(same_tree: {})\ninvariant violations before:\n  {}\n{}",
                 diff.join("\n  "),
@@ -440,7 +443,10 @@ fn converge(pair: &Pair, model: &Model, seed: u64, cycle: u64) -> Duration {
     }
 }
 
-fn assert_no_anomalies(pair: &Pair, model: &Model, seed: u64) {
+fn assert_no_anomalies(pair: &Pair, model: &Model, seed: u64, log: Option<&Path>) {
+    if !model.anomalies.is_empty() {
+        keep_evidence(pair, log);
+    }
     assert!(
         model.anomalies.is_empty(),
         "seed {seed}: {} invariant violations:\n  {}\n{}",
@@ -459,6 +465,45 @@ fn keep_output(log: &Path, server: &Server, when: &str) {
         .open(log)
         .unwrap();
     writeln!(f, "===== {} at {when}\n{}", server.name, server.output()).unwrap();
+}
+
+/// On a failure with `LAB3_SOAK_LOG=FILE`: both servers' output so far,
+/// and a copy of both state directories and folders in `FILE.state/` (the
+/// temporary root goes with the panic).
+fn keep_evidence(pair: &Pair, log: Option<&Path>) {
+    let Some(log) = log else { return };
+    keep_output(log, &pair.a, "the failure");
+    keep_output(log, &pair.b, "the failure");
+    let mut to = log.as_os_str().to_owned();
+    to.push(".state");
+    let to = PathBuf::from(to);
+    for (from, name) in [
+        (&pair.state_a, "state_a"),
+        (&pair.state_b, "state_b"),
+        (&pair.dir_a, "directory_a"),
+        (&pair.dir_b, "directory_b"),
+    ] {
+        copy_tree(from, &to.join(name));
+    }
+    eprintln!(
+        "soak: state directories and folders kept in {}",
+        to.display()
+    );
+}
+
+fn copy_tree(from: &Path, to: &Path) {
+    let _ = std::fs::create_dir_all(to);
+    let Ok(entries) = std::fs::read_dir(from) else {
+        return;
+    };
+    for e in entries.map_while(Result::ok) {
+        let target = to.join(e.file_name());
+        if e.file_type().is_ok_and(|t| t.is_dir()) {
+            copy_tree(&e.path(), &target);
+        } else {
+            let _ = std::fs::copy(e.path(), target);
+        }
+    }
 }
 
 fn count_files(dir: &Path) -> usize {
@@ -532,7 +577,7 @@ fn kill_9_at_random_points_loses_nothing_and_both_converge() {
         }
         done = cycle;
         if cycle % check_every == 0 || cycle == cycles {
-            let took = converge(&pair, &model, seed, cycle);
+            let took = converge(&pair, &model, seed, cycle, log.as_deref());
             checks.push(took);
             println!(
                 "soak: cycle {cycle}: converged in {took:.1?} ({} + {} files, {} kills of A, {} of B, {:.0?} so far)",
@@ -542,13 +587,13 @@ fn kill_9_at_random_points_loses_nothing_and_both_converge() {
                 kills[1],
                 started.elapsed()
             );
-            assert_no_anomalies(&pair, &model, seed);
+            assert_no_anomalies(&pair, &model, seed, log.as_deref());
         }
     }
     if done % check_every != 0 && done != cycles {
-        checks.push(converge(&pair, &model, seed, done));
+        checks.push(converge(&pair, &model, seed, done, log.as_deref()));
     }
-    assert_no_anomalies(&pair, &model, seed);
+    assert_no_anomalies(&pair, &model, seed, log.as_deref());
     if let Some(log) = &log {
         keep_output(log, &pair.a, "the end");
         keep_output(log, &pair.b, "the end");

@@ -647,6 +647,18 @@ fn seed_7525_shrunk() {
     assert!(v.is_empty(), "{v:#?}");
 }
 
+/// Bug (seed 74552, fixed in core/answers.rs `agree_parents`): at a first
+/// meeting B's file `e` won against A's nothing, and A held `e` back for
+/// B's offer; B's user deleted the file, so B had nothing to offer, and
+/// B then made `e` a folder for A's `e/a`. A took the folder as agreed
+/// but kept holding `e` back: its user's delete of `e` never went, and
+/// B kept an empty folder for good (the `held_forever` excuse hid it).
+#[test]
+fn a_folder_agreed_over_a_held_name_is_not_held() {
+    let v = strict_seed(74552);
+    assert!(v.is_empty(), "{v:#?}");
+}
+
 /// Bug in the executors' staging (seed 857169; sync/disk.rs has the same
 /// shape): received content is staged by hash and taken by the first
 /// install or queue snapshot that uses it, so two updates with the same

@@ -144,10 +144,23 @@ impl Core {
             );
             let unseen = st.local.is_none();
             st.base = Some(Base { version, here });
+            // The two agree on a folder here now: what the peer said it
+            // held before, and a copy held back for its offer, are out of
+            // date (seed 74552: reconciliation gave `e` to B's file, which
+            // B's user then deleted; B made `e` a folder for A's `e/a`, so
+            // B had nothing to offer, and A's delete of `e` was held back
+            // for good).
+            st.peer = None;
+            let held = matches!(st.pending.as_deref(), Some(Pending::Held { .. }));
+            if held {
+                st.pending = None;
+            }
             self.record(&p);
             if unseen {
                 // (Made by the install just now, or gone: look.)
                 self.emit(Effect::Stat { path: p });
+            } else if held {
+                self.consider(&p, false);
             }
         }
     }

@@ -447,8 +447,10 @@ impl Core {
             }
             return;
         }
-        // A name inside a folder that is itself moving goes with it.
+        // A name inside a folder that is itself moving goes with it (seen
+        // after the move went: a new name here until the answer, too).
         if self.moving_ancestor(path) {
+            self.mark_offered(path);
             self.waiting.insert(path.to_string());
             return;
         }
@@ -685,6 +687,19 @@ impl Core {
         }));
     }
 
+    /// A name here that the peer may store and take as agreed, the answer
+    /// not heard yet (a new file's offer, a move's target and what it
+    /// holds): see [`PathState::offered`]. Journalled at once.
+    fn mark_offered(&mut self, path: &str) {
+        let Some(st) = self.paths.get_mut(path) else {
+            return;
+        };
+        if st.base.is_none() && st.local.is_some() && !st.offered {
+            st.offered = true;
+            self.record(path);
+        }
+    }
+
     fn send_move(&mut self, from: &str, to: &str) {
         let Some(base) = self.paths[from].base.clone() else {
             return;
@@ -708,6 +723,21 @@ impl Core {
             sent: Holding::Present(base.version.clone()),
             entry: e,
         }));
+        // The target, and what a folder holds, are new names here until
+        // the peer answers: journalled before the move goes, as a new
+        // file's offer is (the soak's seed 1796116140923294949: killed
+        // before the answer, the target deleted while down, unknown at
+        // restart; the peer's moved copy, unchanged since agreed there,
+        // came back).
+        let under: Vec<String> = self
+            .paths
+            .range(format!("{to}/")..)
+            .take_while(|(p, _)| is_under(p, to))
+            .map(|(p, _)| p.clone())
+            .collect();
+        for p in std::iter::once(to.to_string()).chain(under) {
+            self.mark_offered(&p);
+        }
         self.emit(Effect::Send(PeerMsg::Move {
             op,
             from: from.to_string(),

@@ -930,3 +930,67 @@ fn a_delete_made_after_an_answer_was_lost_wins() {
         ["gone"]
     );
 }
+
+#[test]
+fn a_file_renamed_then_deleted_after_the_moves_answer_was_lost_stays_deleted() {
+    // The soak's resurrection (seed 1796116140923294949, debug build under
+    // load): A renamed docs/old/a-57.txt to a-90.txt, B moved its copy and
+    // journalled a-90.txt as agreed, and A was killed before it heard so.
+    // A's user deleted a-90.txt while A was down; at restart A had no
+    // record of the new name (a move's target was not journalled as
+    // offered, as a new file's offer is), B's copy counted as unchanged
+    // since agreed, and it came back to A.
+    let mut w = live(NS, NS);
+    w.write(true, "old.txt", "v1");
+    w.settle();
+    w.assert_same();
+    w.b.answer_lost = true;
+    w.mv(true, "old.txt", "new.txt");
+    w.settle();
+    assert!(!w.b.answer_lost, "B answered");
+    assert!(!w.up);
+    assert_eq!(w.b.disk.read("new.txt").as_deref(), Some("v1"));
+    assert!(w.a.core.path("new.txt").unwrap().base.is_none());
+    // Killed before it heard; its user deletes the new name meanwhile.
+    w.restart(true);
+    w.rm(true, "new.txt");
+    w.settle();
+    w.connect();
+    w.settle();
+    w.assert_same();
+    assert_eq!(w.a.disk.read("new.txt"), None, "{:?}", w.a.log);
+    assert_eq!(w.b.disk.read("new.txt"), None, "{:?}", w.b.log);
+    assert_eq!(w.a.disk.read("old.txt"), None);
+    // Nothing was lost: B keeps what the delete took.
+    assert_eq!(
+        w.b.disk
+            .kept
+            .iter()
+            .map(|k| k.0.as_str())
+            .collect::<Vec<_>>(),
+        ["new.txt"]
+    );
+}
+
+#[test]
+fn a_folder_renamed_then_deleted_after_the_moves_answer_was_lost_stays_deleted() {
+    // The folder form of the test above: what the moved folder holds is
+    // new names here too until the answer comes.
+    let mut w = live(NS, NS);
+    w.write(true, "d/f.txt", "v1");
+    w.settle();
+    w.assert_same();
+    w.b.answer_lost = true;
+    w.mv(true, "d", "e");
+    w.settle();
+    assert!(!w.b.answer_lost, "B answered");
+    assert_eq!(w.b.disk.read("e/f.txt").as_deref(), Some("v1"));
+    w.restart(true);
+    w.rm(true, "e");
+    w.settle();
+    w.connect();
+    w.settle();
+    w.assert_same();
+    assert_eq!(w.a.disk.read("e/f.txt"), None, "{:?}", w.a.log);
+    assert_eq!(w.b.disk.read("e/f.txt"), None, "{:?}", w.b.log);
+}
