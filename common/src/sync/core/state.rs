@@ -181,7 +181,7 @@ pub struct Record {
     pub offered: bool,
 }
 
-fn is_false(b: &bool) -> bool {
+pub(super) fn is_false(b: &bool) -> bool {
     !*b
 }
 

@@ -5,6 +5,7 @@
 use serde::{Deserialize, Serialize};
 
 use super::model::{Holding, Version};
+use super::state::is_false;
 
 /// What a side's file system keeps, said in the handshake. Comparisons
 /// between the two sides use the coarser precision; modes count only where
@@ -64,10 +65,6 @@ pub struct InvEntry {
     /// and it is no change of this side's.
     #[serde(default, skip_serializing_if = "is_false")]
     pub offered: bool,
-}
-
-fn is_false(b: &bool) -> bool {
-    !*b
 }
 
 /// Why a side did not take what the peer offered.
