@@ -73,10 +73,13 @@ pub fn held_forever(holder: &Core, peer: &Core, path: &str) -> bool {
 /// B crashes before its user deletes the file: B's lost offer is not
 /// journalled. Without a crash, seed 5025, it is fixed: a lost offer
 /// of a name gone since is reported as a delete; with one, seeds 385 and
-/// 1107, too: a new name's offer is journalled before it goes.) Still
-/// hides 6 in seeds 0..20,000 (1411, 2076, 5171, 8818, 15161, 15971:
-/// another cause, a file a lock's replay installed at A and then a move
-/// at A sent back to B, not diagnosed further). Recognised
+/// 1107, too: a new name's offer is journalled before it goes.) Hid 6
+/// in seeds 0..20,000 (1411, 2076, 5171, 8818, 15161, 15971); the first
+/// four had another cause, a lock's replay that made anew a folder A's
+/// user had moved (fixed: the replay waits for the move). Still hides
+/// 9 in 100,000 (15161, 15971, 30811, 50973, 52038, 54536, 61891, 79764,
+/// 85719; 15161: a file renamed and its mode changed at A while B's copy
+/// was in flight). Recognised
 /// when a side sends a file back to a peer that holds no copy and no
 /// record of it.
 ///

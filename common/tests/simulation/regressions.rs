@@ -1445,3 +1445,37 @@ fn a_name_waiting_for_its_folder_goes_once_the_peer_settles_it() {
     let v = run_steps(&setup, &steps, trace());
     assert!(v.is_empty(), "{v:#?}");
 }
+
+/// Bug (strict seed 1411, the `resent_after_a_lost_answer` excuse; fixed
+/// in core/lock.rs `folder_leaving`): `lab3 lock e/b`; B's new file
+/// `e/b` was queued at A; A's user renamed A's folder `e` to `A`; the
+/// unlock's replay made `e` again to install `e/b`, the rename then
+/// carried B's copy to `A/b`, and A sent `e/b` back to B (an echo, and
+/// two copies). A replay under a folder moved here waits for the move's
+/// answer, which carries the queued update along.
+#[test]
+fn a_replay_under_a_folder_moved_here_waits_for_the_move() {
+    let steps = vec![
+        User(B, SaveByRename, 12224592617235554325),
+        User(A, Mkdir, 5692048170687782628),
+        Lock(17413112426086451883),
+        User(B, Rename, 9344702451159325245),
+        Advance(2000000000),
+        Rescan(B),
+        Watch(A, 9893557079378126453),
+        User(A, Rename, 4546367818905876667),
+    ];
+    let v = run_steps(&plain(true), &steps, trace());
+    assert!(v.is_empty(), "{v:#?}");
+}
+
+/// The same bug, other schedules (strict seeds 2076, 5171, 8818), and
+/// two the first fix broke (569, 77770: a folder deleted here, not
+/// moved, must not hold the replay back: the peer's file makes it again).
+#[test]
+fn replays_under_moved_or_deleted_folders() {
+    for seed in [2076, 5171, 8818, 569, 77770] {
+        let v = strict_seed(seed);
+        assert!(v.is_empty(), "seed {seed}: {v:#?}");
+    }
+}

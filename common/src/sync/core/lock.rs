@@ -59,6 +59,32 @@ impl Core {
                 .any(|(p, _)| self.held(p))
     }
 
+    /// Whether replaying `update` at `path` would make anew a folder above
+    /// it that both sides agreed on and that this side's user moved
+    /// since, before that move reached the peer (strict seed
+    /// 1411: B's new file `e/b`, queued at A's lock; A's user renamed
+    /// `e` to `A`; the unlock's replay made `e` again, the rename then
+    /// carried B's copy to `A/b`, and A sent `e/b` back). The replay waits
+    /// for the peer's answer: the move carries the queued update along
+    /// (it is superseded, the peer's copy now under the new name). (Not a
+    /// folder deleted here: the peer's new file outlives the delete and
+    /// makes it again, seeds 569, 77770; nor a move held back for the
+    /// peer's change or waiting to be retried.)
+    fn folder_leaving(&self, path: &str, update: &Holding) -> bool {
+        update.version().is_some()
+            && ancestors(path).any(|a| {
+                self.paths.get(a).is_some_and(|s| {
+                    s.local.is_none()
+                        && s.based_id
+                            .is_some_and(|id| self.ids.get(&id).is_some_and(|p| !p.is_empty()))
+                        && !matches!(
+                            s.pending.as_deref(),
+                            Some(super::Pending::Held { .. } | super::Pending::Retrying)
+                        )
+                })
+            })
+    }
+
     /// Unlocks that wait go on: at start (a crash interrupted them), and
     /// whenever a lock that held a replay back is released or starts
     /// unlocking. (Not a path whose replay is under way: its outcome goes
@@ -68,11 +94,9 @@ impl Core {
             s.lock.as_ref().is_some_and(|l| l.unlocking)
                 && !matches!(s.pending.as_deref(), Some(super::Pending::Applying { .. }))
         };
-        let paths: Vec<String> = self
-            .paths
-            .iter()
-            .filter(|(_, s)| waiting(s))
-            .map(|(p, _)| p.clone())
+        let paths: Vec<String> = (self.locked.iter())
+            .filter(|p| self.paths.get(*p).is_some_and(|s| waiting(s)))
+            .cloned()
             .collect();
         for p in paths {
             // (One finished meanwhile may have let this one go already.)
@@ -246,9 +270,11 @@ impl Core {
                 self.finish_entry(path, &q, outcome);
                 continue;
             }
-            if self.replay_blocked(path) {
+            if self.replay_blocked(path) || self.folder_leaving(path, &q.update) {
                 // Held back by a lock above or below: goes on when that
-                // lock is released (`resume_unlocks`).
+                // lock is released (`resume_unlocks`); or by a folder
+                // above, moved or deleted here and not yet settled: goes
+                // on once the peer answers it.
                 return;
             }
             let source = Source::Queued { seq: q.seq };

@@ -240,8 +240,13 @@ impl Core {
             Input::Done { op, outcome } => self.done(op, outcome),
             Input::Hashed { hashes } => self.hashed(hashes),
         }
+        let settled = !ended.is_empty();
         for p in ended {
             self.wake_under(&p);
+        }
+        if settled && !self.locked.is_empty() {
+            // A replay may have waited for what just settled.
+            self.resume_unlocks();
         }
         std::mem::take(&mut self.out)
     }
