@@ -1206,7 +1206,8 @@ fn a_freed_spelling_lets_the_refused_one_go() {
 /// rename's source (`d` and `é` both hold B's file at the end; nothing is
 /// lost). Not fixed: `stored_elsewhere` takes this side's copy as
 /// changed; taking it as unchanged would hold it back for an offer B
-/// never makes (B's folder is agreed there).
+/// never makes (B's folder is agreed there). (Since a new name's offer
+/// is journalled before it goes, one `Exec` more sends B's offer.)
 #[test]
 #[ignore = "bug: crossing new offers, one side's copy renamed away, echo back"]
 fn crossing_offers_after_a_rename_away_do_not_echo() {
@@ -1228,6 +1229,7 @@ fn crossing_offers_after_a_rename_away_do_not_echo() {
         User(B, TypeChange, 9387548814197455534),
         Watch(B, 16161103948899270890),
         Handle(B),
+        Exec(B),
         Exec(B),
         Watch(B, 12606084827392377412),
         User(B, Rename, 6043263104930299361),
@@ -1341,7 +1343,8 @@ fn a_clash_above_a_freed_name_still_stands() {
 /// Bug (seed 58666 of `LAB3_SIM_NFD=1`; neither folder folds names, not
 /// about them): B's new file `e/b` goes to A, B chmods and renames it
 /// while A's answer is on its way, and A sends the file back. Not
-/// diagnosed.
+/// diagnosed. (Since a new name's offer is journalled before it goes,
+/// one `Exec` more sends B's offer: without it neither test failed.)
 #[test]
 #[ignore = "bug: an echo after a chmod and a rename of a file in flight"]
 fn a_file_renamed_while_its_answer_comes_is_not_sent_back() {
@@ -1362,6 +1365,7 @@ fn a_file_renamed_while_its_answer_comes_is_not_sent_back() {
         Exec(B),
         Advance(4000000000),
         Handle(B),
+        Exec(B),
         Exec(B),
         User(B, Chmod, 5423755508388243206),
         User(B, Rename, 9052653162407983707),
