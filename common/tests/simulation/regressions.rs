@@ -1195,21 +1195,21 @@ fn a_freed_spelling_lets_the_refused_one_go() {
     assert!(v.is_empty(), "{v:#?}");
 }
 
-/// Bug (seed 19643 of `LAB3_SIM_CASE=1 LAB3_SIM_NFD=1`; not about names:
-/// the NFC `é` is only where B's user renamed to). A's new folder `d`
-/// and B's new file `d` were offered at once; B's user then renamed its
-/// `d` to `é`. A took B's file (the later mtime; its folder kept as a
-/// conflict's version), B took A's folder (its own `d` gone). B's answer
-/// that it stored A's folder then reached A, whose copy (B's file,
-/// unchanged since A installed it) met B's folder with equal whole-second
-/// times: A's copy won the tie and went back to B, an echo that undid the
-/// rename's source (`d` and `é` both hold B's file at the end; nothing is
-/// lost). Not fixed: `stored_elsewhere` takes this side's copy as
-/// changed; taking it as unchanged would hold it back for an offer B
-/// never makes (B's folder is agreed there). (Since a new name's offer
-/// is journalled before it goes, one `Exec` more sends B's offer.)
+/// Bug (seed 19643 of `LAB3_SIM_CASE=1 LAB3_SIM_NFD=1`, fixed in
+/// core/peer.rs; not about names: the NFC `é` is only where B's user
+/// renamed to). A's new folder `d` and B's new file `d` were offered at
+/// once; B's user then renamed its `d` to `é`. A took B's file (the
+/// later mtime; its folder kept as a conflict's version), B took A's
+/// folder into the emptied name. B's answer that it stored A's folder
+/// then reached A, whose copy (B's file, unchanged since A installed it)
+/// met B's folder with equal whole-second times: A's copy won the tie
+/// and went back to B, an echo that undid the rename's source (`d` and
+/// `é` both held B's file at the end). A peer's offer for a name whose
+/// file this side offered and has lost since (moved or deleted, not
+/// known which yet) is now refused for a while: the move goes across
+/// first. (Since a new name's offer is journalled before it goes, one
+/// `Exec` more sends B's offer.)
 #[test]
-#[ignore = "bug: crossing new offers, one side's copy renamed away, echo back"]
 fn crossing_offers_after_a_rename_away_do_not_echo() {
     let steps = vec![
         Connect,
@@ -1340,13 +1340,18 @@ fn a_clash_above_a_freed_name_still_stands() {
     assert!(v.is_empty(), "{v:#?}");
 }
 
-/// Bug (seed 58666 of `LAB3_SIM_NFD=1`; neither folder folds names, not
-/// about them): B's new file `e/b` goes to A, B chmods and renames it
-/// while A's answer is on its way, and A sends the file back. Not
-/// diagnosed. (Since a new name's offer is journalled before it goes,
-/// one `Exec` more sends B's offer: without it neither test failed.)
+/// Bug (seed 58666 of `LAB3_SIM_NFD=1`, fixed in core/peer.rs; neither
+/// folder folds names, not about them): A's new `e/b` and B's new `e/b`
+/// offered at once; B's user chmodded its `e/b` and moved folder `e` to
+/// `a` while the offers crossed. A took B's file (the later mtime; its
+/// own kept as a conflict's version), B installed A's file in the
+/// emptied name, and B's answer reached A: both changed, B's later file
+/// won at A and went back to B, an echo (`e/b` and `a/b` both held B's
+/// file at the end). A peer's offer for a name whose file this side
+/// offered and has lost since is now refused for a while: B's move goes
+/// across first. (Since a new name's offer is journalled before it
+/// goes, one `Exec` more sends B's offer: without it neither test failed.)
 #[test]
-#[ignore = "bug: an echo after a chmod and a rename of a file in flight"]
 fn a_file_renamed_while_its_answer_comes_is_not_sent_back() {
     let steps = vec![
         Connect,
