@@ -153,6 +153,34 @@ impl Core {
             });
             return;
         }
+        // An offer of a file of this side's in flight, the file moved or
+        // deleted by a user since (which, not known yet): the peer's copy
+        // landing in the emptied name, the peer (which takes this side's
+        // offer) would send this side's file back, undoing the move
+        // (seeds 19643, 58666). Refused for now; once this side's change
+        // has gone across, the peer offers its copy again if it still
+        // holds it. (Not for a folder: seed 10568 then never settled.)
+        if st.local.is_none()
+            && matches!(
+                st.pending.as_deref(),
+                Some(Pending::Offered {
+                    sent: Holding::Present(v),
+                    ..
+                }) if v.kind == Kind::File
+            )
+        {
+            let holds = st.holding();
+            self.reply(PeerMsg::Refused {
+                op,
+                path,
+                holds,
+                why: Refusal::Failed {
+                    error: "changed here meanwhile; offered again".into(),
+                    retry: true,
+                },
+            });
+            return;
+        }
         let mut mine_now = st.holding();
         // Unchanged here since the two agreed: the agreed content, whose
         // hash is known even where the stat has none (a copy a lock's
