@@ -205,6 +205,31 @@ fn a_received_file_is_flushed_renamed_its_folder_flushed_and_journaled_before_b_
     assert_flushed_before_rename(&calls, renamed, &trace);
     let journal = state_b.join("core-journal.jsonl");
     assert_folder_flushed_before_answer(&calls, renamed, &dir_b, Some(&journal), &trace);
+    // And every other rename into the folder or the state directory (the
+    // TLS key and certificate made at this first start, ...): each of a
+    // file written and flushed, its folder flushed before B talks.
+    for (renamed, c) in calls.iter().enumerate() {
+        let Some(target) = c
+            .name
+            .starts_with("rename")
+            .then(|| quoted(&c.line))
+            .and_then(|q| q.last().cloned())
+        else {
+            continue;
+        };
+        let target = Path::new(&target);
+        if target.starts_with(&dir_b) || target.starts_with(&state_b) {
+            assert_flushed_before_rename(&calls, renamed, &trace);
+            let folder = target.parent().unwrap();
+            assert_folder_flushed_before_answer(&calls, renamed, folder, None, &trace);
+        }
+    }
+    assert!(
+        calls
+            .iter()
+            .any(|c| c.name.starts_with("rename") && c.line.contains("/tls/")),
+        "no TLS key written at B's first start:\n{trace}"
+    );
 }
 
 /// Server A with `held.txt` locked: B's update of it is queued at A. The
