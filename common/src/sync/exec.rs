@@ -661,12 +661,20 @@ impl Exec {
                     self.feed(Input::LinkDown);
                 }
             }
-            Event::Peer { id, msgs } => {
+            Event::Peer { id, mut msgs } => {
+                if !self.link.as_ref().is_some_and(|l| l.id == id) {
+                    return;
+                }
+                // Every received file of the batch is staged before the
+                // first is installed: the install's one flush to disk
+                // (`syncfs` on Linux) then covers them all, not one each.
+                for m in msgs.iter_mut() {
+                    if let Some((hash, temp)) = m.staged.take() {
+                        self.disk.stage(hash, temp);
+                    }
+                }
                 for m in msgs {
                     if self.link.as_ref().is_some_and(|l| l.id == id) {
-                        if let Some((hash, temp)) = m.staged {
-                            self.disk.stage(hash, temp);
-                        }
                         self.feed(Input::Peer(m.msg));
                         drop(m.permit);
                     }
