@@ -662,7 +662,7 @@ impl Exec {
                 }
             }
             Event::Peer { id, mut msgs } => {
-                if !self.link.as_ref().is_some_and(|l| l.id == id) {
+                if self.link.as_ref().is_none_or(|l| l.id != id) {
                     return;
                 }
                 // Every received file of the batch is staged before the
