@@ -67,26 +67,54 @@ fn need_strace() {
     }
 }
 
+/// A server run under strace. Dropped without [`stop_traced`] (a failed
+/// assertion), the traced server is killed too: killing strace alone
+/// would leave it running.
+struct Traced(Option<Server>);
+
+impl std::ops::Deref for Traced {
+    type Target = Server;
+    fn deref(&self) -> &Server {
+        self.0.as_ref().expect("running")
+    }
+}
+
+impl Drop for Traced {
+    fn drop(&mut self) {
+        if let Some(server) = &self.0 {
+            signal_traced(server, "-KILL");
+        }
+    }
+}
+
+/// Sends `signal` to the processes strace runs for `server`.
+fn signal_traced(server: &Server, signal: &str) {
+    let Some(strace_pid) = server.pid() else {
+        return;
+    };
+    let children =
+        std::fs::read_to_string(format!("/proc/{strace_pid}/task/{strace_pid}/children"))
+            .unwrap_or_default();
+    for pid in children.split_whitespace() {
+        let _ = Command::new("kill").args([signal, pid]).status();
+    }
+}
+
 /// `name` with `args`, run under `strace -f -y`, tracing into `trace_file`.
-fn traced(name: &'static str, trace_file: &Path, args: Vec<String>) -> Server {
+fn traced(name: &'static str, trace_file: &Path, args: Vec<String>) -> Traced {
     let mut cmd = Command::new("strace");
     cmd.args(["-f", "-y", "-qq", "-e", "signal=none", "-e", TRACED])
         .arg("-o")
         .arg(trace_file)
         .arg(bin(name));
-    Server::start_cmd(name, cmd, args)
+    Traced(Some(Server::start_cmd(name, cmd, args)))
 }
 
 /// Stops a server started by [`traced`] gracefully, so that strace writes
 /// out the whole trace, and returns the trace.
-fn stop_traced(mut server: Server, trace_file: &Path) -> String {
-    let strace_pid = server.pid().unwrap();
-    let children =
-        std::fs::read_to_string(format!("/proc/{strace_pid}/task/{strace_pid}/children"))
-            .unwrap_or_default();
-    for pid in children.split_whitespace() {
-        let _ = Command::new("kill").args(["-TERM", pid]).status();
-    }
+fn stop_traced(mut traced: Traced, trace_file: &Path) -> String {
+    let mut server = traced.0.take().expect("running");
+    signal_traced(&server, "-TERM");
     assert!(wait_until(Duration::from_secs(SECS), || !server.is_running()));
     server.kill();
     std::fs::read_to_string(trace_file).unwrap()
