@@ -1,7 +1,8 @@
 //! An unlock interrupted by kill -9, and a lock queue found incomplete at
 //! start (issue 12; CONTRACT.md, "Locks and the FIFO queue": each queued
 //! update applied exactly once, an applied one never reported as
-//! superseded; "Safety": damaged state set aside and reported).
+//! superseded; "Safety": damaged state set aside and reported): a
+//! missing snapshot, a damaged description.
 
 use std::time::Duration;
 
@@ -194,6 +195,55 @@ fn a_queue_entry_without_its_snapshot_is_reported_and_skipped() {
         "{shown}"
     );
     // The engine loads the queue as it starts; the server may answer first.
+    pair.wait(SECS, "the two entries left to be queued", || {
+        queued(&pair) == 2
+    });
+
+    let out = pair.lab3(&["--json", "-unlock", "-0"]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let doc: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let applied: Vec<u64> = doc["updates"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|u| u["outcome"] == "applied")
+        .map(|u| u["seq"].as_u64().unwrap())
+        .collect();
+    assert_eq!(applied, [1, 3], "{doc}");
+    assert_eq!(read(&pair.dir_a.join("f.txt")).unwrap(), last);
+}
+
+/// A queue entry whose description is damaged when Server A starts (a bad
+/// sector, a bad edit) is set aside under a name that says so and
+/// reported, never dropped in silence: the others replay in order.
+#[test]
+fn a_queue_entry_with_a_damaged_description_is_reported_and_skipped() {
+    let mut pair = locked_pair();
+    let last = queue_updates_from_b(&pair, 3);
+    assert_eq!(queued(&pair), 3);
+    pair.a.kill();
+    let descriptions: Vec<_> = walk(&pair.state_a.join("queue"))
+        .into_iter()
+        .filter(|p| p.file_name().is_some_and(|n| n == "2.json"))
+        .collect();
+    assert_eq!(descriptions.len(), 1, "{descriptions:?}");
+    let full = std::fs::read(&descriptions[0]).unwrap();
+    std::fs::write(&descriptions[0], &full[..full.len() / 2]).unwrap();
+
+    pair.restart_a();
+    pair.wait(SECS, "the damaged entry to be reported", || {
+        pair.a
+            .said(&[" error ", "f.txt", "#2", "description is damaged"])
+    });
+    let out = pair.lab3(&["status", "--json"]);
+    let doc: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let aside = &doc["set_aside"][0];
+    assert_eq!(aside["path"], "f.txt", "{doc}");
+    let at = std::path::PathBuf::from(aside["at"].as_str().unwrap());
+    assert_eq!(
+        std::fs::read(&at).ok().as_deref(),
+        Some(&full[..full.len() / 2])
+    );
     pair.wait(SECS, "the two entries left to be queued", || {
         queued(&pair) == 2
     });

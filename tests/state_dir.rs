@@ -3,15 +3,18 @@
 //! holds is refused with one line; Server B, like Server A, does not
 //! recreate a missing folder that held files at the last sync.
 
+use std::io::Read;
 use std::path::Path;
-use std::process::{Command, Output};
+use std::process::{Command, Output, Stdio};
 use std::time::Duration;
 
 use lab3_tests::*;
 
 const SECS: u64 = 10;
 
-/// Runs a server that is expected to refuse to start, to its end.
+/// Runs a server that is expected to refuse to start, to its end; one
+/// still running after `SECS` (it did not refuse) is killed and fails the
+/// test, rather than hanging it.
 fn run_to_end(name: &str, dir: &Path, state: &Path, extra: &[&str]) -> Output {
     let mut cmd = Command::new(bin(name));
     cmd.args(["--dir", &dir.display().to_string()])
@@ -19,19 +22,53 @@ fn run_to_end(name: &str, dir: &Path, state: &Path, extra: &[&str]) -> Output {
         .args(["--listen", "127.0.0.1:0"])
         .args(extra)
         .env("NO_COLOR", "1")
-        .env_remove("LAB3_TOKEN");
+        .env_remove("LAB3_TOKEN")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
     if name == "server_a" {
         cmd.args(["--http", "off", "--peer", &dead_addr()]);
     }
-    cmd.output().expect("run the server")
+    let mut child = cmd.spawn().expect("run the server");
+    let read_all = |mut r: Box<dyn Read + Send>| {
+        std::thread::spawn(move || {
+            let mut v = Vec::new();
+            let _ = r.read_to_end(&mut v);
+            v
+        })
+    };
+    let stdout = read_all(Box::new(child.stdout.take().unwrap()));
+    let stderr = read_all(Box::new(child.stderr.take().unwrap()));
+    let mut status = None;
+    wait_until(Duration::from_secs(SECS), || {
+        status = child.try_wait().ok().flatten();
+        status.is_some()
+    });
+    if status.is_none() {
+        let _ = child.kill();
+        let _ = child.wait();
+    }
+    let (stdout, stderr) = (stdout.join().unwrap(), stderr.join().unwrap());
+    let status = status.unwrap_or_else(|| {
+        panic!(
+            "{name} still ran after {SECS} s: it did not refuse to start\n--- stdout ---\n{}\n--- stderr ---\n{}",
+            text(&stdout),
+            text(&stderr)
+        )
+    });
+    Output {
+        status,
+        stdout,
+        stderr,
+    }
 }
 
-/// Non-zero, nothing listening, and exactly one line on stderr containing
+/// Exit status 1 (README, "Exit codes": could not start), nothing
+/// listening, and exactly one line on stderr containing
 /// every one of `words`.
 fn assert_refused(out: &Output, words: &[&str]) {
     let err = lines(&out.stderr);
     assert!(
-        !out.status.success()
+        out.status.code() == Some(1)
             && !text(&out.stdout).contains("listening on")
             && err.len() == 1
             && words.iter().all(|w| err[0].contains(w)),
@@ -47,9 +84,16 @@ fn a_second_server_on_the_same_state_directory_is_refused_with_one_line() {
     let pair = Pair::start_linked();
     write_file(&pair.dir_a, "x.txt", b"x", None);
     pair.wait_same(SECS, "x.txt");
+    // The same server started twice (its folder and state directory), and
+    // another folder on that state directory.
     let other = pair.root.path().join("other");
-    for (name, state) in [("server_b", &pair.state_b), ("server_a", &pair.state_a)] {
-        let out = run_to_end(name, &other, state, &[]);
+    for (name, dir, state) in [
+        ("server_b", &pair.dir_b, &pair.state_b),
+        ("server_a", &pair.dir_a, &pair.state_a),
+        ("server_b", &other, &pair.state_b),
+        ("server_a", &other, &pair.state_a),
+    ] {
+        let out = run_to_end(name, dir, state, &[]);
         assert_refused(&out, &["in use by another running server", "--state-dir"]);
     }
     // The first servers run on, untouched.

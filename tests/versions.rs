@@ -199,6 +199,10 @@ fn a_bad_path_or_version_gives_one_line_and_a_failure() {
         let out = pair.lab3(args);
         let line = assert_one_line_error(&out);
         assert!(line.len() > 10, "{args:?}: {line}");
+        // README, "Exit codes": 2 for a malformed command (no path), 1
+        // for an operation that failed.
+        let code = if args.len() == 1 { 2 } else { 1 };
+        assert_eq!(out.status.code(), Some(code), "{args:?}: {line}");
     }
     let line = assert_one_line_error(&pair.lab3(&["restore", "never-kept.txt"]));
     assert!(line.contains("no kept versions"), "{line}");

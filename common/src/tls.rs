@@ -315,7 +315,8 @@ fn create_private_dir(dir: &Path) -> anyhow::Result<()> {
 }
 
 /// Writes `bytes` to `path` through a temporary file (created readable by
-/// its owner only) and a rename, so no half-written key is ever read.
+/// its owner only), flushed, and a rename, its folder flushed after, so no
+/// half-written key is ever read, nor a key lost to a power cut.
 fn write_private(path: &Path, bytes: &[u8]) -> anyhow::Result<()> {
     let dir = path.parent().unwrap_or(Path::new("."));
     let mut tmp = tempfile::NamedTempFile::new_in(dir)?;
@@ -323,6 +324,10 @@ fn write_private(path: &Path, bytes: &[u8]) -> anyhow::Result<()> {
     tmp.as_file().sync_all()?;
     tmp.persist(path)
         .map_err(|e| anyhow::anyhow!("cannot write {}: {}", path.display(), e.error))?;
+    // The new name on disk too: a power cut after the first start must not
+    // lose the key (a new one is a new fingerprint, which a pinned peer
+    // refuses).
+    crate::durable::sync_dir(dir)?;
     Ok(())
 }
 

@@ -10,7 +10,7 @@
 
 use std::collections::{HashMap, HashSet};
 use std::fs::Metadata;
-use std::io;
+use std::io::{self, Write};
 use std::path::{Path, PathBuf};
 
 use super::core::{Effect, Entry, FsTraits, Input, KeepWhy, Kind, Outcome, Queued, Source};
@@ -745,12 +745,18 @@ impl Disk {
         }
         if let Some(hash) = entry.update.version().and_then(|v| v.hash.as_deref()) {
             match self.take_staged(hash) {
-                Some(t) => t.persist(&dst).map_err(|e| e.error)?,
+                Some(t) => {
+                    // On disk before its rename, as for an install: a
+                    // power cut must not leave the entry an empty snapshot.
+                    self.flush_staged(&t)?;
+                    t.persist(&dst).map_err(|e| e.error)?
+                }
                 None => return Err(io::Error::other("the received content is gone")),
             }
         }
         let mut tmp = tempfile::NamedTempFile::new_in(dst.parent().unwrap_or(&self.state_dir))?;
-        serde_json::to_writer(&mut tmp, entry)?;
+        // One write, not one per JSON token.
+        tmp.write_all(&serde_json::to_vec(entry)?)?;
         crate::durable::sync_file(tmp.as_file())?;
         tmp.persist(dst.with_extension("json"))
             .map_err(|e| e.error)?;

@@ -253,10 +253,14 @@ fn prepare(
     let mut set_aside = Vec::new();
     for (p, r) in records.iter_mut() {
         if let Some(lock) = r.lock.as_mut() {
-            lock.queue = disk.queued(p);
             // An interrupted unlock resumes after its cursor; an entry
-            // without its snapshot is set aside and reported, not replayed.
+            // whose description is damaged, or without its snapshot, is
+            // set aside and reported, not replayed.
             let dir = disk.queue_dir(p);
+            for a in queue_cursor::set_aside_damaged(&dir) {
+                set_aside.push((p.clone(), a));
+            }
+            lock.queue = disk.queued(p);
             let here = found.iter().find(|(f, _)| f == p).map(|(_, e)| e);
             for a in queue_cursor::set_aside_missing(&dir, &mut lock.queue, here, fs.precision_ns) {
                 set_aside.push((p.clone(), a));
@@ -283,7 +287,7 @@ fn prepare(
         .collect();
     let core = Core::from_states(core_cfg, records);
     for (path, a) in set_aside {
-        let what = format!("queued write #{}: its snapshot is missing", a.seq);
+        let what = a.what;
         let at = a.at.display().to_string();
         let detail = format!("{what}; skipped, set aside as {at}");
         handle.announce("error", handle.side(), &path, a.size, detail);
@@ -657,12 +661,20 @@ impl Exec {
                     self.feed(Input::LinkDown);
                 }
             }
-            Event::Peer { id, msgs } => {
+            Event::Peer { id, mut msgs } => {
+                if self.link.as_ref().is_none_or(|l| l.id != id) {
+                    return;
+                }
+                // Every received file of the batch is staged before the
+                // first is installed: the install's one flush to disk
+                // (`syncfs` on Linux) then covers them all, not one each.
+                for m in msgs.iter_mut() {
+                    if let Some((hash, temp)) = m.staged.take() {
+                        self.disk.stage(hash, temp);
+                    }
+                }
                 for m in msgs {
                     if self.link.as_ref().is_some_and(|l| l.id == id) {
-                        if let Some((hash, temp)) = m.staged {
-                            self.disk.stage(hash, temp);
-                        }
                         self.feed(Input::Peer(m.msg));
                         drop(m.permit);
                     }

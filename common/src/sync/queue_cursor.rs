@@ -31,6 +31,8 @@ pub struct SetAside {
     pub seq: u64,
     pub size: Option<u64>,
     pub at: PathBuf,
+    /// What was wrong with it, for the console and `lab3 status`.
+    pub what: String,
 }
 
 fn cursor_file(queue_dir: &Path) -> PathBuf {
@@ -105,8 +107,48 @@ pub fn set_aside_missing(
             seq: q.seq,
             size: Some(v.size),
             at,
+            what: format!("queued write #{}: its snapshot is missing", q.seq),
         });
         false
     });
+    aside
+}
+
+/// Sets aside, at start, the queue entries whose description does not
+/// parse (a damaged disk, a bad edit): renamed `<seq>.json.damaged`, so
+/// that they are reported rather than dropped in silence. Returns them.
+pub fn set_aside_damaged(queue_dir: &Path) -> Vec<SetAside> {
+    let mut aside = Vec::new();
+    for f in std::fs::read_dir(queue_dir).into_iter().flatten().flatten() {
+        let path = f.path();
+        if path.extension().is_none_or(|e| e != "json") {
+            continue;
+        }
+        let parses = std::fs::read(&path)
+            .ok()
+            .is_some_and(|b| serde_json::from_slice::<Queued>(&b).is_ok());
+        if parses {
+            continue;
+        }
+        let seq = path
+            .file_stem()
+            .and_then(|s| s.to_str())
+            .and_then(|s| s.parse().ok())
+            .unwrap_or(0);
+        let mut name = path.file_name().unwrap_or_default().to_os_string();
+        name.push(".damaged");
+        let at = path.with_file_name(name);
+        if let Err(e) = std::fs::rename(&path, &at) {
+            tracing::error!("cannot set aside {}: {e}", path.display());
+            continue;
+        }
+        aside.push(SetAside {
+            seq,
+            size: None,
+            at,
+            what: format!("queued update #{seq}: its description is damaged"),
+        });
+    }
+    aside.sort_by_key(|a| a.seq);
     aside
 }
