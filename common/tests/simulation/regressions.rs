@@ -1512,3 +1512,12 @@ fn replays_under_moved_or_deleted_folders() {
         assert!(v.is_empty(), "seed {seed}: {v:#?}");
     }
 }
+
+/// What the same fix broke at first (case seed 4622): a replay under a
+/// folder whose move here was already agreed at its new name (the old
+/// name's record stale, held for another reason) waited for good.
+#[test]
+fn a_replay_does_not_wait_for_a_move_already_agreed() {
+    let v = strict_case_seed(4622);
+    assert!(v.is_empty(), "{v:#?}");
+}

@@ -75,14 +75,24 @@ impl Core {
             && ancestors(path).any(|a| {
                 self.paths.get(a).is_some_and(|s| {
                     s.local.is_none()
-                        && s.based_id
-                            .is_some_and(|id| self.ids.get(&id).is_some_and(|p| !p.is_empty()))
+                        && s.based_id.is_some_and(|id| self.moving_to(id))
                         && !matches!(
                             s.pending.as_deref(),
                             Some(super::Pending::Held { .. } | super::Pending::Retrying)
                         )
                 })
             })
+    }
+
+    /// Whether the folder that was agreed as `id` here is at another name
+    /// now that is not agreed as it yet: a move not yet settled. (Once
+    /// the new name is agreed, the old one's record is stale, and waiting
+    /// for it would wait for good: case seed 4622.)
+    fn moving_to(&self, id: super::FileId) -> bool {
+        self.ids.get(&id).is_some_and(|set| {
+            set.iter()
+                .any(|p| self.paths.get(p).is_some_and(|s| s.based_id != Some(id)))
+        })
     }
 
     /// Unlocks that wait go on: at start (a crash interrupted them), and
