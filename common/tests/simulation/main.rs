@@ -202,6 +202,11 @@ fn many() {
         batch.ran as f64 / secs,
         batch.failures.len()
     );
+    let [cuts, dropping, lines, entries] = durability::cut_counts();
+    println!(
+        "power cuts: {cuts}, {dropping} of them dropping unflushed journal lines \
+         ({lines} lines, {entries} queue entries)"
+    );
     if let Some((seed, v)) = batch.failures.first() {
         print!("{}", summary(&batch.failures));
         panic!("{}", report(*seed, kinds.case, kinds.nfd, v));
