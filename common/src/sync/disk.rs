@@ -745,7 +745,13 @@ impl Disk {
         }
         if let Some(hash) = entry.update.version().and_then(|v| v.hash.as_deref()) {
             match self.take_staged(hash) {
-                Some(t) => t.persist(&dst).map_err(|e| e.error)?,
+                Some(t) => {
+                    // On disk before its name says it is queued, as for an
+                    // install: else a power cut can leave an empty
+                    // snapshot, which the unlock would replay as the file.
+                    self.flush_staged(&t)?;
+                    t.persist(&dst).map_err(|e| e.error)?
+                }
                 None => return Err(io::Error::other("the received content is gone")),
             }
         }
