@@ -7,6 +7,7 @@ use common::sync::core::{
     Effect, Entry, Input, Kind, OpId, Outcome, PeerMsg, Queued, Side, Source,
 };
 
+use crate::durability::Batch;
 use crate::fake_fs::parent;
 use crate::invariants::LockPhase;
 use crate::world::World;
@@ -27,7 +28,8 @@ fn failed(error: String, retry: bool) -> Outcome {
     Outcome::Failed { error, retry }
 }
 
-pub fn run(w: &mut World, s: Side, effect: Effect, epoch: u64) {
+/// Carries out `effect`, asked for by `batch` (see [`crate::durability`]).
+pub fn run(w: &mut World, s: Side, effect: Effect, epoch: u64, batch: Batch) {
     // What the locked paths hold before a sync change at A, to see that
     // none of them moves.
     let guard = s == Side::A
@@ -49,7 +51,10 @@ pub fn run(w: &mut World, s: Side, effect: Effect, epoch: u64) {
     );
     let what = format!("{effect:?}");
     match effect {
-        Effect::Send(msg) => w.send(s, epoch, msg, None),
+        Effect::Send(msg) => {
+            w.told(s, epoch, batch);
+            w.send(s, epoch, msg, None)
+        }
         Effect::SendFile {
             op,
             path,
@@ -92,6 +97,7 @@ pub fn run(w: &mut World, s: Side, effect: Effect, epoch: u64) {
                     hash: content.clone(),
                 },
             );
+            w.told(s, epoch, batch);
             w.send(s, epoch, offer, Some(content));
         }
         Effect::Stat { path } => {
@@ -152,8 +158,8 @@ pub fn run(w: &mut World, s: Side, effect: Effect, epoch: u64) {
                     }
                     Some(hash)
                 }
-                (Kind::File, Source::Queued { seq }) => match me.queue.get(&(path.clone(), *seq)) {
-                    Some(c) => Some(c.clone()),
+                (Kind::File, Source::Queued { seq }) => match me.snapshot(&(path.clone(), *seq)) {
+                    Some(c) => Some(c),
                     None => {
                         w.t.violation(format!(
                             "{s:?} replays queue entry {path} #{seq}, which holds no snapshot"
@@ -328,11 +334,11 @@ pub fn run(w: &mut World, s: Side, effect: Effect, epoch: u64) {
             let me = w.side(s);
             // The snapshot first, then the description (as sync/disk.rs:
             // without its content, the entry is not kept).
-            if let Some(h) = update.version().and_then(|v| v.hash.clone()) {
-                if !me.take_staged(&h) {
+            let snapshot = update.version().and_then(|v| v.hash.clone());
+            if let Some(h) = &snapshot {
+                if !me.take_staged(h) {
                     return;
                 }
-                me.queue.insert((path.clone(), seq), h);
             }
             let entry = Queued {
                 seq,
@@ -340,13 +346,11 @@ pub fn run(w: &mut World, s: Side, effect: Effect, epoch: u64) {
                 peer_op,
                 held,
             };
-            me.queued.insert((path, seq), entry);
+            me.enqueue(batch, (path, seq), snapshot, entry);
         }
         Effect::Dequeue { path, seq } => {
             w.t.dequeued(&path, seq);
-            let me = w.side(s);
-            me.queue.remove(&(path.clone(), seq));
-            me.queued.remove(&(path, seq));
+            w.side(s).dequeue(&(path, seq));
         }
         Effect::Record { path, mut record } => {
             // An unlock replays from its journal record on. (Not from its
@@ -366,18 +370,23 @@ pub fn run(w: &mut World, s: Side, effect: Effect, epoch: u64) {
             if let Some(lock) = record.as_mut().and_then(|r| r.lock.as_mut()) {
                 lock.queue.clear();
             }
-            let j = &mut w.side(s).journal;
-            match record {
-                Some(r) => j.insert(path, r),
-                None => j.remove(&path),
-            };
+            w.side(s).set_record(batch, path, record);
         }
-        Effect::Announce(an) => w.t.announced(s, &an),
+        Effect::Announce(an) => {
+            // `lab3 lock` is answered once the lock is on disk.
+            if s == Side::A && an.action == "locked" {
+                w.side(s).told(batch);
+            }
+            w.t.announced(s, &an)
+        }
         Effect::Arm { timer, at_ns } => {
             let t = w.side(s).timers.entry(timer).or_insert(at_ns);
             *t = (*t).max(at_ns);
         }
-        Effect::Unlocked { path, replayed } => w.t.unlocked(&path, &replayed),
+        Effect::Unlocked { path, replayed } => {
+            w.side(s).told(batch);
+            w.t.unlocked(&path, &replayed)
+        }
         Effect::Reconciled { .. } => {}
     }
     if guard {

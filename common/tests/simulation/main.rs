@@ -20,6 +20,7 @@
 //! - `fake_fs`: an in-memory folder with the knobs file systems differ in.
 //! - `world`: two sides, the link, the clock; one method per step.
 //! - `executor`: the core's effects carried out against the fake folder.
+//! - `durability`: what the executor has flushed, what a power cut drops.
 //! - `user`: what users do to a folder.
 //! - `schedule`: the steps a seed draws.
 //! - `invariants`: what must hold.
@@ -27,6 +28,7 @@
 //! - `runner`: one seed, quiescence, shrinking, the failure report.
 //! - `regressions`: a replaying test per bug found.
 
+mod durability;
 mod executor;
 mod fake_fs;
 mod invariants;
@@ -199,6 +201,11 @@ fn many() {
         first + n,
         batch.ran as f64 / secs,
         batch.failures.len()
+    );
+    let [cuts, dropping, lines, entries] = durability::cut_counts();
+    println!(
+        "power cuts: {cuts}, {dropping} of them dropping unflushed journal lines \
+         ({lines} lines, {entries} queue entries)"
     );
     if let Some((seed, v)) = batch.failures.first() {
         print!("{}", summary(&batch.failures));

@@ -1,8 +1,9 @@
 //! A run's schedule, drawn from its seed: a list of steps (user actions,
 //! inputs handled, effects done, messages delivered, watcher hints, timers,
-//! time passing, crashes and restarts, link drops and reconnects, locks and
-//! unlocks). Each step carries its own random number for what it picks, so
-//! a shrunk schedule (steps left out) still runs.
+//! time passing, crashes (a kill -9, or a power cut: see `durability`) and
+//! restarts, link drops and reconnects, locks and unlocks). Each step
+//! carries its own random number for what it picks, so a shrunk schedule
+//! (steps left out) still runs.
 
 use common::sync::core::Side;
 
@@ -22,6 +23,8 @@ pub enum Step {
     /// Time passes (ns).
     Advance(i64),
     Crash(Side),
+    /// A crash that also loses what was not flushed to disk.
+    PowerCut(Side),
     Restart(Side),
     Drop,
     Connect,
@@ -55,7 +58,8 @@ pub fn generate(rng: &mut Rng, n: usize) -> Vec<Step> {
                 } else {
                     1_000_000_000 * (1 + rng.below(5) as i64)
                 }),
-                870..=879 => Step::Crash(s),
+                870..=876 => Step::Crash(s),
+                877..=879 => Step::PowerCut(s),
                 880..=919 => Step::Restart(s),
                 920..=929 => Step::Drop,
                 930..=969 => Step::Connect,
@@ -88,6 +92,7 @@ pub fn apply(w: &mut World, step: &Step) {
         Step::Rescan(s) => w.rescan(s),
         Step::Advance(ns) => w.now += ns,
         Step::Crash(s) => w.crash(s),
+        Step::PowerCut(s) => w.power_cut(s),
         Step::Restart(s) => w.restart(s),
         Step::Drop => w.drop_link(),
         Step::Connect => {

@@ -11,6 +11,7 @@ use common::sync::core::{
     Config, Core, Effect, FsTraits, Input, KeepWhy, PeerMsg, Queued, Record, Side, Timer,
 };
 
+use crate::durability::{Batch, Volatile};
 use crate::fake_fs::{FakeFs, Knobs};
 use crate::invariants::{LockPhase, Tracker};
 
@@ -34,11 +35,13 @@ pub struct SideSim {
     pub cfg: Config,
     /// `None` while crashed.
     pub core: Option<Core>,
-    /// Inputs waiting for the core, with the link epoch of a `LinkUp`.
+    /// Inputs waiting for the core, with the link epoch of a `LinkUp`, or
+    /// for an answer the executor fed back, the batch of the effect it
+    /// answers (0: none; see [`crate::durability`]).
     pub inbox: VecDeque<(Input, u64)>,
     /// Effects the core asked for, not yet carried out, with the link
-    /// epoch the core was on when it asked.
-    pub effects: VecDeque<(Effect, u64)>,
+    /// epoch the core was on when it asked and the batch that asked.
+    pub effects: VecDeque<(Effect, u64, Batch)>,
     pub timers: BTreeMap<Timer, i64>,
     /// Paths the watcher will report (`true`: a writer closed it).
     pub dirty: BTreeMap<String, bool>,
@@ -58,6 +61,8 @@ pub struct SideSim {
     /// Each lock queue entry's description.
     pub queued: BTreeMap<(String, u64), Queued>,
     pub kept: Vec<(String, KeepWhy, String)>,
+    /// What was set and not flushed yet: a power cut drops it.
+    pub vol: Volatile,
     pub skew_ns: i64,
 }
 
@@ -85,6 +90,7 @@ impl SideSim {
             queue: BTreeMap::new(),
             queued: BTreeMap::new(),
             kept: Vec::new(),
+            vol: Volatile::default(),
             skew_ns,
         }
     }
@@ -201,11 +207,17 @@ impl World {
         let Some((input, epoch)) = me.inbox.pop_front() else {
             return false;
         };
+        let mut answer_of = Some(epoch).filter(|b| *b != 0);
         match &input {
-            Input::LinkUp { .. } => me.epoch = epoch,
+            Input::LinkUp { .. } => {
+                me.epoch = epoch;
+                answer_of = None;
+            }
             Input::LinkDown => me.epoch = 0,
             _ => {}
         }
+        let link_change = matches!(input, Input::LinkUp { .. } | Input::LinkDown);
+        let batch = me.begin(answer_of, link_change);
         if self.trace {
             println!("  {s:?} <- {input:?} @{} ms", (now - START_NS) / 1_000_000);
         }
@@ -218,7 +230,12 @@ impl World {
         match out {
             Ok(effects) => {
                 let epoch = me.epoch;
-                me.effects.extend(effects.into_iter().map(|e| (e, epoch)));
+                me.open(batch, effects.len());
+                me.effects
+                    .extend(effects.into_iter().map(|e| (e, epoch, batch)));
+                if answer_of.is_some() {
+                    me.close(batch, 1);
+                }
             }
             Err(p) => {
                 let msg = p
@@ -238,13 +255,34 @@ impl World {
 
     /// The executor of `s` carries out the next effect.
     pub fn exec(&mut self, s: Side) -> bool {
-        let Some((effect, epoch)) = self.side(s).effects.pop_front() else {
+        let Some((effect, epoch, batch)) = self.side(s).effects.pop_front() else {
             return false;
         };
         if self.trace {
             println!("  {s:?} -> {effect:?}");
         }
-        crate::executor::run(self, s, effect, epoch);
+        // What the real executor answers at once joins the batch (a sent
+        // file's answer comes later, in a batch of its own).
+        let answers = matches!(
+            effect,
+            Effect::Install { .. }
+                | Effect::Remove { .. }
+                | Effect::Rename { .. }
+                | Effect::Stat { .. }
+                | Effect::Hash { .. }
+        );
+        let before = self.side(s).inbox.len();
+        crate::executor::run(self, s, effect, epoch, batch);
+        let me = self.side(s);
+        let mut n = 0;
+        if answers {
+            for (_, tag) in me.inbox.iter_mut().skip(before) {
+                *tag = batch;
+                n += 1;
+            }
+        }
+        me.open(batch, n);
+        me.close(batch, 1);
         true
     }
 
@@ -263,6 +301,14 @@ impl World {
         }
         me.inbox.push_back((Input::Peer(msg), 0));
         true
+    }
+
+    /// `from` is about to send on link `epoch`: if that link is still up,
+    /// what batch `batch` set is flushed first (see [`crate::durability`]).
+    pub fn told(&mut self, from: Side, epoch: u64, batch: Batch) {
+        if self.link.up && epoch == self.link.epoch {
+            self.side(from).told(batch);
+        }
     }
 
     /// Puts `msg` on the link from `from`, if the link it was meant for is
@@ -346,6 +392,7 @@ impl World {
         }
         self.drop_link();
         let me = self.side(s);
+        me.killed();
         me.core = None;
         me.inbox.clear();
         me.effects.clear();
@@ -370,6 +417,19 @@ impl World {
                 })
                 .collect();
         }
+    }
+
+    /// A power cut at `s`: a crash that also loses what was not flushed
+    /// (see [`crate::durability`]).
+    pub fn power_cut(&mut self, s: Side) {
+        if !self.side_ref(s).alive() {
+            return;
+        }
+        for (path, seq) in self.side(s).cut() {
+            // Never acknowledged: the peer offers it again.
+            self.t.unqueued(&path, seq);
+        }
+        self.crash(s);
     }
 
     /// `s` starts from its journal and scans its folder.
