@@ -246,18 +246,39 @@ impl Disk {
         md.file_type().is_symlink().then_some(full)
     }
 
-    /// Keeps a received, verified file until the core installs it.
-    pub fn stage(&mut self, hash: String, temp: tempfile::TempPath) {
-        self.staged.entry(hash).or_default().push(temp);
+    /// The key a received file of `version` for `path` is staged under:
+    /// its hash, its path and mtime (its temporary file got that mtime,
+    /// and a mode from the offer or the file at `path`, on arrival). By
+    /// hash alone, two files of one content in one batch, staged before
+    /// either is installed, could swap, each landing with the other's
+    /// mtime and mode (the Wine pairs' modes test saw each echoed back).
+    pub fn staged_key(path: &str, version: &super::core::Version) -> String {
+        let hash = version.hash.as_deref().unwrap_or_default();
+        format!("{hash} {} {path}", version.mtime_ns)
+    }
+
+    /// Keeps a received, verified file until the core installs it, under
+    /// [`Disk::staged_key`].
+    pub fn stage(&mut self, key: String, temp: tempfile::TempPath) {
+        self.staged.entry(key).or_default().push(temp);
         self.staged_unflushed = true;
     }
 
-    /// Takes one received file of content `hash`, if one is staged.
-    fn take_staged(&mut self, hash: &str) -> Option<tempfile::TempPath> {
-        let list = self.staged.get_mut(hash)?;
+    /// Takes the received file staged under `key` ([`Disk::staged_key`]),
+    /// or else one of the same content (a name the core put it at that is
+    /// not the one it arrived for).
+    fn take_staged(&mut self, key: &str) -> Option<tempfile::TempPath> {
+        let key = if self.staged.contains_key(key) {
+            key.to_string()
+        } else {
+            let hash = key.split(' ').next().unwrap_or_default();
+            let same = |k: &String| k.split(' ').next() == Some(hash);
+            self.staged.keys().find(|k| same(k))?.clone()
+        };
+        let list = self.staged.get_mut(&key)?;
         let t = list.pop();
         if list.is_empty() {
-            self.staged.remove(hash);
+            self.staged.remove(&key);
         }
         t
     }
@@ -433,8 +454,7 @@ impl Disk {
         let content = match (version.kind, source) {
             (Kind::Dir, _) => None,
             (Kind::File, Source::Staged) => {
-                let hash = version.hash.clone().unwrap_or_default();
-                match self.take_staged(&hash) {
+                match self.take_staged(&Self::staged_key(rel, version)) {
                     Some(t) => {
                         self.flush_staged(&t)?;
                         Some(t.keep().map_err(|e| e.error)?)
@@ -743,8 +763,8 @@ impl Disk {
                 queue_cursor::clear(parent);
             }
         }
-        if let Some(hash) = entry.update.version().and_then(|v| v.hash.as_deref()) {
-            match self.take_staged(hash) {
+        if let Some(v) = entry.update.version().filter(|v| v.hash.is_some()) {
+            match self.take_staged(&Self::staged_key(rel, v)) {
                 Some(t) => {
                     // On disk before its rename, as for an install: a
                     // power cut must not leave the entry an empty snapshot.
@@ -1130,6 +1150,39 @@ mod tests {
         }) {
             Some(Input::Done { outcome, .. }) => outcome,
             other => panic!("{other:?}"),
+        }
+    }
+
+    /// Two received files of one content, staged together (one batch),
+    /// each land with the mtime their own temporary file was given.
+    #[test]
+    fn files_of_one_content_staged_together_land_each_as_received() {
+        let (root, _state, mut d) = disk();
+        let mut versions = Vec::new();
+        for (name, mtime_ns) in [("a.txt", 1_000_000_000i64), ("b.txt", 2_000_000_000)] {
+            let t = tempfile::NamedTempFile::new_in(&d.state_dir).unwrap();
+            std::fs::write(t.path(), b"same").unwrap();
+            let ft = filetime::FileTime::from_unix_time(mtime_ns / 1_000_000_000, 0);
+            filetime::set_file_mtime(t.path(), ft).unwrap();
+            let v = Version {
+                kind: Kind::File,
+                size: 4,
+                mtime_ns,
+                mode: Some(0o644),
+                hash: Some(blake3::hash(b"same").to_hex().to_string()),
+            };
+            d.stage(Disk::staged_key(name, &v), t.into_temp_path());
+            versions.push((name, v));
+        }
+        for (name, v) in versions {
+            let want = v.mtime_ns;
+            assert!(matches!(
+                install(&mut d, name, v, None, None),
+                Outcome::Applied { .. }
+            ));
+            let md = std::fs::metadata(root.path().join(name)).unwrap();
+            let got = filetime::FileTime::from_last_modification_time(&md).unix_seconds();
+            assert_eq!(got * 1_000_000_000, want, "{name}");
         }
     }
 

@@ -482,8 +482,11 @@ async fn read_loop(
                         st.received_bytes += received.wire;
                         st.reused_bytes += received.meta.size.saturating_sub(received.wire);
                         drop(st);
-                        version.hash = Some(received.hash.clone());
-                        Some((received.hash, received.temp))
+                        version.hash = Some(received.hash);
+                        Some((
+                            super::disk::Disk::staged_key(&path, &version),
+                            received.temp,
+                        ))
                     }
                     Err(ReceiveError::Protocol(e)) => return Err(e.into()),
                     Err(ReceiveError::Aborted(_)) => continue,
