@@ -402,14 +402,6 @@ impl Core {
                     lock.replayed_here = landed.clone();
                 }
                 self.finish_entry(path, &q, "applied");
-                // The folders above are agreed here too, as the peer takes
-                // them when it hears `Stored` (seed 96876 of
-                // `LAB3_SIM_NFD=1`: a folder both sides made, each held
-                // back for the other's offer, was agreed only at B, and A
-                // offered its copy at the next rescan).
-                if landed_v.is_some() {
-                    self.agree_parents(path);
-                }
                 if self.link.peer().is_some() {
                     self.emit(Effect::Send(PeerMsg::Stored {
                         op: q.peer_op,
