@@ -427,8 +427,8 @@ impl Core {
             // nothing pending: its entry differs, seen above. Strict seed
             // 159 of the case and NFD setups: B's folder `é`, refused by A
             // for A's NFD file, then moved away: A never heard it was free.)
-            let settled = matches!(st.pending.as_deref(), None | Some(Pending::Held { .. }));
-            if st.local.is_none() && st.base.is_none() && st.lock.is_none() && settled {
+            let idle = matches!(st.pending.as_deref(), None | Some(Pending::Held { .. }));
+            if st.local.is_none() && st.base.is_none() && st.lock.is_none() && idle {
                 if self.frees_refused(path) {
                     // Never at the peer, so no delete of it would go: a
                     // remove against nothing tells the peer the name its

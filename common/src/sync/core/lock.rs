@@ -283,8 +283,8 @@ impl Core {
             if self.replay_blocked(path) || self.folder_leaving(path, &q.update) {
                 // Held back by a lock above or below: goes on when that
                 // lock is released (`resume_unlocks`); or by a folder
-                // above, moved or deleted here and not yet settled: goes
-                // on once the peer answers it.
+                // above, moved here and not yet agreed at its new name:
+                // goes on once the peer answers the move.
                 return;
             }
             let source = Source::Queued { seq: q.seq };
