@@ -170,12 +170,23 @@ impl Browser {
     }
 
     /// Waits up to `secs` for an element matching `css`, and clicks it.
+    /// The page redraws its table as it polls the servers: an element found
+    /// just before a redraw is gone by the click ("stale element
+    /// reference"), and is then looked up again, within the same `secs`.
     pub async fn click(&self, css: &str, secs: u64) {
-        self.find(css, secs)
-            .await
-            .click()
-            .await
-            .unwrap_or_else(|e| panic!("clicking {css}: {e}"));
+        let deadline = std::time::Instant::now() + Duration::from_secs(secs);
+        loop {
+            let left = deadline.saturating_duration_since(std::time::Instant::now());
+            match self.find(css, left.as_secs().max(1)).await.click().await {
+                Ok(_) => return,
+                Err(e)
+                    if e.is_stale_element_reference() && std::time::Instant::now() < deadline =>
+                {
+                    tokio::time::sleep(Duration::from_millis(20)).await;
+                }
+                Err(e) => panic!("clicking {css}: {e}"),
+            }
+        }
     }
 
     /// Waits up to `secs` for the page's script `js` (an expression) to be true.
