@@ -183,11 +183,7 @@ fn a_queue_entry_without_its_snapshot_is_reported_and_skipped() {
         pair.a
             .said(&[" error ", "f.txt", "#2", "snapshot is missing"])
     });
-    let out = pair.lab3(&["status", "--json"]);
-    let doc: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
-    let aside = &doc["set_aside"][0];
-    assert_eq!(aside["path"], "f.txt", "{doc}");
-    let at = std::path::PathBuf::from(aside["at"].as_str().unwrap());
+    let at = set_aside_at(&pair);
     assert!(at.exists(), "{} is not there", at.display());
     let shown = text(&pair.lab3(&["status"]).stdout);
     assert!(
@@ -195,22 +191,7 @@ fn a_queue_entry_without_its_snapshot_is_reported_and_skipped() {
         "{shown}"
     );
     // The engine loads the queue as it starts; the server may answer first.
-    pair.wait(SECS, "the two entries left to be queued", || {
-        queued(&pair) == 2
-    });
-
-    let out = pair.lab3(&["--json", "-unlock", "-0"]);
-    assert!(out.status.success(), "{}", text(&out.stderr));
-    let doc: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
-    let applied: Vec<u64> = doc["updates"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .filter(|u| u["outcome"] == "applied")
-        .map(|u| u["seq"].as_u64().unwrap())
-        .collect();
-    assert_eq!(applied, [1, 3], "{doc}");
-    assert_eq!(read(&pair.dir_a.join("f.txt")).unwrap(), last);
+    unlock_applies_the_first_and_third(&pair, &last);
 }
 
 /// A queue entry whose description is damaged when Server A starts (a bad
@@ -235,19 +216,29 @@ fn a_queue_entry_with_a_damaged_description_is_reported_and_skipped() {
         pair.a
             .said(&[" error ", "f.txt", "#2", "description is damaged"])
     });
-    let out = pair.lab3(&["status", "--json"]);
-    let doc: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
-    let aside = &doc["set_aside"][0];
-    assert_eq!(aside["path"], "f.txt", "{doc}");
-    let at = std::path::PathBuf::from(aside["at"].as_str().unwrap());
+    let at = set_aside_at(&pair);
     assert_eq!(
         std::fs::read(&at).ok().as_deref(),
         Some(&full[..full.len() / 2])
     );
-    pair.wait(SECS, "the two entries left to be queued", || {
-        queued(&pair) == 2
-    });
+    unlock_applies_the_first_and_third(&pair, &last);
+}
 
+/// Where `lab3 status --json` says f.txt's damaged entry was set aside.
+fn set_aside_at(pair: &Pair) -> std::path::PathBuf {
+    let out = pair.lab3(&["status", "--json"]);
+    let doc: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let aside = &doc["set_aside"][0];
+    assert_eq!(aside["path"], "f.txt", "{doc}");
+    std::path::PathBuf::from(aside["at"].as_str().unwrap())
+}
+
+/// `lab3 -unlock -0` of f.txt, its entry #2 set aside: #1 and #3 applied,
+/// in order, and the last version (`last`) in place.
+fn unlock_applies_the_first_and_third(pair: &Pair, last: &[u8]) {
+    pair.wait(SECS, "the two entries left to be queued", || {
+        queued(pair) == 2
+    });
     let out = pair.lab3(&["--json", "-unlock", "-0"]);
     assert!(out.status.success(), "{}", text(&out.stderr));
     let doc: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
