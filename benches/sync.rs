@@ -21,7 +21,11 @@
 //! sets the trials of rows 2-4 (for working on one row; nothing is written).
 //! `LAB3_BENCH_OLD_BINS=DIR` adds another build's servers (the folder that
 //! holds its `server_a` and `server_b`, e.g. the old engine's
-//! `target/dist`) as a contender in rows 2, 3 and 4, interleaved with the rest.
+//! `target/dist`) as a contender in rows 2, 3 and 4, interleaved with the rest;
+//! `LAB3_BENCH_OLD_ENV="K=V"` sets variables for that contender's servers
+//! only (with this build's own folder as `LAB3_BENCH_OLD_BINS`: a variant of
+//! this build, e.g. `LAB3_BENCH_FLUSH_EACH=1` or `LAB3_BENCH_NO_FSYNC=1`).
+//! `LAB3_BENCH_RSYNC_ARGS="--fsync"` adds arguments to the rsync peer.
 //!
 //! # Layout
 //! - this file: the plan and the five rows;

@@ -455,11 +455,11 @@ impl Pair {
 
 /// Starts Server B on `listen` over `dir`.
 pub fn start_b(dir: &Path, state: &Path, listen: &str, extra: &[String]) -> Server {
-    start_b_from(&bin_dir(), dir, state, listen, extra)
+    launch_b(&bin_dir(), dir, state, listen, extra, &[])
 }
 
 /// [`start_b`] with the `server_b` of another build (`bins`: its folder;
-/// the sync benchmark's old-engine contender).
+/// the benchmarks' old-build contender), with [`OTHER_BUILD_ENV`] set.
 pub fn start_b_from(
     bins: &Path,
     dir: &Path,
@@ -467,17 +467,32 @@ pub fn start_b_from(
     listen: &str,
     extra: &[String],
 ) -> Server {
-    launch_b(bins, dir, state, listen, extra, &[])
+    launch_b(bins, dir, state, listen, extra, &other_build_env())
 }
 
 /// Starts Server A on port 0 over `dir`, dialling B at `peer`.
 pub fn start_a(dir: &Path, state: &Path, peer: &str, extra: &[String]) -> Server {
-    start_a_from(&bin_dir(), dir, state, peer, extra)
+    launch_a(&bin_dir(), dir, state, peer, extra, &[])
 }
 
 /// [`start_a`] with the `server_a` of another build (see [`start_b_from`]).
 pub fn start_a_from(bins: &Path, dir: &Path, state: &Path, peer: &str, extra: &[String]) -> Server {
-    launch_a(bins, dir, state, peer, extra, &[])
+    launch_a(bins, dir, state, peer, extra, &other_build_env())
+}
+
+/// Benchmarks: `LAB3_BENCH_OLD_ENV="K=V K2=V2"` sets these variables for
+/// the other build's servers only. With `LAB3_BENCH_OLD_BINS` naming this
+/// build's own folder, it makes a variant of this build the contender
+/// (e.g. `LAB3_BENCH_FLUSH_EACH=1`, to compare two ways of flushing in one
+/// run).
+pub const OTHER_BUILD_ENV: &str = "LAB3_BENCH_OLD_ENV";
+
+fn other_build_env() -> Vec<(String, String)> {
+    let v = std::env::var(OTHER_BUILD_ENV).unwrap_or_default();
+    v.split_whitespace()
+        .filter_map(|kv| kv.split_once('='))
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect()
 }
 
 /// Server B of the build in `bins` on `listen`, with `env` set.

@@ -27,9 +27,17 @@ pub struct RsyncRun {
     pub peak_rss_kib: u64,
 }
 
+/// `LAB3_BENCH_RSYNC_ARGS="--fsync"`: more arguments for every `rsync -a`
+/// run as a peer (`--fsync` makes it flush each file, as lab3 does).
+fn rsync_extra() -> Vec<String> {
+    let v = std::env::var("LAB3_BENCH_RSYNC_ARGS").unwrap_or_default();
+    v.split_whitespace().map(str::to_string).collect()
+}
+
 pub fn rsync(src: &Path, dst: &Path) -> RsyncRun {
     let mut cmd = Command::new("rsync");
     cmd.arg("-a")
+        .args(rsync_extra())
         .arg(format!("{}/", src.display()))
         .arg(format!("{}/", dst.display()))
         .stdout(Stdio::null())

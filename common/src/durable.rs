@@ -88,9 +88,19 @@ pub fn sync_filesystem(dir: &Path) -> io::Result<bool> {
     }
 }
 
+/// Benchmarks only: `LAB3_BENCH_FLUSH_EACH=1` flushes each received file
+/// as it arrives (`fsync`) instead of the whole burst at once, to compare
+/// the two ways (`cargo bench --bench sync`, bench/RESULTS.md).
+pub const FLUSH_EACH_VAR: &str = "LAB3_BENCH_FLUSH_EACH";
+
 /// Whether received files are flushed by [`sync_filesystem`] before they
 /// are renamed into place, rather than one by one as they arrive.
-pub const BATCHED: bool = cfg!(target_os = "linux");
+pub fn batched() -> bool {
+    static ON: OnceLock<bool> = OnceLock::new();
+    *ON.get_or_init(|| {
+        cfg!(target_os = "linux") && std::env::var_os(FLUSH_EACH_VAR).is_none_or(|v| v != "1")
+    })
+}
 
 /// Flushes a directory's entries (new names, renames, removals) to disk.
 /// A no-op where directories cannot be opened (Windows: there, the rename

@@ -288,7 +288,7 @@ impl Disk {
     /// (where the platform has such a call; elsewhere each was flushed as
     /// it was received).
     fn flush_staged(&mut self, staged: &Path) -> io::Result<()> {
-        if self.staged_unflushed && crate::durable::BATCHED {
+        if self.staged_unflushed && crate::durable::batched() {
             let dir = staged.parent().unwrap_or(&self.state_dir);
             crate::durable::sync_filesystem(dir)?;
         }

@@ -326,7 +326,7 @@ pub async fn receive_file<R: AsyncRead + Unpin>(
     // leave an empty file under the new name (with the new mtime).
     // (Where the engine flushes a whole burst at once before its renames,
     // see `Disk::install`, not here, one file at a time.)
-    if !crate::durable::BATCHED {
+    if !crate::durable::batched() {
         crate::durable::sync_file(temp.as_file()).map_err(|e| local_error(&meta.path, e))?;
     }
     let (file, path) = temp.into_parts();
