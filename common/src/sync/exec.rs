@@ -448,14 +448,18 @@ impl Exec {
                 }
                 ev = rx.recv() => match ev {
                     Some(ev) => {
-                        self.event(ev);
                         // What else is waiting goes in the same batch: one
                         // journal write and one send for all of it.
-                        for _ in 0..BURST {
+                        let mut burst = vec![ev];
+                        while burst.len() <= BURST {
                             match rx.try_recv() {
-                                Ok(ev) => self.event(ev),
+                                Ok(ev) => burst.push(ev),
                                 Err(_) => break,
                             }
+                        }
+                        self.stage_ahead(&mut burst);
+                        for ev in burst {
+                            self.event(ev);
                         }
                     }
                     None => break,
@@ -617,6 +621,31 @@ impl Exec {
         for (p, why) in skipped {
             if self.warned.insert(p.clone()) {
                 tracing::warn!("skipping {}: {why}", p.display());
+            }
+        }
+    }
+
+    /// Stages every file received in `burst` (up to a change of link)
+    /// before the first event is handled: the first install's one flush to
+    /// disk (`syncfs` on Linux) then covers all of them. The link hands
+    /// files over a few at a time as they arrive, so staging each event's
+    /// files as it is handled cost one `syncfs` every four files or so
+    /// (2,403 for 10,000 small files), each waiting for the disk.
+    fn stage_ahead(&mut self, burst: &mut [Event]) {
+        let Some(link) = self.link.as_ref().map(|l| l.id) else {
+            return;
+        };
+        for ev in burst.iter_mut() {
+            match ev {
+                Event::Peer { id, msgs } if *id == link => {
+                    for m in msgs.iter_mut() {
+                        if let Some((hash, temp)) = m.staged.take() {
+                            self.disk.stage(hash, temp);
+                        }
+                    }
+                }
+                Event::LinkUp { .. } | Event::LinkDown { .. } => return,
+                _ => {}
             }
         }
     }
