@@ -707,10 +707,19 @@ fn fresh_pair(
     let extra: Vec<String> = flags.iter().map(|f| f.to_string()).collect();
     let old_tag = if old.is_some() { "_old" } else { "" };
     let state = |side: &str| trial.join(format!("state_{side}{}{old_tag}", extra.len()));
-    let bins = old.map_or_else(lab3_tests::bin_dir, Path::to_path_buf);
     let t0 = Instant::now();
-    let b = start_b_from(&bins, &dst, &state("b"), "127.0.0.1:0", &extra);
-    let a = start_a_from(&bins, src, &state("a"), &b.addr, &extra);
+    // (`_from` only for the other build: it also sets that build's
+    // `LAB3_BENCH_OLD_ENV`.)
+    let (a, b) = match old {
+        Some(bins) => {
+            let b = start_b_from(bins, &dst, &state("b"), "127.0.0.1:0", &extra);
+            (start_a_from(bins, src, &state("a"), &b.addr, &extra), b)
+        }
+        None => {
+            let b = start_b(&dst, &state("b"), "127.0.0.1:0", &extra);
+            (start_a(src, &state("a"), &b.addr, &extra), b)
+        }
+    };
     (dst, t0, a, b)
 }
 
