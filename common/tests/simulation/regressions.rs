@@ -1592,3 +1592,58 @@ fn a_replay_whose_answer_is_lost_agrees_no_folder_alone() {
     let v = run_steps(&runner::setup_drawn(152730, false, false), &steps, trace());
     assert!(v.is_empty(), "{v:#?}");
 }
+
+/// Bug (strict seed 15161, shrunk; also 30811, 52038, 54536, 15971,
+/// 50973; fixed in core/peer.rs): A's user moved folder `d` to `a`; before A's move went
+/// across, B's new file `d/b` arrived. A's core still held `d` as agreed
+/// (gone from its disk, the move not sent), and installed `d/b`, which
+/// made a new folder `d` at A. A's move then carried B's `d/b` to `a/b`
+/// at B, while A's copy stayed in the new `d`, and A sent it back to B:
+/// an echo. An offer of a new name under a folder agreed and gone here,
+/// whose change has not gone across, is now refused for a retry: the move
+/// goes first and B offers its file where the move put it. (Seed 3475,
+/// plain: a first attempt that refused such offers for as long as the
+/// folder was gone deadlocked once A's delete of a folder in between had
+/// been refused by B, which kept it for its new file; seed 15971: such a
+/// folder held back for B's copy by the reconciliation is no refusal.)
+#[test]
+fn a_new_name_under_a_folder_moved_here_waits_for_the_move() {
+    let steps = vec![
+        User(A, Append, 16956565939743693161),
+        User(B, RestoreOld, 1689424047358655571),
+        Handle(B),
+        User(B, LookAlike, 4480738137637869961),
+        User(A, Write, 1137044460647279168),
+        Watch(A, 540509476562025393),
+        Watch(A, 4506900708883928268),
+        User(A, Rename, 17238427961386283340),
+        User(A, Mkdir, 2599086844557527235),
+        Rescan(B),
+        Connect,
+        Handle(B),
+        User(A, Write, 2466443475792913202),
+        Handle(B),
+        Exec(B),
+        Watch(A, 5586365131943081516),
+        Deliver(A),
+        User(A, Rename, 12119839080994155666),
+        User(A, Chmod, 1800657715179076754),
+        Watch(A, 1443169815112517900),
+    ];
+    let setup = Setup {
+        strict: true,
+        ..setup_for(15161, false)
+    };
+    let v = run_steps(&setup, &steps, trace());
+    assert!(v.is_empty(), "{v:#?}");
+    for seed in [30811, 52038, 54536, 15971, 50973] {
+        let setup = Setup {
+            strict: true,
+            ..setup_for(seed, false)
+        };
+        let v = run_steps(&setup, &schedule_for(seed), trace());
+        assert!(v.is_empty(), "seed {seed}: {v:#?}");
+    }
+    let v = run_steps(&setup_for(3475, false), &schedule_for(3475), trace());
+    assert!(v.is_empty(), "seed 3475: {v:#?}");
+}
