@@ -1647,3 +1647,59 @@ fn a_new_name_under_a_folder_moved_here_waits_for_the_move() {
     let v = run_steps(&setup_for(3475, false), &schedule_for(3475), trace());
     assert!(v.is_empty(), "seed 3475: {v:#?}");
 }
+
+/// Bug (strict seed 85719, shrunk; also 79764; fixed in core/peer.rs,
+/// the same as `a_new_name_under_a_folder_moved_here_waits_for_the_move`
+/// for an offer that names a base): at a first meeting B's `d/a` won
+/// over A's, and A held `d/a` back for B's offer; A's user then moved
+/// folder `d` to `b`, carrying A's old `d/a` along. B's offer, naming
+/// A's old copy as its base, landed in a new `d` at A, while A's move
+/// carried B's copy to `b/a` at B; A's `d/a` went back to B, an echo.
+/// A name this side neither holds nor agreed on waits for the folder's
+/// change as a new one does, whatever base the peer's offer names.
+#[test]
+fn an_offer_of_a_copy_moved_away_here_waits_for_the_move() {
+    let steps = vec![
+        User(A, SaveByRename, 9560210026016642477),
+        User(B, Append, 7474326510496021396),
+        User(A, Write, 6875179965636485107),
+        Crash(B),
+        User(B, TypeChange, 12593929552632578071),
+        User(B, Write, 8618908445084960688),
+        User(B, Delete, 11501938756448480588),
+        User(A, Rename, 6517529337896848972),
+        User(A, HardLink, 7601022520861047803),
+        Crash(A),
+        User(B, Rename, 3611297635308723006),
+        Restart(A),
+        User(A, LookAlike, 3615995931758625003),
+        User(B, Write, 7018405611739496527),
+        User(B, SaveByRename, 15011600664704206970),
+        User(A, Append, 16655949696455120596),
+        Restart(B),
+        Connect,
+        User(B, Mkdir, 15306006185201734082),
+        User(B, Rename, 16902237406066893413),
+        Handle(B),
+        Handle(B),
+        Watch(B, 6419302441697090425),
+        Handle(B),
+        Exec(B),
+        Advance(2000000000),
+        Deliver(A),
+        User(A, Rename, 11147816229295519260),
+        Rescan(A),
+    ];
+    let setup = Setup {
+        strict: true,
+        ..setup_for(85719, false)
+    };
+    let v = run_steps(&setup, &steps, trace());
+    assert!(v.is_empty(), "{v:#?}");
+    let setup = Setup {
+        strict: true,
+        ..setup_for(79764, false)
+    };
+    let v = run_steps(&setup, &schedule_for(79764), trace());
+    assert!(v.is_empty(), "seed 79764: {v:#?}");
+}

@@ -139,26 +139,25 @@ impl Core {
                 .get(a)
                 .is_some_and(|s| matches!(s.pending.as_deref(), Some(Pending::Applying { .. })))
         });
-        // A new name under a folder the two agreed on and that is gone
-        // from this side's disk (moved or deleted by a user), its change
-        // not gone across yet: installed now, it would make the folder
-        // anew here, while the peer's copy stays in the old folder,
-        // which this side's move then carries away at the peer (strict
-        // seed 15161: A's `d` moved to `a`, B's new `d/b` landed in a new
-        // `d` at A, and went back to B, an echo). Refused for now: this
-        // side's change goes first, then the peer offers its copy again
-        // where it is (under the folder's new name, or in a folder the
-        // peer kept for it when this side's delete of it is refused).
+        // A name this side neither holds nor agreed on (new here, or
+        // one whose copy here moved away with its folder: the peer's
+        // offer names it as its base, strict seeds 79764, 85719), under
+        // a folder the two agreed on and that is gone from this side's
+        // disk (moved or deleted by a user), that change not gone across
+        // yet: installed now, it would make the folder anew here, while
+        // the peer's copy stays in the old folder, which this side's
+        // move then carries away at the peer (strict seed 15161: A's `d`
+        // moved to `a`, B's new `d/b` landed in a new `d` at A, and went
+        // back to B, an echo). Refused for now: this side's change goes
+        // first, then the peer offers its copy again where it is (under
+        // the folder's new name, or in a folder the peer kept for it
+        // when this side's delete of it is refused).
         let unknown_here = self.paths.get(&path).is_none_or(|s| {
             s.base.is_none()
                 && s.local.is_none()
                 && matches!(s.pending.as_deref(), None | Some(Pending::Held { .. }))
         });
-        if base.is_none()
-            && unknown_here
-            && theirs.version().is_some()
-            && self.folder_gone_here_unsent(&path)
-        {
+        if unknown_here && theirs.version().is_some() && self.folder_gone_here_unsent(&path) {
             let holds = Holding::Absent { deleted_ns: None };
             self.reply(PeerMsg::Refused {
                 op,
