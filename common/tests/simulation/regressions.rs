@@ -1703,3 +1703,18 @@ fn an_offer_of_a_copy_moved_away_here_waits_for_the_move() {
     let v = run_steps(&setup, &schedule_for(79764), trace());
     assert!(v.is_empty(), "seed 79764: {v:#?}");
 }
+
+/// Bug (plain seeds 147774, 149571, 154197, found in 100,000..200,000 by
+/// the fix above; fixed in core/peer.rs): A's delete of folder `e` was
+/// refused by B for good ("folder not empty": B's `e` held a new
+/// `e/b`), and A's `e` stayed agreed and gone here with nothing left to
+/// send; B's offers of `e/b`, refused for a retry until A's change of `e`
+/// had gone across, were refused for ever. A folder whose change the
+/// peer refused for good no longer holds back what goes into it.
+#[test]
+fn a_folder_change_refused_for_good_holds_nothing_back() {
+    for seed in [147774, 149571, 154197] {
+        let v = run_steps(&setup_for(seed, false), &schedule_for(seed), trace());
+        assert!(v.is_empty(), "seed {seed}: {v:#?}");
+    }
+}

@@ -429,7 +429,11 @@ impl Core {
                     )
             })
         };
-        ancestors(path).any(gone) && !ancestors(path).any(held)
+        // (Nor once the peer refused it for good, "folder not empty":
+        // this side's change of it goes no more, plain seeds 147774,
+        // 149571, 154197.)
+        let refused = |a: &str| self.unsent.contains_key(a);
+        ancestors(path).any(gone) && !ancestors(path).any(|a| held(a) || refused(a))
     }
 
     fn has_local_children(&self, dir: &str) -> bool {
