@@ -78,8 +78,11 @@ pub fn held_forever(holder: &Core, peer: &Core, path: &str) -> bool {
 /// four had another cause, a lock's replay that made anew a folder A's
 /// user had moved (fixed: the replay waits for the move). Still hides
 /// 9 in 100,000 (15161, 15971, 30811, 50973, 52038, 54536, 61891, 79764,
-/// 85719; 15161: a file renamed and its mode changed at A while B's copy
-/// was in flight). Recognised
+/// 85719); all but 61891 had another cause, a name installed under a
+/// folder gone here (moved away), that change not sent yet (fixed: such
+/// an offer waits for it). Still hides 1 in 100,000 (61891: A's new
+/// `x:y`, offered, then renamed to `c` and a power cut at A; the offer
+/// landed at B after the reconnect, and B sent it back). Recognised
 /// when a side sends a file back to a peer that holds no copy and no
 /// record of it.
 ///

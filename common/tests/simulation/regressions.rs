@@ -1592,3 +1592,129 @@ fn a_replay_whose_answer_is_lost_agrees_no_folder_alone() {
     let v = run_steps(&runner::setup_drawn(152730, false, false), &steps, trace());
     assert!(v.is_empty(), "{v:#?}");
 }
+
+/// Bug (strict seed 15161, shrunk; also 30811, 52038, 54536, 15971,
+/// 50973; fixed in core/peer.rs): A's user moved folder `d` to `a`; before A's move went
+/// across, B's new file `d/b` arrived. A's core still held `d` as agreed
+/// (gone from its disk, the move not sent), and installed `d/b`, which
+/// made a new folder `d` at A. A's move then carried B's `d/b` to `a/b`
+/// at B, while A's copy stayed in the new `d`, and A sent it back to B:
+/// an echo. An offer of a new name under a folder agreed and gone here,
+/// whose change has not gone across, is now refused for a retry: the move
+/// goes first and B offers its file where the move put it. (Seed 3475,
+/// plain: a first attempt that refused such offers for as long as the
+/// folder was gone deadlocked once A's delete of a folder in between had
+/// been refused by B, which kept it for its new file; seed 15971: such a
+/// folder held back for B's copy by the reconciliation is no refusal.)
+#[test]
+fn a_new_name_under_a_folder_moved_here_waits_for_the_move() {
+    let steps = vec![
+        User(A, Append, 16956565939743693161),
+        User(B, RestoreOld, 1689424047358655571),
+        Handle(B),
+        User(B, LookAlike, 4480738137637869961),
+        User(A, Write, 1137044460647279168),
+        Watch(A, 540509476562025393),
+        Watch(A, 4506900708883928268),
+        User(A, Rename, 17238427961386283340),
+        User(A, Mkdir, 2599086844557527235),
+        Rescan(B),
+        Connect,
+        Handle(B),
+        User(A, Write, 2466443475792913202),
+        Handle(B),
+        Exec(B),
+        Watch(A, 5586365131943081516),
+        Deliver(A),
+        User(A, Rename, 12119839080994155666),
+        User(A, Chmod, 1800657715179076754),
+        Watch(A, 1443169815112517900),
+    ];
+    let setup = Setup {
+        strict: true,
+        ..setup_for(15161, false)
+    };
+    let v = run_steps(&setup, &steps, trace());
+    assert!(v.is_empty(), "{v:#?}");
+    for seed in [30811, 52038, 54536, 15971, 50973] {
+        let setup = Setup {
+            strict: true,
+            ..setup_for(seed, false)
+        };
+        let v = run_steps(&setup, &schedule_for(seed), trace());
+        assert!(v.is_empty(), "seed {seed}: {v:#?}");
+    }
+    let v = run_steps(&setup_for(3475, false), &schedule_for(3475), trace());
+    assert!(v.is_empty(), "seed 3475: {v:#?}");
+}
+
+/// Bug (strict seed 85719, shrunk; also 79764; fixed in core/peer.rs,
+/// the same as `a_new_name_under_a_folder_moved_here_waits_for_the_move`
+/// for an offer that names a base): at a first meeting B's `d/a` won
+/// over A's, and A held `d/a` back for B's offer; A's user then moved
+/// folder `d` to `b`, carrying A's old `d/a` along. B's offer, naming
+/// A's old copy as its base, landed in a new `d` at A, while A's move
+/// carried B's copy to `b/a` at B; A's `d/a` went back to B, an echo.
+/// A name this side neither holds nor agreed on waits for the folder's
+/// change as a new one does, whatever base the peer's offer names.
+#[test]
+fn an_offer_of_a_copy_moved_away_here_waits_for_the_move() {
+    let steps = vec![
+        User(A, SaveByRename, 9560210026016642477),
+        User(B, Append, 7474326510496021396),
+        User(A, Write, 6875179965636485107),
+        Crash(B),
+        User(B, TypeChange, 12593929552632578071),
+        User(B, Write, 8618908445084960688),
+        User(B, Delete, 11501938756448480588),
+        User(A, Rename, 6517529337896848972),
+        User(A, HardLink, 7601022520861047803),
+        Crash(A),
+        User(B, Rename, 3611297635308723006),
+        Restart(A),
+        User(A, LookAlike, 3615995931758625003),
+        User(B, Write, 7018405611739496527),
+        User(B, SaveByRename, 15011600664704206970),
+        User(A, Append, 16655949696455120596),
+        Restart(B),
+        Connect,
+        User(B, Mkdir, 15306006185201734082),
+        User(B, Rename, 16902237406066893413),
+        Handle(B),
+        Handle(B),
+        Watch(B, 6419302441697090425),
+        Handle(B),
+        Exec(B),
+        Advance(2000000000),
+        Deliver(A),
+        User(A, Rename, 11147816229295519260),
+        Rescan(A),
+    ];
+    let setup = Setup {
+        strict: true,
+        ..setup_for(85719, false)
+    };
+    let v = run_steps(&setup, &steps, trace());
+    assert!(v.is_empty(), "{v:#?}");
+    let setup = Setup {
+        strict: true,
+        ..setup_for(79764, false)
+    };
+    let v = run_steps(&setup, &schedule_for(79764), trace());
+    assert!(v.is_empty(), "seed 79764: {v:#?}");
+}
+
+/// Bug (plain seeds 147774, 149571, 154197, found in 100,000..200,000 by
+/// the fix above; fixed in core/peer.rs): A's delete of folder `e` was
+/// refused by B for good ("folder not empty": B's `e` held a new
+/// `e/b`), and A's `e` stayed agreed and gone here with nothing left to
+/// send; B's offers of `e/b`, refused for a retry until A's change of `e`
+/// had gone across, were refused for ever. A folder whose change the
+/// peer refused for good no longer holds back what goes into it.
+#[test]
+fn a_folder_change_refused_for_good_holds_nothing_back() {
+    for seed in [147774, 149571, 154197] {
+        let v = run_steps(&setup_for(seed, false), &schedule_for(seed), trace());
+        assert!(v.is_empty(), "seed {seed}: {v:#?}");
+    }
+}

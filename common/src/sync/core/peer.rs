@@ -139,6 +139,37 @@ impl Core {
                 .get(a)
                 .is_some_and(|s| matches!(s.pending.as_deref(), Some(Pending::Applying { .. })))
         });
+        // A name this side neither holds nor agreed on (new here, or
+        // one whose copy here moved away with its folder: the peer's
+        // offer names it as its base, strict seeds 79764, 85719), under
+        // a folder the two agreed on and that is gone from this side's
+        // disk (moved or deleted by a user), that change not gone across
+        // yet: installed now, it would make the folder anew here, while
+        // the peer's copy stays in the old folder, which this side's
+        // move then carries away at the peer (strict seed 15161: A's `d`
+        // moved to `a`, B's new `d/b` landed in a new `d` at A, and went
+        // back to B, an echo). Refused for now: this side's change goes
+        // first, then the peer offers its copy again where it is (under
+        // the folder's new name, or in a folder the peer kept for it
+        // when this side's delete of it is refused).
+        let unknown_here = self.paths.get(&path).is_none_or(|s| {
+            s.base.is_none()
+                && s.local.is_none()
+                && matches!(s.pending.as_deref(), None | Some(Pending::Held { .. }))
+        });
+        if unknown_here && theirs.version().is_some() && self.folder_gone_here_unsent(&path) {
+            let holds = Holding::Absent { deleted_ns: None };
+            self.reply(PeerMsg::Refused {
+                op,
+                path,
+                holds,
+                why: Refusal::Failed {
+                    error: "its folder changed here; offered again".into(),
+                    retry: true,
+                },
+            });
+            return;
+        }
         let st = self.paths.entry(path.clone()).or_default();
         if parent_busy || matches!(st.pending.as_deref(), Some(Pending::Applying { .. })) {
             let holds = st.holding();
@@ -366,6 +397,43 @@ impl Core {
                 },
             ),
         }
+    }
+
+    /// Whether a folder above `path` is agreed and gone from this side's
+    /// disk, and this side's change of it (a move or a delete) has not
+    /// gone across yet: not sent, or sent and not answered. Not once the
+    /// peer refused this side's delete of a folder above (held back for
+    /// the peer's copy: its folder grew, seed 3475): the peer keeps that
+    /// folder, and what it holds lands here. (A folder above held back
+    /// for another reason, such as a reconciliation that gave the name
+    /// to the peer, is no such answer: seed 15971.)
+    fn folder_gone_here_unsent(&self, path: &str) -> bool {
+        let state = |a: &str| self.paths.get(a);
+        let gone = |a: &str| {
+            state(a).is_some_and(|s| {
+                s.local.is_none()
+                    && s.base.as_ref().is_some_and(|b| b.version.kind == Kind::Dir)
+                    && matches!(s.pending.as_deref(), None | Some(Pending::Offered { .. }))
+            })
+        };
+        let held = |a: &str| {
+            state(a).is_some_and(|s| {
+                s.local.is_none()
+                    && s.base.is_some()
+                    && matches!(
+                        s.pending.as_deref(),
+                        Some(Pending::Held {
+                            sent: Holding::Absent { .. },
+                            ..
+                        })
+                    )
+            })
+        };
+        // (Nor once the peer refused it for good, "folder not empty":
+        // this side's change of it goes no more, plain seeds 147774,
+        // 149571, 154197.)
+        let refused = |a: &str| self.unsent.contains_key(a);
+        ancestors(path).any(gone) && !ancestors(path).any(|a| held(a) || refused(a))
     }
 
     fn has_local_children(&self, dir: &str) -> bool {
