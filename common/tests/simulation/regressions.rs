@@ -1592,3 +1592,32 @@ fn a_replay_whose_answer_is_lost_agrees_no_folder_alone() {
     let v = run_steps(&runner::setup_drawn(152730, false, false), &steps, trace());
     assert!(v.is_empty(), "{v:#?}");
 }
+
+/// Bug (strict seed 8698, shrunk; fixed in core/answers.rs `rekey`):
+/// both hold folder `d/e`; A's user renames `d` to `c` while B's renames
+/// `d/e` to `x:y/e`, and the two moves cross. A refuses B's (its `d/e` is
+/// `c/e` now); B had applied A's move first, which carried the record of
+/// `d/e` to `c/e` but left B's unanswered move naming `d/e`, so the
+/// refusal found no source to remove: A kept `c/e` until the next rescan
+/// (not quiet). The move's source now follows its record.
+#[test]
+fn a_crossed_move_away_follows_its_folders_rename() {
+    let steps = vec![
+        User(B, Write, 3291062838773359607),
+        User(A, Append, 1628719879914360760),
+        Watch(A, 3525686159581202742),
+        User(B, Write, 3780482406812242406),
+        User(B, TypeChange, 15918837859842516850),
+        Watch(B, 10737635991898785508),
+        Watch(A, 15592115486833072460),
+        User(B, Rename, 9430700790441433505),
+        User(A, Rename, 16497766030329178927),
+        User(A, Rename, 14839294905852150990),
+    ];
+    let setup = Setup {
+        strict: true,
+        ..setup_for(8698, false)
+    };
+    let v = run_steps(&setup, &steps, trace());
+    assert!(v.is_empty(), "{v:#?}");
+}
