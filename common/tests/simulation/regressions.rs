@@ -1621,3 +1621,34 @@ fn a_crossed_move_away_follows_its_folders_rename() {
     let v = run_steps(&setup, &steps, trace());
     assert!(v.is_empty(), "{v:#?}");
 }
+
+/// Bug (strict seed 30975, shrunk; fixed in core/local.rs
+/// `moving_ancestor`): A's user renames folder `e` (holding `e/a`) to
+/// `d/z.`, a name B's folder refuses. The refused `d/z.` still looked
+/// like `e`'s move, so `d/z./a` waited for it; `e` went as a delete
+/// instead, and nothing woke `d/z./a` until the next rescan (not quiet).
+/// A folder the peer refused, unchanged since, carries nothing: what is
+/// under it goes (and is refused and reported in turn).
+#[test]
+fn names_under_a_refused_new_folder_do_not_wait_for_its_move() {
+    let steps = vec![
+        Connect,
+        Handle(B),
+        User(A, Append, 8406330570606580752),
+        Handle(B),
+        Watch(A, 17339906990491311438),
+        Exec(B),
+        User(A, Rename, 16193639814497288946),
+        Watch(A, 7512930437145086126),
+        Deliver(A),
+    ];
+    let setup = Setup {
+        strict: true,
+        ..setup_for(30975, false)
+    };
+    let v = run_steps(&setup, &steps, trace());
+    assert!(v.is_empty(), "{v:#?}");
+    // The whole seed, too.
+    let v = strict_seed(30975);
+    assert!(v.is_empty(), "{v:#?}");
+}
