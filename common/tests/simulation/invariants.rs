@@ -251,11 +251,6 @@ fn unreported_clashes(w: &World) -> Vec<(Side, String)> {
     out
 }
 
-/// Whether the two folders hold the same (as [`check_quiet`] compares).
-pub fn converged(w: &World) -> bool {
-    view(&w.a.fs, &w.b.fs) == view(&w.b.fs, &w.a.fs)
-}
-
 /// The checks once the run is quiet.
 pub fn check_quiet(w: &mut World) {
     // A path is excused by a known bug at it or at a folder above it

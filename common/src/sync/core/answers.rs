@@ -41,6 +41,22 @@ impl Core {
             let local = self.paths.get(&p).and_then(|s| s.local.clone());
             self.set_local(&p, None);
             let mut old = self.drop_state(&p).unwrap_or_default();
+            // A move of this side's away from `p`, not answered yet, goes
+            // on from `q`: the answer (a refusal sends a remove of the
+            // source) finds the source where its state is now (seed 8698
+            // of the strict run: B moved `d/e` away while A's move of `d`
+            // to `c` crossed it; A refused B's move, and B's remove of
+            // `c/e` waited for the next rescan).
+            let free = self.paths.get(&q).is_none_or(|s| s.pending.is_none());
+            let moving_away = match old.pending.as_deref() {
+                Some(Pending::Offered { op, .. }) if free => self
+                    .ops
+                    .get_mut(op)
+                    .filter(|o| o.from.as_deref() == Some(p.as_str()))
+                    .map(|o| o.from = Some(q.clone()))
+                    .is_some(),
+                _ => false,
+            };
             // A lock names a path: it stays where it was taken.
             match old.lock.take() {
                 Some(lock) => {
@@ -61,6 +77,9 @@ impl Core {
             let qs = self.paths.entry(q.clone()).or_default();
             if qs.base.is_none() {
                 qs.base = old.base;
+            }
+            if moving_away {
+                qs.pending = old.pending;
             }
             // What the peer holds there moved with the folder too (seed
             // 22949: the peer's copy of a name this side had lost since,

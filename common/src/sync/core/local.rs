@@ -599,6 +599,15 @@ impl Core {
             let Some(st) = self.paths.get(a) else {
                 return false;
             };
+            // A folder the peer refused to store, the same since, goes
+            // nowhere until it changes: it carries nothing (strict seed
+            // 30975: `e` renamed `d/z.`, refused by B; `e`'s delete went
+            // instead of a move, and `d/z./a` waited for the next rescan).
+            let refused = (self.unsent.get(a))
+                .is_some_and(|u| same_state(&u.entry, &st.local) && st.local.is_some());
+            if refused {
+                return false;
+            }
             if let Some(Pending::Offered { op, .. }) = st.pending.as_deref() {
                 if self.ops.get(op).is_some_and(|o| o.from.is_some()) {
                     return true;

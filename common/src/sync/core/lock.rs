@@ -356,6 +356,15 @@ impl Core {
                 update: q.update.clone(),
                 outcome,
             });
+        // A queued delete is done with: the peer holds nothing there, so
+        // this side's names it refused for clashing with that one may fit
+        // now, as when a delete is taken unlocked (strict case/NFD seed
+        // 10589: B's `é` moved away, its "remove against nothing" queued
+        // by A's lock on `é`; A's NFD folder, refused for B's `é`, stayed
+        // unsent for good).
+        if q.update.version().is_none() {
+            self.name_freed(path);
+        }
     }
 
     /// The effect replaying the head of `path`'s queue finished.
