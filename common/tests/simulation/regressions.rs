@@ -1545,11 +1545,15 @@ fn a_refused_name_moved_away_frees_the_peers_spelling() {
     assert!(v.is_empty(), "{v:#?}");
 }
 
-/// Not converged (seed 62597 of `LAB3_SIM_NFD=1`, since the fix above):
-/// A's NFD folder `é` (holding `é/a`, refused by B for B's NFC `é`) stays
-/// at A after B's `é` is renamed away under a lock at A. Not diagnosed.
+/// Bug (seed 62597 of `LAB3_SIM_NFD=1`, exposed by the fix above; fixed
+/// in core/peer.rs): B (folds Unicode forms) refused A's NFC folder `é`
+/// and `é/a` for B's NFD `é`. B renamed its `é` away and sent the remove
+/// that frees the name, but A held locks on both spellings: the remove
+/// was queued, and A's names stayed refused for good (the replay at the
+/// unlock frees nothing). A peer's remove queued by a lock now frees the
+/// names refused for clashing with it at once: the peer holds nothing
+/// there, whatever the lock holds back here.
 #[test]
-#[ignore = "bug: not converged (NFD seed 62597), not diagnosed"]
 fn nfd_seed_62597() {
     let setup = Setup {
         strict: true,
