@@ -1597,3 +1597,52 @@ fn a_replay_whose_answer_is_lost_agrees_no_folder_alone() {
     let v = run_steps(&runner::setup_drawn(152730, false, false), &steps, trace());
     assert!(v.is_empty(), "{v:#?}");
 }
+
+/// Bug (seed 98719 of `LAB3_SIM_NFD=1`, not about names; fixed in
+/// core/answers.rs): B offered a new file `b`, was killed before the
+/// answer, and its user chmodded `b` while it was down. A stored the
+/// offer and answered only after B was back, its own inventory gone
+/// without `b`. B, not knowing the answer's operation, took it for a
+/// copy of A's and offered its `b` as new; A, which held `b` agreed,
+/// took that for a conflict, won on the equal time and sent B's own
+/// file back over the chmod (an echo, and the chmod lost). The answer to
+/// a journalled new name's offer is now taken as agreed, and the change
+/// since goes across against it.
+#[test]
+fn an_answer_after_a_restart_agrees_the_offered_name() {
+    let steps = vec![
+        Connect,
+        Handle(B),
+        User(B, Write, 16261067583026257290),
+        Handle(B),
+        Exec(B),
+        Deliver(A),
+        Handle(A),
+        Handle(A),
+        Watch(B, 16988220165051106531),
+        Exec(A),
+        Deliver(B),
+        Handle(B),
+        Handle(B),
+        Exec(B),
+        Exec(B),
+        Exec(B),
+        Deliver(A),
+        User(B, Write, 13341252399903759915),
+        Crash(B),
+        User(B, SaveByRename, 7176466659996789660),
+        User(B, Chmod, 1875717321172187504),
+        Restart(B),
+        Connect,
+        Handle(B),
+        Handle(B),
+        Exec(B),
+        Deliver(A),
+    ];
+    let setup = Setup {
+        strict: true,
+        ..runner::setup_drawn(98719, false, true)
+    };
+    let v = run_steps(&setup, &steps, trace());
+    assert!(v.is_empty(), "{v:#?}");
+}
