@@ -1646,3 +1646,36 @@ fn an_answer_after_a_restart_agrees_the_offered_name() {
     let v = run_steps(&setup, &steps, trace());
     assert!(v.is_empty(), "{v:#?}");
 }
+
+/// Bug (seed 58715 of `LAB3_SIM_NFD=1`, not about names; fixed in
+/// core/answers.rs): both held the folder `d` agreed; A moved it to a
+/// name B cannot store, so its move went as a remove and an offer. B
+/// found `d` there unchanged but not as the remove expected, and asked
+/// for the remove again; it also took A's "nothing" for the peer's copy
+/// and offered its own `d`. Both retried at once: A took B's folder
+/// (a folder beats a delete), B took A's delete (unchanged here), and
+/// each took the other's answer for a change to undo, for ever (not
+/// converged, never quiet). Without a change here, what the peer holds
+/// is no longer recorded on such a refusal: the peer offers its change
+/// again and this side sends nothing.
+#[test]
+fn a_change_asked_for_again_is_not_answered_with_a_copy() {
+    let steps = vec![
+        User(A, SaveByRename, 11418477546442801026),
+        User(A, HardLink, 7795540706759162252),
+        User(A, Mkdir, 15270396196628327535),
+        User(B, Append, 17172393924999718431),
+        User(A, Mkdir, 9749974296508100701),
+        Watch(B, 8360728874496914745),
+        Rescan(A),
+        User(B, Delete, 4979148126883370028),
+        Lock(5475279359684212847),
+        User(A, Rename, 13167855318616374087),
+    ];
+    let setup = Setup {
+        strict: true,
+        ..runner::setup_drawn(58715, false, true)
+    };
+    let v = run_steps(&setup, &steps, trace());
+    assert!(v.is_empty(), "{v:#?}");
+}

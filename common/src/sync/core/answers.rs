@@ -798,7 +798,8 @@ impl Core {
                 };
                 let mut probe = self.paths[&path].clone();
                 probe.local = found.clone();
-                let why = if probe.changed_here() {
+                let changed = probe.changed_here();
+                let why = if changed {
                     Refusal::Conflict
                 } else {
                     Refusal::Failed {
@@ -807,8 +808,17 @@ impl Core {
                     }
                 };
                 self.refuse_applied(reply_to, &path, holds, from.is_some(), why);
+                // What the peer holds is what this side's change goes
+                // against; without a change here, the peer offers its
+                // own again and this side has nothing to send (NFD seed
+                // 58715: B, told to take A's delete of the agreed folder
+                // `d`, found it there unchanged and asked for the delete
+                // again, but took A's "nothing" for the peer's copy and
+                // offered its folder as well. The two crossed: each side
+                // applied the other's, and took the other's answer for a
+                // change to undo, for ever.)
                 let st = self.paths.get_mut(&path).expect("known");
-                st.peer = Some(Box::new(target));
+                st.peer = changed.then(|| Box::new(target));
                 self.observed(path, found, false);
             }
             Outcome::Failed { error, retry } => {
