@@ -1392,13 +1392,14 @@ fn a_file_renamed_while_its_answer_comes_is_not_sent_back() {
 /// offer, and B's `é/b` queued at A's lock. At the unlock A replayed it
 /// and answered `Stored`: B took the folders above as agreed, A did not,
 /// and A's `é`, still held for an offer B had no reason to make, went
-/// across only with the rescan a minute later (not quiet). A replayed
-/// update agreed the folders above it, as an applied install does; but
-/// that fix was taken back: when the link lost the `Stored`, A alone took
-/// the folders as agreed, and B, which then renamed its folder away as
-/// never agreed, left A's copy there for good (plain seed 152730, below).
+/// across only with the rescan a minute later (not quiet). A first fix
+/// (a replayed update agrees the folders above it here, as an applied
+/// install does) was taken back: when the link lost the `Stored`, A alone
+/// took the folders as agreed (plain seed 152730, below). Now a folder
+/// above a replay held back for the peer's offer of a folder is offered
+/// once the replay is answered, against the peer's folder: the peer takes
+/// it as the same, and its answer agrees it at A (fixed in core/lock.rs).
 #[test]
-#[ignore = "bug: not quiet (seed 96876 of LAB3_SIM_NFD=1); its fix broke seed 152730"]
 fn a_replayed_update_agrees_the_folders_above_it() {
     let steps = vec![
         User(A, Mkdir, 9595166649270240535),
@@ -1545,11 +1546,15 @@ fn a_refused_name_moved_away_frees_the_peers_spelling() {
     assert!(v.is_empty(), "{v:#?}");
 }
 
-/// Not converged (seed 62597 of `LAB3_SIM_NFD=1`, since the fix above;
-/// fixed in core/lock.rs `finish_entry`, as strict case/NFD seed 10589):
-/// A's NFD folder `é` (holding `é/a`, refused by B for B's NFC `é`) stayed
-/// at A after B's `é` was renamed away under a lock at A: B's remove
-/// that frees the name was queued, and its replay did not free it.
+/// Bug (seed 62597 of `LAB3_SIM_NFD=1`, exposed by the fix above): B
+/// (folds Unicode forms) refused A's NFC folder `é` and `é/a` for B's NFD
+/// `é`. B renamed its `é` away and sent the remove that frees the name,
+/// but A held locks on both spellings: the remove was queued, and A's
+/// names stayed refused for good. Fixed twice over, by two helpers at
+/// once: a peer's remove queued by a lock frees the names refused for
+/// clashing with it at once (core/peer.rs), and its replay at the unlock
+/// frees them too (core/lock.rs `finish_entry`, as strict case/NFD seed
+/// 10589).
 #[test]
 fn nfd_seed_62597() {
     let setup = Setup {
@@ -1819,6 +1824,88 @@ fn a_queued_delete_frees_the_name_at_the_unlock() {
     let setup = Setup {
         strict: true,
         ..runner::setup_drawn(10589, true, true)
+    };
+    let v = run_steps(&setup, &steps, trace());
+    assert!(v.is_empty(), "{v:#?}");
+}
+
+/// Bug (seed 98719 of `LAB3_SIM_NFD=1`, not about names; fixed in
+/// core/answers.rs): B offered a new file `b`, was killed before the
+/// answer, and its user chmodded `b` while it was down. A stored the
+/// offer and answered only after B was back, its own inventory gone
+/// without `b`. B, not knowing the answer's operation, took it for a
+/// copy of A's and offered its `b` as new; A, which held `b` agreed,
+/// took that for a conflict, won on the equal time and sent B's own
+/// file back over the chmod (an echo, and the chmod lost). The answer to
+/// a journalled new name's offer is now taken as agreed, and the change
+/// since goes across against it.
+#[test]
+fn an_answer_after_a_restart_agrees_the_offered_name() {
+    let steps = vec![
+        Connect,
+        Handle(B),
+        User(B, Write, 16261067583026257290),
+        Handle(B),
+        Exec(B),
+        Deliver(A),
+        Handle(A),
+        Handle(A),
+        Watch(B, 16988220165051106531),
+        Exec(A),
+        Deliver(B),
+        Handle(B),
+        Handle(B),
+        Exec(B),
+        Exec(B),
+        Exec(B),
+        Deliver(A),
+        User(B, Write, 13341252399903759915),
+        Crash(B),
+        User(B, SaveByRename, 7176466659996789660),
+        User(B, Chmod, 1875717321172187504),
+        Restart(B),
+        Connect,
+        Handle(B),
+        Handle(B),
+        Exec(B),
+        Deliver(A),
+    ];
+    let setup = Setup {
+        strict: true,
+        ..runner::setup_drawn(98719, false, true)
+    };
+    let v = run_steps(&setup, &steps, trace());
+    assert!(v.is_empty(), "{v:#?}");
+}
+
+/// Bug (seed 58715 of `LAB3_SIM_NFD=1`, not about names; fixed in
+/// core/answers.rs): both held the folder `d` agreed; A moved it to a
+/// name B cannot store, so its move went as a remove and an offer. B
+/// found `d` there unchanged but not as the remove expected, and asked
+/// for the remove again; it also took A's "nothing" for the peer's copy
+/// and offered its own `d`. Both retried at once: A took B's folder
+/// (a folder beats a delete), B took A's delete (unchanged here), and
+/// each took the other's answer for a change to undo, for ever (not
+/// converged, never quiet). Without a change here, what the peer holds
+/// is no longer recorded on such a refusal: the peer offers its change
+/// again and this side sends nothing.
+#[test]
+fn a_change_asked_for_again_is_not_answered_with_a_copy() {
+    let steps = vec![
+        User(A, SaveByRename, 11418477546442801026),
+        User(A, HardLink, 7795540706759162252),
+        User(A, Mkdir, 15270396196628327535),
+        User(B, Append, 17172393924999718431),
+        User(A, Mkdir, 9749974296508100701),
+        Watch(B, 8360728874496914745),
+        Rescan(A),
+        User(B, Delete, 4979148126883370028),
+        Lock(5475279359684212847),
+        User(A, Rename, 13167855318616374087),
+    ];
+    let setup = Setup {
+        strict: true,
+        ..runner::setup_drawn(58715, false, true)
     };
     let v = run_steps(&setup, &steps, trace());
     assert!(v.is_empty(), "{v:#?}");

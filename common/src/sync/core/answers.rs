@@ -20,6 +20,47 @@ fn lost_offer(of: &OpFor, path: &str) -> Option<(Holding, Option<Entry>)> {
         .flatten()
 }
 
+/// The answer to an offer of `st`'s new name that an earlier run of this
+/// side sent (its operation unknown now; the name journalled as
+/// `offered`, see [`super::PathState::offered`]): the peer holds `landed`
+/// and took it as agreed, so this side does too; what it holds now, where
+/// it differs, is its change since, which goes across against it
+/// (NFD seed 98719: B offered `b`, was killed, its user chmodded `b`; A
+/// stored the offer and answered only once B was back, after A's
+/// inventory had gone without `b`. B took the answer for a copy of A's
+/// and offered its `b` as new; A, which held it agreed, took that for a
+/// conflict, won on the equal time and sent B's own file back over the
+/// chmod.) Returns what was sent and, as the base's stat here, the
+/// landed version on this side's file.
+fn offered_before_a_restart(
+    st: &super::PathState,
+    of: Option<&OpFor>,
+    landed: &Option<Version>,
+    precision: u64,
+) -> Option<(Holding, Option<Entry>)> {
+    let (Some(v), Some(local)) = (landed, &st.local) else {
+        return None;
+    };
+    let ours = of.is_none() && st.offered && st.base.is_none() && st.pending.is_none();
+    if !ours || local.kind != v.kind {
+        return None;
+    }
+    // (Only a copy changed since: one that looks the same may be another
+    // file swapped in, which only the peer's rule can tell, case seed
+    // 2540: a look-alike taken for the answer's copy never went.)
+    if local.version().same_as(v, precision) {
+        return None;
+    }
+    let here = Entry {
+        size: v.size,
+        mtime_ns: v.mtime_ns,
+        mode: v.mode.or(local.mode),
+        hash: v.hash.clone(),
+        ..local.clone()
+    };
+    Some((Holding::Present(v.clone()), Some(here)))
+}
+
 fn landed_holding(landed: &Option<Version>) -> Holding {
     match landed {
         Some(v) => Holding::Present(v.clone()),
@@ -355,7 +396,11 @@ impl Core {
                     {
                         (sent, entry)
                     }
-                    _ => return self.stored_elsewhere(&path, landed),
+                    _ => match offered_before_a_restart(st, of.as_ref(), &landed, self.precision())
+                    {
+                        Some(known) => known,
+                        None => return self.stored_elsewhere(&path, landed),
+                    },
                 }
             }
             _ => return,
@@ -772,7 +817,8 @@ impl Core {
                 };
                 let mut probe = self.paths[&path].clone();
                 probe.local = found.clone();
-                let why = if probe.changed_here() {
+                let changed = probe.changed_here();
+                let why = if changed {
                     Refusal::Conflict
                 } else {
                     Refusal::Failed {
@@ -781,8 +827,17 @@ impl Core {
                     }
                 };
                 self.refuse_applied(reply_to, &path, holds, from.is_some(), why);
+                // What the peer holds is what this side's change goes
+                // against; without a change here, the peer offers its
+                // own again and this side has nothing to send (NFD seed
+                // 58715: B, told to take A's delete of the agreed folder
+                // `d`, found it there unchanged and asked for the delete
+                // again, but took A's "nothing" for the peer's copy and
+                // offered its folder as well. The two crossed: each side
+                // applied the other's, and took the other's answer for a
+                // change to undo, for ever.)
                 let st = self.paths.get_mut(&path).expect("known");
-                st.peer = Some(Box::new(target));
+                st.peer = changed.then(|| Box::new(target));
                 self.observed(path, found, false);
             }
             Outcome::Failed { error, retry } => {

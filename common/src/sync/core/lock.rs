@@ -412,11 +412,15 @@ impl Core {
                 }
                 self.finish_entry(path, &q, "applied");
                 if self.link.peer().is_some() {
+                    let stored = landed_v.is_some();
                     self.emit(Effect::Send(PeerMsg::Stored {
                         op: q.peer_op,
                         path: path.to_string(),
                         landed: landed_v,
                     }));
+                    if stored {
+                        self.offer_folders_held_above(path);
+                    }
                 }
             }
             Outcome::Mismatch { found } => {
@@ -448,6 +452,43 @@ impl Core {
             Outcome::Sent { .. } => {}
         }
         self.replay_next(path);
+    }
+}
+
+impl Core {
+    /// The replay at `path` was answered `Stored`: the peer, on hearing
+    /// it, agrees every folder above that it holds (`agree_parents`), and
+    /// offers none of them. A folder above that this side holds back for
+    /// the peer's offer of a folder would wait for good (NFD seed 96876:
+    /// both made `é`; A refused B's winning offer of it while `é/b` was
+    /// locked, and held its own back; B's `é/b`, queued, was replayed and
+    /// B took `é` as agreed: A's went across only with the rescan a
+    /// minute later). It is offered now, against the peer's folder: the
+    /// peer takes it as the same folder, and its answer agrees it here.
+    /// (Not agreed here at once: were the `Stored` lost with the link,
+    /// this side alone would take the folder as agreed, plain seed 152730.)
+    fn offer_folders_held_above(&mut self, path: &str) {
+        let is_dir = |h: Option<&Holding>| matches!(h, Some(Holding::Present(v)) if v.kind == super::Kind::Dir);
+        let held: Vec<String> = ancestors(path)
+            .filter(|a| {
+                self.paths.get(*a).is_some_and(|s| {
+                    s.base.is_none()
+                        && s.local.as_ref().is_some_and(|e| e.kind == super::Kind::Dir)
+                        // (Or let go already by another replay under it,
+                        // whose install was then still under way: plain
+                        // seed 71555.)
+                        && matches!(s.pending.as_deref(), None | Some(super::Pending::Held { .. }))
+                        && is_dir(s.peer.as_deref())
+                })
+            })
+            .map(str::to_string)
+            .collect();
+        for a in held {
+            if let Some(st) = self.paths.get_mut(&a) {
+                st.pending = None;
+            }
+            self.consider(&a, false);
+        }
     }
 }
 
