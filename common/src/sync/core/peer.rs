@@ -129,15 +129,7 @@ impl Core {
                 Holding::Absent { deleted_ns: None },
                 super::state::holding_of,
             );
-            self.reply(PeerMsg::Refused {
-                op,
-                path,
-                holds,
-                why: Refusal::Failed {
-                    error: "held by a lock".into(),
-                    retry: true,
-                },
-            });
+            self.refuse_for_now(op, path, holds, "held by a lock");
             return;
         }
         let precision = self.precision();
@@ -167,29 +159,13 @@ impl Core {
         });
         if unknown_here && theirs.version().is_some() && self.folder_gone_here_unsent(&path) {
             let holds = Holding::Absent { deleted_ns: None };
-            self.reply(PeerMsg::Refused {
-                op,
-                path,
-                holds,
-                why: Refusal::Failed {
-                    error: "its folder changed here; offered again".into(),
-                    retry: true,
-                },
-            });
+            self.refuse_for_now(op, path, holds, "its folder changed here; offered again");
             return;
         }
         let st = self.paths.entry(path.clone()).or_default();
         if parent_busy || matches!(st.pending.as_deref(), Some(Pending::Applying { .. })) {
             let holds = st.holding();
-            self.reply(PeerMsg::Refused {
-                op,
-                path,
-                holds,
-                why: Refusal::Failed {
-                    error: "busy".into(),
-                    retry: true,
-                },
-            });
+            self.refuse_for_now(op, path, holds, "busy");
             return;
         }
         // An offer of a file of this side's in flight, the file moved or
@@ -209,15 +185,7 @@ impl Core {
             )
         {
             let holds = st.holding();
-            self.reply(PeerMsg::Refused {
-                op,
-                path,
-                holds,
-                why: Refusal::Failed {
-                    error: "changed here meanwhile; offered again".into(),
-                    retry: true,
-                },
-            });
+            self.refuse_for_now(op, path, holds, "changed here meanwhile; offered again");
             return;
         }
         let mut mine_now = st.holding();
@@ -405,6 +373,20 @@ impl Core {
                 },
             ),
         }
+    }
+
+    /// Refuses the peer's `op` at `path` for a retry (`error` says why):
+    /// the peer offers it again later.
+    fn refuse_for_now(&mut self, op: OpId, path: String, holds: Holding, error: &str) {
+        self.reply(PeerMsg::Refused {
+            op,
+            path,
+            holds,
+            why: Refusal::Failed {
+                error: error.into(),
+                retry: true,
+            },
+        });
     }
 
     /// Whether a folder above `path` is agreed and gone from this side's
