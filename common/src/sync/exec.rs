@@ -281,6 +281,7 @@ fn prepare(
     core_cfg.fs = fs;
     core_cfg.keep_versions = days > 0;
     core_cfg.keep_deletes_ns = i64::from(cfg.keep_deletes_days) * 86_400_000_000_000;
+    core_cfg.run = super::records::next_run(&cfg.state_dir)?;
     *handle.queues.lock().unwrap() = records
         .iter()
         .filter_map(|(p, r)| r.lock.as_ref().map(|l| (p.clone(), l.queue.clone())))

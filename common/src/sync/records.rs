@@ -195,6 +195,31 @@ impl Records {
     }
 }
 
+/// This start's run number (see `core::Config::run`), kept durably in
+/// `<state_dir>/core-run` before the core starts: the last run's number
+/// plus one (1 on a first start, and on the first start of a build that
+/// did not count: its operations were run 0's numbers). A file that does
+/// not hold a number (damage) gives way to one made from the clock's
+/// seconds, unlike any recent run's but by a very unlucky chance.
+pub fn next_run(state_dir: &Path) -> std::io::Result<u64> {
+    let file = state_dir.join("core-run");
+    let last = match std::fs::read_to_string(&file) {
+        Ok(text) => text.trim().parse::<u64>().unwrap_or_else(|_| {
+            tracing::warn!(
+                "{} holds no run number; counting from the clock",
+                file.display()
+            );
+            let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH);
+            now.map_or(0, |d| d.as_secs())
+        }),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => 0,
+        Err(e) => return Err(e),
+    };
+    let run = last.wrapping_add(1);
+    crate::durable::write(&file, format!("{run}\n").as_bytes())?;
+    Ok(run)
+}
+
 /// Keeps the damaged lines beside the journal, says so, and forgets the
 /// history they may have been about.
 fn set_aside(
@@ -474,5 +499,17 @@ mod tests {
         let all: BTreeMap<_, _> = j.all().map(|(p, r)| (p.clone(), r.clone())).collect();
         assert_eq!(all["a"].base, None);
         assert!(all.contains_key("z"));
+    }
+
+    /// Each start gets a run number above the last one's, kept across
+    /// starts (see `core::Config::run`); a damaged counter still gives one.
+    #[test]
+    fn each_start_counts_a_new_run() {
+        let d = tempfile::tempdir().unwrap();
+        assert_eq!(next_run(d.path()).unwrap(), 1);
+        assert_eq!(next_run(d.path()).unwrap(), 2);
+        assert_eq!(next_run(d.path()).unwrap(), 3);
+        std::fs::write(d.path().join("core-run"), "garbage").unwrap();
+        assert!(next_run(d.path()).unwrap() > 3);
     }
 }

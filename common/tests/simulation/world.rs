@@ -453,6 +453,10 @@ impl World {
             }
         }
         me.core = Some(Core::new(me.cfg.clone(), journal));
+        // The run's number, counted durably as the real executor does
+        // (sync/records.rs `next_run`): the next start numbers its
+        // operations apart from this one's.
+        me.cfg.run += 1;
         let entries = me.fs.scan();
         me.inbox.push_back((Input::Scanned { entries }, 0));
     }

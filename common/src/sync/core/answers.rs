@@ -21,7 +21,7 @@ fn lost_offer(of: &OpFor, path: &str) -> Option<(Holding, Option<Entry>)> {
 }
 
 /// The answer to an offer of `st`'s new name that an earlier run of this
-/// side sent (its operation unknown now; the name journalled as
+/// side sent (its operation numbered by that run; the name journalled as
 /// `offered`, see [`super::PathState::offered`]): the peer holds `landed`
 /// and took it as agreed, so this side does too; what it holds now, where
 /// it differs, is its change since, which goes across against it
@@ -34,14 +34,14 @@ fn lost_offer(of: &OpFor, path: &str) -> Option<(Holding, Option<Entry>)> {
 /// landed version on this side's file.
 fn offered_before_a_restart(
     st: &super::PathState,
-    of: Option<&OpFor>,
+    earlier_run: bool,
     landed: &Option<Version>,
     precision: u64,
 ) -> Option<(Holding, Option<Entry>)> {
     let (Some(v), Some(local)) = (landed, &st.local) else {
         return None;
     };
-    let ours = of.is_none() && st.offered && st.base.is_none() && st.pending.is_none();
+    let ours = earlier_run && st.offered && st.base.is_none() && st.pending.is_none();
     if !ours || local.kind != v.kind {
         return None;
     }
@@ -396,8 +396,12 @@ impl Core {
                     {
                         (sent, entry)
                     }
-                    _ => match offered_before_a_restart(st, of.as_ref(), &landed, self.precision())
-                    {
+                    _ => match offered_before_a_restart(
+                        st,
+                        self.of_earlier_run(op),
+                        &landed,
+                        self.precision(),
+                    ) {
                         Some(known) => known,
                         None => return self.stored_elsewhere(&path, landed),
                     },

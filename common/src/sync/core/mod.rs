@@ -82,6 +82,27 @@ pub struct Config {
     /// How long a delete is remembered while the peer is away
     /// (`--keep-deletes DAYS`; see `tombstones`).
     pub keep_deletes_ns: i64,
+    /// This run's number: the executor counts this side's starts, kept
+    /// durably before the core starts (0 where nothing restarts, as in a
+    /// unit test). Operation numbers carry it ([`op_of_run`]), so that a
+    /// peer's late answer to an operation of an earlier run (an offer sent
+    /// before a kill -9, answered once the new run is connected) never
+    /// names one of this run's: numbered from 1 again at each start, such
+    /// an answer was taken for the answer to the new run's operation of
+    /// the same number.
+    pub run: u64,
+}
+
+/// The bits of an operation number that count within a run: the run's
+/// number is above them (see [`Config::run`]). On the wire an operation
+/// number is still a plain `u64`, which a peer only echoes back: a peer
+/// of an earlier build reads and answers these as it did the small ones.
+pub const OP_RUN_SHIFT: u32 = 40;
+
+/// The first operation number of run `run` (run numbers wrap after 2^24
+/// starts).
+pub fn op_of_run(run: u64) -> OpId {
+    ((run & ((1 << (64 - OP_RUN_SHIFT)) - 1)) << OP_RUN_SHIFT) + 1
 }
 
 /// Days a delete is remembered by default: about 15 months, as Syncthing.
@@ -97,6 +118,7 @@ impl Config {
             retry_max_ns: 60_000_000_000,
             keep_versions: true,
             keep_deletes_ns: i64::from(KEEP_DELETES_DAYS) * 86_400_000_000_000,
+            run: 0,
         }
     }
 }
@@ -184,12 +206,12 @@ impl Core {
     /// already (see [`PathState::from`]).
     pub fn from_states(cfg: Config, paths: States) -> Core {
         let mut core = Core {
+            next_op: op_of_run(cfg.run),
             cfg,
             paths,
             ids: HashMap::new(),
             based: HashMap::new(),
             link: LinkPhase::Down,
-            next_op: 1,
             ops: HashMap::new(),
             waiting: BTreeSet::new(),
             scanned_once: false,
@@ -300,6 +322,12 @@ impl Core {
     fn precision(&self) -> u64 {
         let mine = self.cfg.fs.precision_ns;
         self.link.peer().map_or(mine, |p| p.precision_ns.max(mine))
+    }
+
+    /// `op` was numbered by an earlier run of this side (see
+    /// [`Config::run`]): nothing of this run waits for its answer.
+    fn of_earlier_run(&self, op: OpId) -> bool {
+        op >> OP_RUN_SHIFT != op_of_run(self.cfg.run) >> OP_RUN_SHIFT
     }
 
     fn op(&mut self, path: &str, from: Option<&str>) -> OpId {

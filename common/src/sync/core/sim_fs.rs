@@ -245,7 +245,9 @@ impl World {
     /// Restarts a side from its journal, then it scans its disk.
     pub fn restart(&mut self, a: bool) {
         let s = self.side(a);
-        let cfg = s.core.config().clone();
+        let mut cfg = s.core.config().clone();
+        // A new run numbers its operations apart from the last one's.
+        cfg.run += 1;
         let journal: Vec<(String, Record)> = s
             .disk
             .journal
@@ -262,6 +264,12 @@ impl World {
             .map(|(p, e)| (p.clone(), e.clone()))
             .collect();
         s.inputs.push_back(Input::Scanned { entries });
+    }
+
+    /// A message from the peer that the link did not carry (a late
+    /// answer, made by hand), handed to side `a` next.
+    pub fn hand(&mut self, a: bool, msg: PeerMsg) {
+        self.side(a).inputs.push_back(Input::Peer(msg));
     }
 
     pub fn observe(&mut self, a: bool, path: &str, closed: bool) {

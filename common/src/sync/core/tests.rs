@@ -994,3 +994,63 @@ fn a_folder_renamed_then_deleted_after_the_moves_answer_was_lost_stays_deleted()
     assert_eq!(w.a.disk.read("e/f.txt"), None, "{:?}", w.a.log);
     assert_eq!(w.b.disk.read("e/f.txt"), None, "{:?}", w.b.log);
 }
+
+/// Issue 10: operation numbers started at 1 again at each start. A's
+/// offer of `x` was stored at B and its answer lost with the link; A,
+/// restarted, offered its edit of `x` since as its new run's first
+/// operation, of the same number as the first run's. The first run's
+/// answer, coming late, was taken for the new offer's: A took its edit
+/// as agreed while B held the first version. Operation numbers now
+/// carry the run (`Config::run`): the late answer names no operation of
+/// this run, and the new offer still waits for its own.
+#[test]
+fn a_late_answer_to_an_earlier_runs_operation_is_not_a_new_ones() {
+    let mut w = live(NS, NS);
+    w.b.answer_lost = true;
+    w.write(true, "x", "one");
+    w.settle();
+    assert!(!w.b.answer_lost && !w.up, "B's answer was lost");
+    let first = (w.a.sent.iter())
+        .find_map(|m| match m {
+            PeerMsg::Offer { op, path, .. } if path == "x" => Some(*op),
+            _ => None,
+        })
+        .expect("A offered x");
+    let stored = w.b.core.path("x").and_then(|s| s.base.clone());
+    let landed = stored.expect("B stored x").version;
+    w.restart(true);
+    w.write(true, "x", "two");
+    w.settle();
+    w.connect();
+    let offered = |w: &World| match w.a.core.path("x").and_then(|s| s.pending.as_deref()) {
+        Some(Pending::Offered { op, .. }) => Some(*op),
+        _ => None,
+    };
+    let mut new = None;
+    for _ in 0..100 {
+        w.run_side(true);
+        new = offered(&w);
+        if new.is_some() {
+            break;
+        }
+        w.run_side(false);
+    }
+    let new = new.expect("A offered its edit of x again");
+    w.hand(
+        true,
+        PeerMsg::Stored {
+            op: first,
+            path: "x".into(),
+            landed: Some(landed),
+        },
+    );
+    w.run_side(true);
+    assert_eq!(
+        offered(&w),
+        Some(new),
+        "the late answer ended the new offer"
+    );
+    w.settle();
+    w.assert_same();
+    assert_eq!(w.b.disk.read("x").as_deref(), Some("two"));
+}
