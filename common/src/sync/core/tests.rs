@@ -1036,6 +1036,11 @@ fn a_late_answer_to_an_earlier_runs_operation_is_not_a_new_ones() {
         w.run_side(false);
     }
     let new = new.expect("A offered its edit of x again");
+    // The case of the bug: the same number within its run (numbered from
+    // 1 at each start, the late answer would name the new offer).
+    let within = |op: OpId| op & ((1 << OP_RUN_SHIFT) - 1);
+    assert_eq!(within(first), within(new), "{first} {new}");
+    assert_ne!(first, new);
     w.hand(
         true,
         PeerMsg::Stored {
