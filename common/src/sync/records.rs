@@ -310,6 +310,7 @@ mod tests {
             lock: None,
             landing: None,
             offered: false,
+            queued_through: 0,
         }
     }
 
@@ -337,6 +338,7 @@ mod tests {
             lock: None,
             landing: None,
             offered: false,
+            queued_through: 0,
         }
     }
 

@@ -261,6 +261,7 @@ mod tests {
             lock: None,
             landing: None,
             offered: false,
+            queued_through: 0,
         }
     }
 

@@ -1725,15 +1725,16 @@ fn a_folder_change_refused_for_good_holds_nothing_back() {
     }
 }
 
-/// Bugs found past the usual 200,000 plain seeds (200,000..300,000):
-/// 232588 and 255346 lock `d` twice at A with an update queued each
-/// time; a new lock numbers its queue from 1 again, so the second lock's
-/// entry #1 comes after the first lock's #1 ("queue of d: entry #1 after
-/// #Some(1)", "replayed twice"). (245139, an echo, was issue 10's
-/// operation numbers: see
-/// `a_late_answer_to_an_earlier_runs_operation_names_none_of_this_run`.)
+/// Bugs (plain seeds 232588, 255346, found in 200,000..300,000; fixed
+/// in core/lock.rs, `PathState::queued_through`): A locked `d` twice with
+/// an update of B's queued each time; the second lock numbered its queue
+/// from 1 again, so its entry #1 was queued and replayed after the first
+/// lock's #1 ("queue of d: entry #1 after #Some(1)", "replayed twice";
+/// the real executor's queue cursor of the first lock, had a crash left
+/// it behind, would have taken the new #1 for done). A path's next lock
+/// numbers on from its last. (245139, an echo, was issue 10's operation
+/// numbers: see `a_late_answer_to_an_earlier_runs_operation_names_none_of_this_run`.)
 #[test]
-#[ignore = "bug: plain seeds 232588, 255346 (a new lock of a path numbers its queue from 1 again)"]
 fn plain_seeds_past_200000() {
     for seed in [232588, 255346] {
         let v = run_steps(&setup_for(seed, false), &schedule_for(seed), trace());

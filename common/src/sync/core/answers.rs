@@ -105,6 +105,7 @@ impl Core {
                         p.clone(),
                         Box::new(super::PathState {
                             lock: Some(lock),
+                            queued_through: old.queued_through,
                             ..Default::default()
                         }),
                     );

@@ -13,7 +13,12 @@ impl Core {
     pub(super) fn lock(&mut self, path: String) {
         let st = self.paths.entry(path.clone()).or_default();
         if st.lock.is_none() {
-            st.lock = Some(Box::new(LockState::default()));
+            // (Numbered on from the path's last lock: see
+            // `PathState::queued_through`.)
+            st.lock = Some(Box::new(LockState {
+                next_seq: u64::from(st.queued_through),
+                ..LockState::default()
+            }));
             self.locked.insert(path.clone());
             self.record(&path);
             self.announce("locked", Direction::Here, &path, None, String::new());
@@ -293,7 +298,10 @@ impl Core {
         }
         let side = self.cfg.side;
         let st = self.paths.get_mut(path).expect("unlocking");
-        st.lock = None;
+        if let Some(lock) = st.lock.take() {
+            let through = u32::try_from(lock.next_seq).unwrap_or(u32::MAX);
+            st.queued_through = st.queued_through.max(through);
+        }
         self.locked.remove(path);
         // Whatever this side held back while the lock queued the peer's
         // updates is decided again now: a superseded update leaves this

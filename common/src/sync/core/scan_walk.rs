@@ -105,6 +105,8 @@ fn agreed_and_unseen(st: &PathState, e: &Entry) -> bool {
         landing,
         based_id: _,
         offered,
+        // (A counter for the next lock: nothing a scan changes.)
+        queued_through: _,
     } = st;
     let bare = local.is_none()
         && deleted_ns.is_none()
@@ -178,6 +180,7 @@ mod tests {
             lock: None,
             landing: None,
             offered: false,
+            queued_through: 0,
         }
     }
 

@@ -119,6 +119,13 @@ pub struct PathState {
     /// as nothing, the peer's stored copy came back, resurrecting what
     /// the user had deleted). Cleared once the path has a base.
     pub offered: bool,
+    /// The last number a lock of this path gave a queued update: the
+    /// path's next lock numbers on from it (plain seeds 232588, 255346:
+    /// a second lock numbered its queue from 1 again, and the replay of
+    /// its #1 came after the first lock's #1; the real executor's queue
+    /// cursor, were a crash to leave the first lock's behind, would take
+    /// the new #1 for done).
+    pub queued_through: u32,
 }
 
 impl PathState {
@@ -134,6 +141,7 @@ impl PathState {
             lock: self.lock.as_deref().cloned(),
             landing: self.landing.as_deref().cloned(),
             offered: self.offered && self.base.is_none(),
+            queued_through: self.queued_through,
         })
     }
 }
@@ -148,6 +156,7 @@ impl From<Record> for PathState {
             lock: r.lock.map(Box::new),
             landing: r.landing.map(Box::new),
             offered: r.offered,
+            queued_through: r.queued_through,
             ..PathState::default()
         }
     }
@@ -179,6 +188,14 @@ pub struct Record {
     /// See [`PathState::offered`]. (Absent in journals written before it.)
     #[serde(default, skip_serializing_if = "is_false")]
     pub offered: bool,
+    /// See [`PathState::queued_through`]. (Absent in journals written
+    /// before it, and where no lock queued anything.)
+    #[serde(default, skip_serializing_if = "is_zero_u32")]
+    pub queued_through: u32,
+}
+
+fn is_zero_u32(n: &u32) -> bool {
+    *n == 0
 }
 
 pub(super) fn is_false(b: &bool) -> bool {
