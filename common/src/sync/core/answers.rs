@@ -38,11 +38,18 @@ fn offered_before_a_restart(
     landed: &Option<Version>,
     precision: u64,
 ) -> Option<(Holding, Option<Entry>)> {
-    let (Some(v), Some(local)) = (landed, &st.local) else {
-        return None;
-    };
     let ours = earlier_run && st.offered && st.base.is_none() && st.pending.is_none();
-    if !ours || local.kind != v.kind {
+    let v = landed.as_ref().filter(|_| ours)?;
+    // Gone here since (moved or deleted before a restart): the delete is
+    // the change made since, and goes against the copy the peer stored
+    // (strict seed 61891: A's new `x:y` offered, renamed to `c`, a power
+    // cut at A; B stored the offer after the reconnect, and A, taking
+    // the answer for a copy of B's, reported nothing there, so B offered
+    // A's file back as new, an echo).
+    let Some(local) = &st.local else {
+        return Some((Holding::Present(v.clone()), None));
+    };
+    if local.kind != v.kind {
         return None;
     }
     // (Only a copy changed since: one that looks the same may be another
@@ -347,7 +354,14 @@ impl Core {
     /// and the peer, which holds the agreed copy, would take it for a
     /// conflict).
     fn peer_holds(&mut self, path: &str, now: Holding) {
-        if let LinkPhase::Reconciling { theirs, .. } = &mut self.link {
+        // (Only an answer sent before the peer's hashes: the peer decides
+        // on it too, see `Core::holds_as_answered`.)
+        if let LinkPhase::Reconciling {
+            theirs,
+            their_hashes: None,
+            ..
+        } = &mut self.link
+        {
             if let Some(e) = theirs.get_mut(path) {
                 e.now = now;
                 e.changed = false;
@@ -370,6 +384,9 @@ impl Core {
 
     pub(super) fn stored(&mut self, op: OpId, path: String, landed: Option<Version>) {
         let of = self.ops.remove(&op);
+        // The peer holds what landed, agreed, whatever this side makes of
+        // the answer: a reconciliation decides on that.
+        self.peer_holds(&path, landed_holding(&landed));
         let Some(st) = self.paths.get(&path) else {
             return self.stored_elsewhere(&path, landed);
         };
@@ -459,7 +476,6 @@ impl Core {
                 // file inside, which waited for the next rescan.)
                 let a_file =
                     v.kind == Kind::File && !st.local.as_ref().is_some_and(|e| e.kind == Kind::Dir);
-                self.peer_holds(&path, Holding::Present(v));
                 self.record(&path);
                 self.agree_parents(&path);
                 if a_file {
