@@ -14,8 +14,13 @@
 //! and faster than rsync for both.
 //!
 //! `bench/setup.sh` installs rsync. `LAB3_BENCH_QUICK=1`: a 64 MiB file,
-//! one trial (CI's smoke run); `LAB3_BENCH_TRIALS=N`. Only a full run
-//! writes the "Block transfer" section of `bench/RESULTS.md`.
+//! one trial (CI's smoke run); `LAB3_BENCH_TRIALS=N`.
+//! `LAB3_BENCH_OLD_BINS=DIR` adds another build's servers (the folder that
+//! holds its `server_a` and `server_b`, e.g. main's `target/dist`) as a
+//! third contender, a pair of its own, interleaved with the others (before
+//! and after a change, side by side in one run); `LAB3_BENCH_OLD_ENV="K=V"`
+//! sets variables for its servers only. Only a full run without another
+//! build writes the "Block transfer" section of `bench/RESULTS.md`.
 
 #[allow(dead_code)]
 #[path = "sync/measure.rs"]
@@ -25,12 +30,12 @@ mod measure;
 mod report;
 
 use std::io::{Seek, SeekFrom, Write};
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use common::sync::blocks::block_size;
-use lab3_tests::Pair;
+use lab3_tests::{start_a_from, start_b_from, Pair};
 use measure::{median, secs};
 use report::Row;
 
@@ -98,6 +103,40 @@ fn sent_bytes(pair: &Pair) -> u64 {
     doc["link"]["sent_bytes"].as_u64().expect("link.sent_bytes")
 }
 
+/// A pair of the build in `bins` (`LAB3_BENCH_OLD_BINS`) over a copy of
+/// `file`, already at both sides (B's copy first, so A has nothing to send).
+fn old_pair(bins: &Path, file: &Path) -> Pair {
+    let root = tempfile::tempdir().expect("temp dir");
+    let dirs: [PathBuf; 4] =
+        ["directory_a", "state_a", "directory_b", "state_b"].map(|d| root.path().join(d));
+    for d in &dirs {
+        std::fs::create_dir_all(d).unwrap();
+    }
+    std::fs::copy(file, dirs[2].join("big.bin")).unwrap();
+    std::fs::copy(file, dirs[0].join("big.bin")).unwrap();
+    let mtime = std::fs::metadata(file).unwrap().modified().unwrap();
+    for d in [&dirs[0], &dirs[2]] {
+        let f = std::fs::File::options()
+            .write(true)
+            .open(d.join("big.bin"))
+            .unwrap();
+        f.set_modified(mtime).unwrap();
+    }
+    let b = start_b_from(bins, &dirs[2], &dirs[3], "127.0.0.1:0", &[]);
+    let a = start_a_from(bins, &dirs[0], &dirs[1], &b.addr, &[]);
+    let pair = Pair::from_parts(root, dirs, a, b);
+    pair.wait_linked(120);
+    pair
+}
+
+/// The load average now (the first figure of `/proc/loadavg`).
+fn load() -> String {
+    std::fs::read_to_string("/proc/loadavg")
+        .ok()
+        .and_then(|l| l.split_whitespace().next().map(String::from))
+        .unwrap_or_else(|| "?".into())
+}
+
 /// The lab3 trial: the change at A until B announces it; (seconds, bytes sent).
 fn lab3_trial(pair: &Pair, change: Change, t: usize) -> (f64, u64) {
     let before = sent_bytes(pair);
@@ -163,6 +202,15 @@ fn main() {
         measure::same_file(&file_a, &file_b),
         "B's first copy differs"
     );
+    let old_bins = std::env::var_os("LAB3_BENCH_OLD_BINS").map(PathBuf::from);
+    let old = old_bins.as_deref().map(|bins| {
+        eprintln!(
+            "delta bench: the other build's pair ({})...",
+            bins.display()
+        );
+        old_pair(bins, &file_a)
+    });
+    let load_before = load();
     let work = tempfile::tempdir().expect("temp dir");
     let (src, dst) = (work.path().join("src"), work.path().join("dst"));
     if rsync_version.is_some() {
@@ -179,10 +227,21 @@ fn main() {
     for (n, change) in [(1u8, Change::Middle), (2, Change::Grow)] {
         let (mut lab, mut lab_bytes, mut rs, mut rs_bytes, mut rs_total) =
             (Vec::new(), Vec::new(), Vec::new(), Vec::new(), Vec::new());
+        let mut olds = Vec::new();
         for t in 0..trials {
-            // Who goes first alternates.
-            for turn in [t % 2, 1 - t % 2] {
-                if turn == 0 {
+            // Who goes first rotates.
+            let n_turns = if old.is_some() { 3 } else { 2 };
+            for turn in (0..n_turns).map(|k| (k + t) % n_turns) {
+                if turn == 2 {
+                    let pair = old.as_ref().expect("an old pair");
+                    let (s, b) = lab3_trial(pair, change, t);
+                    eprintln!(
+                        "row {n} trial {}: old build {} , {b} bytes sent",
+                        t + 1,
+                        secs(s)
+                    );
+                    olds.push(s);
+                } else if turn == 0 {
                     let (s, b) = lab3_trial(&pair, change, t);
                     eprintln!("row {n} trial {}: lab3 {} , {b} bytes sent", t + 1, secs(s));
                     lab.push(s);
@@ -256,14 +315,27 @@ fn main() {
                 list(&rs)
             }
         ));
+        if !olds.is_empty() {
+            notes.push(format!(
+                "Row {n}: the other build (LAB3_BENCH_OLD_BINS) {}: median {} (this build/other {:.2}x).",
+                list(&olds),
+                secs(median(&olds)),
+                median(&lab) / median(&olds)
+            ));
+        }
     }
+    notes.push(format!(
+        "Load average (1 min) at the first trial {load_before}, at the end {}.",
+        load()
+    ));
     drop(pair);
+    drop(old);
     let table = report::table(&rows);
     let notes: String = notes.iter().map(|n| format!("- {n}\n")).collect();
     println!("\n{table}\n{notes}");
     let failed = rows.iter().filter(|r| r.pass == Some(false)).count();
     println!("delta bench: {failed} target(s) missed");
-    if !quick && std::env::var("LAB3_BENCH_TRIALS").is_err() {
+    if !quick && std::env::var("LAB3_BENCH_TRIALS").is_err() && old_bins.is_none() {
         let body = format!(
             "Run on {} with `cargo bench --bench delta` (dist binaries; {} cores shared with other builds; {}). \
              Medians of {trials} trials per tool, interleaved in one run, who goes first alternating. \

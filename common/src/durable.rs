@@ -63,6 +63,28 @@ pub fn write(path: &Path, bytes: &[u8]) -> io::Result<()> {
     sync_dir(dir)
 }
 
+/// Starts writing `len` bytes of `file` from `offset` back to disk, without
+/// waiting for them (Linux: `sync_file_range`), so that the flush that
+/// follows (an `fsync`, a `syncfs`) finds little left to write. It flushes
+/// nothing by itself: no guarantee rests on it. Nothing elsewhere, or with
+/// [`NO_FSYNC_VAR`].
+pub fn start_write_back(file: &File, offset: u64, len: u64) {
+    #[cfg(target_os = "linux")]
+    if enabled() {
+        use std::os::fd::AsRawFd;
+        let (Ok(offset), Ok(len)) = (i64::try_from(offset), i64::try_from(len)) else {
+            return;
+        };
+        // SAFETY: `file` is an open descriptor for the whole call, which
+        // touches no memory of ours. A failure only means no head start.
+        unsafe {
+            libc::sync_file_range(file.as_raw_fd(), offset, len, libc::SYNC_FILE_RANGE_WRITE);
+        }
+    }
+    #[cfg(not(target_os = "linux"))]
+    let _ = (file, offset, len);
+}
+
 /// Flushes everything written to the file system that holds `dir` (Linux:
 /// one `syncfs` for a whole burst of received files, instead of one
 /// `fsync` each). `Ok(false)` where there is no such call: the caller then

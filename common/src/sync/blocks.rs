@@ -65,8 +65,14 @@ pub struct BlockList {
 }
 
 /// Reads `path` block by block: its [`BlockList`] for blocks of
-/// `block_size`. Anything but a regular file is an empty list.
+/// `block_size`. Anything but a regular file is an empty list. A big file
+/// is read in two halves at once, one per thread (two cores hash it).
 pub fn block_list(path: &Path, block_size: u64) -> std::io::Result<BlockList> {
+    list_split(path, block_size, SPLIT_FROM)
+}
+
+/// [`block_list`], in two halves from `split_from` bytes on.
+fn list_split(path: &Path, block_size: u64, split_from: u64) -> std::io::Result<BlockList> {
     let mut list = BlockList {
         block_size,
         ..BlockList::default()
@@ -77,22 +83,83 @@ pub fn block_list(path: &Path, block_size: u64) -> std::io::Result<BlockList> {
     if !md.is_file() || md.len().div_ceil(block_size) > MAX_BLOCKS || block_size > MAX_BLOCK {
         return Ok(list);
     }
+    let blocks = md.len().div_ceil(block_size);
+    let split = if md.len() >= split_from {
+        blocks / 2
+    } else {
+        0
+    };
+    let parts = std::thread::scope(|s| {
+        let second = (split > 0).then(|| s.spawn(|| list_part(path, block_size, split, None)));
+        let first = list_part(path, block_size, 0, (split > 0).then_some(split));
+        let second = second.map(|h| {
+            h.join()
+                .unwrap_or_else(|_| Err(std::io::Error::other("a hashing thread panicked")))
+        });
+        (first, second)
+    });
+    let (first, second) = parts;
+    let first = first?;
+    let whole = first.whole;
+    list.append(first);
+    // The second half counts only if the first was read to its end (a
+    // file that shrank meanwhile ends where its first half ended).
+    if let (true, Some(second)) = (whole, second) {
+        list.append(second?);
+    }
+    Ok(list)
+}
+
+/// Files from this size on are listed by two threads.
+const SPLIT_FROM: u64 = 64 * 1024 * 1024;
+
+/// Part of a [`BlockList`]: blocks `from..to` (to the end of the file
+/// without `to`).
+struct Part {
+    weak: Vec<u32>,
+    strong: Vec<String>,
+    bytes: u64,
+    /// Whether every block asked for was there, at full length.
+    whole: bool,
+}
+
+impl BlockList {
+    fn append(&mut self, part: Part) {
+        self.weak.extend(part.weak);
+        self.strong.extend(part.strong);
+        self.size += part.bytes;
+    }
+}
+
+fn list_part(path: &Path, block_size: u64, from: u64, to: Option<u64>) -> std::io::Result<Part> {
+    use std::io::{Seek, SeekFrom};
     let mut file = File::open(path)?;
+    file.seek(SeekFrom::Start(from * block_size))?;
+    let mut part = Part {
+        weak: Vec::new(),
+        strong: Vec::new(),
+        bytes: 0,
+        whole: true,
+    };
     let mut buf = vec![0u8; block_size as usize];
-    loop {
+    let mut n_block = from;
+    while to.is_none_or(|to| n_block < to) {
         let n = read_full(&mut file, &mut buf)?;
         if n == 0 {
+            part.whole = to.is_none();
             break;
         }
-        list.weak.push(weak(&buf[..n]));
-        list.strong
+        part.weak.push(weak(&buf[..n]));
+        part.strong
             .push(blake3::hash(&buf[..n]).to_hex().to_string());
-        list.size += n as u64;
+        part.bytes += n as u64;
+        n_block += 1;
         if n < buf.len() {
+            part.whole = to.is_none();
             break;
         }
     }
-    Ok(list)
+    Ok(part)
 }
 
 /// Reads until `buf` is full or the file ends; how many bytes it got.
@@ -278,7 +345,9 @@ pub struct Delta {
     /// notice a file that grew).
     read: u64,
     limit: u64,
-    hasher: blake3::Hasher,
+    /// The BLAKE3 of every byte read, on a thread of its own for a big
+    /// file (`None` once taken by [`Delta::finish_hash`]).
+    hashing: Option<super::sink::Hashing>,
     /// Strong checks that found nothing since the last match, and where
     /// that run of new bytes began (a file offset): past [`MAX_MISSES`] (a
     /// run of repeated bytes whose rolling checksum keeps matching one of
@@ -287,10 +356,20 @@ pub struct Delta {
     /// search stays linear in the file's size.
     misses: u32,
     run_from: u64,
+    /// [`MAX_RUN`] (smaller in tests).
+    max_run: u64,
 }
 
 /// See [`Delta::misses`].
 const MAX_MISSES: u32 = 64;
+
+/// The longest run of adjacent blocks one [`Piece::Copy`] takes (give or
+/// take a block): the sender yields a piece, and the receiver hears from
+/// it, at least once per this many bytes read, however slowly the file is
+/// read. (A 1 GiB file that only grew was one copy: on a loaded machine
+/// the receiver heard nothing for longer than the link's 25 s and dropped
+/// it, again at every retry.)
+const MAX_RUN: u64 = 64 * 1024 * 1024;
 
 impl Delta {
     /// A plan for `file` (announced as `size` bytes) against the
@@ -311,9 +390,10 @@ impl Delta {
             eof: false,
             read: 0,
             limit: size.saturating_add(1),
-            hasher: blake3::Hasher::new(),
+            hashing: Some(super::sink::Hashing::new(size)),
             misses: 0,
             run_from: 0,
+            max_run: MAX_RUN,
         })
     }
 
@@ -327,10 +407,14 @@ impl Delta {
         self.read
     }
 
-    /// The BLAKE3 hash of every byte read (the whole file, once `next`
-    /// returned `None`).
-    pub fn hash(&self) -> String {
-        self.hasher.finalize().to_hex().to_string()
+    /// The BLAKE3 hash of every byte read (the whole file, once
+    /// `next_piece` returned `None`); once only.
+    pub fn finish_hash(&mut self) -> std::io::Result<String> {
+        let hashing = self
+            .hashing
+            .take()
+            .ok_or_else(|| std::io::Error::other("the hash was taken already"))?;
+        Ok(hashing.finish()?.to_hex().to_string())
     }
 
     /// The next piece; `None` once the file is planned to its end.
@@ -409,7 +493,7 @@ impl Delta {
         self.flush_literal(self.at);
         let offset = n * self.index.block as u64;
         match self.copy.as_mut() {
-            Some((o, l)) if *o + *l == offset => *l += len as u64,
+            Some((o, l)) if *o + *l == offset && *l < self.max_run => *l += len as u64,
             _ => {
                 self.flush_copy();
                 self.copy = Some((offset, len as u64));
@@ -461,7 +545,9 @@ impl Delta {
             self.buf.resize(start + room, 0);
             let n = read_full(&mut self.file, &mut self.buf[start..])?;
             self.buf.truncate(start + n);
-            self.hasher.update(&self.buf[start..]);
+            if let Some(h) = self.hashing.as_mut() {
+                h.update_slice(&self.buf[start..])?;
+            }
             self.read += n as u64;
             if n < room {
                 self.eof = true;
@@ -500,8 +586,74 @@ mod tests {
                 }
             }
         }
-        assert_eq!(delta.hash(), blake3::hash(new).to_hex().to_string());
+        assert_eq!(
+            delta.finish_hash().unwrap(),
+            blake3::hash(new).to_hex().to_string()
+        );
         (out, sent)
+    }
+
+    #[test]
+    fn a_list_read_in_two_halves_is_the_same_list() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("f");
+        let block = 64 * 1024;
+        for size in [
+            0,
+            1000,
+            64 * 1024,
+            3 * 64 * 1024,
+            5 * 64 * 1024 + 17,
+            1 << 20,
+        ] {
+            let data = noise(size, 8);
+            std::fs::write(&path, &data).unwrap();
+            let whole = list_split(&path, block, u64::MAX).unwrap();
+            let halves = list_split(&path, block, 0).unwrap();
+            assert_eq!(whole, halves, "size {size}");
+            assert_eq!(whole.size, size as u64);
+            let hashes: Vec<String> = data
+                .chunks(block as usize)
+                .map(|c| blake3::hash(c).to_hex().to_string())
+                .collect();
+            let weaks: Vec<u32> = data.chunks(block as usize).map(weak).collect();
+            assert_eq!((whole.strong, whole.weak), (hashes, weaks), "size {size}");
+        }
+    }
+
+    #[test]
+    fn a_big_plan_hashes_on_a_thread_the_same() {
+        // Past the size where the whole-file hash moves to a thread.
+        let old = noise(6 << 20, 9);
+        let mut new = old.clone();
+        new[3_000_000..3_000_500].fill(1);
+        new.extend_from_slice(&noise(100_000, 10));
+        let (out, sent) = rebuild(&old, &new, 128 * 1024);
+        assert_eq!(out, new);
+        assert!(sent <= 2 * 128 * 1024 + 100_000, "sent {sent}");
+    }
+
+    #[test]
+    fn long_runs_of_copies_are_cut() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("f");
+        // Runs of 64 KiB at most, of 4 KiB blocks.
+        let (block, max_run) = (4096u64, 64 * 1024);
+        let size = (2 * max_run + 3 * block) as usize;
+        std::fs::write(&path, noise(size, 13)).unwrap();
+        let list = list_split(&path, block, u64::MAX).unwrap();
+        let mut delta = Delta::new(File::open(&path).unwrap(), size as u64, &list).unwrap();
+        delta.max_run = max_run;
+        let mut next = 0;
+        while let Some(p) = delta.next_piece().unwrap() {
+            let Piece::Copy { offset, len } = p else {
+                panic!("new bytes in an unchanged file");
+            };
+            assert_eq!(offset, next);
+            assert!(len <= max_run, "a run of {len}");
+            next += len;
+        }
+        assert_eq!(next, size as u64);
     }
 
     #[test]

@@ -11,7 +11,8 @@
 //! - [`versions`]: what sync kept (replaced, deleted, conflict losers):
 //!   listing, restoring; [`retention`]: expiring them by age and size.
 //! - [`transfer`]: file bytes over the link, into verified temporary files;
-//!   [`blocks`]: only the blocks the receiver lacks, for big files.
+//!   [`blocks`]: only the blocks the receiver lacks, for big files; `sink`:
+//!   a big file's BLAKE3 on a second thread, its write-back started early.
 //!
 //! # How a change travels
 //! The watcher hints a path; once it settles the executor stats it (with
@@ -35,6 +36,7 @@ mod link;
 pub mod queue_cursor;
 mod records;
 pub mod retention;
+mod sink;
 pub mod startup;
 pub mod transfer;
 pub mod versions;

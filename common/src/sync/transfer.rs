@@ -12,13 +12,14 @@
 //! the end covers every byte either way.
 
 use std::fs::File;
-use std::io::{Read, Write};
+use std::io::Read;
 use std::path::{Path, PathBuf};
 
 use bytes::BytesMut;
 use tokio::io::{AsyncRead, AsyncWrite};
 
 use super::blocks::{BlockList, Delta, Piece};
+use super::sink::{Hashing, Sink};
 use crate::connection::{Frame, FrameReader, FrameWriter, ProtocolError};
 use crate::meta::FileMeta;
 use crate::paths;
@@ -76,7 +77,7 @@ pub async fn send_offer<W: AsyncWrite + Unpin>(
             None => return abort(w, meta, "the peer's block list is malformed").await,
         }
     }
-    let mut hasher = blake3::Hasher::new();
+    let mut hashing = Hashing::new(meta.size);
     let mut total = 0u64;
     // Reading stops at the announced size: one read for a small file. The
     // file's size and mtime, checked once it is read, tell whether it
@@ -100,19 +101,25 @@ pub async fn send_offer<W: AsyncWrite + Unpin>(
             break;
         }
         buf.truncate(n);
-        hasher.update(&buf);
+        let buf = buf.freeze();
+        if let Err(e) = hashing.update(buf.clone()) {
+            return abort(w, meta, &e.to_string()).await;
+        }
         total += n as u64;
         if total > meta.size {
             break; // grew while we read it: abort below
         }
-        w.feed_data(buf.freeze()).await?;
+        w.feed_data(buf).await?;
         progress(total);
     }
     if total != meta.size || !unchanged(&file, meta) {
         w.send(Message::FileAbort).await?;
         return Ok(Sent::Changed);
     }
-    let hash = hasher.finalize().to_hex().to_string();
+    let hash = match hashing.finish() {
+        Ok(h) => h.to_hex().to_string(),
+        Err(e) => return abort(w, meta, &e.to_string()).await,
+    };
     w.feed(Message::FileEnd { hash: hash.clone() }).await?;
     Ok(Sent::Done { hash, wire: total })
 }
@@ -136,7 +143,10 @@ async fn send_delta<W: AsyncWrite + Unpin>(
                 wire += b.len() as u64;
                 w.feed_data(b).await?;
             }
-            Piece::Copy { offset, len } => w.feed(Message::BlockCopy { offset, len }).await?,
+            // Sent now, not when the buffer fills: a run of copies takes
+            // a while to read (see `blocks::MAX_RUN`), and the peer must
+            // hear from this side meanwhile.
+            Piece::Copy { offset, len } => w.send(Message::BlockCopy { offset, len }).await?,
         }
         progress(delta.read().min(meta.size));
     }
@@ -144,7 +154,10 @@ async fn send_delta<W: AsyncWrite + Unpin>(
         w.send(Message::FileAbort).await?;
         return Ok(Sent::Changed);
     }
-    let hash = delta.hash();
+    let hash = match delta.finish_hash() {
+        Ok(h) => h,
+        Err(e) => return abort(w, meta, &e.to_string()).await,
+    };
     w.feed(Message::FileEnd { hash: hash.clone() }).await?;
     tracing::info!(
         "sent {}: {} of {} over the link, the rest from the peer's copy",
@@ -233,15 +246,14 @@ pub async fn receive_file<R: AsyncRead + Unpin>(
                 path: meta.path.clone(),
                 why: e.why.to_string(),
             });
-    let mut temp = match (&problem, new_temp(tmp_dir, meta.mode)) {
-        (None, Ok(t)) => Some(t),
+    let mut sink = match (&problem, new_temp(tmp_dir, meta.mode)) {
+        (None, Ok(t)) => Some(Sink::new(t, meta.size)),
         (None, Err(e)) => {
             problem = Some(local_error(&meta.path, e));
             None
         }
         _ => None,
     };
-    let mut hasher = blake3::Hasher::new();
     let mut total = 0u64;
     let mut wire = 0u64;
     // This side's copy, opened at the first `block_copy`.
@@ -255,14 +267,12 @@ pub async fn receive_file<R: AsyncRead + Unpin>(
                 progress(total);
                 if total > meta.size && problem.is_none() {
                     problem = Some(rejected(&meta.path, "more bytes than announced"));
-                    temp = None;
+                    sink = None;
                 }
-                if let Some(t) = temp.as_mut() {
-                    if let Err(e) =
-                        copy_own(root, &meta.path, &mut own, offset, len, t, &mut hasher)
-                    {
+                if let Some(s) = sink.as_mut() {
+                    if let Err(e) = copy_own(root, &meta.path, &mut own, offset, len, s) {
                         problem = Some(local_error(&meta.path, e));
-                        temp = None;
+                        sink = None;
                     }
                 }
             }
@@ -272,13 +282,12 @@ pub async fn receive_file<R: AsyncRead + Unpin>(
                 progress(total);
                 if total > meta.size && problem.is_none() {
                     problem = Some(rejected(&meta.path, "more bytes than announced"));
-                    temp = None;
+                    sink = None;
                 }
-                if let Some(t) = temp.as_mut() {
-                    hasher.update(&b);
-                    if let Err(e) = t.write_all(&b) {
+                if let Some(s) = sink.as_mut() {
+                    if let Err(e) = s.write(b) {
                         problem = Some(local_error(&meta.path, e));
-                        temp = None;
+                        sink = None;
                     }
                 }
             }
@@ -308,7 +317,9 @@ pub async fn receive_file<R: AsyncRead + Unpin>(
     if total != meta.size {
         return Err(rejected(&meta.path, "fewer bytes than announced"));
     }
-    if hasher.finalize().to_hex().as_str() != hash {
+    let sink = sink.expect("no problem means a temp file");
+    let (got, temp) = sink.finish().map_err(|e| local_error(&meta.path, e))?;
+    if got.to_hex().as_str() != hash {
         if copied {
             // Most likely this side's copy changed while blocks were taken
             // from it: worth another try.
@@ -319,7 +330,6 @@ pub async fn receive_file<R: AsyncRead + Unpin>(
         }
         return Err(rejected(&meta.path, "content hash does not match"));
     }
-    let temp = temp.expect("no problem means a temp file");
     set_time_and_mode(temp.as_file(), meta.mtime_ns, meta.mode)
         .map_err(|e| local_error(&meta.path, e))?;
     // On disk before it can be renamed into place: a power cut must not
@@ -340,16 +350,15 @@ pub async fn receive_file<R: AsyncRead + Unpin>(
     })
 }
 
-/// Appends `len` bytes at `offset` of this side's copy of `rel` to `temp`,
-/// hashing them.
+/// Appends `len` bytes at `offset` of this side's copy of `rel` to `sink`,
+/// in reads of [`COPY_CHUNK`].
 fn copy_own(
     root: &Path,
     rel: &str,
     own: &mut Option<File>,
     offset: u64,
     len: u64,
-    temp: &mut tempfile::NamedTempFile,
-    hasher: &mut blake3::Hasher,
+    sink: &mut Sink,
 ) -> std::io::Result<()> {
     use std::io::{Seek, SeekFrom};
     if own.is_none() {
@@ -358,22 +367,25 @@ fn copy_own(
     }
     let file = own.as_mut().expect("opened above");
     file.seek(SeekFrom::Start(offset))?;
-    let mut buf = vec![0u8; CHUNK];
     let mut left = len;
     while left > 0 {
-        let want = usize::try_from(left).map_or(CHUNK, |n| n.min(CHUNK));
-        let n = file.read(&mut buf[..want])?;
+        let want = left.min(COPY_CHUNK as u64);
+        // Read into fresh capacity: not zeroed first, handed on whole.
+        let mut buf = Vec::with_capacity(want as usize);
+        let n = file.by_ref().take(want).read_to_end(&mut buf)?;
         if n == 0 {
             return Err(std::io::Error::other(
                 "the copy here is shorter than the peer's plan",
             ));
         }
-        hasher.update(&buf[..n]);
-        temp.write_all(&buf[..n])?;
+        sink.write(bytes::Bytes::from(buf))?;
         left -= n as u64;
     }
     Ok(())
 }
+
+/// Bytes per read of this side's own copy (see `copy_own`).
+const COPY_CHUNK: usize = 1024 * 1024;
 
 /// The BLAKE3 hash of `meta.path` under `root`, if it still has `meta`'s
 /// size and mtime once read.

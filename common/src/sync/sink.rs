@@ -1,0 +1,174 @@
+//! Where a received file's bytes land, and the BLAKE3 of a big file on a
+//! thread of its own.
+//!
+//! A big file costs two passes over its bytes at each end: the I/O (read,
+//! write) and the BLAKE3 that checks it end to end. [`Hashing`] moves the
+//! hash to a second thread, fed the same chunks in order, so the two run
+//! side by side on two cores. [`Sink`] is the receiver's temporary file:
+//! written, hashed that way, and handed to the disk's write-back as it
+//! fills, so that the flush before the rename (see [`super::transfer`])
+//! finds little left to write.
+
+use std::io::Write;
+use std::sync::mpsc::{sync_channel, SyncSender};
+use std::thread::JoinHandle;
+
+use bytes::Bytes;
+
+/// Files from this size on are hashed on a thread of their own.
+pub const THREAD_FROM: u64 = 4 * 1024 * 1024;
+/// Chunks the hashing thread may lag behind (a bound on memory).
+const LAG: usize = 16;
+/// Written bytes handed to the disk's write-back at a time.
+const WRITE_BACK: u64 = 8 * 1024 * 1024;
+
+/// A BLAKE3 hash computed inline, or on a thread for a big file.
+pub enum Hashing {
+    Inline(Box<blake3::Hasher>),
+    Thread {
+        chunks: SyncSender<Bytes>,
+        done: JoinHandle<blake3::Hasher>,
+    },
+}
+
+impl Hashing {
+    /// Hashing for `size` bytes: on a thread from [`THREAD_FROM`] on.
+    pub fn new(size: u64) -> Hashing {
+        if size < THREAD_FROM {
+            return Hashing::Inline(Box::default());
+        }
+        let (chunks, rx) = sync_channel::<Bytes>(LAG);
+        let spawned = std::thread::Builder::new()
+            .name("lab3-hash".into())
+            .spawn(move || {
+                let mut hasher = blake3::Hasher::new();
+                for chunk in rx {
+                    hasher.update(&chunk);
+                }
+                hasher
+            });
+        match spawned {
+            Ok(done) => Hashing::Thread { chunks, done },
+            Err(_) => Hashing::Inline(Box::default()),
+        }
+    }
+
+    /// Hashes `bytes` next.
+    pub fn update(&mut self, bytes: Bytes) -> std::io::Result<()> {
+        match self {
+            Hashing::Inline(h) => {
+                h.update(&bytes);
+                Ok(())
+            }
+            Hashing::Thread { chunks, .. } => chunks
+                .send(bytes)
+                .map_err(|_| std::io::Error::other("the hashing thread stopped")),
+        }
+    }
+
+    /// Hashes `bytes` next (copied only when they go to the thread).
+    pub fn update_slice(&mut self, bytes: &[u8]) -> std::io::Result<()> {
+        match self {
+            Hashing::Inline(h) => {
+                h.update(bytes);
+                Ok(())
+            }
+            Hashing::Thread { .. } => self.update(Bytes::copy_from_slice(bytes)),
+        }
+    }
+
+    /// The hash of everything given.
+    pub fn finish(self) -> std::io::Result<blake3::Hash> {
+        match self {
+            Hashing::Inline(h) => Ok(h.finalize()),
+            Hashing::Thread { chunks, done } => {
+                drop(chunks);
+                let hasher = done
+                    .join()
+                    .map_err(|_| std::io::Error::other("the hashing thread panicked"))?;
+                Ok(hasher.finalize())
+            }
+        }
+    }
+}
+
+/// A temporary file being filled, its bytes hashed in order.
+pub struct Sink {
+    temp: tempfile::NamedTempFile,
+    hashing: Hashing,
+    written: u64,
+    /// Bytes already handed to the disk's write-back.
+    started: u64,
+}
+
+impl Sink {
+    /// A sink for a file of `size` bytes into `temp`.
+    pub fn new(temp: tempfile::NamedTempFile, size: u64) -> Sink {
+        Sink {
+            temp,
+            hashing: Hashing::new(size),
+            written: 0,
+            started: 0,
+        }
+    }
+
+    /// Appends `bytes` to the file and to the hash.
+    pub fn write(&mut self, bytes: Bytes) -> std::io::Result<()> {
+        self.temp.write_all(&bytes)?;
+        self.written += bytes.len() as u64;
+        self.hashing.update(bytes)?;
+        if self.written - self.started >= WRITE_BACK {
+            let len = self.written - self.started;
+            crate::durable::start_write_back(self.temp.as_file(), self.started, len);
+            self.started = self.written;
+        }
+        Ok(())
+    }
+
+    /// The hash of all that was written, and the temporary file.
+    pub fn finish(self) -> std::io::Result<(blake3::Hash, tempfile::NamedTempFile)> {
+        Ok((self.hashing.finish()?, self.temp))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::testing::noise;
+
+    #[test]
+    fn a_sink_hashes_what_it_writes_inline_or_on_a_thread() {
+        let dir = tempfile::tempdir().unwrap();
+        for size in [
+            100_000,
+            THREAD_FROM as usize + 12_345,
+            3 * WRITE_BACK as usize,
+        ] {
+            let data = noise(size, 11);
+            let mut sink = Sink::new(
+                tempfile::NamedTempFile::new_in(dir.path()).unwrap(),
+                size as u64,
+            );
+            assert_eq!(
+                matches!(sink.hashing, Hashing::Thread { .. }),
+                size as u64 >= THREAD_FROM
+            );
+            for chunk in data.chunks(777_777) {
+                sink.write(Bytes::copy_from_slice(chunk)).unwrap();
+            }
+            let (hash, temp) = sink.finish().unwrap();
+            assert_eq!(hash, blake3::hash(&data), "size {size}");
+            assert_eq!(std::fs::read(temp.path()).unwrap(), data, "size {size}");
+        }
+    }
+
+    #[test]
+    fn hashing_on_a_thread_takes_slices_too() {
+        let data = noise(THREAD_FROM as usize * 2, 12);
+        let mut h = Hashing::new(data.len() as u64);
+        for chunk in data.chunks(100_000) {
+            h.update_slice(chunk).unwrap();
+        }
+        assert_eq!(h.finish().unwrap(), blake3::hash(&data));
+    }
+}
