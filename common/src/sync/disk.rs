@@ -20,6 +20,11 @@ use super::versions;
 use crate::paths;
 use crate::scan::is_absent;
 
+/// Threads that hash a batch of look-alikes at most (see [`Disk::hash_all`]).
+const HASH_THREADS: usize = 4;
+/// A batch this small is hashed on the engine's thread alone.
+const HASH_PARALLEL_FROM: usize = 64;
+
 /// A real folder, as the core's executor sees it.
 pub struct Disk {
     root: PathBuf,
@@ -316,11 +321,9 @@ impl Disk {
                 });
             }
             Effect::Hash { files } => {
-                let hashes = files
-                    .iter()
-                    .map(|(path, expect)| (path.clone(), self.hash(path, expect)))
-                    .collect();
-                return Some(Input::Hashed { hashes });
+                return Some(Input::Hashed {
+                    hashes: self.hash_all(files),
+                });
             }
             Effect::Install {
                 op,
@@ -390,7 +393,46 @@ impl Disk {
     }
 
     /// The BLAKE3 hash of `rel`, if it holds `expect` before and after.
+    /// [`Disk::hash`] of each file, in order. Many files (two trees
+    /// meeting for the first time: every file a look-alike) are hashed on
+    /// a few threads at once: one thread opening and reading 10,000 small
+    /// files was most of such a first start.
+    pub(super) fn hash_all(&self, files: &[(String, Entry)]) -> Vec<(String, Option<String>)> {
+        let threads = std::thread::available_parallelism()
+            .map_or(1, |n| n.get())
+            .clamp(1, HASH_THREADS);
+        if threads == 1 || files.len() < HASH_PARALLEL_FROM {
+            return files
+                .iter()
+                .map(|(path, expect)| (path.clone(), self.hash(path, expect)))
+                .collect();
+        }
+        let chunk = files.len().div_ceil(threads);
+        std::thread::scope(|s| {
+            let parts: Vec<_> = files
+                .chunks(chunk)
+                .map(|part| {
+                    s.spawn(move || {
+                        part.iter()
+                            .map(|(path, expect)| (path.clone(), self.hash(path, expect)))
+                            .collect::<Vec<_>>()
+                    })
+                })
+                .collect();
+            parts
+                .into_iter()
+                .flat_map(|t| t.join().unwrap_or_else(|p| std::panic::resume_unwind(p)))
+                .collect()
+        })
+    }
+
+    /// The content hash of `rel` if it holds `expect` before and after
+    /// the read (`None` otherwise).
     pub(super) fn hash(&self, rel: &str, expect: &Entry) -> Option<String> {
+        #[cfg(unix)]
+        if !self.fs.folds() {
+            return self.hash_opened(rel, expect);
+        }
         let same = |d: &Disk| {
             d.stat(rel)
                 .ok()
@@ -405,6 +447,34 @@ impl Disk {
         hasher.update_reader(file).ok()?;
         let hash = hasher.finalize().to_hex().to_string();
         same(self).then_some(hash)
+    }
+
+    /// [`Disk::hash`] on unix where a name is what it says (no folding):
+    /// the file opened once, without following a symbolic link, and its
+    /// open handle's stat compared with `expect` before and after the
+    /// read. The same checks as a stat of the path on each side, without
+    /// walking the path three times (the two stats and the open were half
+    /// of hashing a small file).
+    #[cfg(unix)]
+    fn hash_opened(&self, rel: &str, expect: &Entry) -> Option<String> {
+        use std::os::unix::fs::OpenOptionsExt;
+        let file = std::fs::OpenOptions::new()
+            .read(true)
+            .custom_flags(libc::O_NOFOLLOW | libc::O_NONBLOCK)
+            .open(self.resolve(rel).ok()?)
+            .ok()?;
+        let same = |f: &std::fs::File| {
+            f.metadata()
+                .ok()
+                .is_some_and(|md| md.is_file() && self.fs.fit(entry_of(&md)).same_here(expect))
+        };
+        if !same(&file) {
+            return None;
+        }
+        let mut hasher = blake3::Hasher::new();
+        hasher.update_reader(&file).ok()?;
+        let hash = hasher.finalize().to_hex().to_string();
+        same(&file).then_some(hash)
     }
 
     /// `Mismatch` unless `rel` holds `expect`.
@@ -1150,6 +1220,53 @@ mod tests {
         }) {
             Some(Input::Done { outcome, .. }) => outcome,
             other => panic!("{other:?}"),
+        }
+    }
+
+    /// A batch big enough for several threads comes back in order, each
+    /// file hashed only where it still is the file the core expects: not a
+    /// look-alike swapped in (another file, same size and time), not a
+    /// symbolic link to the expected file, not a file gone.
+    #[test]
+    fn a_big_batch_of_look_alikes_is_hashed_in_order_and_only_where_the_file_is_as_expected() {
+        let (root, _state, d) = disk();
+        let mut files = Vec::new();
+        for i in 0..(HASH_PARALLEL_FROM * 3) {
+            let name = format!("f{i:04}");
+            std::fs::write(root.path().join(&name), format!("content {i}")).unwrap();
+            let e = d.stat(&name).unwrap().unwrap();
+            files.push((name, e));
+        }
+        // 0: a look-alike swapped in (same size and mtime, another inode).
+        let p0 = root.path().join("f0000");
+        let md = std::fs::metadata(&p0).unwrap();
+        std::fs::write(root.path().join("tmp"), "content X").unwrap();
+        let mtime = filetime::FileTime::from_last_modification_time(&md);
+        filetime::set_file_mtime(root.path().join("tmp"), mtime).unwrap();
+        std::fs::rename(root.path().join("tmp"), &p0).unwrap();
+        // 1: gone.
+        std::fs::remove_file(root.path().join("f0001")).unwrap();
+        // 2: a symbolic link to a file whose stat is the one expected.
+        #[cfg(unix)]
+        {
+            let p2 = root.path().join("f0002");
+            std::fs::rename(&p2, root.path().join("target")).unwrap();
+            std::os::unix::fs::symlink(root.path().join("target"), &p2).unwrap();
+        }
+        let hashes = d.hash_all(&files);
+        assert_eq!(hashes.len(), files.len());
+        for (i, ((path, hash), (want, _))) in hashes.iter().zip(&files).enumerate() {
+            assert_eq!(path, want);
+            let expected = match i {
+                0 | 1 => None,
+                2 if cfg!(unix) => None,
+                _ => Some(
+                    blake3::hash(format!("content {i}").as_bytes())
+                        .to_hex()
+                        .to_string(),
+                ),
+            };
+            assert_eq!(hash, &expected, "{path}");
         }
     }
 
