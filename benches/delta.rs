@@ -65,12 +65,15 @@ fn apply(path: &Path, change: Change, t: usize) {
     f.write_all(&bytes).unwrap();
 }
 
-/// One `rsync -a --no-whole-file --stats SRC/ DST/`: (seconds, literal
-/// data bytes, total bytes sent).
+/// One `rsync -a --no-whole-file --ignore-times --stats SRC/ DST/`:
+/// (seconds, literal data bytes, total bytes sent). `--ignore-times`: an
+/// edit that keeps the size and lands within the second of the last copy
+/// (the quick run's 64 MiB file) looks unchanged to rsync's quick check,
+/// which then compared lab3 with a no-op (0 bytes in 55 ms).
 fn rsync(src: &Path, dst: &Path) -> (f64, u64, u64) {
     let t0 = Instant::now();
     let out = Command::new("rsync")
-        .args(["-a", "--no-whole-file", "--stats"])
+        .args(["-a", "--no-whole-file", "--ignore-times", "--stats"])
         .arg(format!("{}/", src.display()))
         .arg(format!("{}/", dst.display()))
         .stderr(Stdio::inherit())
