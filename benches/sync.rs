@@ -848,14 +848,17 @@ fn bulk_trials(
             a.output(),
             b.output()
         );
+        let (ca, cb) = cpu_of(&a, &b);
         drop((a, b));
         measure::same_tree(&src, &dst, n).unwrap_or_else(|e| panic!("lab3: {e}"));
         eprintln!(
-            "row 2 ({place}) trial {}: lab3{}{} {}",
+            "row 2 ({place}) trial {}: lab3{}{} {} (CPU A {}, B {})",
             t + 1,
             if old.is_some() { " (old engine)" } else { "" },
             if flags.is_empty() { "" } else { " without TLS" },
-            secs(s)
+            secs(s),
+            secs(ca),
+            secs(cb)
         );
         s
     };
@@ -1040,6 +1043,14 @@ fn big_file(plan: &Plan, peers: &Peers, work: &Path, notes: &mut Vec<(u8, String
 
 // ------------------------------------------------------------------- row 4
 
+/// Each server's CPU seconds so far (user + system): what a trial cost
+/// the machine, which the load of other programs changes far less than
+/// wall time.
+fn cpu_of(a: &Server, b: &Server) -> (f64, f64) {
+    let cpu = |s: &Server| s.pid().and_then(measure::cpu_secs).unwrap_or(f64::NAN);
+    (cpu(a), cpu(b))
+}
+
 /// Spawns B then A over `dir_a`/`dir_b` with state in `state`, and returns
 /// the seconds until A logs that it reconciled with B (and the servers).
 fn start_to_in_sync(
@@ -1091,6 +1102,7 @@ fn startup(plan: &Plan, peers: &Peers, work: &Path, notes: &mut Vec<(u8, String)
     let mut run = |state: &Path, old: Option<&Path>| {
         measure::settle_disk();
         let (s, a, b) = start_to_in_sync(&dir_a, &dir_b, state, old);
+        let (ca, cb) = cpu_of(&a, &b);
         // Let B finish its side and both journals reach the disk before the kill.
         measure::poll(Duration::from_secs(60), Duration::from_millis(5), || {
             b.logged(&["reconciled with server A"])
@@ -1100,9 +1112,17 @@ fn startup(plan: &Plan, peers: &Peers, work: &Path, notes: &mut Vec<(u8, String)
         drop((a, b));
         measure::settle_disk();
         let (s2, a, b) = start_to_in_sync(&dir_a, &dir_b, state, old);
+        let (ca2, cb2) = cpu_of(&a, &b);
         std::thread::sleep(Duration::from_millis(200));
         moved += transfers(&[&a, &b]);
         drop((a, b));
+        eprintln!(
+            "row 4: CPU when A reconciled: first start A {}, B {}; restart A {}, B {}",
+            secs(ca),
+            secs(cb),
+            secs(ca2),
+            secs(cb2)
+        );
         (s, s2)
     };
     for t in 0..plan.trials {
