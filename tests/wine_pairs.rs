@@ -224,10 +224,12 @@ fn renames_both_ways(layout: Layout) {
     m.assert_no_conflict();
 }
 
-both_ways!(
-    #[ignore = "flaky: once under load (Windows A + Linux B) the Linux side sent the moved folder as 'created ld2' plus a file rename, no delete of ld, and the Windows side re-created ld on both; to find, issue 11"]
-    folder_moves_both_ways
-);
+both_ways!(folder_moves_both_ways);
+/// Ignored from 2026-11-30 as flaky (once under load, Windows A + Linux B:
+/// the moved folder sent as `created ld2` plus a file rename, and `ld`
+/// re-created on both sides). The sync core changed much since (folder
+/// moves crossing offers and answers); 2026-12-02 it passed 60 runs in a
+/// row both ways at load average 7-9, and runs again with the rest.
 fn folder_moves_both_ways(layout: Layout) {
     let Some(m) = Mixed::start(layout, |_, _| {}) else {
         return;
