@@ -210,7 +210,11 @@ impl Core {
         // (seeds 19643, 58666). Refused for now; once this side's change
         // has gone across, the peer offers its copy again if it still
         // holds it. (Not for a folder: seed 10568 then never settled.)
-        if st.local.is_none()
+        // The same for a file made a folder since (plain seed 316912: B's
+        // `e` offered, then made a folder; A's new folder `e`, crossing
+        // it, was agreed at B as the same, while A installed B's file over
+        // its own and sent it back to B once B's answer came).
+        if st.local.as_ref().is_none_or(|e| e.kind != Kind::File)
             && matches!(
                 st.pending.as_deref(),
                 Some(Pending::Offered {
