@@ -2015,13 +2015,25 @@ fn a_name_made_under_a_folder_moved_away_is_looked_at() {
 
 /// Bug (plain seed 329512, issue 10; fixed in core/answers.rs `rekey`):
 /// B's user deleted `d/e`; before the delete went (it waits for quiet),
-/// A's move of `d` to `A` came and moved `d/e`'s state to `A/e`, without
-/// its tombstone's time and without a look: the wait ended at `d/e`, and
-/// `A/e`'s delete waited for the next rescan ("not quiet"). A tombstone
-/// now moves with its base, and a moved name this side no longer holds
-/// is looked at.
+/// A's move of `d` to `A` came and moved `d/e`'s state to `A/e` without
+/// a look: the wait ended at `d/e`, and `A/e`'s delete waited for the
+/// next rescan ("not quiet"). A moved name this side no longer holds is
+/// now looked at.
 #[test]
 fn a_delete_under_a_folder_the_peer_moved_goes_at_once() {
     let v = run_steps(&setup_for(329512, false), &schedule_for(329512), trace());
+    assert!(v.is_empty(), "{v:#?}");
+}
+
+/// Bug (plain seed 509767, found by plain seeds 400,000..600,000 after
+/// the fix of 329512, which also moved the old name's tombstone; fixed in
+/// core/answers.rs `rekey`): A moved folder `d` to `e/b`, and saw
+/// `d/e` gone under the old name. Its move's answer carried `d/e`'s
+/// tombstone to `e/b/e`, which A holds: A sent a delete of it, and the
+/// two sides sent B's file at `e/b/e` back and forth for ever ("never
+/// quiet"). The state moves without the old name's tombstone.
+#[test]
+fn a_folder_moved_here_takes_no_tombstone_along() {
+    let v = run_steps(&setup_for(509767, false), &schedule_for(509767), trace());
     assert!(v.is_empty(), "{v:#?}");
 }

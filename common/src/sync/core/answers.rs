@@ -133,11 +133,11 @@ impl Core {
                 }),
             }
             let qs = self.paths.entry(q.clone()).or_default();
-            // (A tombstone goes with its base: when this side deleted it.)
-            if qs.base.is_none() && old.base.is_some() {
+            // (Not the old name's tombstone: the names under a folder this
+            // side moved are seen gone there, and are here, plain seed
+            // 509767: taken along, they went across as deletes.)
+            if qs.base.is_none() {
                 qs.base = old.base;
-                qs.deleted_ns = old.deleted_ns;
-                qs.gone_ns = old.gone_ns;
             }
             let based = qs.base.is_some();
             if moving_away {
