@@ -2037,3 +2037,17 @@ fn a_folder_moved_here_takes_no_tombstone_along() {
     let v = run_steps(&setup_for(509767, false), &schedule_for(509767), trace());
     assert!(v.is_empty(), "{v:#?}");
 }
+
+/// Bug (plain seed 526638, found by plain seeds 400,000..600,000; fixed
+/// in core/peer.rs `incoming`): B offered its new `d/z.`, then its user
+/// swapped it with `d/e/a`. A's own new `d/z.` crossed the offer: at B
+/// it beat the file now there, while A took B's later offer; B's answer
+/// then made A send B's file back to B, an echo. As for a file made a
+/// folder (seed 316912), a peer's offer that crosses an offer of a file
+/// of this side's that another file has replaced here is refused for
+/// now: B's answer settles first, and B's change goes across against it.
+#[test]
+fn a_crossing_offer_waits_for_a_file_replaced_since() {
+    let v = run_steps(&setup_for(526638, false), &schedule_for(526638), trace());
+    assert!(v.is_empty(), "{v:#?}");
+}
