@@ -88,6 +88,15 @@ impl Core {
             let q = format!("{to}{}", &p[from.len()..]);
             let local = self.paths.get(&p).and_then(|s| s.local.clone());
             self.set_local(&p, None);
+            // What this side's disk held there is taken for what moved,
+            // but a name may have landed under the old name since (plain
+            // seed 204674: B moved `d/e` to `A` while A's move of `e` to
+            // `d/e/a` crossed it; B applied A's move, making `d/e/a/a`
+            // anew, and B's own move's answer then carried that state
+            // away, so `d/e/a/a` waited for the next rescan): looked at.
+            if local.is_some() {
+                self.emit(Effect::Stat { path: p.clone() });
+            }
             let mut old = self.drop_state(&p).unwrap_or_default();
             // A move of this side's away from `p`, not answered yet, goes
             // on from `q`: the answer (a refusal sends a remove of the
@@ -124,9 +133,13 @@ impl Core {
                 }),
             }
             let qs = self.paths.entry(q.clone()).or_default();
+            // (Not the old name's tombstone: the names under a folder this
+            // side moved are seen gone there, and are here, plain seed
+            // 509767: taken along, they went across as deletes.)
             if qs.base.is_none() {
                 qs.base = old.base;
             }
+            let based = qs.base.is_some();
             if moving_away {
                 qs.pending = old.pending;
             }
@@ -142,8 +155,12 @@ impl Core {
             if need_local && local.is_some() {
                 self.set_local(&q, local);
                 self.emit(Effect::Stat { path: q.clone() });
-            } else if peer_only && need_local {
-                // (Looked at again: a delete may be due there.)
+            } else if (peer_only || based) && need_local {
+                // (Looked at again: a delete may be due there, this side's
+                // own too: plain seed 329512, B's user deleted `d/e` and
+                // A's move of `d` to `A` came before B's delete went; its
+                // wait for quiet ended at `d/e`, and `A/e`'s delete
+                // waited for the next rescan.)
                 self.emit(Effect::Stat { path: q.clone() });
             }
             self.record(&q);

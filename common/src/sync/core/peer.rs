@@ -210,15 +210,24 @@ impl Core {
         // (seeds 19643, 58666). Refused for now; once this side's change
         // has gone across, the peer offers its copy again if it still
         // holds it. (Not for a folder: seed 10568 then never settled.)
-        if st.local.is_none()
-            && matches!(
-                st.pending.as_deref(),
-                Some(Pending::Offered {
-                    sent: Holding::Present(v),
-                    ..
-                }) if v.kind == Kind::File
-            )
-        {
+        // The same for a file made a folder since, or another file put in
+        // its place (plain seed 316912: B's `e` offered, then made a
+        // folder; A's new folder `e`, crossing it, was agreed at B as the
+        // same, while A installed B's file over its own and sent it back
+        // to B once B's answer came; plain seed 526638: B's `d/z.`
+        // offered, then swapped with another file, which lost to A's
+        // crossing copy at B, while A took B's offer).
+        let offered_file_gone = match st.pending.as_deref() {
+            Some(Pending::Offered {
+                sent: Holding::Present(v),
+                entry,
+                ..
+            }) if v.kind == Kind::File => st.local.as_ref().is_none_or(|e| {
+                e.kind != Kind::File || entry.as_ref().is_some_and(|o| o.id != e.id)
+            }),
+            _ => false,
+        };
+        if offered_file_gone {
             let holds = st.holding();
             self.refuse_for_now(op, path, holds, "changed here meanwhile; offered again");
             return;
