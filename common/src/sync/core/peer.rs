@@ -197,6 +197,14 @@ impl Core {
             self.refuse_for_now(op, path, holds, "its folder changed here; offered again");
             return;
         }
+        if theirs.version().is_some() && self.file_above(&path) {
+            let holds = self.paths.get(&path).map_or(
+                Holding::Absent { deleted_ns: None },
+                super::state::holding_of,
+            );
+            self.refuse_for_now(op, path, holds, "a file here above it; offered again");
+            return;
+        }
         let st = self.paths.entry(path.clone()).or_default();
         if parent_busy || matches!(st.pending.as_deref(), Some(Pending::Applying { .. })) {
             let holds = st.holding();
@@ -459,6 +467,32 @@ impl Core {
         // 149571, 154197.)
         let refused = |a: &str| self.unsent.contains_key(a);
         ancestors(path).any(gone) && !ancestors(path).any(|a| held(a) || refused(a))
+    }
+
+    /// Whether a name above `path` is, as this side knows it, a file: one
+    /// on its disk, or one of its own in flight to the peer (deleted
+    /// here since). The peer's name under it, installed now, would make
+    /// that folder anew here while the peer takes this side's file, whose
+    /// answer then forgets what is under it (a file both hold) and the
+    /// installed copy, found again, goes back as a new name of this
+    /// side's (NFD seed 93082: A's file `d` won over B's folder `d`, A's
+    /// user deleted it, A installed B's `d/é`, and sent it back to B).
+    /// Refused for now, as the executor refuses an install over a file:
+    /// the file's change goes first, then the peer offers its name again
+    /// if it still holds it.
+    fn file_above(&self, path: &str) -> bool {
+        ancestors(path).any(|a| {
+            self.paths.get(a).is_some_and(|s| match &s.local {
+                Some(e) => e.kind == Kind::File,
+                None => matches!(
+                    s.pending.as_deref(),
+                    Some(Pending::Offered {
+                        sent: Holding::Present(v),
+                        ..
+                    }) if v.kind == Kind::File
+                ),
+            })
+        })
     }
 
     fn has_local_children(&self, dir: &str) -> bool {
