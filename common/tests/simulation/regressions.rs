@@ -1989,3 +1989,22 @@ fn a_name_under_a_file_here_waits_for_the_file() {
     let v = run_steps(&setup, &schedule_for(93082), trace());
     assert!(v.is_empty(), "seed 93082: {v:#?}");
 }
+
+/// Bug (NFD seed 38421, fixed in core/lock.rs; found with the excuse
+/// `known::resent_after_a_lost_answer` off): B offered a new `A`, which
+/// A queued at a lock, then B crashed and its user moved `A` away. At the
+/// reconnect A's inventory went without `A`; then A's unlock replayed
+/// B's `A` and answered `Stored` before A's hashes. B decided on that
+/// answer (`A` agreed, gone at B: a delete), while A, its `Stored` sent
+/// around `Core::reply`, decided on its inventory and took the copy for
+/// a new name of its own: it went back to B, an echo. A replay's
+/// `Stored` now goes through `reply` and counts on both sides.
+#[test]
+fn a_replays_answer_while_reconciling_counts_on_both_sides() {
+    let setup = Setup {
+        strict: true,
+        ..runner::setup_drawn(38421, false, true)
+    };
+    let v = run_steps(&setup, &schedule_for(38421), trace());
+    assert!(v.is_empty(), "seed 38421: {v:#?}");
+}
