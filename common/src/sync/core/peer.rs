@@ -62,43 +62,16 @@ impl Core {
         }
     }
 
+    /// Sends the peer an answer; a `Stored` sent while reconciling may
+    /// count in the decision to come (see `LinkPhase::answered`).
     pub(super) fn reply(&mut self, msg: PeerMsg) {
         if let PeerMsg::Stored { path, landed, .. } = &msg {
-            self.holds_as_answered(path, landed.clone());
+            let local = self.paths.get(path).and_then(|s| s.local.clone());
+            let now = super::answers::landed_holding(landed);
+            self.link
+                .answered(super::state::Answered::Here { local }, path, now);
         }
         self.emit(Effect::Send(msg));
-    }
-
-    /// This side answers `Stored` (it holds `landed`, agreed) during a
-    /// reconciliation, before its hashes went: the peer gets that answer
-    /// before the hashes it waits for, and decides on it instead of this
-    /// side's inventory (see `Core::peer_holds`), so this side does too
-    /// (strict seed 61891: B stored A's offer of `x:y` after B's inventory
-    /// went without it, and took the copy for a new name of its own,
-    /// offered back to A, an echo).
-    fn holds_as_answered(&mut self, path: &str, landed: Option<Version>) {
-        let local = self.paths.get(path).and_then(|s| s.local.clone());
-        if let super::LinkPhase::Reconciling {
-            hashes_sent: false,
-            sent,
-            ..
-        } = &mut self.link
-        {
-            let now = match landed {
-                Some(v) => Holding::Present(v),
-                None => Holding::Absent { deleted_ns: None },
-            };
-            sent.insert(
-                path.to_string(),
-                super::state::Sent {
-                    local: local.filter(|_| now.version().is_some()),
-                    now,
-                    changed: false,
-                    base: None,
-                    offered: false,
-                },
-            );
-        }
     }
 
     fn locked(&self, path: &str) -> bool {
