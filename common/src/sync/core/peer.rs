@@ -115,14 +115,8 @@ impl Core {
         }
         self.peer_names(&path);
         if self.locked(&path) {
-            // The peer holds nothing there now, whatever the lock holds
-            // back here: names of this side's it refused for clashing
-            // with it may fit (NFD seed 62597: B's NFD folder `é`, which
-            // had refused A's NFC `é`, renamed away; its remove queued at
-            // A's lock on that name and A's `é` stayed at A for good).
-            if theirs.version().is_none() {
-                self.name_freed(&path);
-            }
+            // (A queued remove frees the clashing names at its replay:
+            // `finish_entry`.)
             self.enqueue(op, &path, theirs);
             return;
         }
