@@ -80,15 +80,7 @@ pub fn run(w: &mut World, s: Side, effect: Effect, epoch: u64, batch: Batch) {
             if let PeerMsg::Offer { version, .. } = &mut offer {
                 version.hash = Some(content.clone());
             }
-            let peer = match s {
-                Side::A => w.b.core.as_ref(),
-                Side::B => w.a.core.as_ref(),
-            };
-            let excused =
-                !w.strict && crate::known::resent_after_a_lost_answer(peer, &path, &content);
-            if !excused {
-                w.t.sent_file(s, &path, &content);
-            }
+            w.t.sent_file(s, &path, &content);
             done(
                 w,
                 s,

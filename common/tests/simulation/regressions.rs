@@ -1970,13 +1970,19 @@ fn a_landing_a_power_cut_lost_is_sent_back() {
     assert!(v.is_empty(), "seed 343571: {v:#?}");
 }
 
-/// Open (NFD seed 93082, not diagnosed): A sends `d/é` back to B, which
-/// it received from B, an echo that the excuse
-/// `known::resent_after_a_lost_answer` hides in the default runs (found
-/// when that excuse was taken out this session, then kept for it).
+/// Bug (NFD seed 93082, fixed in core/peer.rs `file_above`; found with
+/// the excuse `known::resent_after_a_lost_answer` off): A's new file `d`
+/// and B's new folder `d` holding `d/é` crossed. A's file won; A's user
+/// deleted it, unseen yet, and A installed B's `d/é`, which made the
+/// folder `d` anew on A's disk. B stored A's file `d` (its folder kept as
+/// a version), and A, told so, took `d` for a file both hold and forgot
+/// what it knew under it: `d/é`, found again on its disk, went back to B
+/// as a new name of A's, an echo. A peer's name under a name this side
+/// holds as a file (or offers as one) is now refused for now, as the
+/// executor refuses an install over a file; the peer offers it again if
+/// it still holds it.
 #[test]
-#[ignore = "bug: NFD seed 93082 echoes with every excuse off; not diagnosed"]
-fn nfd_seed_93082_echo() {
+fn a_name_under_a_file_here_waits_for_the_file() {
     let setup = Setup {
         strict: true,
         ..runner::setup_drawn(93082, false, true)
@@ -2050,4 +2056,23 @@ fn a_folder_moved_here_takes_no_tombstone_along() {
 fn a_crossing_offer_waits_for_a_file_replaced_since() {
     let v = run_steps(&setup_for(526638, false), &schedule_for(526638), trace());
     assert!(v.is_empty(), "{v:#?}");
+}
+
+/// Bug (NFD seed 38421, fixed in core/lock.rs; found with the excuse
+/// `known::resent_after_a_lost_answer` off): B offered a new `A`, which
+/// A queued at a lock, then B crashed and its user moved `A` away. At the
+/// reconnect A's inventory went without `A`; then A's unlock replayed
+/// B's `A` and answered `Stored` before A's hashes. B decided on that
+/// answer (`A` agreed, gone at B: a delete), while A, its `Stored` sent
+/// around `Core::reply`, decided on its inventory and took the copy for
+/// a new name of its own: it went back to B, an echo. A replay's
+/// `Stored` now goes through `reply` and counts on both sides.
+#[test]
+fn a_replays_answer_while_reconciling_counts_on_both_sides() {
+    let setup = Setup {
+        strict: true,
+        ..runner::setup_drawn(38421, false, true)
+    };
+    let v = run_steps(&setup, &schedule_for(38421), trace());
+    assert!(v.is_empty(), "seed 38421: {v:#?}");
 }

@@ -8,8 +8,8 @@ use super::model::coarse;
 use super::peer::matches;
 use super::rule::{self, View, Winner};
 use super::{
-    Base, Core, Direction, Effect, Entry, Holding, InvEntry, KeepWhy, Kind, LinkPhase, OpFor, OpId,
-    Outcome, PeerMsg, Pending, Refusal, Version,
+    Base, Core, Direction, Effect, Entry, Holding, KeepWhy, Kind, OpFor, OpId, Outcome, PeerMsg,
+    Pending, Refusal, Version,
 };
 
 /// What `of`, an offer of this side's at `path` (not a move) whose wait a
@@ -68,7 +68,7 @@ fn offered_before_a_restart(
     Some((Holding::Present(v.clone()), Some(here)))
 }
 
-fn landed_holding(landed: &Option<Version>) -> Holding {
+pub(super) fn landed_holding(landed: &Option<Version>) -> Holding {
     match landed {
         Some(v) => Holding::Present(v.clone()),
         None => Holding::Absent { deleted_ns: None },
@@ -364,46 +364,17 @@ impl Core {
         self.record(path);
     }
 
-    /// The peer answered that it holds `now` at `path`, agreed: during a
-    /// reconciliation, its inventory (sent before that answer) is out of
-    /// date there, and the decision to come takes the answer instead (an
-    /// offer made on the inventory's "nothing there" would carry no base,
-    /// and the peer, which holds the agreed copy, would take it for a
-    /// conflict).
-    fn peer_holds(&mut self, path: &str, now: Holding) {
-        // (Only an answer sent before the peer's hashes: the peer decides
-        // on it too, see `Core::holds_as_answered`.)
-        if let LinkPhase::Reconciling {
-            theirs,
-            their_hashes: None,
-            ..
-        } = &mut self.link
-        {
-            if let Some(e) = theirs.get_mut(path) {
-                e.now = now;
-                e.changed = false;
-                e.base = None;
-                e.offered = false;
-            } else {
-                theirs.insert(
-                    path.to_string(),
-                    InvEntry {
-                        path: path.to_string(),
-                        now,
-                        changed: false,
-                        base: None,
-                        offered: false,
-                    },
-                );
-            }
-        }
-    }
-
     pub(super) fn stored(&mut self, op: OpId, path: String, landed: Option<Version>) {
         let of = self.ops.remove(&op);
         // The peer holds what landed, agreed, whatever this side makes of
-        // the answer: a reconciliation decides on that.
-        self.peer_holds(&path, landed_holding(&landed));
+        // the answer: a reconciliation may decide on that (its inventory,
+        // sent before, said "nothing there": an offer made on that would
+        // carry no base, and the peer would take it for a conflict).
+        self.link.answered(
+            super::state::Answered::ByPeer,
+            &path,
+            landed_holding(&landed),
+        );
         let Some(st) = self.paths.get(&path) else {
             return self.stored_elsewhere(&path, landed);
         };

@@ -421,11 +421,18 @@ impl Core {
                 self.finish_entry(path, &q, "applied");
                 if self.link.peer().is_some() {
                     let stored = landed_v.is_some();
-                    self.emit(Effect::Send(PeerMsg::Stored {
+                    // (Through `reply`, as every `Stored`: sent while
+                    // reconciling, before this side's hashes, the peer
+                    // decides on it and so does this side. NFD seed 38421:
+                    // A's inventory went without `A`, then A replayed B's
+                    // queued `A` and answered; B, which had moved its `A`
+                    // away, sent a delete, while A took its copy for a new
+                    // name and sent it back to B, an echo.)
+                    self.reply(PeerMsg::Stored {
                         op: q.peer_op,
                         path: path.to_string(),
                         landed: landed_v,
-                    }));
+                    });
                     if stored {
                         self.offer_folders_held_above(path);
                     }

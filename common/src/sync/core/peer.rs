@@ -62,43 +62,16 @@ impl Core {
         }
     }
 
+    /// Sends the peer an answer; a `Stored` sent while reconciling may
+    /// count in the decision to come (see `LinkPhase::answered`).
     pub(super) fn reply(&mut self, msg: PeerMsg) {
         if let PeerMsg::Stored { path, landed, .. } = &msg {
-            self.holds_as_answered(path, landed.clone());
+            let local = self.paths.get(path).and_then(|s| s.local.clone());
+            let now = super::answers::landed_holding(landed);
+            self.link
+                .answered(super::state::Answered::Here { local }, path, now);
         }
         self.emit(Effect::Send(msg));
-    }
-
-    /// This side answers `Stored` (it holds `landed`, agreed) during a
-    /// reconciliation, before its hashes went: the peer gets that answer
-    /// before the hashes it waits for, and decides on it instead of this
-    /// side's inventory (see `Core::peer_holds`), so this side does too
-    /// (strict seed 61891: B stored A's offer of `x:y` after B's inventory
-    /// went without it, and took the copy for a new name of its own,
-    /// offered back to A, an echo).
-    fn holds_as_answered(&mut self, path: &str, landed: Option<Version>) {
-        let local = self.paths.get(path).and_then(|s| s.local.clone());
-        if let super::LinkPhase::Reconciling {
-            hashes_sent: false,
-            sent,
-            ..
-        } = &mut self.link
-        {
-            let now = match landed {
-                Some(v) => Holding::Present(v),
-                None => Holding::Absent { deleted_ns: None },
-            };
-            sent.insert(
-                path.to_string(),
-                super::state::Sent {
-                    local: local.filter(|_| now.version().is_some()),
-                    now,
-                    changed: false,
-                    base: None,
-                    offered: false,
-                },
-            );
-        }
     }
 
     fn locked(&self, path: &str) -> bool {
@@ -142,14 +115,8 @@ impl Core {
         }
         self.peer_names(&path);
         if self.locked(&path) {
-            // The peer holds nothing there now, whatever the lock holds
-            // back here: names of this side's it refused for clashing
-            // with it may fit (NFD seed 62597: B's NFD folder `é`, which
-            // had refused A's NFC `é`, renamed away; its remove queued at
-            // A's lock on that name and A's `é` stayed at A for good).
-            if theirs.version().is_none() {
-                self.name_freed(&path);
-            }
+            // (A queued remove frees the clashing names at its replay:
+            // `finish_entry`.)
             self.enqueue(op, &path, theirs);
             return;
         }
@@ -195,6 +162,14 @@ impl Core {
         if unknown_here && theirs.version().is_some() && self.folder_gone_here_unsent(&path) {
             let holds = Holding::Absent { deleted_ns: None };
             self.refuse_for_now(op, path, holds, "its folder changed here; offered again");
+            return;
+        }
+        if theirs.version().is_some() && self.file_above(&path) {
+            let holds = self.paths.get(&path).map_or(
+                Holding::Absent { deleted_ns: None },
+                super::state::holding_of,
+            );
+            self.refuse_for_now(op, path, holds, "a file here above it; offered again");
             return;
         }
         let st = self.paths.entry(path.clone()).or_default();
@@ -468,6 +443,32 @@ impl Core {
         // 149571, 154197.)
         let refused = |a: &str| self.unsent.contains_key(a);
         ancestors(path).any(gone) && !ancestors(path).any(|a| held(a) || refused(a))
+    }
+
+    /// Whether a name above `path` is, as this side knows it, a file: one
+    /// on its disk, or one of its own in flight to the peer (deleted
+    /// here since). The peer's name under it, installed now, would make
+    /// that folder anew here while the peer takes this side's file, whose
+    /// answer then forgets what is under it (a file both hold) and the
+    /// installed copy, found again, goes back as a new name of this
+    /// side's (NFD seed 93082: A's file `d` won over B's folder `d`, A's
+    /// user deleted it, A installed B's `d/é`, and sent it back to B).
+    /// Refused for now, as the executor refuses an install over a file:
+    /// the file's change goes first, then the peer offers its name again
+    /// if it still holds it.
+    fn file_above(&self, path: &str) -> bool {
+        ancestors(path).any(|a| {
+            self.paths.get(a).is_some_and(|s| match &s.local {
+                Some(e) => e.kind == Kind::File,
+                None => matches!(
+                    s.pending.as_deref(),
+                    Some(Pending::Offered {
+                        sent: Holding::Present(v),
+                        ..
+                    }) if v.kind == Kind::File
+                ),
+            })
+        })
     }
 
     fn has_local_children(&self, dir: &str) -> bool {

@@ -242,12 +242,66 @@ pub enum LinkPhase {
     Live { peer: FsTraits },
 }
 
+/// Which side answered a `Stored`: this side (holding `local` at the
+/// path), or the peer.
+pub(super) enum Answered {
+    Here { local: Option<Entry> },
+    ByPeer,
+}
+
 impl LinkPhase {
     /// The peer's file system, while the link is up.
     pub fn peer(&self) -> Option<FsTraits> {
         match self {
             LinkPhase::Down => None,
             LinkPhase::Reconciling { peer, .. } | LinkPhase::Live { peer } => Some(*peer),
+        }
+    }
+
+    /// A `Stored` at `path` (the answering side holds `now` there,
+    /// agreed) answered during a reconciliation before the answering
+    /// side's hashes: both sides see it before those hashes, so before
+    /// deciding, and both decide on it instead of what that side's
+    /// inventory said; after them, on the inventories as they were. (The
+    /// one place that decides it for both ends: strict seed 61891, B
+    /// stored A's offer of `x:y` after its inventory went without it and
+    /// took the copy for a new name of its own, offered back to A, an
+    /// echo; NFD seed 38421, the same for a lock's replay answered around
+    /// it.)
+    pub(super) fn answered(&mut self, by: Answered, path: &str, now: Holding) {
+        let LinkPhase::Reconciling {
+            theirs,
+            hashes_sent,
+            their_hashes,
+            sent,
+            ..
+        } = self
+        else {
+            return;
+        };
+        match by {
+            Answered::Here { local } if !*hashes_sent => {
+                let local = local.filter(|_| now.version().is_some());
+                let entry = Sent {
+                    local,
+                    now,
+                    changed: false,
+                    base: None,
+                    offered: false,
+                };
+                sent.insert(path.to_string(), entry);
+            }
+            Answered::ByPeer if their_hashes.is_none() => {
+                let entry = InvEntry {
+                    path: path.to_string(),
+                    now,
+                    changed: false,
+                    base: None,
+                    offered: false,
+                };
+                theirs.insert(path.to_string(), entry);
+            }
+            _ => {}
         }
     }
 }
