@@ -390,7 +390,7 @@ impl Delta {
             eof: false,
             read: 0,
             limit: size.saturating_add(1),
-            hashing: Some(super::sink::Hashing::new(size)),
+            hashing: Some(super::sink::Hashing::beside(size)),
             misses: 0,
             run_from: 0,
             max_run: MAX_RUN,

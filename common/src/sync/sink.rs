@@ -1,13 +1,17 @@
-//! Where a received file's bytes land, and the BLAKE3 of a big file on a
-//! thread of its own.
+//! Where a received file's bytes land, and the BLAKE3 that checks a file
+//! end to end, inline or on a thread of its own.
 //!
-//! A big file costs two passes over its bytes at each end: the I/O (read,
-//! write) and the BLAKE3 that checks it end to end. [`Hashing`] moves the
-//! hash to a second thread, fed the same chunks in order, so the two run
-//! side by side on two cores. [`Sink`] is the receiver's temporary file:
-//! written, hashed that way, and handed to the disk's write-back as it
-//! fills, so that the flush before the rename (see [`super::transfer`])
-//! finds little left to write.
+//! A file sent whole is hashed inline at both ends: the link, not the hash,
+//! sets the pace (BLAKE3 runs at gigabytes a second on one core), and a
+//! thread fed chunk by chunk cost more than it saved on a busy machine
+//! (both servers of a pair on 2 cores: 1 GiB took 1.55-1.65 s with the
+//! thread against 1.26-1.39 s inline, bench/RESULTS.md). A delta search
+//! ([`super::blocks::Delta`]) is bound by the sender's own reading and
+//! rolling checksum, so its whole-file hash runs beside it on a thread
+//! ([`Hashing::beside`]). [`Sink`] is the receiver's temporary file:
+//! written, hashed, and handed to the disk's write-back as it fills, so
+//! that the flush before the rename (see [`super::transfer`]) finds little
+//! left to write.
 
 use std::io::Write;
 use std::sync::mpsc::{sync_channel, SyncSender};
@@ -15,7 +19,8 @@ use std::thread::JoinHandle;
 
 use bytes::Bytes;
 
-/// Files from this size on are hashed on a thread of their own.
+/// Files from this size on are hashed on a thread of their own by
+/// [`Hashing::beside`].
 pub const THREAD_FROM: u64 = 4 * 1024 * 1024;
 /// Chunks the hashing thread may lag behind (a bound on memory).
 const LAG: usize = 16;
@@ -32,8 +37,14 @@ pub enum Hashing {
 }
 
 impl Hashing {
-    /// Hashing for `size` bytes: on a thread from [`THREAD_FROM`] on.
-    pub fn new(size: u64) -> Hashing {
+    /// Hashing inline, on the caller's thread.
+    pub fn inline() -> Hashing {
+        Hashing::Inline(Box::default())
+    }
+
+    /// Hashing for `size` bytes beside the caller's work: on a thread from
+    /// [`THREAD_FROM`] on.
+    pub fn beside(size: u64) -> Hashing {
         if size < THREAD_FROM {
             return Hashing::Inline(Box::default());
         }
@@ -102,11 +113,11 @@ pub struct Sink {
 }
 
 impl Sink {
-    /// A sink for a file of `size` bytes into `temp`.
-    pub fn new(temp: tempfile::NamedTempFile, size: u64) -> Sink {
+    /// A sink for a file into `temp`.
+    pub fn new(temp: tempfile::NamedTempFile) -> Sink {
         Sink {
             temp,
-            hashing: Hashing::new(size),
+            hashing: Hashing::inline(),
             written: 0,
             started: 0,
         }
@@ -137,7 +148,7 @@ mod tests {
     use crate::testing::noise;
 
     #[test]
-    fn a_sink_hashes_what_it_writes_inline_or_on_a_thread() {
+    fn a_sink_hashes_what_it_writes() {
         let dir = tempfile::tempdir().unwrap();
         for size in [
             100_000,
@@ -145,14 +156,7 @@ mod tests {
             3 * WRITE_BACK as usize,
         ] {
             let data = noise(size, 11);
-            let mut sink = Sink::new(
-                tempfile::NamedTempFile::new_in(dir.path()).unwrap(),
-                size as u64,
-            );
-            assert_eq!(
-                matches!(sink.hashing, Hashing::Thread { .. }),
-                size as u64 >= THREAD_FROM
-            );
+            let mut sink = Sink::new(tempfile::NamedTempFile::new_in(dir.path()).unwrap());
             for chunk in data.chunks(777_777) {
                 sink.write(Bytes::copy_from_slice(chunk)).unwrap();
             }
@@ -165,7 +169,8 @@ mod tests {
     #[test]
     fn hashing_on_a_thread_takes_slices_too() {
         let data = noise(THREAD_FROM as usize * 2, 12);
-        let mut h = Hashing::new(data.len() as u64);
+        let mut h = Hashing::beside(data.len() as u64);
+        assert!(matches!(h, Hashing::Thread { .. }));
         for chunk in data.chunks(100_000) {
             h.update_slice(chunk).unwrap();
         }

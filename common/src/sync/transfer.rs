@@ -77,7 +77,7 @@ pub async fn send_offer<W: AsyncWrite + Unpin>(
             None => return abort(w, meta, "the peer's block list is malformed").await,
         }
     }
-    let mut hashing = Hashing::new(meta.size);
+    let mut hashing = Hashing::inline();
     let mut total = 0u64;
     // Reading stops at the announced size: one read for a small file. The
     // file's size and mtime, checked once it is read, tell whether it
@@ -247,7 +247,7 @@ pub async fn receive_file<R: AsyncRead + Unpin>(
                 why: e.why.to_string(),
             });
     let mut sink = match (&problem, new_temp(tmp_dir, meta.mode)) {
-        (None, Ok(t)) => Some(Sink::new(t, meta.size)),
+        (None, Ok(t)) => Some(Sink::new(t)),
         (None, Err(e)) => {
             problem = Some(local_error(&meta.path, e));
             None
