@@ -504,7 +504,15 @@ impl Disk {
         expect: Option<&Entry>,
         keep: Option<KeepWhy>,
     ) -> io::Result<Outcome> {
-        let found = match self.check(rel, expect)? {
+        // A new file where nothing is expected (most of an initial sync):
+        // the rename itself refuses to replace anything, which makes the
+        // look before it needless (see `Disk::rename_new`).
+        let new_file = expect.is_none() && version.kind == Kind::File && !self.fs.folds();
+        let found = match if new_file {
+            Ok(None)
+        } else {
+            self.check(rel, expect)?
+        } {
             Ok(f) => f,
             // A folder is there already (made for a file inside it): it is
             // the folder asked for.
@@ -576,16 +584,38 @@ impl Disk {
         }
         match &content {
             Some(from) => {
+                let rename = |from: &Path, to: &Path| match new_file {
+                    true => Self::rename_new(from, to),
+                    false => std::fs::rename(from, to),
+                };
                 // Most files go into a folder that is there: the folder is
                 // looked at (and made) only when the rename says it is missing.
-                if let Err(e) = std::fs::rename(from, &target) {
+                let mut renamed = rename(from, &target);
+                if let Err(e) = &renamed {
                     match target.parent() {
                         Some(parent) if e.kind() == io::ErrorKind::NotFound && !parent.is_dir() => {
                             std::fs::create_dir_all(parent)?;
-                            std::fs::rename(from, &target)?;
+                            renamed = rename(from, &target);
                         }
-                        _ => return Err(e),
+                        _ => {}
                     }
+                }
+                match renamed {
+                    Ok(()) => {}
+                    // Something arrived at the name since the core looked:
+                    // the received content waits staged again, as if the
+                    // look before had found it.
+                    Err(e) if new_file && e.kind() == io::ErrorKind::AlreadyExists => {
+                        if let Source::Staged = source {
+                            if let Ok(t) = tempfile::TempPath::try_from_path(from) {
+                                self.stage(Self::staged_key(rel, version), t);
+                            }
+                        }
+                        return Ok(Outcome::Mismatch {
+                            found: self.stat(rel)?,
+                        });
+                    }
+                    Err(e) => return Err(e),
                 }
             }
             None => {
@@ -603,6 +633,44 @@ impl Disk {
             landed: self.stat(rel)?,
             kept_at: kept_at.map(|p| p.display().to_string()),
         })
+    }
+
+    /// Renames `from` to `to` unless `to` exists (`AlreadyExists` then): one
+    /// atomic step where the kernel and the file system can
+    /// (`RENAME_NOREPLACE` on Linux), else a look and a rename.
+    fn rename_new(from: &Path, to: &Path) -> io::Result<()> {
+        #[cfg(target_os = "linux")]
+        {
+            use std::os::unix::ffi::OsStrExt;
+            let c = |p: &Path| {
+                std::ffi::CString::new(p.as_os_str().as_bytes())
+                    .map_err(|_| io::Error::from(io::ErrorKind::InvalidInput))
+            };
+            let (f, t) = (c(from)?, c(to)?);
+            // SAFETY: two valid NUL-terminated paths, relative to nothing.
+            let r = unsafe {
+                libc::renameat2(
+                    libc::AT_FDCWD,
+                    f.as_ptr(),
+                    libc::AT_FDCWD,
+                    t.as_ptr(),
+                    libc::RENAME_NOREPLACE,
+                )
+            };
+            if r == 0 {
+                return Ok(());
+            }
+            let e = io::Error::last_os_error();
+            // A file system without the flag (some network ones) says EINVAL.
+            if !matches!(e.raw_os_error(), Some(libc::EINVAL) | Some(libc::ENOSYS)) {
+                return Err(e);
+            }
+        }
+        match std::fs::symlink_metadata(to) {
+            Ok(_) => Err(io::Error::from(io::ErrorKind::AlreadyExists)),
+            Err(e) if is_absent(&e) => std::fs::rename(from, to),
+            Err(e) => Err(e),
+        }
     }
 
     /// A version from a side without permission bits leaves the file it
@@ -1492,6 +1560,32 @@ mod tests {
             "{out:?}"
         );
         assert_eq!(std::fs::read(root.path().join("x.txt")).unwrap(), b"upper");
+    }
+
+    /// A name taken since the core looked (a user's file made a moment
+    /// before the install of a new one): the rename refuses it, the user's
+    /// file stays, and the received content waits, staged again.
+    #[test]
+    fn a_new_file_never_replaces_one_made_meanwhile() {
+        let (root, _state, mut d) = disk();
+        std::fs::write(root.path().join("n.txt"), b"the user's").unwrap();
+        let v = staged(&mut d, b"received");
+        let out = install(&mut d, "n.txt", v.clone(), None, None);
+        assert!(
+            matches!(&out, Outcome::Mismatch { found: Some(f) } if f.size == 10),
+            "{out:?}"
+        );
+        assert_eq!(
+            std::fs::read(root.path().join("n.txt")).unwrap(),
+            b"the user's"
+        );
+        std::fs::remove_file(root.path().join("n.txt")).unwrap();
+        let out = install(&mut d, "n.txt", v, None, None);
+        assert!(matches!(out, Outcome::Applied { .. }), "{out:?}");
+        assert_eq!(
+            std::fs::read(root.path().join("n.txt")).unwrap(),
+            b"received"
+        );
     }
 
     #[test]
