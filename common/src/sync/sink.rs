@@ -8,10 +8,11 @@
 //! thread against 1.26-1.39 s inline, bench/RESULTS.md). A delta search
 //! ([`super::blocks::Delta`]) is bound by the sender's own reading and
 //! rolling checksum, so its whole-file hash runs beside it on a thread
-//! ([`Hashing::beside`]). [`Sink`] is the receiver's temporary file:
-//! written, hashed, and handed to the disk's write-back as it fills, so
-//! that the flush before the rename (see [`super::transfer`]) finds little
-//! left to write.
+//! ([`Hashing::beside`]), and so does the receiver's once the delta's
+//! first copied block arrives ([`Sink::hash_beside`]). [`Sink`] is the
+//! receiver's temporary file: written, hashed, and handed to the disk's
+//! write-back as it fills, so that the flush before the rename (see
+//! [`super::transfer`]) finds little left to write.
 
 use std::io::Write;
 use std::sync::mpsc::{sync_channel, SyncSender};
@@ -46,13 +47,27 @@ impl Hashing {
     /// [`THREAD_FROM`] on.
     pub fn beside(size: u64) -> Hashing {
         if size < THREAD_FROM {
-            return Hashing::Inline(Box::default());
+            return Hashing::inline();
         }
+        Hashing::on_thread(blake3::Hasher::new())
+    }
+
+    /// Goes on hashing on a thread of its own from here on.
+    pub fn move_beside(&mut self) {
+        if let Hashing::Inline(h) = self {
+            *self = Hashing::on_thread(std::mem::take(&mut **h));
+        }
+    }
+
+    /// A thread that goes on from `hasher` (inline, with it, if no thread
+    /// can be made).
+    fn on_thread(hasher: blake3::Hasher) -> Hashing {
+        let fallback = hasher.clone();
         let (chunks, rx) = sync_channel::<Bytes>(LAG);
         let spawned = std::thread::Builder::new()
             .name("lab3-hash".into())
             .spawn(move || {
-                let mut hasher = blake3::Hasher::new();
+                let mut hasher = hasher;
                 for chunk in rx {
                     hasher.update(&chunk);
                 }
@@ -60,7 +75,7 @@ impl Hashing {
             });
         match spawned {
             Ok(done) => Hashing::Thread { chunks, done },
-            Err(_) => Hashing::Inline(Box::default()),
+            Err(_) => Hashing::Inline(Box::new(fallback)),
         }
     }
 
@@ -123,6 +138,13 @@ impl Sink {
         }
     }
 
+    /// Hashes on a thread from here on: the rest of a delta, where this
+    /// side reads its own copy beside the link's bytes (one core reads and
+    /// writes, the other hashes).
+    pub fn hash_beside(&mut self) {
+        self.hashing.move_beside();
+    }
+
     /// Appends `bytes` to the file and to the hash.
     pub fn write(&mut self, bytes: Bytes) -> std::io::Result<()> {
         self.temp.write_all(&bytes)?;
@@ -164,6 +186,22 @@ mod tests {
             assert_eq!(hash, blake3::hash(&data), "size {size}");
             assert_eq!(std::fs::read(temp.path()).unwrap(), data, "size {size}");
         }
+    }
+
+    #[test]
+    fn a_hash_moved_to_a_thread_midway_is_the_same() {
+        let dir = tempfile::tempdir().unwrap();
+        let data = noise(3 * THREAD_FROM as usize, 13);
+        let mut sink = Sink::new(tempfile::NamedTempFile::new_in(dir.path()).unwrap());
+        let (head, tail) = data.split_at(1_234_567);
+        sink.write(Bytes::copy_from_slice(head)).unwrap();
+        sink.hash_beside();
+        assert!(matches!(sink.hashing, Hashing::Thread { .. }));
+        for chunk in tail.chunks(333_333) {
+            sink.write(Bytes::copy_from_slice(chunk)).unwrap();
+        }
+        let (hash, _temp) = sink.finish().unwrap();
+        assert_eq!(hash, blake3::hash(&data));
     }
 
     #[test]

@@ -262,6 +262,11 @@ pub async fn receive_file<R: AsyncRead + Unpin>(
     let hash = loop {
         match r.read_frame().await? {
             Some(Frame::Message(Message::BlockCopy { offset, len })) => {
+                if !copied && meta.size >= super::sink::THREAD_FROM {
+                    if let Some(s) = sink.as_mut() {
+                        s.hash_beside();
+                    }
+                }
                 copied = true;
                 total = total.saturating_add(len);
                 progress(total);
