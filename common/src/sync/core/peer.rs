@@ -192,16 +192,11 @@ impl Core {
         // to B once B's answer came; plain seed 526638: B's `d/z.`
         // offered, then swapped with another file, which lost to A's
         // crossing copy at B, while A took B's offer).
-        let offered_file_gone = match st.pending.as_deref() {
-            Some(Pending::Offered {
-                sent: Holding::Present(v),
-                entry,
-                ..
-            }) if v.kind == Kind::File => st.local.as_ref().is_none_or(|e| {
-                e.kind != Kind::File || entry.as_ref().is_some_and(|o| o.id != e.id)
-            }),
-            _ => false,
-        };
+        let offered_file_gone = st.file_in_flight().is_some_and(|entry| {
+            st.local
+                .as_ref()
+                .is_none_or(|e| e.kind != Kind::File || entry.is_some_and(|o| o.id != e.id))
+        });
         if offered_file_gone {
             let holds = st.holding();
             self.refuse_for_now(op, path, holds, "changed here meanwhile; offered again");
@@ -460,13 +455,7 @@ impl Core {
         ancestors(path).any(|a| {
             self.paths.get(a).is_some_and(|s| match &s.local {
                 Some(e) => e.kind == Kind::File,
-                None => matches!(
-                    s.pending.as_deref(),
-                    Some(Pending::Offered {
-                        sent: Holding::Present(v),
-                        ..
-                    }) if v.kind == Kind::File
-                ),
+                None => s.file_in_flight().is_some(),
             })
         })
     }

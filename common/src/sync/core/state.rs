@@ -6,7 +6,7 @@ use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 
-use super::model::{Entry, FileId, Holding, Version};
+use super::model::{Entry, FileId, Holding, Kind, Version};
 use super::wire::{Digest, FsTraits, InvEntry, OpId};
 
 /// The version both sides last acknowledged, and what this side's disk
@@ -129,6 +129,19 @@ pub struct PathState {
 }
 
 impl PathState {
+    /// A file of this side offered and not yet answered: the entry it was
+    /// offered as (`None` when the offer did not know it).
+    pub(super) fn file_in_flight(&self) -> Option<Option<&Entry>> {
+        match self.pending.as_deref() {
+            Some(Pending::Offered {
+                sent: Holding::Present(v),
+                entry,
+                ..
+            }) if v.kind == Kind::File => Some(entry.as_ref()),
+            _ => None,
+        }
+    }
+
     /// The journal's view of this path.
     pub fn record(&self) -> Option<Record> {
         if self.base.is_none() && self.lock.is_none() && self.landing.is_none() && !self.offered {
