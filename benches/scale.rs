@@ -21,6 +21,11 @@
 //! scenarios only (3 needs 2 before it, 2 needs 1). Results:
 //! bench/RESULTS.md.
 //!
+//! With the servers of scenario 2 up (trees in sync), `lab3 --json`
+//! through Server A against `ls -lR` of both folders, each timed as a
+//! spawned process to the end of its output; the listing must be complete
+//! (one row per file, Server B connected). Target: within 1.5x of `ls`.
+//!
 //! `LAB3_BENCH_TRIALS=N` (default 1) repeats scenario 2 and the rsync
 //! no-op N times, interleaved, and prints each trial and the medians.
 //! `LAB3_BENCH_OLD_BINS=DIR` adds another build's servers (the folder
@@ -130,6 +135,37 @@ impl Run {
     }
 }
 
+/// `lab3 --json` through Server A of `run`, then `ls -lR` of both
+/// folders, each timed to the end of its output. The listing must hold all
+/// `n` files with Server B connected.
+fn listing_vs_ls(run: &Run, root: &Path, n: usize) -> (Duration, Duration) {
+    let (a, _) = run.pair.as_ref().unwrap();
+    let t0 = Instant::now();
+    let out = lab3(&a.addr, &["--json"]);
+    let listed = t0.elapsed();
+    assert!(
+        out.status.success(),
+        "lab3 --json failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let doc: serde_json::Value = serde_json::from_slice(&out.stdout).expect("lab3's JSON");
+    assert_eq!(doc["peer"], "connected", "Server B was not asked");
+    let rows = doc["files"].as_array().map_or(0, Vec::len);
+    assert_eq!(rows, n, "the listing is not complete");
+    let t0 = Instant::now();
+    let ls = std::process::Command::new("ls")
+        .arg("-lR")
+        .arg(root.join("directory_a"))
+        .arg(root.join("directory_b"))
+        .env("LC_ALL", "C")
+        .stdin(std::process::Stdio::null())
+        .output()
+        .expect("run ls");
+    let took = t0.elapsed();
+    assert!(ls.status.success(), "ls -lR failed");
+    (listed, took)
+}
+
 fn check_same(root: &Path) {
     let (a, b) = (root.join("directory_a"), root.join("directory_b"));
     assert!(
@@ -198,6 +234,8 @@ fn main() {
         let mut old_runs: Vec<(Duration, f64, f64)> = Vec::new();
         let mut new_runs: Vec<(Duration, f64, f64)> = Vec::new();
         let mut rsyncs: Vec<Duration> = Vec::new();
+        // `lab3 --json` and `ls -lR`, one pair per trial.
+        let mut listings: Vec<(Duration, Duration)> = Vec::new();
         for trial in 0..trials {
             // Who goes first alternates with each trial.
             let mut order: Vec<u8> = vec![0, 1, 2];
@@ -215,6 +253,14 @@ fn main() {
                         let (mut run, rec, _) = start(root, (0, 0));
                         run.report("2. restart, identical", n, rec, None);
                         new_runs.push(run.peaks(rec));
+                        let (l, ls) = listing_vs_ls(&run, root, n);
+                        println!(
+                            "listing of {n} files a side: lab3 --json {:.2} s, ls -lR A B {:.2} s ({:.2}x)",
+                            l.as_secs_f64(),
+                            ls.as_secs_f64(),
+                            l.as_secs_f64() / ls.as_secs_f64()
+                        );
+                        listings.push((l, ls));
                         run.stop();
                     }
                     _ => {
@@ -251,6 +297,17 @@ fn main() {
             };
             show("2. restart, identical (old build)", &mut old_runs);
             show("2. restart, identical", &mut new_runs);
+            let mut l: Vec<Duration> = listings.iter().map(|x| x.0).collect();
+            let mut ls: Vec<Duration> = listings.iter().map(|x| x.1).collect();
+            l.sort();
+            ls.sort();
+            let (l, ls) = (l[l.len() / 2], ls[ls.len() / 2]);
+            println!(
+                "listing of {n} files a side, medians: lab3 --json {:.2} s, ls -lR A B {:.2} s ({:.2}x)",
+                l.as_secs_f64(),
+                ls.as_secs_f64(),
+                l.as_secs_f64() / ls.as_secs_f64()
+            );
             if !rsyncs.is_empty() {
                 rsyncs.sort();
                 println!(
