@@ -4,8 +4,8 @@
 use super::local::{ancestors, is_under};
 use super::rule::{self, View, Winner};
 use super::{
-    Base, Core, Direction, Effect, Entry, Holding, KeepWhy, Kind, OpId, Outcome, PeerMsg, Pending,
-    Refusal, Side, Source, Version,
+    Base, Core, Direction, Effect, Entry, Holding, KeepWhy, Kind, LinkPhase, OpId, Outcome,
+    PeerMsg, Pending, Refusal, Side, Source, Version,
 };
 
 /// Whether `local` is what `base` names.
@@ -65,7 +65,9 @@ impl Core {
     /// Sends the peer an answer; a `Stored` sent while reconciling may
     /// count in the decision to come (see `LinkPhase::answered`).
     pub(super) fn reply(&mut self, msg: PeerMsg) {
-        if let PeerMsg::Stored { path, landed, .. } = &msg {
+        // (Only a reconciliation in progress keeps what was answered.)
+        let reconciling = matches!(self.link, LinkPhase::Reconciling { .. });
+        if let (PeerMsg::Stored { path, landed, .. }, true) = (&msg, reconciling) {
             let local = self.paths.get(path).and_then(|s| s.local.clone());
             let now = super::answers::landed_holding(landed);
             self.link
