@@ -1953,18 +1953,19 @@ fn a_late_answer_to_an_earlier_runs_operation_names_none_of_this_run() {
     assert!(v.is_empty(), "{v:#?}");
 }
 
-/// Open (found by plain seeds 200,000..400,000, diagnosed, not fixed):
-/// B offered its new `b`, its user then swapped `b` and `d`; A installed
-/// B's `b` and lost power before its journal line (the landing) reached
-/// the disk, while the rename did. After the restart A held `b` with no
-/// record of where it came from: a new name of its own. B's offer was
-/// lost with the link, and its `b` now holds another content at the same
-/// time and size; at the first meeting A's copy wins the equal time and
-/// goes back to B, an echo. Telling so takes what B offered in its
-/// inventory (the lost offer's content), or the landing flushed before
-/// the install's rename (an executor change); neither was made.
+/// Bug (found by plain seeds 200,000..400,000; fixed in sync/exec.rs
+/// `Exec::hold`, with the simulation's durability.rs and world.rs
+/// `landings_ahead`): plain seed 343571, B offered its new `b`, its user
+/// then swapped `b` and `d`; A installed B's `b` and lost power before
+/// its journal line (the landing) reached the disk, while the rename did.
+/// After the restart A held `b` with no record of where it came from: a
+/// new name of its own. B's offer was lost with the link, and its `b` now
+/// holds another content at the same time and size; at the first meeting
+/// A's copy won the equal time and went back to B, an echo. The executor
+/// now flushes a landing line before its install's rename (the folders
+/// and the journal, once per burst: the burst's installs wait for its
+/// end, their landing lines set at once).
 #[test]
-#[ignore = "bug: plain seed 343571 (echo after a power cut lost a landing); diagnosed, not fixed"]
 fn a_landing_a_power_cut_lost_is_sent_back() {
     let v = run_steps(&setup_for(343571, false), &schedule_for(343571), trace());
     assert!(v.is_empty(), "seed 343571: {v:#?}");
