@@ -783,15 +783,8 @@ impl Exec {
             let mut effects = effects.into_iter().peekable();
             while let Some(e) = effects.next() {
                 tracing::trace!("core -> {e:?}");
-                let e = match self.hold(e, effects.peek()) {
-                    Hold::Held => continue,
-                    Hold::LandingAhead => {
-                        let install = effects.next().expect("the install looked at");
-                        tracing::trace!("core -> {install:?}");
-                        self.held.push_back(install);
-                        continue;
-                    }
-                    Hold::Now(e) => e,
+                let Some(e) = self.hold(e, &mut effects) else {
+                    continue;
                 };
                 if let Some(back) = self.effect(e) {
                     inputs.push_back(back);
@@ -817,8 +810,9 @@ impl Exec {
         }
     }
 
-    /// Whether effect `e` (followed by `next` in the core's answer to the
-    /// same input) is carried out now, or waits behind an install.
+    /// Effect `e` back if it is carried out now, or `None`: it waits
+    /// behind an install (`rest`: what follows it in the core's answer to
+    /// the same input; a landing line takes its install along).
     ///
     /// Why (plain seed 343571 of the simulation): an install renames the
     /// peer's file into place after its landing line
@@ -852,27 +846,34 @@ impl Exec {
     /// file both had), needs the offered version journalled by the sender
     /// and sent at every reconciliation, and guesses by size and time where
     /// the landing line knows; this keeps the guarantee where it was made.)
-    fn hold(&mut self, e: Effect, next: Option<&Effect>) -> Hold {
+    fn hold(
+        &mut self,
+        e: Effect,
+        rest: &mut std::iter::Peekable<std::vec::IntoIter<Effect>>,
+    ) -> Option<Effect> {
         if let (
             Effect::Record {
                 path,
                 record: Some(r),
             },
             Some(Effect::Install { path: to, .. }),
-        ) = (&e, next)
+        ) = (&e, rest.peek())
         {
             if r.landing.is_some() && path == to && !self.held.iter().any(|h| names(h, path)) {
                 if let Effect::Record { path, record } = e {
                     self.record(path, record);
                 }
-                return Hold::LandingAhead;
+                let install = rest.next().expect("the install looked at");
+                tracing::trace!("core -> {install:?}");
+                self.held.push_back(install);
+                return None;
             }
         }
         if self.held.is_empty() && !matches!(e, Effect::Install { .. }) {
-            return Hold::Now(e);
+            return Some(e);
         }
         self.held.push_back(e);
-        Hold::Held
+        None
     }
 
     /// Carries out what [`Exec::hold`] held, in order (the first install
@@ -1036,16 +1037,6 @@ impl Exec {
             }
         }
     }
-}
-
-/// What [`Exec::hold`] did with an effect.
-enum Hold {
-    /// Carry it out now.
-    Now(Effect),
-    /// Held behind an install.
-    Held,
-    /// A landing line, set now; the install after it is held.
-    LandingAhead,
 }
 
 /// Whether effect `e` concerns `path` (a landing line goes ahead of the
