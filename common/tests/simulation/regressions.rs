@@ -1975,8 +1975,8 @@ fn a_landing_a_power_cut_lost_is_sent_back() {
 /// line survived power cuts; diagnosed, not fixed): B installed A's new
 /// `a`, then its user saved another content over it by a rename with the
 /// same size, mtime and mode (a look-alike), and B went down (a power cut,
-/// or a kill -9: the schedule with `Crash(B)` fails the same way; a kill
-/// kept the landing line before that change too)
+/// or a kill -9: the schedule with `Crash(B)` fails the same way, on
+/// main before that change too)
 /// before the install's new base reached the journal. At the restart
 /// `settle_landings` took the look-alike for the landed file (size and
 /// mtime match; the landing has no inode to compare) and gave it the
