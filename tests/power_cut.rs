@@ -148,6 +148,31 @@ fn assert_flushed_before_rename(calls: &[Call], renamed: usize, trace: &str) {
     );
 }
 
+/// Asserts that the journal was written (the install's landing line: the
+/// peer's version about to be put in place) and flushed after that,
+/// before the rename at `renamed`: a power cut that keeps the rename keeps
+/// the line, and the restarted server takes the file for the peer's, not
+/// for a new file of its own to send back (plain seed 343571 of the
+/// simulation).
+fn assert_landing_flushed_before_rename(
+    calls: &[Call],
+    renamed: usize,
+    journal: &Path,
+    trace: &str,
+) {
+    let at = format!("<{}>", journal.display());
+    let last_write = calls[..renamed]
+        .iter()
+        .rposition(|c| c.name.starts_with("write") && c.line.contains(&at))
+        .unwrap_or_else(|| panic!("no landing line written before the rename:\n{trace}"));
+    assert!(
+        calls[last_write..renamed]
+            .iter()
+            .any(|c| flushes(c, journal)),
+        "the landing line was not flushed before the rename:\n{trace}"
+    );
+}
+
 /// Asserts that after the rename at `renamed`, the folder `dir` is
 /// flushed (and `also`, if given) before the server's next write to a
 /// socket (its answer that what was renamed is stored).
@@ -232,6 +257,7 @@ fn a_received_file_is_flushed_renamed_its_folder_flushed_and_journaled_before_b_
     let renamed = rename_into(&calls, &target, &trace);
     assert_flushed_before_rename(&calls, renamed, &trace);
     let journal = state_b.join("core-journal.jsonl");
+    assert_landing_flushed_before_rename(&calls, renamed, &journal, &trace);
     assert_folder_flushed_before_answer(&calls, renamed, &dir_b, Some(&journal), &trace);
     // And every other rename into the folder or the state directory (the
     // TLS key and certificate made at this first start, ...): each of a

@@ -72,6 +72,9 @@ pub struct Records {
     out: BufWriter<File>,
     /// Lines written since the file was last flushed to disk.
     unsynced: bool,
+    /// One of those lines is an install's landing (`Record::landing`):
+    /// see [`Records::landing_unsynced`].
+    landing_unsynced: bool,
 }
 
 impl Records {
@@ -135,6 +138,7 @@ impl Records {
             records,
             out,
             unsynced: false,
+            landing_unsynced: false,
         })
     }
 
@@ -157,6 +161,7 @@ impl Records {
 
     /// Appends `path`'s record (`None`: forgotten); the next open reads it.
     pub fn set(&mut self, path: String, record: Option<Record>) {
+        let landing = record.as_ref().is_some_and(|r| r.landing.is_some());
         let line = Line::new(path, record);
         let written = serde_json::to_writer(&mut self.out, &line)
             .map_err(std::io::Error::from)
@@ -165,12 +170,22 @@ impl Records {
             tracing::error!("writing {}: {e}", self.path.display());
         }
         self.unsynced = true;
+        self.landing_unsynced |= landing;
+    }
+
+    /// Whether a landing line (an install about to put the peer's version
+    /// in place) was set since the journal was last flushed to disk: the
+    /// executor then flushes it before the install's rename (a power cut
+    /// may keep a rename and lose the line saying where the file came
+    /// from; see sync/exec.rs `Exec::hold`).
+    pub fn landing_unsynced(&self) -> bool {
+        self.landing_unsynced
     }
 
     /// Hands what was set to the operating system (no flush to disk): it
-    /// then survives a kill -9 of this process. Before an install's rename,
-    /// so that its landing line is in the journal first (the burst's
-    /// `syncfs` before the first rename takes it to disk with the files).
+    /// then survives a kill -9 of this process. Before an install's rename
+    /// whose landing line is flushed already: the lines set since then are
+    /// in the journal before the file (a kill -9 keeps both).
     pub fn write_out(&mut self) {
         if let Err(e) = self.out.flush() {
             tracing::error!("writing {}: {e}", self.path.display());
@@ -185,6 +200,7 @@ impl Records {
             return;
         }
         self.unsynced = false;
+        self.landing_unsynced = false;
         let done = self
             .out
             .flush()

@@ -24,7 +24,17 @@
 //! - every batch up to the oldest one held is done (its effects carried
 //!   out, its answers handled): the real `flush_out` at a batch's end;
 //! - the core handles a `LinkUp` or `LinkDown`;
-//! - a dequeue: the queue entries held become durable (not the journal).
+//! - a dequeue: the queue entries held become durable (not the journal);
+//! - an install, while a landing line (`Record::landing`) is held: all
+//!   that is held becomes durable before the file is put in place (the
+//!   real executor flushes the folders and the journal before the rename
+//!   whenever a landing line was set since the journal's last flush,
+//!   `Exec::hold`: plain seed 343571 was a power cut that kept the rename
+//!   and lost the landing line, and the restarted side sent the peer's
+//!   file back as its own). To make that one flush per burst, the real
+//!   executor holds an install, and what is asked for after it, until the
+//!   burst's end, and sets the landing line of each later install at once
+//!   (`world.rs`, `landings_ahead`, does the same).
 //!
 //! A kill -9 ([`crate::world::World::crash`]) keeps what is held: the
 //! lines are with the operating system (a kill in the middle of a batch,
@@ -39,8 +49,9 @@
 //! before that effect, with the effect's journal line also lost (the
 //! folders are flushed before the journal): that is a kill -9 before the
 //! effect, which `Crash` covers. What is new with a power cut is the rename
-//! that did survive while the journal line saying so did not, and that is
-//! what this model keeps. (Not modelled: some renames of one batch
+//! that did survive while the journal line saying so (the new base, set
+//! once the install reports) did not, and that is what this model keeps;
+//! the landing line set before the install is on disk by then. (Not modelled: some renames of one batch
 //! surviving and others not.) The user's own writes stay as they are: the
 //! core only ever sees them through a stat, so a write a power cut undid is
 //! the same to it as a write never made.
@@ -153,6 +164,21 @@ impl SideSim {
         }
         self.flush_queue();
         self.vol.oldest = None;
+    }
+
+    /// Before an install: if a landing line (`Record::landing`) is held,
+    /// everything held reaches the disk (sync/exec.rs flushes the folders
+    /// and the journal before the rename whenever a landing line was set
+    /// since the journal's last flush).
+    pub fn flush_landings(&mut self) {
+        let landing = self
+            .vol
+            .journal
+            .iter()
+            .any(|(_, r)| r.as_ref().is_some_and(|r| r.landing.is_some()));
+        if landing {
+            self.flush();
+        }
     }
 
     /// The queue entries held reach the disk (`sync_dirs`).

@@ -127,6 +127,10 @@ pub fn run(w: &mut World, s: Side, effect: Effect, epoch: u64, batch: Batch) {
         } => {
             let now = w.clock(s);
             let me = w.side(s);
+            // A landing line not flushed yet reaches the disk first, with
+            // everything held (sync/exec.rs flushes the folders and the
+            // journal before the install: see `crate::durability`).
+            me.flush_landings();
             let found = me.fs.stat_exact(&path);
             if !same(&found, expect.as_ref()) {
                 return done(w, s, op, Outcome::Mismatch { found });

@@ -120,6 +120,70 @@ impl SideSim {
     }
 }
 
+/// Splits the effects the core just asked for into the landing lines
+/// that go to the journal at once and the rest, queued in order behind
+/// `queued` (the effects not carried out yet), as sync/exec.rs `Exec::hold`
+/// does: an install and everything after it wait for the burst's end,
+/// while the landing line of each later install (the record just before
+/// it) is set at once, unless a waiting effect names its path. Here the
+/// queue stands for what the real executor holds when it starts with an
+/// install (other effects it would have carried out already: nothing goes
+/// ahead of those), or when empty, the install asked for earlier in the
+/// same answer.
+fn landings_ahead(
+    queued: &VecDeque<(Effect, u64, Batch)>,
+    effects: Vec<Effect>,
+) -> (Vec<Effect>, Vec<Effect>) {
+    let front_install = matches!(queued.front(), Some((Effect::Install { .. }, ..)));
+    let mut ahead = Vec::new();
+    let mut rest: Vec<Effect> = Vec::new();
+    let mut effects = effects.into_iter().peekable();
+    while let Some(e) = effects.next() {
+        let pair = match (&e, effects.peek()) {
+            (
+                Effect::Record {
+                    path,
+                    record: Some(r),
+                },
+                Some(Effect::Install { path: to, .. }),
+            ) => r.landing.is_some() && path == to,
+            _ => false,
+        };
+        let path = match &e {
+            Effect::Record { path, .. } => path.as_str(),
+            _ => "",
+        };
+        let free =
+            || !queued.iter().any(|(q, ..)| names(q, path)) && !rest.iter().any(|q| names(q, path));
+        let holding = front_install
+            || (queued.is_empty() && rest.iter().any(|q| matches!(q, Effect::Install { .. })));
+        if pair && holding && free() {
+            ahead.push(e);
+        } else {
+            rest.push(e);
+        }
+    }
+    (ahead, rest)
+}
+
+/// Whether effect `e` concerns `path` (as sync/exec.rs `names`).
+fn names(e: &Effect, path: &str) -> bool {
+    match e {
+        Effect::Record { path: p, .. }
+        | Effect::Install { path: p, .. }
+        | Effect::Remove { path: p, .. }
+        | Effect::Stat { path: p }
+        | Effect::SendFile { path: p, .. }
+        | Effect::Queue { path: p, .. }
+        | Effect::Dequeue { path: p, .. }
+        | Effect::Unlocked { path: p, .. } => p == path,
+        Effect::Announce(a) => a.path == path,
+        Effect::Rename { from, to, .. } => from == path || to == path,
+        Effect::Hash { files } => files.iter().any(|(p, _)| p == path),
+        Effect::Send(_) | Effect::Arm { .. } | Effect::Reconciled { .. } => false,
+    }
+}
+
 /// A message in flight, with the file's bytes for an offer of a file.
 pub type Frame = (PeerMsg, Option<String>);
 
@@ -230,9 +294,17 @@ impl World {
         match out {
             Ok(effects) => {
                 let epoch = me.epoch;
-                me.open(batch, effects.len());
+                let (ahead, queued) = landings_ahead(&me.effects, effects);
+                me.open(batch, queued.len());
                 me.effects
-                    .extend(effects.into_iter().map(|e| (e, epoch, batch)));
+                    .extend(queued.into_iter().map(|e| (e, epoch, batch)));
+                for e in ahead {
+                    if self.trace {
+                        println!("  {s:?} -> {e:?} (ahead of the install held)");
+                    }
+                    crate::executor::run(self, s, e, epoch, batch);
+                }
+                let me = self.side(s);
                 if answer_of.is_some() {
                     me.close(batch, 1);
                 }
