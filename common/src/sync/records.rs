@@ -17,7 +17,7 @@ use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 
-use super::core::Record;
+use super::core::{PathState, Record, States};
 
 #[derive(Serialize, Deserialize)]
 struct Line {
@@ -68,7 +68,11 @@ pub struct Records {
     /// What the file held when it was opened, until the engine takes it
     /// ([`Records::take`]): the core holds the state from then on, and a
     /// second copy here would be a large share of a big tree's memory.
-    records: BTreeMap<String, Record>,
+    /// Each line is made the core's state of its path as it is read: a
+    /// map of [`Record`]s (about 350 bytes each inline, in B-tree nodes
+    /// half full as lines come in path order) made into states afterwards
+    /// was the largest transient of a restart's peak (issue 15).
+    records: States,
     out: BufWriter<File>,
     /// Lines written since the file was last flushed to disk.
     unsynced: bool,
@@ -113,7 +117,7 @@ impl Records {
             match serde_json::from_slice::<Line>(line) {
                 Ok(l) => {
                     match l.into_parts() {
-                        (p, Some(r)) => records.insert(p, r),
+                        (p, Some(r)) => records.insert(p, Box::new(PathState::from(r))),
                         (p, None) => records.remove(&p),
                     };
                     lines += 1;
@@ -140,13 +144,13 @@ impl Records {
 
     /// Every record as read at open, in path order.
     #[cfg(test)]
-    pub fn all(&self) -> impl Iterator<Item = (&String, &Record)> {
-        self.records.iter()
+    pub fn all(&self) -> impl Iterator<Item = (&String, Record)> {
+        self.records.iter().map(|(p, st)| (p, st.as_record()))
     }
 
-    /// Every record as read at open, taken out: the journal keeps only
-    /// its file from then on.
-    pub fn take(&mut self) -> BTreeMap<String, Record> {
+    /// The state of every path as read at open, taken out: the journal
+    /// keeps only its file from then on.
+    pub fn take(&mut self) -> States {
         std::mem::take(&mut self.records)
     }
 
@@ -222,16 +226,12 @@ pub fn next_run(state_dir: &Path) -> std::io::Result<u64> {
 
 /// Keeps the damaged lines beside the journal, says so, and forgets the
 /// history they may have been about.
-fn set_aside(
-    state_dir: &Path,
-    damaged: &[String],
-    records: &mut BTreeMap<String, Record>,
-) -> std::io::Result<()> {
+fn set_aside(state_dir: &Path, damaged: &[String], records: &mut States) -> std::io::Result<()> {
     let stamp = crate::durable::stamp();
     let aside = state_dir.join(format!("core-journal.damaged-{stamp}.jsonl"));
     crate::durable::write(&aside, (damaged.join("\n") + "\n").as_bytes())?;
     let paths: Option<Vec<String>> = damaged.iter().map(|l| path_of(l)).collect();
-    let forget = |r: &mut Record| {
+    let forget = |r: &mut Box<PathState>| {
         r.base = None;
         r.deleted_ns = None;
     };
@@ -272,12 +272,12 @@ fn append_to(path: &Path) -> std::io::Result<BufWriter<File>> {
 }
 
 /// Writes a compact copy atomically and opens it for appending.
-fn rewrite(path: &Path, records: &BTreeMap<String, Record>) -> std::io::Result<BufWriter<File>> {
+fn rewrite(path: &Path, records: &States) -> std::io::Result<BufWriter<File>> {
     let tmp = path.with_extension("jsonl.tmp");
     {
         let mut w = BufWriter::new(File::create(&tmp)?);
         for (p, r) in records {
-            let line = Line::new(p.clone(), Some(r.clone()));
+            let line = Line::new(p.clone(), Some(r.as_record()));
             serde_json::to_writer(&mut w, &line)?;
             w.write_all(b"\n")?;
         }
@@ -370,7 +370,7 @@ mod tests {
         assert!(!others.contains("same_hash"), "{others}");
         let read = |d: &Path| -> BTreeMap<String, Record> {
             let j = Records::open(d).unwrap();
-            j.all().map(|(p, r)| (p.clone(), r.clone())).collect()
+            j.all().map(|(p, r)| (p.clone(), r)).collect()
         };
         let want: BTreeMap<String, Record> = cases
             .iter()
@@ -407,7 +407,7 @@ mod tests {
         ];
         std::fs::write(&file, lines.join("\n") + "\n").unwrap();
         let mut j = Records::open(d.path()).unwrap();
-        let all: BTreeMap<_, _> = j.all().map(|(p, r)| (p.clone(), r.clone())).collect();
+        let all: BTreeMap<_, _> = j.all().map(|(p, r)| (p.clone(), r)).collect();
         assert_eq!(all["both"], based(Some(&x), Some(Some(&x))));
         assert_eq!(all["other"], based(Some(&x), Some(Some(&y))));
         assert_eq!(all["version only"], based(Some(&x), Some(None)));
@@ -423,7 +423,7 @@ mod tests {
         j.flush();
         drop(j);
         let j = Records::open(d.path()).unwrap();
-        let all: BTreeMap<_, _> = j.all().map(|(p, r)| (p.clone(), r.clone())).collect();
+        let all: BTreeMap<_, _> = j.all().map(|(p, r)| (p.clone(), r)).collect();
         assert_eq!(all.len(), 4);
         assert_eq!(all["new"], based(Some(&y), Some(Some(&y))));
         assert_eq!(all["version only"], based(Some(&x), Some(None)));
@@ -444,7 +444,7 @@ mod tests {
         f.write_all(b"{\"p\":\"c\",\"r\":{\"ba").unwrap();
         drop(f);
         let j = Records::open(d.path()).unwrap();
-        let all: Vec<_> = j.all().map(|(p, r)| (p.clone(), r.clone())).collect();
+        let all: Vec<_> = j.all().map(|(p, r)| (p.clone(), r)).collect();
         assert_eq!(all, vec![("b".to_string(), rec(2))]);
     }
 
@@ -464,7 +464,7 @@ mod tests {
         f.write_all(b"{\"p\":\"d\",\"r\":{}}\n").unwrap();
         drop(f);
         let j = Records::open(d.path()).unwrap();
-        let all: BTreeMap<_, _> = j.all().map(|(p, r)| (p.clone(), r.clone())).collect();
+        let all: BTreeMap<_, _> = j.all().map(|(p, r)| (p.clone(), r)).collect();
         assert_eq!(all["a"], rec(1));
         assert_eq!(all["b"].base, None, "b's history is unknown now");
         assert_eq!(all["c"], rec(1));
@@ -498,7 +498,7 @@ mod tests {
             .unwrap();
         drop(f);
         let j = Records::open(d.path()).unwrap();
-        let all: BTreeMap<_, _> = j.all().map(|(p, r)| (p.clone(), r.clone())).collect();
+        let all: BTreeMap<_, _> = j.all().map(|(p, r)| (p.clone(), r)).collect();
         assert_eq!(all["a"].base, None);
         assert!(all.contains_key("z"));
     }

@@ -147,7 +147,14 @@ impl PathState {
         if self.base.is_none() && self.lock.is_none() && self.landing.is_none() && !self.offered {
             return None;
         }
-        Some(Record {
+        Some(self.as_record())
+    }
+
+    /// What of this state a journal line holds, whatever it holds (the
+    /// journal keeps the states it read as states, and writes them back
+    /// as it read them when it compacts).
+    pub fn as_record(&self) -> Record {
+        Record {
             base: self.base.clone(),
             deleted_ns: self.deleted_ns,
             gone_ns: self.gone_ns,
@@ -155,7 +162,7 @@ impl PathState {
             landing: self.landing.as_deref().cloned(),
             offered: self.offered && self.base.is_none(),
             queued_through: self.queued_through,
-        })
+        }
     }
 }
 
