@@ -553,7 +553,7 @@ impl Exec {
         if let Some(e) = entry.as_mut() {
             let known = self.core.path(&path).and_then(|s| s.local.as_ref());
             if e.needs_hash_on_event(known, self.core.config().fs.precision_ns) {
-                e.hash = self.disk.hash(&path, e);
+                e.hash = self.disk.hash(&path, e).map(core::Hash::from);
             }
         }
         if entry.is_none() {

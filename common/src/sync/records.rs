@@ -52,9 +52,11 @@ impl Line {
     /// The path, and its record as it was set.
     fn into_parts(self) -> (String, Option<Record>) {
         let mut r = self.r;
-        if self.same_hash {
-            if let Some(base) = r.as_mut().and_then(|r| r.base.as_mut()) {
-                if let Some(here) = base.here.as_mut() {
+        if let Some(base) = r.as_mut().and_then(|r| r.base.as_mut()) {
+            if let Some(here) = base.here.as_mut() {
+                // Written once, or twice by an earlier build: one text,
+                // shared by both (see `core::Hash`).
+                if self.same_hash || (here.hash.is_some() && here.hash == base.version.hash) {
                     here.hash = base.version.hash.clone();
                 }
             }
@@ -291,7 +293,7 @@ fn rewrite(path: &Path, records: &States) -> std::io::Result<BufWriter<File>> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::sync::core::{Base, Entry, FileId, Kind, Version};
+    use crate::sync::core::{Base, Entry, FileId, Hash, Kind, Version};
 
     fn rec(size: u64) -> Record {
         Record {
@@ -321,7 +323,7 @@ mod tests {
             size: 3,
             mtime_ns: 1_700_000_000_123_456_789,
             mode: Some(0o644),
-            hash: version.map(str::to_string),
+            hash: version.map(Hash::from),
         };
         let here = here.map(|h| Entry {
             kind: Kind::File,
@@ -329,7 +331,7 @@ mod tests {
             mtime_ns: 1_700_000_000_123_456_789,
             mode: Some(0o644),
             id: FileId { dev: 7, ino: 42 },
-            hash: h.map(str::to_string),
+            hash: h.map(Hash::from),
         });
         Record {
             base: Some(Base { version, here }),
@@ -409,6 +411,14 @@ mod tests {
         let mut j = Records::open(d.path()).unwrap();
         let all: BTreeMap<_, _> = j.all().map(|(p, r)| (p.clone(), r)).collect();
         assert_eq!(all["both"], based(Some(&x), Some(Some(&x))));
+        // The hash written twice is held once, shared by the version and
+        // this side's stat (issue 15).
+        let base = all["both"].base.as_ref().unwrap();
+        let (v, h) = (
+            base.version.hash.as_ref(),
+            base.here.as_ref().unwrap().hash.as_ref(),
+        );
+        assert!(std::ptr::eq(v.unwrap().as_ptr(), h.unwrap().as_ptr()));
         assert_eq!(all["other"], based(Some(&x), Some(Some(&y))));
         assert_eq!(all["version only"], based(Some(&x), Some(None)));
         assert!(
@@ -426,6 +436,15 @@ mod tests {
         let all: BTreeMap<_, _> = j.all().map(|(p, r)| (p.clone(), r)).collect();
         assert_eq!(all.len(), 4);
         assert_eq!(all["new"], based(Some(&y), Some(Some(&y))));
+        let base = all["new"].base.as_ref().unwrap();
+        let (v, h) = (
+            base.version.hash.as_ref(),
+            base.here.as_ref().unwrap().hash.as_ref(),
+        );
+        assert!(
+            std::ptr::eq(v.unwrap().as_ptr(), h.unwrap().as_ptr()),
+            "written once, held once"
+        );
         assert_eq!(all["version only"], based(Some(&x), Some(None)));
     }
 
