@@ -261,7 +261,7 @@ fn message() -> impl Strategy<Value = Message> {
                         size,
                         mtime_ns,
                         mode: Some(0o644),
-                        hash,
+                        hash: hash.map(Into::into),
                     },
                 })
             ),

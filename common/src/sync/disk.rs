@@ -1267,7 +1267,7 @@ mod tests {
             size: content.len() as u64,
             mtime_ns: 0,
             mode: Some(0o644),
-            hash: Some(hash),
+            hash: Some(hash.into()),
         }
     }
 
@@ -1354,7 +1354,7 @@ mod tests {
                 size: 4,
                 mtime_ns,
                 mode: Some(0o644),
-                hash: Some(blake3::hash(b"same").to_hex().to_string()),
+                hash: Some(blake3::hash(b"same").to_hex().as_str().into()),
             };
             d.stage(Disk::staged_key(name, &v), t.into_temp_path());
             versions.push((name, v));

@@ -482,7 +482,7 @@ async fn read_loop(
                         st.received_bytes += received.wire;
                         st.reused_bytes += received.meta.size.saturating_sub(received.wire);
                         drop(st);
-                        version.hash = Some(received.hash);
+                        version.hash = Some(received.hash.into());
                         Some((
                             super::disk::Disk::staged_key(&path, &version),
                             received.temp,

@@ -17,7 +17,7 @@ use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 
-use super::core::Record;
+use super::core::{PathState, Record, States};
 
 #[derive(Serialize, Deserialize)]
 struct Line {
@@ -52,9 +52,11 @@ impl Line {
     /// The path, and its record as it was set.
     fn into_parts(self) -> (String, Option<Record>) {
         let mut r = self.r;
-        if self.same_hash {
-            if let Some(base) = r.as_mut().and_then(|r| r.base.as_mut()) {
-                if let Some(here) = base.here.as_mut() {
+        if let Some(base) = r.as_mut().and_then(|r| r.base.as_mut()) {
+            if let Some(here) = base.here.as_mut() {
+                // Written once, or twice by an earlier build: one text,
+                // shared by both (see `core::Hash`).
+                if self.same_hash || (here.hash.is_some() && here.hash == base.version.hash) {
                     here.hash = base.version.hash.clone();
                 }
             }
@@ -68,7 +70,11 @@ pub struct Records {
     /// What the file held when it was opened, until the engine takes it
     /// ([`Records::take`]): the core holds the state from then on, and a
     /// second copy here would be a large share of a big tree's memory.
-    records: BTreeMap<String, Record>,
+    /// Each line is made the core's state of its path as it is read: a
+    /// map of [`Record`]s (about 350 bytes each inline, in B-tree nodes
+    /// half full as lines come in path order) made into states afterwards
+    /// was the largest transient of a restart's peak (issue 15).
+    records: States,
     out: BufWriter<File>,
     /// Lines written since the file was last flushed to disk.
     unsynced: bool,
@@ -116,7 +122,7 @@ impl Records {
             match serde_json::from_slice::<Line>(line) {
                 Ok(l) => {
                     match l.into_parts() {
-                        (p, Some(r)) => records.insert(p, r),
+                        (p, Some(r)) => records.insert(p, Box::new(PathState::from(r))),
                         (p, None) => records.remove(&p),
                     };
                     lines += 1;
@@ -144,13 +150,13 @@ impl Records {
 
     /// Every record as read at open, in path order.
     #[cfg(test)]
-    pub fn all(&self) -> impl Iterator<Item = (&String, &Record)> {
-        self.records.iter()
+    pub fn all(&self) -> impl Iterator<Item = (&String, Record)> {
+        self.records.iter().map(|(p, st)| (p, st.as_record()))
     }
 
-    /// Every record as read at open, taken out: the journal keeps only
-    /// its file from then on.
-    pub fn take(&mut self) -> BTreeMap<String, Record> {
+    /// The state of every path as read at open, taken out: the journal
+    /// keeps only its file from then on.
+    pub fn take(&mut self) -> States {
         std::mem::take(&mut self.records)
     }
 
@@ -238,16 +244,12 @@ pub fn next_run(state_dir: &Path) -> std::io::Result<u64> {
 
 /// Keeps the damaged lines beside the journal, says so, and forgets the
 /// history they may have been about.
-fn set_aside(
-    state_dir: &Path,
-    damaged: &[String],
-    records: &mut BTreeMap<String, Record>,
-) -> std::io::Result<()> {
+fn set_aside(state_dir: &Path, damaged: &[String], records: &mut States) -> std::io::Result<()> {
     let stamp = crate::durable::stamp();
     let aside = state_dir.join(format!("core-journal.damaged-{stamp}.jsonl"));
     crate::durable::write(&aside, (damaged.join("\n") + "\n").as_bytes())?;
     let paths: Option<Vec<String>> = damaged.iter().map(|l| path_of(l)).collect();
-    let forget = |r: &mut Record| {
+    let forget = |r: &mut Box<PathState>| {
         r.base = None;
         r.deleted_ns = None;
     };
@@ -288,12 +290,12 @@ fn append_to(path: &Path) -> std::io::Result<BufWriter<File>> {
 }
 
 /// Writes a compact copy atomically and opens it for appending.
-fn rewrite(path: &Path, records: &BTreeMap<String, Record>) -> std::io::Result<BufWriter<File>> {
+fn rewrite(path: &Path, records: &States) -> std::io::Result<BufWriter<File>> {
     let tmp = path.with_extension("jsonl.tmp");
     {
         let mut w = BufWriter::new(File::create(&tmp)?);
         for (p, r) in records {
-            let line = Line::new(p.clone(), Some(r.clone()));
+            let line = Line::new(p.clone(), Some(r.as_record()));
             serde_json::to_writer(&mut w, &line)?;
             w.write_all(b"\n")?;
         }
@@ -307,7 +309,7 @@ fn rewrite(path: &Path, records: &BTreeMap<String, Record>) -> std::io::Result<B
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::sync::core::{Base, Entry, FileId, Kind, Version};
+    use crate::sync::core::{Base, Entry, FileId, Hash, Kind, Version};
 
     fn rec(size: u64) -> Record {
         Record {
@@ -337,7 +339,7 @@ mod tests {
             size: 3,
             mtime_ns: 1_700_000_000_123_456_789,
             mode: Some(0o644),
-            hash: version.map(str::to_string),
+            hash: version.map(Hash::from),
         };
         let here = here.map(|h| Entry {
             kind: Kind::File,
@@ -345,7 +347,7 @@ mod tests {
             mtime_ns: 1_700_000_000_123_456_789,
             mode: Some(0o644),
             id: FileId { dev: 7, ino: 42 },
-            hash: h.map(str::to_string),
+            hash: h.map(Hash::from),
         });
         Record {
             base: Some(Base { version, here }),
@@ -386,7 +388,7 @@ mod tests {
         assert!(!others.contains("same_hash"), "{others}");
         let read = |d: &Path| -> BTreeMap<String, Record> {
             let j = Records::open(d).unwrap();
-            j.all().map(|(p, r)| (p.clone(), r.clone())).collect()
+            j.all().map(|(p, r)| (p.clone(), r)).collect()
         };
         let want: BTreeMap<String, Record> = cases
             .iter()
@@ -423,8 +425,16 @@ mod tests {
         ];
         std::fs::write(&file, lines.join("\n") + "\n").unwrap();
         let mut j = Records::open(d.path()).unwrap();
-        let all: BTreeMap<_, _> = j.all().map(|(p, r)| (p.clone(), r.clone())).collect();
+        let all: BTreeMap<_, _> = j.all().map(|(p, r)| (p.clone(), r)).collect();
         assert_eq!(all["both"], based(Some(&x), Some(Some(&x))));
+        // The hash written twice is held once, shared by the version and
+        // this side's stat (issue 15).
+        let base = all["both"].base.as_ref().unwrap();
+        let (v, h) = (
+            base.version.hash.as_ref(),
+            base.here.as_ref().unwrap().hash.as_ref(),
+        );
+        assert!(std::ptr::eq(v.unwrap().as_ptr(), h.unwrap().as_ptr()));
         assert_eq!(all["other"], based(Some(&x), Some(Some(&y))));
         assert_eq!(all["version only"], based(Some(&x), Some(None)));
         assert!(
@@ -439,9 +449,18 @@ mod tests {
         j.flush();
         drop(j);
         let j = Records::open(d.path()).unwrap();
-        let all: BTreeMap<_, _> = j.all().map(|(p, r)| (p.clone(), r.clone())).collect();
+        let all: BTreeMap<_, _> = j.all().map(|(p, r)| (p.clone(), r)).collect();
         assert_eq!(all.len(), 4);
         assert_eq!(all["new"], based(Some(&y), Some(Some(&y))));
+        let base = all["new"].base.as_ref().unwrap();
+        let (v, h) = (
+            base.version.hash.as_ref(),
+            base.here.as_ref().unwrap().hash.as_ref(),
+        );
+        assert!(
+            std::ptr::eq(v.unwrap().as_ptr(), h.unwrap().as_ptr()),
+            "written once, held once"
+        );
         assert_eq!(all["version only"], based(Some(&x), Some(None)));
     }
 
@@ -460,7 +479,7 @@ mod tests {
         f.write_all(b"{\"p\":\"c\",\"r\":{\"ba").unwrap();
         drop(f);
         let j = Records::open(d.path()).unwrap();
-        let all: Vec<_> = j.all().map(|(p, r)| (p.clone(), r.clone())).collect();
+        let all: Vec<_> = j.all().map(|(p, r)| (p.clone(), r)).collect();
         assert_eq!(all, vec![("b".to_string(), rec(2))]);
     }
 
@@ -480,7 +499,7 @@ mod tests {
         f.write_all(b"{\"p\":\"d\",\"r\":{}}\n").unwrap();
         drop(f);
         let j = Records::open(d.path()).unwrap();
-        let all: BTreeMap<_, _> = j.all().map(|(p, r)| (p.clone(), r.clone())).collect();
+        let all: BTreeMap<_, _> = j.all().map(|(p, r)| (p.clone(), r)).collect();
         assert_eq!(all["a"], rec(1));
         assert_eq!(all["b"].base, None, "b's history is unknown now");
         assert_eq!(all["c"], rec(1));
@@ -514,7 +533,7 @@ mod tests {
             .unwrap();
         drop(f);
         let j = Records::open(d.path()).unwrap();
-        let all: BTreeMap<_, _> = j.all().map(|(p, r)| (p.clone(), r.clone())).collect();
+        let all: BTreeMap<_, _> = j.all().map(|(p, r)| (p.clone(), r)).collect();
         assert_eq!(all["a"].base, None);
         assert!(all.contains_key("z"));
     }

@@ -78,7 +78,7 @@ pub fn run(w: &mut World, s: Side, effect: Effect, epoch: u64, batch: Batch) {
                 }
             }
             if let PeerMsg::Offer { version, .. } = &mut offer {
-                version.hash = Some(content.clone());
+                version.hash = Some(content.as_str().into());
             }
             w.t.sent_file(s, &path, &content);
             done(
@@ -147,7 +147,7 @@ pub fn run(w: &mut World, s: Side, effect: Effect, epoch: u64, batch: Batch) {
             let content = match (version.kind, &source) {
                 (Kind::Dir, _) => None,
                 (Kind::File, Source::Staged) => {
-                    let hash = version.hash.clone().unwrap_or_default();
+                    let hash: String = version.hash.as_deref().unwrap_or_default().to_string();
                     if !me.take_staged(&hash) {
                         let e = format!("{path}: the received content is gone");
                         return done(w, s, op, failed(e, true));
@@ -330,7 +330,9 @@ pub fn run(w: &mut World, s: Side, effect: Effect, epoch: u64, batch: Batch) {
             let me = w.side(s);
             // The snapshot first, then the description (as sync/disk.rs:
             // without its content, the entry is not kept).
-            let snapshot = update.version().and_then(|v| v.hash.clone());
+            let snapshot = update
+                .version()
+                .and_then(|v| v.hash.as_deref().map(str::to_string));
             if let Some(h) = &snapshot {
                 if !me.take_staged(h) {
                     return;

@@ -416,7 +416,7 @@ impl World {
         if let (Some(e), Some(core)) = (entry.as_mut(), me.core.as_ref()) {
             let known = core.path(&path).and_then(|s| s.local.as_ref());
             if e.needs_hash_on_event(known, me.cfg.fs.precision_ns) {
-                e.hash = me.fs.read(&path);
+                e.hash = me.fs.read(&path).map(Into::into);
             }
         }
         me.inbox.push_back((

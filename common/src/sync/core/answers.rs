@@ -655,6 +655,7 @@ impl Core {
     ) {
         match outcome {
             Outcome::Sent { hash } => {
+                let hash = super::Hash::from(hash);
                 let st = self.paths.get_mut(path).expect("known");
                 let mut sent = sent;
                 if let Holding::Present(v) = &mut sent {

@@ -2,6 +2,8 @@
 //! its own disk, and the version both sides can compare. Plain data, so a
 //! simulation can make them up and a test can write them inline.
 
+use std::sync::Arc;
+
 use serde::{Deserialize, Serialize};
 
 /// A file's identity on its own side: device and inode on unix, volume
@@ -17,7 +19,116 @@ pub struct FileId {
 /// A content hash (BLAKE3, lowercase hex). The core never hashes: hashes
 /// come from transfers and from the executor, and a simulation may use any
 /// string that names the content.
-pub type Hash = String;
+///
+/// Shared, not copied: an agreed path holds its hash in the version and
+/// in this side's stat of it (and often in `local` too), and each was a
+/// `String` of its own, 64 bytes and an allocation apiece (issue 15). A
+/// clone is one more count on the same text; it is written and read as
+/// the plain string it always was (journal and wire unchanged).
+#[derive(Clone, PartialEq, Eq, PartialOrd, Ord, std::hash::Hash)]
+pub struct Hash(Arc<str>);
+
+impl Hash {
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl std::ops::Deref for Hash {
+    type Target = str;
+    fn deref(&self) -> &str {
+        &self.0
+    }
+}
+
+impl std::borrow::Borrow<str> for Hash {
+    fn borrow(&self) -> &str {
+        &self.0
+    }
+}
+
+impl AsRef<str> for Hash {
+    fn as_ref(&self) -> &str {
+        &self.0
+    }
+}
+
+impl From<&str> for Hash {
+    fn from(s: &str) -> Hash {
+        Hash(Arc::from(s))
+    }
+}
+
+impl From<String> for Hash {
+    fn from(s: String) -> Hash {
+        Hash(Arc::from(s))
+    }
+}
+
+impl From<&String> for Hash {
+    fn from(s: &String) -> Hash {
+        Hash(Arc::from(s.as_str()))
+    }
+}
+
+impl From<Hash> for String {
+    fn from(h: Hash) -> String {
+        h.0.to_string()
+    }
+}
+
+impl PartialEq<str> for Hash {
+    fn eq(&self, other: &str) -> bool {
+        &*self.0 == other
+    }
+}
+
+impl PartialEq<&str> for Hash {
+    fn eq(&self, other: &&str) -> bool {
+        &*self.0 == *other
+    }
+}
+
+impl PartialEq<String> for Hash {
+    fn eq(&self, other: &String) -> bool {
+        *self.0 == **other
+    }
+}
+
+impl std::fmt::Debug for Hash {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        std::fmt::Debug::fmt(&*self.0, f)
+    }
+}
+
+impl std::fmt::Display for Hash {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl Serialize for Hash {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(&self.0)
+    }
+}
+
+impl<'de> Deserialize<'de> for Hash {
+    /// From the text as the parser holds it (no `String` in between).
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Hash, D::Error> {
+        struct Text;
+        impl serde::de::Visitor<'_> for Text {
+            type Value = Hash;
+            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str("a content hash")
+            }
+            fn visit_str<E: serde::de::Error>(self, v: &str) -> Result<Hash, E> {
+                Ok(Hash::from(v))
+            }
+        }
+        d.deserialize_str(Text)
+    }
+}
 
 /// File or folder.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
@@ -168,5 +279,24 @@ impl Holding {
             Holding::Present(v) => Some(v),
             Holding::Absent { .. } => None,
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A hash travels and is journalled as the string it always was; a
+    /// copy of it is the same text, not another (issue 15).
+    #[test]
+    fn a_hash_is_its_string_on_the_wire_and_shared_in_memory() {
+        let text = "ab".repeat(32);
+        let h = Hash::from(text.as_str());
+        assert_eq!(serde_json::to_string(&h).unwrap(), format!("\"{text}\""));
+        let back: Hash = serde_json::from_str(&format!("\"{text}\"")).unwrap();
+        assert_eq!(back, h);
+        assert_eq!(h, text);
+        assert!(std::ptr::eq(h.clone().as_ptr(), h.as_ptr()));
+        assert_eq!(std::mem::size_of::<Option<Hash>>(), 16);
     }
 }

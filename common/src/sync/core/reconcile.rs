@@ -248,16 +248,17 @@ impl Core {
         let mut sent = Vec::new();
         for (path, hash) in hashes {
             let Some(hash) = hash else { continue };
+            let shared = super::Hash::from(&hash);
             if let Some(e) = self.paths.get_mut(&path).and_then(|s| s.local.as_mut()) {
-                e.hash = Some(hash.clone());
+                e.hash = Some(shared.clone());
             }
             if let LinkPhase::Reconciling { sent, .. } = &mut self.link {
                 if let Some(s) = sent.get_mut(&path) {
                     if let Some(l) = s.local.as_mut() {
-                        l.hash = Some(hash.clone());
+                        l.hash = Some(shared.clone());
                     }
                     if let Holding::Present(v) = &mut s.now {
-                        v.hash = Some(hash.clone());
+                        v.hash = Some(shared);
                     }
                 }
             }
@@ -304,7 +305,7 @@ impl Core {
         };
         for (path, hash) in their_hashes.unwrap_or_default() {
             if let Some(Holding::Present(v)) = theirs.get_mut(&path).map(|e| &mut e.now) {
-                v.hash = Some(hash);
+                v.hash = Some(hash.into());
             }
         }
         self.link = LinkPhase::Live { peer };

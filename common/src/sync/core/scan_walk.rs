@@ -222,11 +222,11 @@ mod tests {
             ..agreed(Some(file(4, 4, 40 * SEC)), Kind::File)
         };
         let locked = Record {
-            lock: Some(LockState::default()),
+            lock: Some(Box::default()),
             ..agreed(Some(file(6, 6, 60 * SEC)), Kind::File)
         };
         let landing = Record {
-            landing: Some(file(7, 7, 70 * SEC).version()),
+            landing: Some(Box::new(file(7, 7, 70 * SEC).version())),
             ..agreed(Some(file(7, 1, 10 * SEC)), Kind::File)
         };
         let journal = [

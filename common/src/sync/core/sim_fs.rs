@@ -497,7 +497,7 @@ impl World {
                 }
                 let content = s.disk.read(&path).unwrap_or_default();
                 if let PeerMsg::Offer { version, .. } = &mut offer {
-                    version.hash = Some(content.clone());
+                    version.hash = Some(content.as_str().into());
                 }
                 s.inputs.push_back(Input::Done {
                     op,
@@ -582,7 +582,9 @@ impl World {
                     },
                     Kind::File => {
                         let content = match source {
-                            Source::Staged => s.disk.staged[version.hash.as_ref().unwrap()].clone(),
+                            Source::Staged => {
+                                s.disk.staged[version.hash.as_deref().unwrap()].clone()
+                            }
                             Source::Queued { seq } => s.disk.queue[&(path.clone(), seq)].clone(),
                         };
                         s.disk.content.insert(id, content.clone());
@@ -688,7 +690,7 @@ impl World {
             } => {
                 let s = self.side(a);
                 if let Some(h) = update.version().and_then(|v| v.hash.clone()) {
-                    let c = s.disk.staged[&h].clone();
+                    let c = s.disk.staged[h.as_str()].clone();
                     s.disk.queue.insert((path, seq), c);
                 }
             }
