@@ -856,7 +856,7 @@ impl Exec {
             Some(Effect::Install { path: to, .. }),
         ) = (&e, rest.peek())
         {
-            if r.landing.is_some() && path == to && !self.held.iter().any(|h| names(h, path)) {
+            if r.landing.is_some() && path == to && !self.held.iter().any(|h| h.names(path)) {
                 if let Effect::Record { path, record } = e {
                     self.record(path, record);
                 }
@@ -1033,25 +1033,6 @@ impl Exec {
                 q.remove(path);
             }
         }
-    }
-}
-
-/// Whether effect `e` concerns `path` (a landing line goes ahead of the
-/// held effects only where none does).
-fn names(e: &Effect, path: &str) -> bool {
-    match e {
-        Effect::Record { path: p, .. }
-        | Effect::Install { path: p, .. }
-        | Effect::Remove { path: p, .. }
-        | Effect::Stat { path: p }
-        | Effect::SendFile { path: p, .. }
-        | Effect::Queue { path: p, .. }
-        | Effect::Dequeue { path: p, .. }
-        | Effect::Unlocked { path: p, .. } => p == path,
-        Effect::Announce(a) => a.path == path,
-        Effect::Rename { from, to, .. } => from == path || to == path,
-        Effect::Hash { files } => files.iter().any(|(p, _)| p == path),
-        Effect::Send(_) | Effect::Arm { .. } | Effect::Reconciled { .. } => false,
     }
 }
 

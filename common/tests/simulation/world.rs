@@ -154,7 +154,7 @@ fn landings_ahead(
             _ => "",
         };
         let free =
-            || !queued.iter().any(|(q, ..)| names(q, path)) && !rest.iter().any(|q| names(q, path));
+            || !queued.iter().any(|(q, ..)| q.names(path)) && !rest.iter().any(|q| q.names(path));
         let holding = front_install
             || (queued.is_empty() && rest.iter().any(|q| matches!(q, Effect::Install { .. })));
         if pair && holding && free() {
@@ -164,24 +164,6 @@ fn landings_ahead(
         }
     }
     (ahead, rest)
-}
-
-/// Whether effect `e` concerns `path` (as sync/exec.rs `names`).
-fn names(e: &Effect, path: &str) -> bool {
-    match e {
-        Effect::Record { path: p, .. }
-        | Effect::Install { path: p, .. }
-        | Effect::Remove { path: p, .. }
-        | Effect::Stat { path: p }
-        | Effect::SendFile { path: p, .. }
-        | Effect::Queue { path: p, .. }
-        | Effect::Dequeue { path: p, .. }
-        | Effect::Unlocked { path: p, .. } => p == path,
-        Effect::Announce(a) => a.path == path,
-        Effect::Rename { from, to, .. } => from == path || to == path,
-        Effect::Hash { files } => files.iter().any(|(p, _)| p == path),
-        Effect::Send(_) | Effect::Arm { .. } | Effect::Reconciled { .. } => false,
-    }
 }
 
 /// A message in flight, with the file's bytes for an offer of a file.

@@ -234,3 +234,24 @@ pub enum Effect {
         replayed: Vec<Replayed>,
     },
 }
+
+impl Effect {
+    /// Whether this effect concerns `path` (the executors let a landing
+    /// line go ahead of held effects only where none does).
+    pub fn names(&self, path: &str) -> bool {
+        match self {
+            Effect::Record { path: p, .. }
+            | Effect::Install { path: p, .. }
+            | Effect::Remove { path: p, .. }
+            | Effect::Stat { path: p }
+            | Effect::SendFile { path: p, .. }
+            | Effect::Queue { path: p, .. }
+            | Effect::Dequeue { path: p, .. }
+            | Effect::Unlocked { path: p, .. } => p == path,
+            Effect::Announce(a) => a.path == path,
+            Effect::Rename { from, to, .. } => from == path || to == path,
+            Effect::Hash { files } => files.iter().any(|(p, _)| p == path),
+            Effect::Send(_) | Effect::Arm { .. } | Effect::Reconciled { .. } => false,
+        }
+    }
+}
