@@ -897,8 +897,7 @@ impl Exec {
     /// behind an install is carried out first.
     fn flush_out(&mut self) {
         self.release();
-        self.disk.sync_dirs();
-        self.journal.flush();
+        self.persist();
         self.note_failing();
         if let Some(l) = &self.link {
             for m in self.outbox.drain(..) {
@@ -957,8 +956,7 @@ impl Exec {
                 None
             }
             Effect::Unlocked { path, replayed } => {
-                self.disk.sync_dirs();
-                self.journal.flush();
+                self.persist();
                 // The journal says the lock is gone: the cursor may go.
                 self.disk.end_queue(&path);
                 let updates: Vec<AppliedUpdate> = replayed.iter().map(applied_update).collect();
@@ -971,10 +969,8 @@ impl Exec {
                 if matches!(other, Effect::Install { .. }) {
                     if self.journal.landing_unsynced() {
                         // Its landing line reaches the disk before the
-                        // file (see `Exec::hold`); the folders first, as
-                        // at every flush of the journal.
-                        self.disk.sync_dirs();
-                        self.journal.flush();
+                        // file (see `Exec::hold`).
+                        self.persist();
                     } else {
                         self.journal.write_out();
                     }
@@ -1001,6 +997,13 @@ impl Exec {
                 back
             }
         }
+    }
+
+    /// Takes the journal to disk, the folders' renames first: a line
+    /// never outlives a power cut that the rename it names did not.
+    fn persist(&mut self) {
+        self.disk.sync_dirs();
+        self.journal.flush();
     }
 
     /// Sets `path`'s journal line.

@@ -47,12 +47,6 @@ impl std::borrow::Borrow<str> for Hash {
     }
 }
 
-impl AsRef<str> for Hash {
-    fn as_ref(&self) -> &str {
-        &self.0
-    }
-}
-
 impl From<&str> for Hash {
     fn from(s: &str) -> Hash {
         Hash(Arc::from(s))
@@ -65,27 +59,9 @@ impl From<String> for Hash {
     }
 }
 
-impl From<&String> for Hash {
-    fn from(s: &String) -> Hash {
-        Hash(Arc::from(s.as_str()))
-    }
-}
-
-impl From<Hash> for String {
-    fn from(h: Hash) -> String {
-        h.0.to_string()
-    }
-}
-
 impl PartialEq<str> for Hash {
     fn eq(&self, other: &str) -> bool {
         &*self.0 == other
-    }
-}
-
-impl PartialEq<&str> for Hash {
-    fn eq(&self, other: &&str) -> bool {
-        &*self.0 == *other
     }
 }
 

@@ -248,7 +248,7 @@ impl Core {
         let mut sent = Vec::new();
         for (path, hash) in hashes {
             let Some(hash) = hash else { continue };
-            let shared = super::Hash::from(&hash);
+            let shared = super::Hash::from(hash.as_str());
             if let Some(e) = self.paths.get_mut(&path).and_then(|s| s.local.as_mut()) {
                 e.hash = Some(shared.clone());
             }
