@@ -227,7 +227,7 @@ fn prepare(
         watch,
         hint_rx,
         flag,
-        found,
+        mut found,
         skipped,
     } = folder;
     // Paths the rules ignore now (a rule added since the last run) were not
@@ -274,6 +274,17 @@ fn prepare(
             let last = lock.queue.last().map_or(0, |q| q.seq);
             lock.next_seq = lock.next_seq.max(last);
         }
+    }
+    // A landing's file is hashed before the core settles it (see
+    // `core::Input::Scanned`): a look-alike saved over it is not it.
+    let landed = core::landings_to_hash(
+        (records.iter()).filter_map(|(p, r)| r.landing.as_deref().map(|v| (p.as_str(), v))),
+        &found,
+    );
+    let to_hash: Vec<(String, Entry)> = landed.iter().map(|&i| found[i].clone()).collect();
+    // (`hash_all` answers in the order it was asked.)
+    for (i, (_, hash)) in landed.into_iter().zip(disk.hash_all(&to_hash)) {
+        found[i].1.hash = hash.map(|h| core::Hash::from(h.as_str()));
     }
     let side = if cfg.me == Role::ServerB {
         Side::B
@@ -976,6 +987,21 @@ impl Exec {
                     }
                 }
                 let back = self.disk.run(&other);
+                if let (
+                    Effect::Install { .. },
+                    Some(Input::Done {
+                        outcome: Outcome::Applied { .. },
+                        ..
+                    }),
+                ) = (&other, &back)
+                {
+                    // Between an install's rename and its new base's
+                    // journal line: tests/landing_kill.rs kills it here.
+                    super::hold_for_tests(
+                        "LAB3_TEST_INSTALL_HOLD",
+                        "install held after its rename",
+                    );
+                }
                 // A folder found where the core expected something else
                 // (made here while a change for that name was arriving) is
                 // new to the core: what it holds raised no events yet.

@@ -115,6 +115,23 @@ pub fn check_folder_at_start(
 pub use crate::protocol::LinkStatus;
 
 /// Commands from the server that embeds the engine (Server A's locks).
+/// For tests only: while the file named by the environment variable `var`
+/// exists, waits (saying `what` on stderr first), so that a test can kill
+/// the server in a window that is otherwise too short to hit. Unset,
+/// nothing waits.
+pub(crate) fn hold_for_tests(var: &str, what: &str) {
+    let Some(flag) = std::env::var_os(var) else {
+        return;
+    };
+    let flag = std::path::PathBuf::from(flag);
+    if flag.exists() {
+        tracing::warn!("{what} ({var})");
+    }
+    while flag.exists() {
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+}
+
 pub(crate) enum Command {
     Lock {
         path: String,

@@ -274,19 +274,10 @@ pub fn restore(
 
 /// For tests only: `LAB3_TEST_RESTORE_HOLD=FILE` makes a restore that has
 /// kept what the path held wait, before it renames the restored copy over
-/// the path, for as long as FILE exists (it says so on stderr), so that a
-/// test can kill the server in that window. Unset, nothing waits.
+/// the path, for as long as FILE exists, so that a test can kill the
+/// server in that window (see [`super::hold_for_tests`]).
 fn hold_for_tests() {
-    let Some(flag) = std::env::var_os("LAB3_TEST_RESTORE_HOLD") else {
-        return;
-    };
-    let flag = PathBuf::from(flag);
-    if flag.exists() {
-        tracing::warn!("restore held before its rename (LAB3_TEST_RESTORE_HOLD)");
-    }
-    while flag.exists() {
-        std::thread::sleep(std::time::Duration::from_millis(20));
-    }
+    super::hold_for_tests("LAB3_TEST_RESTORE_HOLD", "restore held before its rename");
 }
 
 /// How many versions an answer for every file holds at most: the newest

@@ -8,7 +8,8 @@ use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::panic::{catch_unwind, AssertUnwindSafe};
 
 use common::sync::core::{
-    Config, Core, Effect, FsTraits, Input, KeepWhy, PeerMsg, Queued, Record, Side, Timer,
+    landings_to_hash, Config, Core, Effect, FsTraits, Input, KeepWhy, PeerMsg, Queued, Record,
+    Side, Timer,
 };
 
 use crate::durability::{Batch, Volatile};
@@ -506,12 +507,22 @@ impl World {
                 lock.next_seq = lock.next_seq.max(last);
             }
         }
+        // A landing's file is hashed for the first scan, as the real
+        // executor does (sync/exec.rs `prepare`): the content is its hash.
+        let mut entries = me.fs.scan();
+        let landed = landings_to_hash(
+            (journal.iter()).filter_map(|(p, r)| r.landing.as_deref().map(|v| (p.as_str(), v))),
+            &entries,
+        );
+        for i in landed {
+            let hash = me.fs.read(&entries[i].0);
+            entries[i].1.hash = hash.map(Into::into);
+        }
         me.core = Some(Core::new(me.cfg.clone(), journal));
         // The run's number, counted durably as the real executor does
         // (sync/records.rs `next_run`): the next start numbers its
         // operations apart from this one's.
         me.cfg.run += 1;
-        let entries = me.fs.scan();
         me.inbox.push_back((Input::Scanned { entries }, 0));
     }
 

@@ -20,7 +20,11 @@ pub enum Input {
         closed: bool,
     },
     /// A full scan of the folder (start-up, safety-net rescan): every entry
-    /// under the root; known paths missing from it are gone.
+    /// under the root; known paths missing from it are gone. In the first
+    /// scan of a run, a file whose state holds a landing
+    /// ([`super::PathState::landing`]) and has the landing's size carries
+    /// its content's `hash` (see [`super::landings_to_hash`]): only that
+    /// tells the landed file from a look-alike saved over it.
     Scanned {
         entries: Vec<(String, Entry)>,
     },

@@ -5,6 +5,7 @@ use super::model::coarse;
 use super::scan_walk::held;
 use super::{
     Base, Core, Effect, Entry, Holding, Kind, LinkPhase, PathState, PeerMsg, Pending, Timer,
+    Version,
 };
 
 /// Whether `path` lies strictly under folder `dir`.
@@ -56,6 +57,28 @@ impl PathState {
             },
         }
     }
+}
+
+/// Which of a start-up scan's `entries` the executor hashes before it
+/// feeds them (see [`Input::Scanned`]): the files at the `landings` of the
+/// journal's states (path and version) that have the landing's size. A
+/// landing is one burst's installs at most, so this is a few files.
+pub fn landings_to_hash<'a>(
+    landings: impl IntoIterator<Item = (&'a str, &'a Version)>,
+    entries: &[(String, Entry)],
+) -> Vec<usize> {
+    let landings: std::collections::HashMap<&str, &Version> = landings.into_iter().collect();
+    if landings.is_empty() {
+        return Vec::new();
+    }
+    (entries.iter().enumerate())
+        .filter(|(_, (p, e))| {
+            landings
+                .get(p.as_str())
+                .is_some_and(|v| e.kind == Kind::File && v.kind == Kind::File && e.size == v.size)
+        })
+        .map(|(i, _)| i)
+        .collect()
 }
 
 impl Core {
@@ -275,12 +298,14 @@ impl Core {
     }
 
     /// Installs that a restart interrupted (see [`PathState::landing`]): a
-    /// file on disk that is the version being put in place (size, and
-    /// mtime at this side's precision, as the install set it) landed, and
-    /// is the agreed base; the peer, which never heard so, still counts its
-    /// own later changes as changes. Any other landing did not happen.
-    /// The landed file's entry gets the version's hash (its content is
-    /// known), so that the peer's same version is agreed without a transfer.
+    /// file on disk that is the version being put in place (size, mtime at
+    /// this side's precision as the install set it, and content: the
+    /// executor hashed it for the scan) landed, and is the agreed base; the
+    /// peer, which never heard so, still counts its own later changes as
+    /// changes. Any other landing did not happen: a look-alike a user saved
+    /// over the landed file (same size and mtime, other bytes) is a change
+    /// made here. A file of the landing's size that comes without a hash
+    /// (an executor that did not look) is not taken as landed either.
     fn settle_landings(&mut self, entries: &mut [(String, Entry)]) {
         let landings: Vec<String> = self
             .paths
@@ -301,9 +326,10 @@ impl Core {
                 let landed = e.kind == v.kind
                     && e.kind == Kind::File
                     && e.size == v.size
-                    && coarse(e.mtime_ns, precision) == coarse(v.mtime_ns, precision);
+                    && coarse(e.mtime_ns, precision) == coarse(v.mtime_ns, precision)
+                    && e.hash.is_some()
+                    && e.hash == v.hash;
                 if landed {
-                    e.hash = v.hash.clone();
                     st.base = Some(Base {
                         version: *v,
                         here: Some((**e).clone()),

@@ -48,6 +48,7 @@ use path_set::PathSet;
 
 pub use failing::Failing;
 pub use io::{Announcement, Direction, Effect, Input, KeepWhy, Outcome, Replayed, Source, Timer};
+pub use local::landings_to_hash;
 pub use model::{Entry, FileId, Hash, Holding, Kind, Version};
 pub use state::{Base, LinkPhase, LockState, PathState, Pending, Queued, Record};
 pub use wire::{Digest, FsTraits, InvEntry, OpId, PeerMsg, Refusal};

@@ -254,15 +254,22 @@ impl World {
             .iter()
             .map(|(p, r)| (p.clone(), r.clone()))
             .collect();
-        s.core = Core::new(cfg, journal);
-        s.timers.clear();
-        s.inputs.clear();
-        let entries = s
+        let mut entries: Vec<(String, Entry)> = s
             .disk
             .entries
             .iter()
             .map(|(p, e)| (p.clone(), e.clone()))
             .collect();
+        // A landing's file is hashed for the first scan (the content is
+        // its hash), as the real executor does.
+        let landings =
+            (journal.iter()).filter_map(|(p, r)| r.landing.as_deref().map(|v| (p.as_str(), v)));
+        for i in super::landings_to_hash(landings, &entries) {
+            entries[i].1.hash = s.disk.read(&entries[i].0).map(Into::into);
+        }
+        s.core = Core::new(cfg, journal);
+        s.timers.clear();
+        s.inputs.clear();
         s.inputs.push_back(Input::Scanned { entries });
     }
 
