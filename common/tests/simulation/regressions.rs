@@ -15,6 +15,12 @@ fn trace() -> bool {
     std::env::var("LAB3_SIM_TRACE").is_ok_and(|v| v == "1")
 }
 
+/// Plain seed `seed`'s drawn setup and schedule, run (traced with
+/// `LAB3_SIM_TRACE=1`): its violations.
+fn replay_plain(seed: u64) -> Vec<String> {
+    run_steps(&setup_for(seed, false), &schedule_for(seed), trace())
+}
+
 /// Both folders alike (ext4), no skew; `strict`: known bugs count.
 fn plain(strict: bool) -> Setup {
     let ext4 = fake_fs::Knobs {
@@ -824,7 +830,7 @@ fn crossed_offers_both_applied_settle_by_the_rule() {
 fn names_under_a_folder_a_replay_replaced_travel_again() {
     let v = strict_seed(39884);
     assert!(v.is_empty(), "seed 39884: {v:#?}");
-    let v = run_steps(&setup_for(42354, trace()), &schedule_for(42354), false);
+    let v = replay_plain(42354);
     assert!(v.is_empty(), "seed 42354: {v:#?}");
 }
 
@@ -904,7 +910,7 @@ fn an_answer_that_crossed_the_inventories_is_taken() {
 /// stat does not), and a new hash is a change.
 #[test]
 fn an_edit_in_the_same_mtime_step_is_seen() {
-    let v = run_steps(&setup_for(158956, false), &schedule_for(158956), trace());
+    let v = replay_plain(158956);
     assert!(v.is_empty(), "{v:#?}");
     let v = strict_seed(158956);
     assert!(v.is_empty(), "strict: {v:#?}");
@@ -918,7 +924,7 @@ fn an_edit_in_the_same_mtime_step_is_seen() {
 #[test]
 fn a_hash_learnt_is_no_change() {
     for seed in [4286, 4971, 26971] {
-        let v = run_steps(&setup_for(seed, false), &schedule_for(seed), trace());
+        let v = replay_plain(seed);
         assert!(v.is_empty(), "seed {seed}: {v:#?}");
         let v = strict_seed(seed);
         assert!(v.is_empty(), "seed {seed}, strict: {v:#?}");
@@ -1650,7 +1656,7 @@ fn a_new_name_under_a_folder_moved_here_waits_for_the_move() {
         let v = run_steps(&setup, &schedule_for(seed), trace());
         assert!(v.is_empty(), "seed {seed}: {v:#?}");
     }
-    let v = run_steps(&setup_for(3475, false), &schedule_for(3475), trace());
+    let v = replay_plain(3475);
     assert!(v.is_empty(), "seed 3475: {v:#?}");
 }
 
@@ -1720,7 +1726,7 @@ fn an_offer_of_a_copy_moved_away_here_waits_for_the_move() {
 #[test]
 fn a_folder_change_refused_for_good_holds_nothing_back() {
     for seed in [147774, 149571, 154197] {
-        let v = run_steps(&setup_for(seed, false), &schedule_for(seed), trace());
+        let v = replay_plain(seed);
         assert!(v.is_empty(), "seed {seed}: {v:#?}");
     }
 }
@@ -1737,7 +1743,7 @@ fn a_folder_change_refused_for_good_holds_nothing_back() {
 #[test]
 fn plain_seeds_past_200000() {
     for seed in [232588, 255346] {
-        let v = run_steps(&setup_for(seed, false), &schedule_for(seed), trace());
+        let v = replay_plain(seed);
         assert!(v.is_empty(), "seed {seed}: {v:#?}");
     }
 }
@@ -1949,7 +1955,7 @@ fn a_store_answered_while_reconciling_counts_on_both_sides() {
 /// numbers now carry the run: the late answer names none of this run's.
 #[test]
 fn a_late_answer_to_an_earlier_runs_operation_names_none_of_this_run() {
-    let v = run_steps(&setup_for(245139, false), &schedule_for(245139), trace());
+    let v = replay_plain(245139);
     assert!(v.is_empty(), "{v:#?}");
 }
 
@@ -1967,7 +1973,7 @@ fn a_late_answer_to_an_earlier_runs_operation_names_none_of_this_run() {
 /// end, their landing lines set at once).
 #[test]
 fn a_landing_a_power_cut_lost_is_sent_back() {
-    let v = run_steps(&setup_for(343571, false), &schedule_for(343571), trace());
+    let v = replay_plain(343571);
     assert!(v.is_empty(), "seed 343571: {v:#?}");
 }
 
@@ -2057,7 +2063,7 @@ fn a_name_under_a_file_here_waits_for_the_file() {
 /// settles first, and B's folder goes across against it.
 #[test]
 fn a_crossing_offer_waits_for_a_file_made_a_folder_since() {
-    let v = run_steps(&setup_for(316912, false), &schedule_for(316912), trace());
+    let v = replay_plain(316912);
     assert!(v.is_empty(), "{v:#?}");
 }
 
@@ -2070,7 +2076,7 @@ fn a_crossing_offer_waits_for_a_file_made_a_folder_since() {
 /// looked at where it was as well.
 #[test]
 fn a_name_made_under_a_folder_moved_away_is_looked_at() {
-    let v = run_steps(&setup_for(204674, false), &schedule_for(204674), trace());
+    let v = replay_plain(204674);
     assert!(v.is_empty(), "{v:#?}");
 }
 
@@ -2082,7 +2088,7 @@ fn a_name_made_under_a_folder_moved_away_is_looked_at() {
 /// now looked at.
 #[test]
 fn a_delete_under_a_folder_the_peer_moved_goes_at_once() {
-    let v = run_steps(&setup_for(329512, false), &schedule_for(329512), trace());
+    let v = replay_plain(329512);
     assert!(v.is_empty(), "{v:#?}");
 }
 
@@ -2095,7 +2101,7 @@ fn a_delete_under_a_folder_the_peer_moved_goes_at_once() {
 /// quiet"). The state moves without the old name's tombstone.
 #[test]
 fn a_folder_moved_here_takes_no_tombstone_along() {
-    let v = run_steps(&setup_for(509767, false), &schedule_for(509767), trace());
+    let v = replay_plain(509767);
     assert!(v.is_empty(), "{v:#?}");
 }
 
@@ -2109,7 +2115,7 @@ fn a_folder_moved_here_takes_no_tombstone_along() {
 /// now: B's answer settles first, and B's change goes across against it.
 #[test]
 fn a_crossing_offer_waits_for_a_file_replaced_since() {
-    let v = run_steps(&setup_for(526638, false), &schedule_for(526638), trace());
+    let v = replay_plain(526638);
     assert!(v.is_empty(), "{v:#?}");
 }
 
