@@ -138,10 +138,27 @@ impl Core {
         }
         let precision = self.precision();
         let side = self.cfg.side;
+        // A folder above being changed by an install or a remove: not now.
+        // Except a folder being made where there is none, or is one: an
+        // install under it comes after it in the executor's order (and
+        // makes a missing folder itself). Refused, a new tree's files
+        // waited for the retry, a second or more each, whenever the
+        // executor held the folder's install to the end of its burst
+        // (sync/exec.rs `Exec::hold`): the initial sync of 10,000 files
+        // in 100 folders took twice as long.
         let parent_busy = ancestors(&path).any(|a| {
             self.paths
                 .get(a)
-                .is_some_and(|s| matches!(s.pending.as_deref(), Some(Pending::Applying { .. })))
+                .is_some_and(|s| match s.pending.as_deref() {
+                    Some(Pending::Applying {
+                        target: Holding::Present(v),
+                        ..
+                    }) if v.kind == Kind::Dir => {
+                        s.local.as_ref().is_some_and(|e| e.kind != Kind::Dir)
+                    }
+                    Some(Pending::Applying { .. }) => true,
+                    _ => false,
+                })
         });
         // A name this side neither holds nor agreed on (new here, or
         // one whose copy here moved away with its folder: the peer's
