@@ -209,7 +209,20 @@ pub struct Received {
     /// The bytes that came over the link (the rest came from this side's
     /// own copy, block by block).
     pub wire: u64,
+    /// Whether the temporary file is on disk already (a big file is
+    /// flushed on its own, see [`FLUSH_ALONE_FROM`]); otherwise the
+    /// engine's flush before the rename covers it.
+    pub flushed: bool,
 }
+
+/// Received files from this size on are flushed to disk on their own, as
+/// they are received (`fsync`), not by the engine's one flush of the whole
+/// file system before a burst's renames (`syncfs`): that flush also waits
+/// for whatever any other program wrote to the file system and left to
+/// the kernel, gigabytes at times (a 1 GiB delta waited seconds for the
+/// dirty pages of a copy made just before). Many small files still cost
+/// one flush in all.
+pub const FLUSH_ALONE_FROM: u64 = 8 * 1024 * 1024;
 
 /// Why a received file was not accepted.
 #[derive(Debug, thiserror::Error)]
@@ -340,8 +353,9 @@ pub async fn receive_file<R: AsyncRead + Unpin>(
     // On disk before it can be renamed into place: a power cut must not
     // leave an empty file under the new name (with the new mtime).
     // (Where the engine flushes a whole burst at once before its renames,
-    // see `Disk::install`, not here, one file at a time.)
-    if !crate::durable::batched() {
+    // see `Disk::install`, not here, one file at a time; but for a big one.)
+    let flushed = !crate::durable::batched() || meta.size >= FLUSH_ALONE_FROM;
+    if flushed {
         crate::durable::sync_file(temp.as_file()).map_err(|e| local_error(&meta.path, e))?;
     }
     let (file, path) = temp.into_parts();
@@ -352,6 +366,7 @@ pub async fn receive_file<R: AsyncRead + Unpin>(
         temp: path,
         hash,
         wire,
+        flushed,
     })
 }
 
