@@ -316,7 +316,7 @@ fn answer_blocks(handle: &SyncHandle, tx: &BlocksTx, path: String, block_size: u
         let blocks = match full {
             Ok(full) => {
                 match tokio::task::spawn_blocking(move || {
-                    blocks::block_list(&full, block_size)
+                    blocks::block_list_known(&full, block_size)
                 })
                 .await
                 {
