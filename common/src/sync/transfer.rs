@@ -219,8 +219,8 @@ pub struct Received {
 /// they are received (`fsync`), not by the engine's one flush of the whole
 /// file system before a burst's renames (`syncfs`): that flush also waits
 /// for whatever any other program wrote to the file system and left to
-/// the kernel, gigabytes at times (a 1 GiB delta waited seconds for the
-/// dirty pages of a copy made just before). Many small files still cost
+/// the kernel (in the delta bench, the gigabytes the setup's copies and
+/// rsync's runs leave dirty beside lab3's). Many small files still cost
 /// one flush in all.
 pub const FLUSH_ALONE_FROM: u64 = 8 * 1024 * 1024;
 
