@@ -116,6 +116,17 @@ fn a_big_file_that_changes_a_little_sends_little() {
         "B logs what it saved\n{}",
         pair.output()
     );
+    // Each delta after the first was planned against the block list a
+    // side worked out for the file it built last (`blocks::Reuse`), not
+    // read again: a wrong one would have rebuilt a file whose hash does
+    // not match, refused and sent again.
+    for server in [&pair.a, &pair.b] {
+        assert!(
+            !server.said(&["does not match"]) && !server.logged(&["does not match"]),
+            "a rebuilt file did not match\n{}",
+            pair.output()
+        );
+    }
 }
 
 /// A small file, and a big one the receiver does not have, go whole.

@@ -18,6 +18,12 @@
 //! temporary file and checks the BLAKE3 of all of it, as for a whole
 //! transfer (see [`super::transfer`]); it lands by rename the same way.
 //!
+//! The receiver remembers the list of the file it built (see [`Reuse`]):
+//! the blocks it copied in place keep their hashes, only those with new
+//! bytes are read again. The next change of the same file is then
+//! planned against that list at once, without reading the whole file
+//! (see [`block_list_known`]).
+//!
 //! [`Message::BlockCopy`]: crate::protocol::Message::BlockCopy
 
 use std::collections::HashMap;
@@ -112,6 +118,187 @@ fn list_split(path: &Path, block_size: u64, split_from: u64) -> std::io::Result<
 
 /// Files from this size on are listed by two threads.
 const SPLIT_FROM: u64 = 64 * 1024 * 1024;
+
+/// A file as it was when its blocks were listed: a list is reused only
+/// while the file still has the same device, inode, size and mtime (an
+/// edit in place changes the mtime; a save by rename, the inode). Where a
+/// reused list is stale all the same (a write that put the mtime back),
+/// the receiver's check of the whole file's BLAKE3 fails, the list is
+/// forgotten and the file is sent again (see [`forget`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct FileId {
+    dev: u64,
+    ino: u64,
+    size: u64,
+    mtime_ns: i64,
+}
+
+impl FileId {
+    /// `md`'s identity; `None` where there are no inode numbers (nothing
+    /// is then remembered).
+    pub fn of(md: &std::fs::Metadata) -> Option<FileId> {
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::MetadataExt;
+            md.is_file().then(|| FileId {
+                dev: md.dev(),
+                ino: md.ino(),
+                size: md.size(),
+                mtime_ns: md.mtime() * 1_000_000_000 + md.mtime_nsec(),
+            })
+        }
+        #[cfg(not(unix))]
+        {
+            let _ = md;
+            None
+        }
+    }
+}
+
+/// Block lists of files this side holds, remembered: the list it made
+/// for the peer's last ask, or the one it worked out for a file it just
+/// built from blocks (see [`derive`]). The next ask for the same file,
+/// unchanged, is answered without reading it again (a 1 GiB file is a
+/// second or more of reading and hashing on a shared machine). A few
+/// files, the most recent first.
+static KNOWN: std::sync::Mutex<Vec<(std::path::PathBuf, FileId, BlockList)>> =
+    std::sync::Mutex::new(Vec::new());
+/// How many files' lists [`KNOWN`] keeps (about 100 KB each at most).
+const KNOWN_FILES: usize = 8;
+
+/// The list of the file at `path` that [`KNOWN`] holds for `id`, in
+/// blocks of `block_size` (any size with `None`).
+fn known(path: &Path, id: FileId, block_size: Option<u64>) -> Option<BlockList> {
+    let known = KNOWN.lock().unwrap_or_else(|e| e.into_inner());
+    known
+        .iter()
+        .find(|(p, i, l)| p == path && *i == id && block_size.is_none_or(|b| b == l.block_size))
+        .map(|(_, _, l)| l.clone())
+}
+
+/// Remembers `list` as the blocks of the file at `path` while it is `id`.
+pub fn remember(path: &Path, id: FileId, list: BlockList) {
+    if list.size != id.size || list.weak.len() != list.strong.len() {
+        return;
+    }
+    let mut known = KNOWN.lock().unwrap_or_else(|e| e.into_inner());
+    known.retain(|(p, _, _)| p != path);
+    known.insert(0, (path.to_path_buf(), id, list));
+    known.truncate(KNOWN_FILES);
+}
+
+/// Forgets the list of the file at `path` (its blocks did not rebuild
+/// what the peer sent: it changed in a way its identity did not show).
+pub fn forget(path: &Path) {
+    let mut known = KNOWN.lock().unwrap_or_else(|e| e.into_inner());
+    known.retain(|(p, _, _)| p != path);
+}
+
+/// [`block_list`], or the list remembered for the file as it is now (see
+/// [`KNOWN`]); a list read here is remembered if the file did not change
+/// while it was read.
+pub fn block_list_known(path: &Path, block_size: u64) -> std::io::Result<BlockList> {
+    let id = std::fs::symlink_metadata(path)
+        .ok()
+        .and_then(|md| FileId::of(&md));
+    if let Some(list) = id.and_then(|id| known(path, id, Some(block_size))) {
+        return Ok(list);
+    }
+    let list = block_list(path, block_size)?;
+    let after = std::fs::symlink_metadata(path)
+        .ok()
+        .and_then(|md| FileId::of(&md));
+    if let Some(id) = id.filter(|&id| after == Some(id)) {
+        remember(path, id, list.clone());
+    }
+    Ok(list)
+}
+
+/// The receiver's side of a delta: which runs of the new file were taken
+/// from which blocks of its own copy, whose list it remembers. Once the
+/// new file is verified, [`Reuse::derive`] gives its block list mostly
+/// from the old one: an unchanged block at the same place has the hashes
+/// it had, only the blocks with new bytes are read again.
+pub struct Reuse {
+    old: BlockList,
+    /// (offset in the new file, offset in the old, length), in order.
+    copies: Vec<(u64, u64, u64)>,
+}
+
+impl Reuse {
+    /// For a delta built from the file at `path`, opened as `own`, if its
+    /// list is remembered for it as it is now.
+    pub fn of(path: &Path, own: &File) -> Option<Reuse> {
+        let id = FileId::of(&own.metadata().ok()?)?;
+        Some(Reuse {
+            old: known(path, id, None)?,
+            copies: Vec::new(),
+        })
+    }
+
+    /// `len` bytes of the new file from `at` on were copied from `offset`
+    /// of the old.
+    pub fn copied(&mut self, at: u64, offset: u64, len: u64) {
+        self.copies.push((at, offset, len));
+    }
+
+    /// The block list of the new file, `size` bytes in `file` (verified):
+    /// `None` when its block size differs from the old list's, or when
+    /// too many blocks would have to be read again (more than an eighth:
+    /// an insertion near the start moves every block; the next ask then
+    /// reads the file as before).
+    pub fn derive(&self, file: &File, size: u64) -> std::io::Result<Option<BlockList>> {
+        use std::io::{Seek, SeekFrom};
+        let bs = block_size(size);
+        if self.old.block_size != bs || size.div_ceil(bs) > MAX_BLOCKS {
+            return Ok(None);
+        }
+        let blocks = size.div_ceil(bs);
+        let most_unknown = (blocks / 8).max(4);
+        let old_len = |k: u64| self.old.size.saturating_sub(k * bs).min(bs);
+        let mut list = BlockList {
+            block_size: bs,
+            size,
+            weak: Vec::with_capacity(blocks as usize),
+            strong: Vec::with_capacity(blocks as usize),
+        };
+        let mut file = file.try_clone()?;
+        let mut buf = Vec::new();
+        let (mut c, mut unknown) = (0, 0);
+        for j in 0..blocks {
+            let (start, end) = (j * bs, ((j + 1) * bs).min(size));
+            while c < self.copies.len() && self.copies[c].0 + self.copies[c].2 <= start {
+                c += 1;
+            }
+            // Block `k` of the old file, whole and alone, landed here.
+            let same = self
+                .copies
+                .get(c)
+                .filter(|&&(at, _, len)| at <= start && end <= at + len)
+                .map(|&(at, offset, _)| offset + (start - at))
+                .filter(|from| from.is_multiple_of(bs))
+                .map(|from| from / bs)
+                .filter(|&k| (k as usize) < self.old.strong.len() && old_len(k) == end - start);
+            if let Some(k) = same {
+                list.weak.push(self.old.weak[k as usize]);
+                list.strong.push(self.old.strong[k as usize].clone());
+                continue;
+            }
+            unknown += 1;
+            if unknown > most_unknown {
+                return Ok(None);
+            }
+            buf.resize((end - start) as usize, 0);
+            file.seek(SeekFrom::Start(start))?;
+            if read_full(&mut file, &mut buf)? != buf.len() {
+                return Ok(None);
+            }
+            list.weak.push(weak(&buf));
+            list.strong.push(blake3::hash(&buf).to_hex().to_string());
+        }
+        Ok(Some(list))
+    }
+}
 
 /// Part of a [`BlockList`]: blocks `from..to` (to the end of the file
 /// without `to`).
@@ -591,6 +778,131 @@ mod tests {
             blake3::hash(new).to_hex().to_string()
         );
         (out, sent)
+    }
+
+    /// Builds `new` from `old` as a receiver does (the plan's copies
+    /// taken from `old`, recorded in a [`Reuse`] of `old`'s list), then
+    /// works out the new file's list: `Some` only if it is the list read
+    /// from the new file.
+    fn derived(old: &[u8], new: &[u8]) -> Option<BlockList> {
+        let dir = tempfile::tempdir().unwrap();
+        let (o, n, out) = (
+            dir.path().join("old"),
+            dir.path().join("new"),
+            dir.path().join("out"),
+        );
+        std::fs::write(&o, old).unwrap();
+        std::fs::write(&n, new).unwrap();
+        let list = block_list(&o, block_size(new.len() as u64)).unwrap();
+        let mut delta = Delta::new(File::open(&n).unwrap(), new.len() as u64, &list).unwrap();
+        let mut reuse = Reuse {
+            old: list,
+            copies: Vec::new(),
+        };
+        let mut built = Vec::new();
+        while let Some(p) = delta.next_piece().unwrap() {
+            match p {
+                Piece::Data(b) => built.extend_from_slice(&b),
+                Piece::Copy { offset, len } => {
+                    reuse.copied(built.len() as u64, offset, len);
+                    built.extend_from_slice(&old[offset as usize..(offset + len) as usize]);
+                }
+            }
+        }
+        assert_eq!(built, new);
+        std::fs::write(&out, &built).unwrap();
+        let got = reuse
+            .derive(&File::open(&out).unwrap(), new.len() as u64)
+            .unwrap()?;
+        let read = block_list(&out, block_size(new.len() as u64)).unwrap();
+        assert_eq!(got, read, "a worked-out list differs from the file's");
+        Some(got)
+    }
+
+    #[test]
+    fn a_rebuilt_files_list_is_worked_out_from_the_old_one() {
+        const BLOCK: usize = 128 * 1024; // `block_size` of these files
+        let old = noise(40 * BLOCK + 777, 21);
+        // A change in the middle, in place: two blocks read again.
+        let mut new = old.clone();
+        new[20 * BLOCK - 100..20 * BLOCK + 100].fill(3);
+        assert!(derived(&old, &new).is_some());
+        // Growth: the old short last block and the tail are read again.
+        let mut grown = old.clone();
+        grown.extend_from_slice(&noise(3 * BLOCK, 22));
+        assert!(derived(&old, &grown).is_some());
+        // A truncation.
+        assert!(derived(&old, &old[..25 * BLOCK + 5]).is_some());
+        // An insertion near the end moves a few blocks: read again.
+        let mut inserted = old.clone();
+        inserted.splice(37 * BLOCK..37 * BLOCK, noise(1000, 23));
+        assert!(derived(&old, &inserted).is_some());
+        // Near the start, it moves nearly every block: not worked out
+        // (read whole at the next ask, as before).
+        let mut inserted = old.clone();
+        inserted.splice(BLOCK..BLOCK, noise(1000, 24));
+        assert!(derived(&old, &inserted).is_none());
+        // Nothing in common.
+        assert!(derived(&old, &noise(old.len(), 25)).is_none());
+        // A block size of its own (a file over 250 MiB would have one).
+        let mut reuse = Reuse {
+            old: BlockList {
+                block_size: 2 * BLOCK as u64,
+                ..BlockList::default()
+            },
+            copies: Vec::new(),
+        };
+        reuse.copied(0, 0, 2 * BLOCK as u64);
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("f");
+        std::fs::write(&path, &old).unwrap();
+        let file = File::open(&path).unwrap();
+        assert_eq!(reuse.derive(&file, old.len() as u64).unwrap(), None);
+    }
+
+    #[test]
+    fn a_list_is_remembered_while_the_file_is_unchanged() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("f");
+        let block = 64 * 1024;
+        let data = noise(10 * block as usize, 26);
+        std::fs::write(&path, &data).unwrap();
+        let first = block_list_known(&path, block).unwrap();
+        assert_eq!(first, block_list(&path, block).unwrap());
+        // Changed behind the file's back (its mtime put back), the file
+        // still looks the same: the list remembered is given (the
+        // receiver's check of the whole file then fails, see `forget`).
+        let md = std::fs::metadata(&path).unwrap();
+        let mut changed = data.clone();
+        changed[5] ^= 1;
+        std::fs::write(&path, &changed).unwrap();
+        File::options()
+            .write(true)
+            .open(&path)
+            .unwrap()
+            .set_modified(md.modified().unwrap())
+            .unwrap();
+        if cfg!(unix) {
+            assert_eq!(block_list_known(&path, block).unwrap(), first);
+        }
+        forget(&path);
+        let fresh = block_list_known(&path, block).unwrap();
+        assert_ne!(fresh, first);
+        assert_eq!(fresh, block_list(&path, block).unwrap());
+        // An ordinary edit moves the mtime on: read afresh.
+        std::fs::write(&path, &data).unwrap();
+        File::options()
+            .write(true)
+            .open(&path)
+            .unwrap()
+            .set_modified(md.modified().unwrap() + std::time::Duration::from_secs(1))
+            .unwrap();
+        assert_eq!(block_list_known(&path, block).unwrap(), first);
+        // Another block size is read afresh.
+        assert_eq!(
+            block_list_known(&path, 2 * block).unwrap(),
+            block_list(&path, 2 * block).unwrap()
+        );
     }
 
     #[test]

@@ -263,10 +263,12 @@ impl Disk {
     }
 
     /// Keeps a received, verified file until the core installs it, under
-    /// [`Disk::staged_key`].
-    pub fn stage(&mut self, key: String, temp: tempfile::TempPath) {
+    /// [`Disk::staged_key`]; `flushed`: it is on disk already (a big file,
+    /// see `transfer::FLUSH_ALONE_FROM`), the flush before the renames
+    /// need not wait for it.
+    pub fn stage(&mut self, key: String, temp: tempfile::TempPath, flushed: bool) {
         self.staged.entry(key).or_default().push(temp);
-        self.staged_unflushed = true;
+        self.staged_unflushed |= !flushed;
     }
 
     /// Takes the received file staged under `key` ([`Disk::staged_key`]),
@@ -607,8 +609,9 @@ impl Disk {
                     // look before had found it.
                     Err(e) if new_file && e.kind() == io::ErrorKind::AlreadyExists => {
                         if let Source::Staged = source {
+                            // (Flushed already, before the rename was tried.)
                             if let Ok(t) = tempfile::TempPath::try_from_path(from) {
-                                self.stage(Self::staged_key(rel, version), t);
+                                self.stage(Self::staged_key(rel, version), t, true);
                             }
                         }
                         return Ok(Outcome::Mismatch {
@@ -1261,7 +1264,7 @@ mod tests {
         let t = tempfile::NamedTempFile::new_in(&d.state_dir).unwrap();
         std::fs::write(t.path(), content).unwrap();
         let hash = blake3::hash(content).to_hex().to_string();
-        d.stage(hash.clone(), t.into_temp_path());
+        d.stage(hash.clone(), t.into_temp_path(), false);
         Version {
             kind: Kind::File,
             size: content.len() as u64,
@@ -1356,7 +1359,7 @@ mod tests {
                 mode: Some(0o644),
                 hash: Some(blake3::hash(b"same").to_hex().as_str().into()),
             };
-            d.stage(Disk::staged_key(name, &v), t.into_temp_path());
+            d.stage(Disk::staged_key(name, &v), t.into_temp_path(), false);
             versions.push((name, v));
         }
         for (name, v) in versions {

@@ -57,7 +57,9 @@ pub(crate) enum Event {
 /// One message from the peer, with the verified content of a file offer.
 pub(crate) struct Incoming {
     pub msg: PeerMsg,
-    pub staged: Option<(String, tempfile::TempPath)>,
+    /// The staged key, the temporary file, and whether it is on disk
+    /// already (see `transfer::Received::flushed`).
+    pub staged: Option<(String, tempfile::TempPath, bool)>,
     /// The link's count of received files not yet taken (see
     /// `link::IN_FLIGHT`), released once the core has it.
     pub permit: Option<tokio::sync::OwnedSemaphorePermit>,
@@ -655,8 +657,8 @@ impl Exec {
             match ev {
                 Event::Peer { id, msgs } if *id == link => {
                     for m in msgs.iter_mut() {
-                        if let Some((hash, temp)) = m.staged.take() {
-                            self.disk.stage(hash, temp);
+                        if let Some((hash, temp, flushed)) = m.staged.take() {
+                            self.disk.stage(hash, temp, flushed);
                         }
                     }
                 }
@@ -714,8 +716,8 @@ impl Exec {
                 // first is installed: the install's one flush to disk
                 // (`syncfs` on Linux) then covers them all, not one each.
                 for m in msgs.iter_mut() {
-                    if let Some((hash, temp)) = m.staged.take() {
-                        self.disk.stage(hash, temp);
+                    if let Some((hash, temp, flushed)) = m.staged.take() {
+                        self.disk.stage(hash, temp, flushed);
                     }
                 }
                 for m in msgs {

@@ -315,8 +315,10 @@ fn answer_blocks(handle: &SyncHandle, tx: &BlocksTx, path: String, block_size: u
         };
         let blocks = match full {
             Ok(full) => {
-                match tokio::task::spawn_blocking(move || blocks::block_list(&full, block_size))
-                    .await
+                match tokio::task::spawn_blocking(move || {
+                    blocks::block_list_known(&full, block_size)
+                })
+                .await
                 {
                     Ok(Ok(list)) => list,
                     Ok(Err(e)) => {
@@ -486,6 +488,7 @@ async fn read_loop(
                         Some((
                             super::disk::Disk::staged_key(&path, &version),
                             received.temp,
+                            received.flushed,
                         ))
                     }
                     Err(ReceiveError::Protocol(e)) => return Err(e.into()),

@@ -83,6 +83,14 @@ impl Retention {
             .collect();
         kept.sort();
         let total = kept.iter().map(|k| k.2).sum();
+        // What a stop left on its way out.
+        for left in std::fs::read_dir(state_dir.join(EXPIRING))
+            .into_iter()
+            .flatten()
+            .flatten()
+        {
+            remove_later(left.path());
+        }
         Retention {
             max_age_ns: i64::from(days).saturating_mul(DAY_NS),
             cap,
@@ -137,6 +145,12 @@ impl Retention {
             }
             let bytes = *bytes;
             let (_, dir, _) = self.kept.pop_front().expect("just seen");
+            if let Some(away) = out_of_sight(&dir) {
+                self.total -= bytes;
+                gone.push(dir);
+                remove_later(away);
+                continue;
+            }
             match std::fs::remove_dir_all(&dir) {
                 Ok(()) => {
                     self.total -= bytes;
@@ -149,6 +163,48 @@ impl Retention {
             }
         }
         gone
+    }
+}
+
+/// Where expired versions go on their way out, in the state directory:
+/// renamed there at once, removed on a thread of their own. Removing a
+/// big file takes a while (half a second for 1 GiB on ext4), and a keep
+/// expires the oldest version in the middle of an install, before its
+/// rename.
+const EXPIRING: &str = "expiring";
+
+/// Moves the stamp folder `dir` (`<state>/<folder>/<stamp>`) into
+/// [`EXPIRING`]; where it went, or `None` if it could not be moved (it is
+/// then removed where it is).
+fn out_of_sight(dir: &Path) -> Option<PathBuf> {
+    let folder = dir.parent()?;
+    let bin = folder.parent()?.join(EXPIRING);
+    std::fs::create_dir_all(&bin).ok()?;
+    let away = bin.join(format!(
+        "{}-{}",
+        folder.file_name()?.to_string_lossy(),
+        dir.file_name()?.to_string_lossy()
+    ));
+    std::fs::rename(dir, &away).ok()?;
+    Some(away)
+}
+
+/// Removes `dir` on a thread (now, if no thread can be made).
+fn remove_later(dir: PathBuf) {
+    let remove = |dir: &Path| {
+        if let Err(e) = std::fs::remove_dir_all(dir) {
+            if e.kind() != std::io::ErrorKind::NotFound {
+                tracing::warn!("cannot remove the expired version {}: {e}", dir.display());
+            }
+        }
+    };
+    let again = dir.clone();
+    if std::thread::Builder::new()
+        .name("lab3-expire".into())
+        .spawn(move || remove(&dir))
+        .is_err()
+    {
+        remove(&again);
     }
 }
 
@@ -185,6 +241,22 @@ mod tests {
         assert_eq!(r.usage(), (3, 1210));
         assert_eq!(r.prune(now), vec![old.clone(), mid.clone()]);
         assert!(!old.exists() && !mid.exists() && new.exists());
+        // Out of sight at once, removed on a thread.
+        let bin = d.path().join(EXPIRING);
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+        while std::fs::read_dir(&bin).map_or(0, |r| r.count()) > 0 {
+            assert!(std::time::Instant::now() < deadline, "never removed");
+            std::thread::sleep(std::time::Duration::from_millis(5));
+        }
+        // What a stop left there goes at the next start.
+        let left = bin.join("versions-20261101T000000.000000000Z");
+        std::fs::create_dir_all(&left).unwrap();
+        std::fs::write(left.join("f"), b"x").unwrap();
+        drop(Retention::load(d.path(), 30, Cap::Bytes(1000)));
+        while left.exists() {
+            assert!(std::time::Instant::now() < deadline, "a leftover stays");
+            std::thread::sleep(std::time::Duration::from_millis(5));
+        }
         assert_eq!(r.usage(), (1, 600));
         let newest = keep(d.path(), "20261102T000001.000000000Z", 5000);
         r.added(&newest);

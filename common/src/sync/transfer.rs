@@ -18,7 +18,7 @@ use std::path::{Path, PathBuf};
 use bytes::BytesMut;
 use tokio::io::{AsyncRead, AsyncWrite};
 
-use super::blocks::{BlockList, Delta, Piece};
+use super::blocks::{self, BlockList, Delta, Piece, Reuse};
 use super::sink::{Hashing, Sink};
 use crate::connection::{Frame, FrameReader, FrameWriter, ProtocolError};
 use crate::meta::FileMeta;
@@ -209,7 +209,20 @@ pub struct Received {
     /// The bytes that came over the link (the rest came from this side's
     /// own copy, block by block).
     pub wire: u64,
+    /// Whether the temporary file is on disk already (a big file is
+    /// flushed on its own, see [`FLUSH_ALONE_FROM`]); otherwise the
+    /// engine's flush before the rename covers it.
+    pub flushed: bool,
 }
+
+/// Received files from this size on are flushed to disk on their own, as
+/// they are received (`fsync`), not by the engine's one flush of the whole
+/// file system before a burst's renames (`syncfs`): that flush also waits
+/// for whatever any other program wrote to the file system and left to
+/// the kernel (in the delta bench, the gigabytes the setup's copies and
+/// rsync's runs leave dirty beside lab3's). Many small files still cost
+/// one flush in all.
+pub const FLUSH_ALONE_FROM: u64 = 8 * 1024 * 1024;
 
 /// Why a received file was not accepted.
 #[derive(Debug, thiserror::Error)]
@@ -256,8 +269,10 @@ pub async fn receive_file<R: AsyncRead + Unpin>(
     };
     let mut total = 0u64;
     let mut wire = 0u64;
-    // This side's copy, opened at the first `block_copy`.
+    // This side's copy, opened at the first `block_copy`, and what it
+    // gives of the new file (to work out its block list, see `Reuse`).
     let mut own: Option<File> = None;
+    let mut reuse: Option<Reuse> = None;
     let mut copied = false;
     let hash = loop {
         match r.read_frame().await? {
@@ -267,7 +282,7 @@ pub async fn receive_file<R: AsyncRead + Unpin>(
                         s.hash_beside();
                     }
                 }
-                copied = true;
+                let at = total;
                 total = total.saturating_add(len);
                 progress(total);
                 if total > meta.size && problem.is_none() {
@@ -279,6 +294,15 @@ pub async fn receive_file<R: AsyncRead + Unpin>(
                         problem = Some(local_error(&meta.path, e));
                         sink = None;
                     }
+                }
+                if !copied {
+                    reuse = own
+                        .as_ref()
+                        .and_then(|f| Reuse::of(&paths::resolve(root, &meta.path).ok()?, f));
+                }
+                copied = true;
+                if let Some(r) = reuse.as_mut() {
+                    r.copied(at, offset, len);
                 }
             }
             Some(Frame::Data(b)) => {
@@ -326,6 +350,9 @@ pub async fn receive_file<R: AsyncRead + Unpin>(
     let (got, temp) = sink.finish().map_err(|e| local_error(&meta.path, e))?;
     if got.to_hex().as_str() != hash {
         if copied {
+            if let Ok(full) = paths::resolve(root, &meta.path) {
+                blocks::forget(&full);
+            }
             // Most likely this side's copy changed while blocks were taken
             // from it: worth another try.
             return Err(local_error(
@@ -337,11 +364,15 @@ pub async fn receive_file<R: AsyncRead + Unpin>(
     }
     set_time_and_mode(temp.as_file(), meta.mtime_ns, meta.mode)
         .map_err(|e| local_error(&meta.path, e))?;
+    if let Some(reuse) = reuse {
+        remember_blocks(root, &meta, &reuse, temp.as_file());
+    }
     // On disk before it can be renamed into place: a power cut must not
     // leave an empty file under the new name (with the new mtime).
     // (Where the engine flushes a whole burst at once before its renames,
-    // see `Disk::install`, not here, one file at a time.)
-    if !crate::durable::batched() {
+    // see `Disk::install`, not here, one file at a time; but for a big one.)
+    let flushed = !crate::durable::batched() || meta.size >= FLUSH_ALONE_FROM;
+    if flushed {
         crate::durable::sync_file(temp.as_file()).map_err(|e| local_error(&meta.path, e))?;
     }
     let (file, path) = temp.into_parts();
@@ -352,7 +383,23 @@ pub async fn receive_file<R: AsyncRead + Unpin>(
         temp: path,
         hash,
         wire,
+        flushed,
     })
+}
+
+/// Remembers the block list of a file built from blocks of this side's
+/// copy (verified, in `temp`), worked out from the old file's (see
+/// [`Reuse`]): the next delta of it is answered without reading it.
+fn remember_blocks(root: &Path, meta: &FileMeta, reuse: &Reuse, temp: &File) {
+    let Ok(full) = paths::resolve(root, &meta.path) else {
+        return;
+    };
+    let id = temp.metadata().ok().and_then(|md| blocks::FileId::of(&md));
+    match (id, reuse.derive(temp, meta.size)) {
+        (Some(id), Ok(Some(list))) => blocks::remember(&full, id, list),
+        (_, Err(e)) => tracing::debug!("the blocks of {}: {e}", meta.path),
+        _ => {}
+    }
 }
 
 /// Appends `len` bytes at `offset` of this side's copy of `rel` to `sink`,
