@@ -76,7 +76,9 @@ pub fn write_section(path: &Path, body: &str) -> std::io::Result<()> {
     write_named_section(path, "Sync", body)
 }
 
-/// Replaces (or adds) the `## {title}` section of `path` with `body`.
+/// Replaces (or adds) the `## {title}` section of `path` with `body`: the
+/// text from its heading to the next heading (`##` or `###`), so that
+/// the dated subsections under it are kept.
 pub fn write_named_section(path: &Path, title: &str, body: &str) -> std::io::Result<()> {
     let heading = format!("## {title}");
     let old = std::fs::read_to_string(path).unwrap_or_else(|_| {
@@ -88,8 +90,12 @@ pub fn write_named_section(path: &Path, title: &str, body: &str) -> std::io::Res
     let mut replaced = false;
     while let Some(line) = lines.next() {
         if line.trim_end() == heading && !replaced {
-            // Skip the old section, up to the next level-2 heading.
-            while lines.peek().is_some_and(|l| !l.starts_with("## ")) {
+            // Skip the old section, up to the next heading: the dated
+            // notes (`### `) written under it by hand stay.
+            while lines
+                .peek()
+                .is_some_and(|l| !l.starts_with("## ") && !l.starts_with("### "))
+            {
                 lines.next();
             }
             out.push_str(&section);
