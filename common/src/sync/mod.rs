@@ -116,14 +116,24 @@ pub use crate::protocol::LinkStatus;
 
 /// Commands from the server that embeds the engine (Server A's locks).
 /// For tests only: while the file named by the environment variable `var`
-/// exists, waits (saying `what` on stderr first), so that a test can kill
-/// the server in a window that is otherwise too short to hit. Unset,
-/// nothing waits.
+/// (a `LAB3_TEST_..._HOLD`) exists, waits (saying `what` on stderr first),
+/// so that a test can kill the server in a window that is otherwise too
+/// short to hit. Unset, nothing waits. The environment is read once: an
+/// install asks on every file.
 pub(crate) fn hold_for_tests(var: &str, what: &str) {
-    let Some(flag) = std::env::var_os(var) else {
+    static HOLDS: std::sync::OnceLock<Vec<(String, std::path::PathBuf)>> =
+        std::sync::OnceLock::new();
+    let holds = HOLDS.get_or_init(|| {
+        std::env::vars_os()
+            .filter_map(|(k, v)| {
+                let k = k.into_string().ok()?;
+                (k.starts_with("LAB3_TEST_") && k.ends_with("_HOLD")).then(|| (k, v.into()))
+            })
+            .collect()
+    });
+    let Some((_, flag)) = holds.iter().find(|(k, _)| k == var) else {
         return;
     };
-    let flag = std::path::PathBuf::from(flag);
     if flag.exists() {
         tracing::warn!("{what} ({var})");
     }

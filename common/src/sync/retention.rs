@@ -84,13 +84,13 @@ impl Retention {
         kept.sort();
         let total = kept.iter().map(|k| k.2).sum();
         // What a stop left on its way out.
-        for left in std::fs::read_dir(state_dir.join(EXPIRING))
-            .into_iter()
-            .flatten()
-            .flatten()
-        {
-            remove_later(left.path());
-        }
+        remove_later(
+            (std::fs::read_dir(state_dir.join(EXPIRING)).into_iter())
+                .flatten()
+                .flatten()
+                .map(|left| left.path())
+                .collect(),
+        );
         Retention {
             max_age_ns: i64::from(days).saturating_mul(DAY_NS),
             cap,
@@ -137,6 +137,7 @@ impl Retention {
     pub fn prune(&mut self, now_ns: i64) -> Vec<PathBuf> {
         let cap = self.cap_bytes();
         let mut gone = Vec::new();
+        let mut away = Vec::new();
         while let Some((at, _, bytes)) = self.kept.front() {
             let too_old = now_ns.saturating_sub(*at) >= self.max_age_ns;
             let too_big = self.total > cap && self.kept.len() > 1;
@@ -145,10 +146,10 @@ impl Retention {
             }
             let bytes = *bytes;
             let (_, dir, _) = self.kept.pop_front().expect("just seen");
-            if let Some(away) = out_of_sight(&dir) {
+            if let Some(moved) = out_of_sight(&dir) {
                 self.total -= bytes;
                 gone.push(dir);
-                remove_later(away);
+                away.push(moved);
                 continue;
             }
             match std::fs::remove_dir_all(&dir) {
@@ -162,6 +163,7 @@ impl Retention {
                 }
             }
         }
+        remove_later(away);
         gone
     }
 }
@@ -189,19 +191,25 @@ fn out_of_sight(dir: &Path) -> Option<PathBuf> {
     Some(away)
 }
 
-/// Removes `dir` on a thread (now, if no thread can be made).
-fn remove_later(dir: PathBuf) {
-    let remove = |dir: &Path| {
-        if let Err(e) = std::fs::remove_dir_all(dir) {
-            if e.kind() != std::io::ErrorKind::NotFound {
-                tracing::warn!("cannot remove the expired version {}: {e}", dir.display());
+/// Removes the folders `dirs` on one thread (now, if no thread can be
+/// made): one thread for a prune or a start, not one per version.
+fn remove_later(dirs: Vec<PathBuf>) {
+    if dirs.is_empty() {
+        return;
+    }
+    let remove = |dirs: &[PathBuf]| {
+        for dir in dirs {
+            if let Err(e) = std::fs::remove_dir_all(dir) {
+                if e.kind() != std::io::ErrorKind::NotFound {
+                    tracing::warn!("cannot remove the expired version {}: {e}", dir.display());
+                }
             }
         }
     };
-    let again = dir.clone();
+    let again = dirs.clone();
     if std::thread::Builder::new()
         .name("lab3-expire".into())
-        .spawn(move || remove(&dir))
+        .spawn(move || remove(&dirs))
         .is_err()
     {
         remove(&again);
