@@ -134,20 +134,20 @@ impl Disk {
     /// kinds count as nothing). On a folder that folds names, only under
     /// exactly this name: `x.txt` is not there when `X.txt` is.
     pub fn stat(&self, rel: &str) -> io::Result<Option<Entry>> {
-        let Some(md) = self.loose_stat(rel)? else {
+        let full = self.resolve(rel)?;
+        let Some(md) = Self::loose_stat_at(&full)? else {
             return Ok(None);
         };
         if self.fs.folds() && !self.named_exactly(rel)? {
             return Ok(None);
         }
-        Ok(Some(self.fs.fit(entry_at(&self.resolve(rel)?, &md))))
+        Ok(Some(self.fs.fit(entry_at(&full, &md))))
     }
 
-    /// What the file system finds at `rel`, under whatever name it takes
+    /// What the file system finds at `full`, under whatever name it takes
     /// for it.
-    fn loose_stat(&self, rel: &str) -> io::Result<Option<Metadata>> {
-        let full = self.resolve(rel)?;
-        match std::fs::symlink_metadata(&full) {
+    fn loose_stat_at(full: &Path) -> io::Result<Option<Metadata>> {
+        match std::fs::symlink_metadata(full) {
             Ok(md) if md.is_file() || md.is_dir() => Ok(Some(md)),
             Ok(_) => Ok(None),
             Err(e) if is_absent(&e) => Ok(None),

@@ -16,7 +16,7 @@ use super::{
 /// link change ended, sent.
 fn lost_offer(of: &OpFor, path: &str) -> Option<(Holding, Option<Entry>)> {
     (of.path == path && of.from.is_none())
-        .then(|| of.lost.clone())
+        .then(|| of.lost.as_deref().cloned())
         .flatten()
 }
 

@@ -45,6 +45,7 @@ pub mod wire;
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 
 use path_set::PathSet;
+use rustc_hash::FxHashMap;
 
 pub use failing::Failing;
 pub use io::{Announcement, Direction, Effect, Input, KeepWhy, Outcome, Replayed, Source, Timer};
@@ -137,7 +138,8 @@ struct OpFor {
     /// An offer whose wait the link's drop (or a new link) ended: what
     /// it sent and read from. The peer may still answer it (it stored
     /// it while the link went down), and that answer moves the base.
-    lost: Option<(Holding, Option<Entry>)>,
+    /// Boxed: rare, and an operation of every file in flight is kept.
+    lost: Option<Box<(Holding, Option<Entry>)>>,
 }
 
 /// The sync core of one side.
@@ -153,15 +155,15 @@ pub struct Core {
     paths: States,
     /// Which paths hold each identity (an index over `local`, for moves
     /// and hard links).
-    ids: HashMap<FileId, PathSet>,
+    ids: FxHashMap<FileId, PathSet>,
     /// Which paths' agreed base was each identity here (an index over
     /// `base.here`, kept by [`Core::record`], for moves; each state
     /// knows its own entry, `PathState::based_id`).
-    based: HashMap<FileId, PathSet>,
+    based: FxHashMap<FileId, PathSet>,
     link: LinkPhase,
     next_op: OpId,
     /// What each of this side's operations is about.
-    ops: HashMap<OpId, OpFor>,
+    ops: FxHashMap<OpId, OpFor>,
     /// Names whose change waits for a folder above them to move (it
     /// carries them along): considered again whenever that folder is
     /// (its outcome, its timer, a change under or over it), so a change
@@ -210,10 +212,10 @@ impl Core {
             next_op: op_of_run(cfg.run),
             cfg,
             paths,
-            ids: HashMap::new(),
-            based: HashMap::new(),
+            ids: FxHashMap::default(),
+            based: FxHashMap::default(),
             link: LinkPhase::Down,
-            ops: HashMap::new(),
+            ops: FxHashMap::default(),
             waiting: BTreeSet::new(),
             scanned_once: false,
             replays: HashMap::new(),
@@ -367,25 +369,6 @@ impl Core {
         }));
     }
 
-    /// Keeps the `based` index in step with `path`'s base (a path whose
-    /// state is dropped leaves it in [`Core::drop_state`]).
-    fn index_base(&mut self, path: &str) {
-        let Some(st) = self.paths.get_mut(path) else {
-            return;
-        };
-        let (old, id) = (st.based_id, here_id(st));
-        if old == id {
-            return;
-        }
-        st.based_id = id;
-        if let Some(old) = old {
-            unindex_path(&mut self.based, old, path);
-        }
-        if let Some(id) = id {
-            index_path(&mut self.based, id, path);
-        }
-    }
-
     /// Forgets `path`'s state, its place in the `based` index, and its
     /// journal line if it had one as a new name's offer (see
     /// [`PathState::offered`]).
@@ -404,15 +387,26 @@ impl Core {
     }
 
     /// Writes `path`'s record to the journal (every change of a base goes
-    /// through here).
+    /// through here), and keeps the `based` index in step with the base (a
+    /// path whose state is dropped leaves it in [`Core::drop_state`]). One
+    /// lookup of the path: a burst of received files comes here twice a file.
     fn record(&mut self, path: &str) {
-        self.index_base(path);
-        if let Some(st) = self.paths.get_mut(path) {
+        let record = self.paths.get_mut(path).and_then(|st| {
+            let (old, id) = (st.based_id, here_id(st));
+            if old != id {
+                st.based_id = id;
+                if let Some(old) = old {
+                    unindex_path(&mut self.based, old, path);
+                }
+                if let Some(id) = id {
+                    index_path(&mut self.based, id, path);
+                }
+            }
             if st.base.is_some() {
                 st.offered = false;
             }
-        }
-        let record = self.paths.get(path).and_then(|s| s.record());
+            st.record()
+        });
         self.emit(Effect::Record {
             path: path.to_string(),
             record,
@@ -447,7 +441,7 @@ fn here_id(st: &PathState) -> Option<FileId> {
 }
 
 /// Takes `path` out of the paths of identity `id` in `index`.
-fn unindex_path(index: &mut HashMap<FileId, PathSet>, id: FileId, path: &str) {
+fn unindex_path(index: &mut FxHashMap<FileId, PathSet>, id: FileId, path: &str) {
     if let Some(set) = index.get_mut(&id) {
         set.remove(path);
         if set.is_empty() {
@@ -457,7 +451,7 @@ fn unindex_path(index: &mut HashMap<FileId, PathSet>, id: FileId, path: &str) {
 }
 
 /// Adds `path` to the paths of identity `id` in `index`.
-fn index_path(index: &mut HashMap<FileId, PathSet>, id: FileId, path: &str) {
+fn index_path(index: &mut FxHashMap<FileId, PathSet>, id: FileId, path: &str) {
     match index.get_mut(&id) {
         Some(set) => {
             set.insert(path.to_string());

@@ -191,7 +191,7 @@ impl Core {
             match st.pending.take().map(|p| *p) {
                 Some(Pending::Offered { op, sent, entry }) => {
                     if let Some(of) = self.ops.get_mut(&op) {
-                        of.lost = Some((sent, entry));
+                        of.lost = Some(Box::new((sent, entry)));
                     }
                 }
                 Some(Pending::Held { .. }) => {}
