@@ -25,7 +25,8 @@
 //! sets variables for its servers only. Only a full run without another
 //! build writes the "Block transfer" section of `bench/RESULTS.md`.
 //! Every folder is made under the temporary folder (`TMPDIR`): point it
-//! at another file system to measure there (e.g. XFS with reflinks).
+//! at another file system to measure there (e.g. XFS with reflinks:
+//! `bench/xfs.sh up`, as root).
 
 #[allow(dead_code)]
 #[path = "sync/measure.rs"]
