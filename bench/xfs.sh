@@ -10,6 +10,9 @@
 #
 # The loop device does direct I/O (`losetup --direct-io=on`): reads and
 # writes reach the disk below, not the host's page cache of the image.
+# The image is sparse but grows on the host's disk by all the bench
+# writes (13 GiB after two runs of `cargo bench --bench delta`) and does
+# not shrink when files are deleted: `down` deletes it.
 set -euo pipefail
 
 what=${1:-up}

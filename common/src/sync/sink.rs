@@ -33,6 +33,10 @@ const WRITE_BACK: u64 = 8 * 1024 * 1024;
 /// Bytes per read of this side's copy, or of a run copied in (see
 /// [`Sink::copy_from`]).
 const COPY_CHUNK: usize = 1024 * 1024;
+/// Bytes per kernel copy of a run (see [`Sink::copy_from`]): within what
+/// the hashing thread may lag behind ([`LAG`] chunks), so that it hashes
+/// one piece while the next is copied.
+const COPY_PIECE: u64 = 8 * 1024 * 1024;
 
 /// A BLAKE3 hash computed inline, or on a thread for a big file.
 pub enum Hashing {
@@ -203,28 +207,35 @@ impl Sink {
     /// was refused, the run is read and written as before, and hashed as
     /// read: the bytes written are the ones hashed.
     pub fn copy_from(&mut self, own: &File, offset: u64, len: u64) -> std::io::Result<()> {
-        if !self.ways.any() {
-            return self.read_in(own, offset, len);
+        // In pieces: the hashing thread hashes one piece while the kernel
+        // copies the next.
+        let mut done = 0;
+        while done < len {
+            if !self.ways.any() {
+                return self.read_in(own, offset + done, len - done);
+            }
+            let piece = (len - done).min(COPY_PIECE);
+            let at = self.written;
+            let how = kernel_copy::copy(
+                own,
+                offset + done,
+                self.temp.as_file(),
+                at,
+                piece,
+                self.align,
+                &mut self.ways,
+            )?;
+            self.copied.add(how);
+            // Read back from where the piece begins (positioned copies
+            // left the file's offset there), which leaves the offset at
+            // its end for the next `write`.
+            let mut file = self.temp.as_file();
+            file.seek(SeekFrom::Start(at))?;
+            each_chunk(file, piece, |chunk| self.hashing.update(chunk))?;
+            self.written += piece;
+            done += piece;
+            self.write_back();
         }
-        let at = self.written;
-        let done = kernel_copy::copy(
-            own,
-            offset,
-            self.temp.as_file(),
-            at,
-            len,
-            self.align,
-            &mut self.ways,
-        )?;
-        self.copied.add(done);
-        // Read back from where the run begins (positioned copies left the
-        // file's offset there), which leaves the offset at its end for the
-        // next `write`.
-        let mut file = self.temp.as_file();
-        file.seek(SeekFrom::Start(at))?;
-        each_chunk(file, len, |chunk| self.hashing.update(chunk))?;
-        self.written += len;
-        self.write_back();
         Ok(())
     }
 
