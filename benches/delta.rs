@@ -1,7 +1,9 @@
 //! `cargo bench --bench delta`: a big file that changes a little (issue 15),
 //! lab3's block transfer beside `rsync -a --no-whole-file` between two
-//! folders, in one run, trials interleaved (who goes first alternating),
-//! medians.
+//! folders, in one run, trials interleaved (who goes first rotating),
+//! medians; and beside the same rsync with `--fsync`, which flushes the
+//! file it wrote before it exits, as lab3 does before its rename (like for
+//! like: plain rsync leaves its copy to the kernel's write-back).
 //!
 //! Rows: 1 MiB rewritten in the middle of a 1 GiB file, in place (a
 //! database page, a VM image); and the same file grown by 10 MiB at its
@@ -11,7 +13,8 @@
 //! the write at A until Server B announces the update, the file renamed
 //! into place; rsync: its whole run). Targets: under 2% of the file sent
 //! for the first, the tail alone (plus at most one block) for the second,
-//! and faster than rsync for both.
+//! and faster than (plain) rsync for both. The `--fsync` rows have no
+//! target of their own: they say how much of the gap is the flush.
 //!
 //! `bench/setup.sh` installs rsync. `LAB3_BENCH_QUICK=1`: a 64 MiB file,
 //! one trial (CI's smoke run); `LAB3_BENCH_TRIALS=N`.
@@ -21,6 +24,9 @@
 //! and after a change, side by side in one run); `LAB3_BENCH_OLD_ENV="K=V"`
 //! sets variables for its servers only. Only a full run without another
 //! build writes the "Block transfer" section of `bench/RESULTS.md`.
+//! Every folder is made under the temporary folder (`TMPDIR`): point it
+//! at another file system to measure there (e.g. XFS with reflinks:
+//! `bench/xfs.sh up`, as root).
 
 #[allow(dead_code)]
 #[path = "sync/measure.rs"]
@@ -65,15 +71,17 @@ fn apply(path: &Path, change: Change, t: usize) {
     f.write_all(&bytes).unwrap();
 }
 
-/// One `rsync -a --no-whole-file --ignore-times --stats SRC/ DST/`:
-/// (seconds, literal data bytes, total bytes sent). `--ignore-times`: an
-/// edit that keeps the size and lands within the second of the last copy
-/// (the quick run's 64 MiB file) looks unchanged to rsync's quick check,
-/// which then compared lab3 with a no-op (0 bytes in 55 ms).
-fn rsync(src: &Path, dst: &Path) -> (f64, u64, u64) {
+/// One `rsync -a --no-whole-file --ignore-times --stats SRC/ DST/`, with
+/// `--fsync` if `fsync`: (seconds, literal data bytes, total bytes sent).
+/// `--ignore-times`: an edit that keeps the size and lands within the
+/// second of the last copy (the quick run's 64 MiB file) looks unchanged
+/// to rsync's quick check, which then compared lab3 with a no-op (0 bytes
+/// in 55 ms).
+fn rsync(src: &Path, dst: &Path, fsync: bool) -> (f64, u64, u64) {
     let t0 = Instant::now();
     let out = Command::new("rsync")
         .args(["-a", "--no-whole-file", "--ignore-times", "--stats"])
+        .args(fsync.then_some("--fsync"))
         .arg(format!("{}/", src.display()))
         .arg(format!("{}/", dst.display()))
         .stderr(Stdio::inherit())
@@ -215,27 +223,32 @@ fn main() {
     });
     let load_before = load();
     let work = tempfile::tempdir().expect("temp dir");
+    // Plain rsync's folders, and `rsync --fsync`'s.
     let (src, dst) = (work.path().join("src"), work.path().join("dst"));
+    let (src_f, dst_f) = (work.path().join("src_f"), work.path().join("dst_f"));
     if rsync_version.is_some() {
-        for d in [&src, &dst] {
+        for d in [&src, &dst, &src_f, &dst_f] {
             std::fs::create_dir_all(d).unwrap();
             std::fs::copy(&file_a, d.join("big.bin")).unwrap();
         }
         // The same mtime on both sides, as after a sync.
-        let (_, _, _) = rsync(&src, &dst);
+        rsync(&src, &dst, false);
+        rsync(&src_f, &dst_f, true);
     }
 
     let mut rows = Vec::new();
     let mut notes = Vec::new();
+    let mut versus_fsync = Vec::new();
     for (n, change) in [(1u8, Change::Middle), (2, Change::Grow)] {
         let (mut lab, mut lab_bytes, mut rs, mut rs_bytes, mut rs_total) =
             (Vec::new(), Vec::new(), Vec::new(), Vec::new(), Vec::new());
-        let mut olds = Vec::new();
+        let (mut olds, mut rs_f) = (Vec::new(), Vec::new());
         for t in 0..trials {
-            // Who goes first rotates.
-            let n_turns = if old.is_some() { 3 } else { 2 };
+            // Who goes first rotates: lab3, rsync, rsync --fsync, the
+            // other build.
+            let n_turns = if old.is_some() { 4 } else { 3 };
             for turn in (0..n_turns).map(|k| (k + t) % n_turns) {
-                if turn == 2 {
+                if turn == 3 {
                     let pair = old.as_ref().expect("an old pair");
                     let (s, b) = lab3_trial(pair, change, t);
                     eprintln!(
@@ -249,9 +262,9 @@ fn main() {
                     eprintln!("row {n} trial {}: lab3 {} , {b} bytes sent", t + 1, secs(s));
                     lab.push(s);
                     lab_bytes.push(b as f64);
-                } else if rsync_version.is_some() {
+                } else if turn == 1 && rsync_version.is_some() {
                     apply(&src.join("big.bin"), change, t);
-                    let (s, lit, total) = rsync(&src, &dst);
+                    let (s, lit, total) = rsync(&src, &dst, false);
                     eprintln!(
                         "row {n} trial {}: rsync {} , {lit} literal bytes",
                         t + 1,
@@ -260,6 +273,15 @@ fn main() {
                     rs.push(s);
                     rs_bytes.push(lit as f64);
                     rs_total.push(total as f64);
+                } else if turn == 2 && rsync_version.is_some() {
+                    apply(&src_f.join("big.bin"), change, t);
+                    let (s, lit, _) = rsync(&src_f, &dst_f, true);
+                    eprintln!(
+                        "row {n} trial {}: rsync --fsync {} , {lit} literal bytes",
+                        t + 1,
+                        secs(s)
+                    );
+                    rs_f.push(s);
                 }
             }
         }
@@ -308,15 +330,33 @@ fn main() {
             row.pass = Some(median(&lab) < median(&rs));
         }
         rows.push(row);
+        if !rs_f.is_empty() {
+            // Like for like (both flush what they wrote): no target of its
+            // own, the target above stays against plain rsync.
+            let mut row = Row::new(n, format!("{what}: time, beside rsync --fsync"));
+            row.lab3 = secs(median(&lab));
+            row.peer = format!("rsync --no-whole-file --fsync: {}", secs(median(&rs_f)));
+            row.ratio = Some(median(&lab) / median(&rs_f));
+            row.target = "— (like for like; the target is the row above)".into();
+            versus_fsync.push(format!(
+                "row {n} {:.2}x rsync --fsync",
+                median(&lab) / median(&rs_f)
+            ));
+            rows.push(row);
+        }
         let list = |v: &[f64]| v.iter().map(|s| secs(*s)).collect::<Vec<_>>().join(", ");
-        notes.push(format!(
-            "Row {n}: lab3 {}; rsync {}.",
-            list(&lab),
-            if rs.is_empty() {
-                "not run".into()
+        let or_not_run = |v: &[f64]| {
+            if v.is_empty() {
+                "not run".to_string()
             } else {
-                list(&rs)
+                list(v)
             }
+        };
+        notes.push(format!(
+            "Row {n}: lab3 {}; rsync {}; rsync --fsync {}.",
+            list(&lab),
+            or_not_run(&rs),
+            or_not_run(&rs_f)
         ));
         if !olds.is_empty() {
             notes.push(format!(
@@ -337,16 +377,27 @@ fn main() {
     let notes: String = notes.iter().map(|n| format!("- {n}\n")).collect();
     println!("\n{table}\n{notes}");
     let failed = rows.iter().filter(|r| r.pass == Some(false)).count();
-    println!("delta bench: {failed} target(s) missed");
+    println!(
+        "delta bench: {failed} target(s) missed (time targets against plain rsync, which does not flush){}",
+        if versus_fsync.is_empty() {
+            String::new()
+        } else {
+            format!("; like for like: {}", versus_fsync.join(", "))
+        }
+    );
     if !quick && std::env::var("LAB3_BENCH_TRIALS").is_err() && old_bins.is_none() {
         let body = format!(
             "Run on {} with `cargo bench --bench delta` (dist binaries; {} cores shared with other builds; {}). \
-             Medians of {trials} trials per tool, interleaved in one run, who goes first alternating. \
+             Medians of {trials} trials per tool, interleaved in one run, who goes first rotating. \
              lab3's bytes are Server A's own count of file bytes it sent over the link (the block list B sends \
              first, about 80 bytes per block, is not counted; nor are rsync's checksums in its literal data); \
              rsync's are the literal data of its `--stats`, and in brackets all it sent. lab3's time runs from \
              the end of the write at A until Server B announces the update (the file renamed into place); \
-             rsync's is its whole run over the two folders (a local copy: no network for either).\n\n{table}\n{notes}",
+             rsync's is its whole run over the two folders (a local copy: no network for either). \
+             The time targets are against plain rsync, which leaves its copy to the kernel's write-back; \
+             lab3 flushes the new file before its rename (a power cut leaves the old file or the new, \
+             whole); `rsync --fsync` flushes too (before it exits), and is shown beside it, like for \
+             like, without a target of its own.\n\n{table}\n{notes}",
             report::today(),
             std::thread::available_parallelism().map_or(0, |n| n.get()),
             rsync_version.as_deref().unwrap_or("rsync not installed"),

@@ -32,6 +32,7 @@ pub mod core;
 pub mod disk;
 mod exec;
 mod identity;
+mod kernel_copy;
 mod link;
 pub mod queue_cursor;
 mod records;

@@ -347,6 +347,17 @@ pub async fn receive_file<R: AsyncRead + Unpin>(
         return Err(rejected(&meta.path, "fewer bytes than announced"));
     }
     let sink = sink.expect("no problem means a temp file");
+    if copied {
+        let c = sink.copied();
+        tracing::debug!(
+            "{}: {} of this side's copy taken: {} shared (reflink), {} copied by the kernel, {} read and written",
+            meta.path,
+            crate::console::human_size(c.total()),
+            crate::console::human_size(c.cloned),
+            crate::console::human_size(c.in_kernel),
+            crate::console::human_size(c.through_user)
+        );
+    }
     let (got, temp) = sink.finish().map_err(|e| local_error(&meta.path, e))?;
     if got.to_hex().as_str() != hash {
         if copied {
@@ -402,8 +413,8 @@ fn remember_blocks(root: &Path, meta: &FileMeta, reuse: &Reuse, temp: &File) {
     }
 }
 
-/// Appends `len` bytes at `offset` of this side's copy of `rel` to `sink`,
-/// in reads of [`COPY_CHUNK`].
+/// Appends `len` bytes at `offset` of this side's copy of `rel` to `sink`
+/// (see [`Sink::copy_from`]).
 fn copy_own(
     root: &Path,
     rel: &str,
@@ -412,32 +423,12 @@ fn copy_own(
     len: u64,
     sink: &mut Sink,
 ) -> std::io::Result<()> {
-    use std::io::{Seek, SeekFrom};
     if own.is_none() {
         let full = paths::resolve(root, rel).map_err(std::io::Error::other)?;
         *own = Some(File::open(full)?);
     }
-    let file = own.as_mut().expect("opened above");
-    file.seek(SeekFrom::Start(offset))?;
-    let mut left = len;
-    while left > 0 {
-        let want = left.min(COPY_CHUNK as u64);
-        // Read into fresh capacity: not zeroed first, handed on whole.
-        let mut buf = Vec::with_capacity(want as usize);
-        let n = file.by_ref().take(want).read_to_end(&mut buf)?;
-        if n == 0 {
-            return Err(std::io::Error::other(
-                "the copy here is shorter than the peer's plan",
-            ));
-        }
-        sink.write(bytes::Bytes::from(buf))?;
-        left -= n as u64;
-    }
-    Ok(())
+    sink.copy_from(own.as_ref().expect("opened above"), offset, len)
 }
-
-/// Bytes per read of this side's own copy (see `copy_own`).
-const COPY_CHUNK: usize = 1024 * 1024;
 
 /// The BLAKE3 hash of `meta.path` under `root`, if it still has `meta`'s
 /// size and mtime once read.
