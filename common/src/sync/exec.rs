@@ -704,7 +704,7 @@ impl Exec {
                     st.sending = 0;
                 }
                 self.feed(Input::LinkUp { peer });
-                tracing::debug!("link-up fed");
+                tracing::debug!("link up: digest sent");
             }
             Event::LinkDown { id } => {
                 if self.link.as_ref().is_some_and(|l| l.id == id) {
