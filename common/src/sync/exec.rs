@@ -205,26 +205,35 @@ fn prepare(
 )> {
     let cfg = handle.cfg.clone();
     let fs = handle.fs;
+    let t0 = std::time::Instant::now();
     // The journal is read (parsing: CPU) while the folder is watched and
     // scanned (system calls): on a restart over a big tree these two are
     // most of the start-up, and need not wait for each other.
-    // The journal's thread also makes the core's states of what it read:
-    // the records it frees are then memory its own allocator arena gives
-    // to the states (made on the engine's thread, a big tree's journal
-    // was held twice at the peak, once in each thread's arena).
+    // The journal's thread also makes the core's states of what it read,
+    // and their indexes, and counts this run (a durable write: a flush
+    // of a file and of its folder): none of it needs the scan, and each
+    // was a serial step after it (issue 15). The states are made there
+    // for memory too: the records it frees are then memory its own
+    // allocator arena gives to the states (made on the engine's thread,
+    // a big tree's journal was held twice at the peak, once in each
+    // thread's arena).
     let (journal, folder) = std::thread::scope(|s| {
-        let reading = match opened {
-            Some(journal) => Err(journal),
-            None => Ok(s.spawn(|| Records::open(&cfg.state_dir).map(with_states))),
-        };
+        let reading = s.spawn(|| {
+            let journal = match opened {
+                Some(journal) => journal,
+                None => Records::open(&cfg.state_dir)?,
+            };
+            let read = with_states(journal, &cfg.ignore);
+            let run = super::records::next_run(&cfg.state_dir)?;
+            tracing::debug!("start-up: journal read in {:?}", t0.elapsed());
+            Ok::<_, std::io::Error>((read, run))
+        });
         let folder = look_at_folder(&cfg, &handle);
-        let journal = match reading {
-            Err(journal) => Ok(with_states(journal)),
-            Ok(t) => t.join().unwrap_or_else(|p| std::panic::resume_unwind(p)),
-        };
+        tracing::debug!("start-up: folder watched and scanned in {:?}", t0.elapsed());
+        let journal = (reading.join()).unwrap_or_else(|p| std::panic::resume_unwind(p));
         (journal, folder)
     });
-    let ((journal, mut records, agreed), folder) = (journal?, folder?);
+    let (((journal, mut records, agreed), run), folder) = (journal?, folder?);
     let Folder {
         watch,
         hint_rx,
@@ -232,11 +241,6 @@ fn prepare(
         mut found,
         skipped,
     } = folder;
-    // Paths the rules ignore now (a rule added since the last run) were not
-    // deleted: forget them, so that no delete reaches the peer.
-    // (Filtered in place: a copy of a big tree's journal into a `Vec`
-    // was a large share of a restart's peak memory.)
-    records.retain(|p, _| !cfg.ignore.is_ignored_path(p));
     if agreed > 0 && found.is_empty() && !cfg.confirm_empty {
         tracing::warn!(
             "{} is empty, but it held {agreed} files at the last sync; not propagating those deletes \
@@ -244,10 +248,7 @@ fn prepare(
              restart with --confirm-empty",
             cfg.root.display()
         );
-        for (_, r) in records.iter_mut() {
-            r.base = None;
-            r.deleted_ns = None;
-        }
+        records.forget_history();
     }
     let mut disk = Disk::new(cfg.root.clone(), cfg.state_dir.clone());
     disk.set_traits(fs);
@@ -256,31 +257,30 @@ fn prepare(
     retention.set_folder_bytes(folder_bytes(&found));
     disk.set_retention(retention);
     let mut set_aside = Vec::new();
-    for (p, r) in records.iter_mut() {
-        if let Some(lock) = r.lock.as_mut() {
-            // An interrupted unlock resumes after its cursor; an entry
-            // whose description is damaged, or without its snapshot, is
-            // set aside and reported, not replayed.
-            let dir = disk.queue_dir(p);
-            for a in queue_cursor::set_aside_damaged(&dir) {
-                set_aside.push((p.clone(), a));
-            }
-            lock.queue = disk.queued(p);
-            let here = found.iter().find(|(f, _)| f == p).map(|(_, e)| e);
-            for a in queue_cursor::set_aside_missing(&dir, &mut lock.queue, here, fs.precision_ns) {
-                set_aside.push((p.clone(), a));
-            }
-            if let Some(c) = queue_cursor::read(&dir) {
-                lock.replayed_here = c.here;
-            }
-            let last = lock.queue.last().map_or(0, |q| q.seq);
-            lock.next_seq = lock.next_seq.max(last);
+    for (p, lock) in records.locks_mut() {
+        // An interrupted unlock resumes after its cursor; an entry
+        // whose description is damaged, or without its snapshot, is
+        // set aside and reported, not replayed.
+        let dir = disk.queue_dir(p);
+        for a in queue_cursor::set_aside_damaged(&dir) {
+            set_aside.push((p.clone(), a));
         }
+        lock.queue = disk.queued(p);
+        let here = found.iter().find(|(f, _)| f == p).map(|(_, e)| e);
+        for a in queue_cursor::set_aside_missing(&dir, &mut lock.queue, here, fs.precision_ns) {
+            set_aside.push((p.clone(), a));
+        }
+        if let Some(c) = queue_cursor::read(&dir) {
+            lock.replayed_here = c.here;
+        }
+        let last = lock.queue.last().map_or(0, |q| q.seq);
+        lock.next_seq = lock.next_seq.max(last);
     }
     // A landing's file is hashed before the core settles it (see
     // `core::Input::Scanned`): a look-alike saved over it is not it.
     let landed = core::landings_to_hash(
-        (records.iter()).filter_map(|(p, r)| r.landing.as_deref().map(|v| (p.as_str(), v))),
+        (records.states().iter())
+            .filter_map(|(p, r)| r.landing.as_deref().map(|v| (p.as_str(), v))),
         &found,
     );
     let to_hash: Vec<(String, Entry)> = landed.iter().map(|&i| found[i].clone()).collect();
@@ -297,12 +297,13 @@ fn prepare(
     core_cfg.fs = fs;
     core_cfg.keep_versions = days > 0;
     core_cfg.keep_deletes_ns = i64::from(cfg.keep_deletes_days) * 86_400_000_000_000;
-    core_cfg.run = super::records::next_run(&cfg.state_dir)?;
-    *handle.queues.lock().unwrap() = records
-        .iter()
+    core_cfg.run = run;
+    *handle.queues.lock().unwrap() = (records.states().iter())
         .filter_map(|(p, r)| r.lock.as_ref().map(|l| (p.clone(), l.queue.clone())))
         .collect();
-    let core = Core::from_states(core_cfg, records);
+    tracing::debug!("start-up: states ready at {:?}", t0.elapsed());
+    let core = Core::from_indexed(core_cfg, records);
+    tracing::debug!("start-up: core made at {:?}", t0.elapsed());
     for (path, a) in set_aside {
         let what = a.what;
         let at = a.at.display().to_string();
@@ -344,16 +345,25 @@ fn prepare(
     };
     exec.warn_skipped(&skipped);
     exec.feed(Input::Scanned { entries: found });
+    tracing::debug!("start-up: scan taken at {:?}", t0.elapsed());
     Ok((exec, watch, hint_rx, flag))
 }
 
 /// The journal, the core's state of every path it kept (taken out of
-/// it), and how many of those had an agreed base. (The map is built
-/// again in one pass: made line by line, its nodes are about half full.)
-fn with_states(mut journal: Records) -> (Records, core::States, usize) {
+/// it) with their indexes, and how many of those had an agreed base.
+/// Paths the rules ignore now (a rule added since the last run) were not
+/// deleted: they are forgotten, so that no delete reaches the peer.
+/// (Filtered in place: a copy of a big tree's journal into a `Vec` was a
+/// large share of a restart's peak memory. The map is built again in one
+/// pass: made line by line, its nodes are about half full.)
+fn with_states(
+    mut journal: Records,
+    ignore: &crate::ignore::Ignore,
+) -> (Records, core::Indexed, usize) {
     let agreed = journal.agreed();
-    let states = journal.take().into_iter().collect();
-    (journal, states, agreed)
+    let mut states: core::States = journal.take().into_iter().collect();
+    states.retain(|p, _| !ignore.is_ignored_path(p));
+    (journal, core::Indexed::new(states), agreed)
 }
 
 /// Says what the folder's file system keeps, where it is not the usual.
@@ -412,6 +422,7 @@ fn look_at_folder(cfg: &SyncConfig, handle: &SyncHandle) -> anyhow::Result<Folde
             None
         }
     };
+    tracing::debug!("start-up: watching");
     let delay = super::startup::test_delay_per_folder();
     let mut progress = |n: usize| {
         handle.startup.found(n);
@@ -693,6 +704,7 @@ impl Exec {
                     st.sending = 0;
                 }
                 self.feed(Input::LinkUp { peer });
+                tracing::debug!("link up: digest sent");
             }
             Event::LinkDown { id } => {
                 if self.link.as_ref().is_some_and(|l| l.id == id) {

@@ -128,6 +128,63 @@ impl Config {
 /// Every known path's state, in path order (see [`Core`]'s `paths`).
 pub type States = BTreeMap<String, Box<PathState>>;
 
+/// The states a core starts from, with the indexes made of them: the
+/// identities of the agreed bases here and the locked paths. At a start
+/// the executor makes it on the journal's thread, beside the folder's
+/// scan (the index of a big tree's bases was a serial step between the
+/// two: issue 15). What may change a state before the core is made goes
+/// through here, so that the indexes stay those of the states.
+pub struct Indexed {
+    paths: States,
+    based: FxHashMap<FileId, PathSet>,
+    locked: BTreeSet<String>,
+}
+
+impl Indexed {
+    /// The indexes of `paths`, in one pass (no lookup, no copy of a path
+    /// but the indexes' own).
+    pub fn new(mut paths: States) -> Indexed {
+        let mut based = FxHashMap::default();
+        let mut locked = BTreeSet::new();
+        for (p, st) in paths.iter_mut() {
+            st.based_id = here_id(st);
+            if let Some(id) = st.based_id {
+                index_path(&mut based, id, p);
+            }
+            if st.lock.is_some() {
+                locked.insert(p.clone());
+            }
+        }
+        Indexed {
+            paths,
+            based,
+            locked,
+        }
+    }
+
+    /// The states.
+    pub fn states(&self) -> &States {
+        &self.paths
+    }
+
+    /// Forgets every path's agreed base and delete (a folder found empty
+    /// that held files: nothing counts as deleted).
+    pub fn forget_history(&mut self) {
+        for st in self.paths.values_mut() {
+            st.base = None;
+            st.deleted_ns = None;
+            st.based_id = None;
+        }
+        self.based.clear();
+    }
+
+    /// The lock of each locked path, to be brought up to date with what
+    /// is on disk (its queue).
+    pub fn locks_mut(&mut self) -> impl Iterator<Item = (&String, &mut LockState)> {
+        (self.paths.iter_mut()).filter_map(|(p, st)| st.lock.as_deref_mut().map(|l| (p, l)))
+    }
+}
+
 /// The path (and, for a move, the source) an operation is about.
 #[derive(Debug, Clone, PartialEq, Eq)]
 struct OpFor {
@@ -208,19 +265,30 @@ impl Core {
     /// [`Core::new`] from the states of what the journal kept, made
     /// already (see [`PathState::from`]).
     pub fn from_states(cfg: Config, paths: States) -> Core {
-        let mut core = Core {
+        Core::from_indexed(cfg, Indexed::new(paths))
+    }
+
+    /// [`Core::from_states`] with the states' indexes made already (at a
+    /// start, on the journal's thread while the folder is scanned).
+    pub fn from_indexed(cfg: Config, indexed: Indexed) -> Core {
+        let Indexed {
+            paths,
+            based,
+            locked,
+        } = indexed;
+        Core {
             next_op: op_of_run(cfg.run),
             cfg,
             paths,
             ids: FxHashMap::default(),
-            based: FxHashMap::default(),
+            based,
             link: LinkPhase::Down,
             ops: FxHashMap::default(),
             waiting: BTreeSet::new(),
             scanned_once: false,
             replays: HashMap::new(),
             folds: HashMap::new(),
-            locked: BTreeSet::new(),
+            locked,
             unsent: BTreeMap::new(),
             unsent_changes: 0,
             refused_here: BTreeMap::new(),
@@ -228,20 +296,7 @@ impl Core {
             failing: BTreeMap::new(),
             now_ns: 0,
             out: Vec::new(),
-        };
-        core.locked = (core.paths.iter())
-            .filter(|(_, s)| s.lock.is_some())
-            .map(|(p, _)| p.clone())
-            .collect();
-        // The index of bases, in one pass (no lookup, no copy of a path
-        // but the index's own).
-        for (p, st) in core.paths.iter_mut() {
-            st.based_id = here_id(st);
-            if let Some(id) = st.based_id {
-                index_path(&mut core.based, id, p);
-            }
         }
-        core
     }
 
     /// Takes one input at time `now_ns` (the executor's clock, nanoseconds
