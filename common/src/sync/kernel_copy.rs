@@ -68,6 +68,17 @@ impl Ways {
         }
     }
 
+    /// Every combination the tests try: all ways, `copy_file_range`
+    /// alone, and reads and writes only.
+    #[cfg(test)]
+    pub fn each() -> [Ways; 3] {
+        let copy_range_only = Ways {
+            clone: false,
+            copy_range: true,
+        };
+        [Ways::all(), copy_range_only, Ways::none()]
+    }
+
     /// Whether any fast way is left.
     pub fn any(&self) -> bool {
         self.clone || self.copy_range
@@ -318,14 +329,7 @@ mod tests {
             (12_345, 1024 * 1024 + 4096 * 10 + 17, 100_000), // unaligned
             (3 * 1024 * 1024, 1024 * 1024 + 4096 * 10 + 17 + 100_000, 999), // the end
         ];
-        for ways in [
-            Ways::all(),
-            Ways {
-                clone: false,
-                copy_range: true,
-            },
-            Ways::none(),
-        ] {
+        for ways in Ways::each() {
             let (src, dst) = files(dir.path(), &old);
             let mut w = ways;
             let mut want = Vec::new();

@@ -375,14 +375,7 @@ mod tests {
             ("truncation", &truncated),
             ("growth", &grown),
         ] {
-            for ways in [
-                Ways::all(),
-                Ways {
-                    clone: false,
-                    copy_range: true,
-                },
-                Ways::none(),
-            ] {
+            for ways in Ways::each() {
                 let c = rebuilt(&old, new, ways);
                 assert!(c.total() > new.len() as u64 / 2, "{what} {ways:?}: {c:?}");
                 if !ways.any() {
