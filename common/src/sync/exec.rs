@@ -210,9 +210,11 @@ fn prepare(
     // scanned (system calls): on a restart over a big tree these two are
     // most of the start-up, and need not wait for each other.
     // The journal's thread also makes the core's states of what it read,
-    // and their indexes, and counts this run (a durable write: a flush
-    // of a file and of its folder): none of it needs the scan, and each
-    // was a serial step after it (issue 15). The states are made there
+    // and their indexes: neither needs the scan, and each was a serial
+    // step after it (issue 15). (The run is counted after both, not
+    // there: its flushes would then run while the link's TLS handshake
+    // goes out, and tests/power_cut.rs holds B to flushing what it
+    // renames into its state folder before it talks.) The states are made there
     // for memory too: the records it frees are then memory its own
     // allocator arena gives to the states (made on the engine's thread,
     // a big tree's journal was held twice at the peak, once in each
@@ -224,16 +226,15 @@ fn prepare(
                 None => Records::open(&cfg.state_dir)?,
             };
             let read = with_states(journal, &cfg.ignore);
-            let run = super::records::next_run(&cfg.state_dir)?;
             tracing::debug!("start-up: journal read in {:?}", t0.elapsed());
-            Ok::<_, std::io::Error>((read, run))
+            Ok::<_, std::io::Error>(read)
         });
         let folder = look_at_folder(&cfg, &handle);
         tracing::debug!("start-up: folder watched and scanned in {:?}", t0.elapsed());
         let journal = (reading.join()).unwrap_or_else(|p| std::panic::resume_unwind(p));
         (journal, folder)
     });
-    let (((journal, mut records, agreed), run), folder) = (journal?, folder?);
+    let ((journal, mut records, agreed), folder) = (journal?, folder?);
     let Folder {
         watch,
         hint_rx,
@@ -297,7 +298,7 @@ fn prepare(
     core_cfg.fs = fs;
     core_cfg.keep_versions = days > 0;
     core_cfg.keep_deletes_ns = i64::from(cfg.keep_deletes_days) * 86_400_000_000_000;
-    core_cfg.run = run;
+    core_cfg.run = super::records::next_run(&cfg.state_dir)?;
     *handle.queues.lock().unwrap() = (records.states().iter())
         .filter_map(|(p, r)| r.lock.as_ref().map(|l| (p.clone(), l.queue.clone())))
         .collect();
