@@ -153,6 +153,12 @@ pub fn start(cfg: SyncConfig) -> anyhow::Result<SyncHandle> {
     // temporary folder's place depends on where the state directory is).
     std::fs::create_dir_all(&cfg.state_dir)?;
     let tmp_dir = transfer::temp_dir_for(&cfg.root, &cfg.state_dir)?;
+    // The run is counted here, before the server accepts a connection:
+    // counted on the engine's thread, its flushes (core-run and the state
+    // folder) ran while the link's TLS handshake went out, and
+    // tests/power_cut.rs holds a server to flushing what it renames into
+    // its state folder before it writes to a socket.
+    let run = super::records::next_run(&cfg.state_dir)?;
     let fs = disk::probe(&cfg.root);
     log_traits(&cfg, fs);
     let (events, rx) = mpsc::unbounded_channel();
@@ -177,7 +183,7 @@ pub fn start(cfg: SyncConfig) -> anyhow::Result<SyncHandle> {
     let engine = handle.clone();
     std::thread::Builder::new()
         .name("sync engine".into())
-        .spawn(move || match prepare(engine.clone(), opened) {
+        .spawn(move || match prepare(engine.clone(), opened, run) {
             Ok((exec, watch, hint_rx, flag)) => {
                 engine.startup.finish(Ok(()));
                 let _watch = watch;
@@ -197,6 +203,7 @@ pub fn start(cfg: SyncConfig) -> anyhow::Result<SyncHandle> {
 fn prepare(
     handle: SyncHandle,
     opened: Option<Records>,
+    run: u64,
 ) -> anyhow::Result<(
     Exec,
     Option<watcher::Watcher>,
@@ -211,11 +218,9 @@ fn prepare(
     // most of the start-up, and need not wait for each other.
     // The journal's thread also makes the core's states of what it read,
     // and their indexes: neither needs the scan, and each was a serial
-    // step after it (issue 15). (The run is counted after both, not
-    // there: its flushes would then run while the link's TLS handshake
-    // goes out, and tests/power_cut.rs holds B to flushing what it
-    // renames into its state folder before it talks.) The states are made there
-    // for memory too: the records it frees are then memory its own
+    // step after it (issue 15). (The run was counted in `start`, before
+    // the server took a connection.) The states are made there for memory
+    // too: the records it frees are then memory its own
     // allocator arena gives to the states (made on the engine's thread,
     // a big tree's journal was held twice at the peak, once in each
     // thread's arena).
@@ -298,7 +303,7 @@ fn prepare(
     core_cfg.fs = fs;
     core_cfg.keep_versions = days > 0;
     core_cfg.keep_deletes_ns = i64::from(cfg.keep_deletes_days) * 86_400_000_000_000;
-    core_cfg.run = super::records::next_run(&cfg.state_dir)?;
+    core_cfg.run = run;
     *handle.queues.lock().unwrap() = (records.states().iter())
         .filter_map(|(p, r)| r.lock.as_ref().map(|l| (p.clone(), l.queue.clone())))
         .collect();
