@@ -2137,3 +2137,58 @@ fn a_replays_answer_while_reconciling_counts_on_both_sides() {
     let v = run_steps(&setup, &schedule_for(38421), trace());
     assert!(v.is_empty(), "seed 38421: {v:#?}");
 }
+
+/// Bug (plain seed 637367, fixed in core/answers.rs `rekey`): A's
+/// inventory listed a file `A/e/a` (seen by its watcher, then made a
+/// folder's child and moved away), then A moved `d/e`, which held the
+/// folder `a`, to `A/e`. B applied the move but kept what A's inventory
+/// had said of `A/e/a`: it took the moved folder for a change of its own
+/// over A's file and offered it back, crossing A's delete of it. Each
+/// side applied the other's, and the folder and its absence swapped
+/// sides for good. What the peer holds under a folder it moved is only
+/// what moved.
+#[test]
+fn a_moved_folder_forgets_what_the_peer_had_under_its_new_name() {
+    let v = replay_plain(637367);
+    assert!(v.is_empty(), "{v:#?}");
+}
+
+/// Bug (plain seed 897392, fixed in core/answers.rs `stored_elsewhere`):
+/// B's delete of `d/b` crossed A's new folder `d/b`, and each side
+/// applied the other's. B, answered "nothing there" after it had put
+/// A's folder in place, took that folder for a change of its own and
+/// offered it back; A, answered that its folder landed (and its own copy
+/// gone since), sent a delete of it. The two swapped the folder and its
+/// absence for good. An answer that finds this side holding the base it
+/// agreed since (the peer's copy, applied after the offer went) leaves
+/// the change to the peer, which decides on its own copy's answer.
+#[test]
+fn a_delete_crossing_a_new_folder_settles_once() {
+    let v = replay_plain(897392);
+    assert!(v.is_empty(), "{v:#?}");
+}
+
+/// Bug (plain seed 778158, the same fix as seed 897392): A's delete of
+/// `d/e/a` crossed B's copy of it, which A had queued at a lock and
+/// replayed at the unlock. Answered that its delete landed, A took the
+/// replayed copy for a new file of its own and offered it back, while B,
+/// answered that its copy was applied and its own gone since, sent a
+/// delete of it: the same swap, for good.
+#[test]
+fn a_delete_crossing_a_replayed_update_settles_once() {
+    let v = replay_plain(778158);
+    assert!(v.is_empty(), "{v:#?}");
+}
+
+/// Not a bug of main, but of a first fix of seed 897392 (kept so that no
+/// later one makes it again): B's new folder `d/b` crossed A's new file
+/// `d/b`, and each side applied the other's copy. Each answer then found
+/// the peer holding this side's copy, and this side the peer's, unchanged
+/// since: taken as unchanged on both sides, each waited for the other,
+/// and the file and the folder stayed swapped. Both copies count as
+/// changes, and the rule decides alike on both sides.
+#[test]
+fn a_file_and_a_folder_swapped_by_crossing_offers_settle() {
+    let v = strict_seed(10568);
+    assert!(v.is_empty(), "{v:#?}");
+}

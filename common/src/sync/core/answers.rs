@@ -147,10 +147,15 @@ impl Core {
             // 22949: the peer's copy of a name this side had lost since,
             // never agreed here, was to get a delete; dropped here, the
             // peer kept it alone for good under the folder's new name).
-            let peer_only = qs.peer.is_none() && old.peer.is_some();
-            if peer_only {
-                qs.peer = old.peer;
-            }
+            // And only that: the move landed where the peer had nothing,
+            // so what this side heard of the new name before is gone
+            // there (plain seed 637367: A's inventory listed a file
+            // `A/e/a`, then A moved `d/e` to `A/e`; kept at B, that stale
+            // file made B offer the moved folder `A/e/a` back as a change
+            // of it, crossing A's delete of it, and the two swapped the
+            // folder and its absence for good).
+            let peer_only = old.peer.is_some();
+            qs.peer = old.peer;
             let need_local = qs.local.is_none();
             if need_local && local.is_some() {
                 self.set_local(&q, local);
@@ -292,9 +297,24 @@ impl Core {
             now: &theirs,
             changed: based.is_some(),
         };
+        // The peer holds nothing there now (this side's delete landed),
+        // while this side holds the base it agreed since, unchanged: a
+        // copy of the peer's that this side applied after its delete
+        // went, the peer having sent it before it took the delete. The
+        // peer decides: its copy's answer finds that copy gone there, and
+        // its delete (or what it holds now) comes across. Taken for a
+        // change here, it went back while the peer's delete came (plain
+        // seeds 897392, 778158: B's delete of `d/b` crossed A's new folder
+        // `d/b`, or A's delete crossed B's copy that A replayed at an
+        // unlock; each side applied the other's, and the folder and its
+        // absence swapped sides for good). Where both hold something, each
+        // applied the other's copy, and the rule decides alike on both
+        // sides, both taken as changed (strict seed 10568: a file and a
+        // folder swapped; each waiting for the other, neither went).
+        let yields = matches!(theirs, Holding::Absent { .. }) && !st.changed_here();
         let my_view = View {
             now: &mine,
-            changed: true,
+            changed: st.base.is_none() || !yields,
         };
         let win = rule::winner(my_view, their_view, side, precision);
         // What this side agreed under a folder the peer no longer holds
