@@ -2192,3 +2192,19 @@ fn a_file_and_a_folder_swapped_by_crossing_offers_settle() {
     let v = strict_seed(10568);
     assert!(v.is_empty(), "{v:#?}");
 }
+
+/// Bug (plain seeds 1054401 and 1417540, fixed in core/peer.rs, the
+/// `Queued` answer): B's new file `A` (or `c`) was queued at A's lock, and
+/// B's user then changed its mode. B offered the change with no base (the
+/// first offer not answered yet); A, which had replayed the first at the
+/// unlock by then, took the chmod for a conflict with its own copy, won
+/// on the equal time and sent B's file back without it: an echo, and the
+/// chmod lost. What the peer queued is the base of this side's next
+/// change: the peer applies it first.
+#[test]
+fn a_change_after_a_queued_update_names_it_as_its_base() {
+    for seed in [1054401, 1417540] {
+        let v = replay_plain(seed);
+        assert!(v.is_empty(), "seed {seed}: {v:#?}");
+    }
+}

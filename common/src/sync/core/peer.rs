@@ -48,6 +48,17 @@ impl Core {
                 if let Some(st) = self.paths.get_mut(&path) {
                     if let Some(Pending::Offered { op: o, sent, entry }) = st.pending.as_deref() {
                         if *o == op {
+                            // The peer applies what it queued before
+                            // anything this side sends after it (in order,
+                            // at the unlock): that is the base of this
+                            // side's next change (plain seeds 1054401,
+                            // 1417540: B's file queued at A, then chmodded
+                            // at B; B's next offer named no base, and A,
+                            // which had replayed the first one by then,
+                            // took the chmod for a conflict, won on the
+                            // equal time and sent B's file back without
+                            // it).
+                            st.peer = Some(Box::new(sent.clone()));
                             st.pending = Some(Box::new(Pending::Held {
                                 sent: sent.clone(),
                                 entry: entry.clone(),
