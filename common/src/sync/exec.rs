@@ -740,8 +740,19 @@ impl Exec {
                 }
                 for m in msgs {
                     if self.link.as_ref().is_some_and(|l| l.id == id) {
+                        let step = matches!(m.msg, PeerMsg::Digest(_) | PeerMsg::Inventory { .. });
                         self.feed(Input::Peer(m.msg));
                         drop(m.permit);
+                        // A reconciliation's step (this side's inventory,
+                        // its hashes) goes at once, not with the rest of
+                        // the burst: the peer reads it while this side goes
+                        // on. (Row 2: A's inventory waited for A's whole
+                        // reconciliation, B's peer's digest, inventory and
+                        // hashes arriving in one burst, and B read it only
+                        // then, before its first install.)
+                        if step && !self.outbox.is_empty() {
+                            self.flush_out();
+                        }
                     }
                 }
             }

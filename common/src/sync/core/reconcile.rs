@@ -172,6 +172,23 @@ impl Core {
                 last: i + 1 == n,
             }));
         }
+        // A side with nothing changed, pending, offered or locked has no
+        // look-alike to hash, whatever the peer's inventory holds (see
+        // `hash_look_alikes`), and nothing to answer before the decision
+        // (the hashes close what counts in it: see `LinkPhase::answered`;
+        // regression seed 38421, a lock's replay answered while
+        // reconciling): its (empty) hashes go with its inventory. The peer
+        // then decides as soon as it has both, instead of waiting until
+        // this side has read its whole inventory (row 2, an empty B: A's
+        // first offer waited for B to parse A's 10,000 entries, a serial
+        // step of the start).
+        let quiet = self.locked.is_empty()
+            && self.paths.values().all(|s| {
+                !s.changed_here() && s.pending.is_none() && s.lock.is_none() && !s.offered
+            });
+        if quiet {
+            self.hashed(Vec::new());
+        }
     }
 
     pub(super) fn link_down(&mut self) {
@@ -201,7 +218,13 @@ impl Core {
     }
 
     pub(super) fn inventory(&mut self, entries: Vec<InvEntry>, last: bool) {
-        let LinkPhase::Reconciling { theirs, listed, .. } = &mut self.link else {
+        let LinkPhase::Reconciling {
+            theirs,
+            listed,
+            hashes_sent,
+            ..
+        } = &mut self.link
+        else {
             return;
         };
         for e in entries {
@@ -209,7 +232,12 @@ impl Core {
         }
         if last {
             *listed = true;
-            self.hash_look_alikes();
+            if *hashes_sent {
+                // Sent with the inventory (see `digest`).
+                self.reconcile_if_ready();
+            } else {
+                self.hash_look_alikes();
+            }
         }
     }
 
@@ -229,8 +257,7 @@ impl Core {
                 let st = self.paths.get(&t.path)?;
                 let e = st.local.as_ref()?;
                 let v = t.now.version()?;
-                let look_alike = e.kind == Kind::File
-                    && st.changed_here()
+                let look_alike = may_look_alike(st)
                     && e.version().same_as(v, precision)
                     && !(e.hash.is_some() && v.hash.is_some());
                 look_alike.then(|| (t.path.clone(), e.clone()))
@@ -399,6 +426,12 @@ impl Core {
         });
         self.consider_all();
     }
+}
+
+/// Whether `st` may be a look-alike of the peer's entry: a file changed
+/// here (see `Core::hash_look_alikes`).
+fn may_look_alike(st: &super::PathState) -> bool {
+    st.changed_here() && st.local.as_ref().is_some_and(|e| e.kind == Kind::File)
 }
 
 /// A new name one side offered, that the other stored and took as agreed,

@@ -1059,3 +1059,53 @@ fn a_late_answer_to_an_earlier_runs_operation_is_not_a_new_ones() {
     w.assert_same();
     assert_eq!(w.b.disk.read("x").as_deref(), Some("two"));
 }
+
+/// Row 2 of the sync bench (10,000 files into an empty B): B has no file
+/// changed of its own, so no look-alike to hash, whatever A's inventory
+/// holds; its (empty) hashes go with its inventory, and A offers once it
+/// has both, without waiting for B to read A's whole inventory first (a
+/// serial step of the start).
+#[test]
+fn a_side_with_nothing_changed_sends_its_hashes_with_its_inventory() {
+    let mut w = World::new(NS, NS);
+    for i in 0..3 {
+        w.write(true, &format!("d/f{i}"), &format!("file {i}"));
+    }
+    w.settle();
+    let now = w.now;
+    let up = || Input::LinkUp {
+        peer: FsTraits::default(),
+    };
+    let sends = |fx: Vec<Effect>| -> Vec<PeerMsg> {
+        fx.into_iter()
+            .filter_map(|e| match e {
+                Effect::Send(m) => Some(m),
+                _ => None,
+            })
+            .collect()
+    };
+    let da = sends(w.a.core.handle(now, up()));
+    let db = sends(w.b.core.handle(now, up()));
+    let to_a = sends(w.b.core.handle(now, Input::Peer(da[0].clone())));
+    assert!(
+        matches!(to_a.last(), Some(PeerMsg::Hashes { hashes }) if hashes.is_empty()),
+        "{to_a:?}"
+    );
+    // A has files changed here: its hashes wait for B's inventory.
+    let to_b = sends(w.a.core.handle(now, Input::Peer(db[0].clone())));
+    assert!(
+        !to_b.iter().any(|m| matches!(m, PeerMsg::Hashes { .. })),
+        "{to_b:?}"
+    );
+    let mut fx = Vec::new();
+    for m in to_a {
+        fx.extend(w.a.core.handle(now, Input::Peer(m)));
+    }
+    assert_eq!(
+        fx.iter()
+            .filter(|e| matches!(e, Effect::SendFile { .. }))
+            .count(),
+        3,
+        "{fx:?}"
+    );
+}
