@@ -234,6 +234,47 @@ fn a_folder_moved_in_arrives_and_one_moved_out_is_deleted() {
 }
 
 #[test]
+fn folders_made_moved_in_or_installed_while_running_are_watched() {
+    // With the safety-net rescan pushed out of the way, a file written in a
+    // folder later arrives only if the folder got a watch of its own (on
+    // Linux the engine adds one per folder, as it lists each folder).
+    let pair = Pair::start_with_args(&["--rescan-secs", "600"], |_, _| {});
+    pair.wait_linked(20);
+    for w in pair.ways() {
+        let side = &w.arrow[..1];
+        // Made while running, two levels at once.
+        let made = format!("made-{side}");
+        std::fs::create_dir_all(w.from.join(&made).join("inner")).unwrap();
+        // Moved in from outside, with files and a folder in it.
+        let outside = pair.root.path().join(format!("outside-{side}"));
+        write_file(&outside, "moved/old.txt", b"old", None);
+        write_file(&outside, "moved/sub/older.txt", b"older", None);
+        let moved = format!("moved-{side}");
+        std::fs::rename(outside.join("moved"), w.from.join(&moved)).unwrap();
+        pair.wait_same(SECS, &format!("{moved}/old.txt"));
+        pair.wait_same(SECS, &format!("{moved}/sub/older.txt"));
+        pair.wait(SECS, "the new folders to arrive", || {
+            w.to.join(&made).join("inner").is_dir()
+        });
+        // Written after, on the side that made the folders, then on the
+        // side whose engine made them (installed from the peer).
+        let dirs = [
+            made.clone(),
+            format!("{made}/inner"),
+            moved.clone(),
+            format!("{moved}/sub"),
+        ];
+        for (here, to_side) in [(w.from, "there"), (w.to, "back")] {
+            for dir in &dirs {
+                let name = format!("{dir}/later-{to_side}.txt");
+                write_file(here, &name, to_side.as_bytes(), None);
+                pair.wait_same(SECS, &name);
+            }
+        }
+    }
+}
+
+#[test]
 fn folders_are_created_renamed_and_deleted_on_the_other_side() {
     let pair = Pair::start_linked();
     // Same size and time: only their names tell them apart when the folder moves.

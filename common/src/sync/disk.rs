@@ -961,17 +961,23 @@ pub fn scan(
     ignore: &crate::ignore::Ignore,
     fs: FsTraits,
 ) -> io::Result<Found> {
-    scan_with(root, dir, ignore, fs, &mut |_| {})
+    scan_with(root, dir, ignore, fs, &mut |_| {}, &mut |_| {})
 }
 
 /// [`scan`], telling `progress` how many entries it found so far after
-/// each folder (the start-up scan's progress in `lab3 status`).
+/// each folder (the start-up scan's progress in `lab3 status`), and
+/// `before_listing` the folders it will list (relative to the root, `dir`
+/// first, then the folders found in each folder it listed), before it
+/// lists any of them: the watcher watches them there (see
+/// [`super::watcher::Watcher::add`]), so that a file made in a folder is
+/// either listed or seen by the folder's watch.
 pub fn scan_with(
     root: &Path,
     dir: &str,
     ignore: &crate::ignore::Ignore,
     fs: FsTraits,
     progress: &mut dyn FnMut(usize),
+    before_listing: &mut dyn FnMut(&[String]),
 ) -> io::Result<Found> {
     let top = if dir.is_empty() {
         root.to_path_buf()
@@ -986,7 +992,10 @@ pub fn scan_with(
     }
     let (mut found, mut skipped) = (Vec::new(), Vec::new());
     let mut folders = vec![(top, dir.to_string())];
+    before_listing(&[dir.to_string()]);
+    let mut found_here = Vec::new();
     while let Some((folder, prefix)) = folders.pop() {
+        let first_found = folders.len();
         let names = match std::fs::read_dir(&folder) {
             Ok(names) => names,
             Err(e) => {
@@ -1035,6 +1044,11 @@ pub fn scan_with(
                 folders.push((item.path(), rel.clone()));
             }
             here.push((rel, item));
+        }
+        if folders.len() > first_found {
+            found_here.clear();
+            found_here.extend(folders[first_found..].iter().map(|(_, rel)| rel.clone()));
+            before_listing(&found_here);
         }
         let ids = super::identity::FolderIds::read(&folder);
         for (rel, looked) in stat_entries(here, &ids) {

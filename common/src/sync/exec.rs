@@ -115,7 +115,9 @@ struct Exec {
     /// Files handed to the link to send, not yet read.
     sending: usize,
     scanning: bool,
-    watching: bool,
+    /// The folder's watch (none where it could not be made); on Linux the
+    /// engine adds each folder's watch as it lists the folder.
+    watch: Option<watcher::Watcher>,
     /// Set once the watch limit left folders without events.
     watch_limit: Arc<watcher::WatchLimit>,
     /// Skipped paths already warned about.
@@ -184,9 +186,8 @@ pub fn start(cfg: SyncConfig) -> anyhow::Result<SyncHandle> {
     std::thread::Builder::new()
         .name("sync engine".into())
         .spawn(move || match prepare(engine.clone(), opened, run) {
-            Ok((exec, watch, hint_rx, flag)) => {
+            Ok((exec, hint_rx, flag)) => {
                 engine.startup.finish(Ok(()));
-                let _watch = watch;
                 rt.block_on(exec.run(rx, hint_rx, flag));
             }
             Err(e) => {
@@ -199,17 +200,11 @@ pub fn start(cfg: SyncConfig) -> anyhow::Result<SyncHandle> {
 
 /// The engine's start on its own thread: the journal read while the folder
 /// is watched and scanned, then the core made from both.
-#[allow(clippy::type_complexity)]
 fn prepare(
     handle: SyncHandle,
     opened: Option<Records>,
     run: u64,
-) -> anyhow::Result<(
-    Exec,
-    Option<watcher::Watcher>,
-    mpsc::Receiver<Hint>,
-    Arc<RescanFlag>,
-)> {
+) -> anyhow::Result<(Exec, mpsc::Receiver<Hint>, Arc<RescanFlag>)> {
     let cfg = handle.cfg.clone();
     let fs = handle.fs;
     let t0 = std::time::Instant::now();
@@ -344,7 +339,7 @@ fn prepare(
         unlocks: HashMap::new(),
         sending: 0,
         scanning: false,
-        watching: watch.is_some(),
+        watch,
         watch_limit,
         warned: HashSet::new(),
         unsent_seen: 0,
@@ -352,7 +347,7 @@ fn prepare(
     exec.warn_skipped(&skipped);
     exec.feed(Input::Scanned { entries: found });
     tracing::debug!("start-up: scan taken at {:?}", t0.elapsed());
-    Ok((exec, watch, hint_rx, flag))
+    Ok((exec, hint_rx, flag))
 }
 
 /// The journal, the core's state of every path it kept (taken out of
@@ -407,11 +402,14 @@ fn log_traits(cfg: &SyncConfig, fs: FsTraits) {
 /// The folder's side of a start: the watch, then the start-up scan (its
 /// progress told to `handle`'s [`StartUp`](super::startup::StartUp)).
 fn look_at_folder(cfg: &SyncConfig, handle: &SyncHandle) -> anyhow::Result<Folder> {
-    // Watching starts before the start-up scan: a file made between the
-    // two is then seen by one or the other (or both), never by neither.
+    // Each folder is watched before the start-up scan lists it (on Linux
+    // the scan adds the watches itself, folder by folder: one walk of the
+    // tree, not notify's recursive walk and then the scan; elsewhere the
+    // root is watched recursively here): a file made in a folder before
+    // its watch is listed, one made after raises an event, never neither.
     let (hint_tx, hint_rx) = mpsc::channel(16 * 1024);
     let flag = Arc::new(RescanFlag::default());
-    let watch = match watcher::watch(
+    let mut watch = match watcher::watch(
         &cfg.root,
         cfg.ignore.clone(),
         hint_tx,
@@ -428,7 +426,7 @@ fn look_at_folder(cfg: &SyncConfig, handle: &SyncHandle) -> anyhow::Result<Folde
             None
         }
     };
-    tracing::debug!("start-up: watching");
+    tracing::debug!("start-up: watcher made");
     let delay = super::startup::test_delay_per_folder();
     let mut progress = |n: usize| {
         handle.startup.found(n);
@@ -436,7 +434,19 @@ fn look_at_folder(cfg: &SyncConfig, handle: &SyncHandle) -> anyhow::Result<Folde
             std::thread::sleep(d);
         }
     };
-    let (found, skipped) = disk::scan_with(&cfg.root, "", &cfg.ignore, handle.fs, &mut progress)?;
+    let mut watch_folders = |dirs: &[String]| {
+        if let Some(w) = watch.as_mut() {
+            w.add(dirs);
+        }
+    };
+    let (found, skipped) = disk::scan_with(
+        &cfg.root,
+        "",
+        &cfg.ignore,
+        handle.fs,
+        &mut progress,
+        &mut watch_folders,
+    )?;
     Ok(Folder {
         watch,
         hint_rx,
@@ -516,7 +526,7 @@ impl Exec {
         if let Some(every) = self.cfg.rescan_every {
             return every;
         }
-        if self.watching
+        if self.watch.is_some()
             && !self.watch_limit.is_hit()
             && !crate::scan::events_may_be_missing(&self.cfg.root)
         {
@@ -575,7 +585,14 @@ impl Exec {
     /// holds (a folder moved in raises no events for its contents, and
     /// files made in a new folder before its watch was added raise none).
     /// A file replaced by a folder is a new folder even where the folder
-    /// got the file's inode number back.
+    /// got the file's inode number back. A folder not watched yet (made or
+    /// moved in since the start, here or by an install) is watched, and
+    /// then what it holds is looked at, whether new to the core or not:
+    /// the watch is added before the folder is listed (see
+    /// [`Exec::folder_contents`]), so a file made in it before the watch
+    /// is listed and one made after raises an event. (notify's recursive
+    /// watch did the same for a new folder: watched it and its folders,
+    /// and left what was made in them before to the engine's look.)
     fn look(&mut self, path: String, closed: bool) {
         let mut entry = match self.disk.stat(&path) {
             Ok(e) => e,
@@ -606,21 +623,39 @@ impl Exec {
                     .and_then(|s| s.local.as_ref())
                     .is_none_or(|l| l.id != e.id || l.kind != core::Kind::Dir)
         });
+        let unwatched = entry.as_ref().is_some_and(|e| {
+            e.kind == core::Kind::Dir && self.watch.as_ref().is_some_and(|w| !w.is_watched(&path))
+        });
         self.feed(Input::Observed {
             path: path.clone(),
             entry,
             closed,
         });
-        if new_dir {
+        if new_dir || unwatched {
             for input in self.folder_contents(&path) {
                 self.feed(input);
             }
         }
     }
 
-    /// What folder `path` holds, as observations for the core.
+    /// What folder `path` holds, as observations for the core; each folder
+    /// in it not watched yet is watched before it is listed.
     fn folder_contents(&mut self, path: &str) -> Vec<Input> {
-        match disk::scan(&self.cfg.root, path, &self.cfg.ignore, self.handle.fs) {
+        let watch = &mut self.watch;
+        let mut watch_folders = |dirs: &[String]| {
+            if let Some(w) = watch.as_mut() {
+                w.add(dirs);
+            }
+        };
+        let scanned = disk::scan_with(
+            &self.cfg.root,
+            path,
+            &self.cfg.ignore,
+            self.handle.fs,
+            &mut |_| {},
+            &mut watch_folders,
+        );
+        match scanned {
             Ok((found, skipped)) => {
                 self.warn_skipped(&skipped);
                 found
