@@ -2208,3 +2208,18 @@ fn a_change_after_a_queued_update_names_it_as_its_base() {
         assert!(v.is_empty(), "seed {seed}: {v:#?}");
     }
 }
+
+/// Bug (plain seed 1087408, fixed in core/peer.rs `fn incoming`): B's
+/// user made `e/b` by a rename into a new folder `e`, which B's core had
+/// not seen yet when A's delete of `e` reached it. Holding no entry for
+/// `e`, B answered the delete as the same (both absent), though its disk
+/// held `e` and `e/b` in it; A, which had installed B's `e/b` meanwhile
+/// (making `e` anew), forgot on that answer what it held under `e`, took
+/// the installed copy for a new file of its own and sent it back: an
+/// echo. A delete of a folder this side has names under is refused for
+/// now, until this side sees the folder.
+#[test]
+fn a_delete_of_a_folder_not_seen_here_yet_waits_for_it() {
+    let v = replay_plain(1087408);
+    assert!(v.is_empty(), "{v:#?}");
+}

@@ -202,6 +202,26 @@ impl Core {
             self.refuse_for_now(op, path, holds, "a file here above it; offered again");
             return;
         }
+        // The peer's delete of a folder this side holds no entry for,
+        // but names under it that it does hold (a folder made here by a
+        // user, its names seen before it: plain seed 1087408, B's `e/b`
+        // made by a rename into a new `e`, B's core not yet aware of `e`
+        // itself): not "both absent", the folder is on this side's disk.
+        // Answered as the same, the peer forgot what it holds under it,
+        // took the copy it had installed of this side's name for a new
+        // one of its own and sent it back. Refused for now: once this
+        // side sees the folder, the peer's delete meets it as it is.
+        if theirs.version().is_none()
+            && self.paths.get(&path).is_none_or(|s| s.local.is_none())
+            && self.has_local_children(&path)
+        {
+            let holds = self.paths.get(&path).map_or(
+                Holding::Absent { deleted_ns: None },
+                super::state::holding_of,
+            );
+            self.refuse_for_now(op, path, holds, "a folder here not seen yet; offered again");
+            return;
+        }
         let st = self.paths.entry(path.clone()).or_default();
         if parent_busy || matches!(st.pending.as_deref(), Some(Pending::Applying { .. })) {
             let holds = st.holding();
