@@ -2223,3 +2223,17 @@ fn a_delete_of_a_folder_not_seen_here_yet_waits_for_it() {
     let v = replay_plain(1087408);
     assert!(v.is_empty(), "{v:#?}");
 }
+
+/// Bug (plain seeds 2271438 and 2863704, fixed in core/answers.rs
+/// `refused`): B's file was renamed and then written to. The rename went
+/// across as a move at once (no content travels), and A refused it (its
+/// copy of the source had changed); B then offered the whole file at
+/// once, 297 ms after its last write and still open: a partial file sent.
+/// A refused move's file is offered like any change, once quiet.
+#[test]
+fn a_refused_moves_file_waits_for_quiet() {
+    for seed in [2271438, 2863704] {
+        let v = replay_plain(seed);
+        assert!(v.is_empty(), "seed {seed}: {v:#?}");
+    }
+}

@@ -544,14 +544,13 @@ impl Core {
                 }
             }
             // Offered as a change only if it still is one (the peer's own
-            // copy may have landed there meanwhile).
-            let changed = self.paths.get(&path).is_some_and(|s| s.changed_here());
-            if let Some(e) = self.paths.get(&path).and_then(|s| s.local.clone()) {
-                if changed {
-                    self.offer(&path, e);
-                } else {
-                    self.consider(&path, false);
-                }
+            // copy may have landed there meanwhile), and once quiet, as
+            // any change: a move goes at once (no content travels), but
+            // its file may be written to since (plain seed 2271438: B's
+            // file renamed, then written; the move refused, the file went
+            // 297 ms after its last write, still open).
+            if self.paths.get(&path).is_some_and(|s| s.local.is_some()) {
+                self.consider(&path, false);
             }
             return;
         }
